@@ -1,0 +1,214 @@
+"""Typed settings loaded from TOML, with errors that name the file, the key and the fix."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+APP_NAME = "ctxbudget"
+
+
+class ConfigError(ValueError):
+    """A config file could not be used; the message names file, key and fix."""
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """Where the proxy listens and where it forwards."""
+
+    listen: str = "127.0.0.1:3000"
+    upstream: str = "http://127.0.0.1:8080"
+    allow_remote: bool = False
+
+
+@dataclass(frozen=True)
+class JournalSettings:
+    """The SQLite traffic journal."""
+
+    path: str = ""
+    store_bodies: bool = False
+    retention_days: float = 30.0
+    max_rows: int = 200_000
+
+
+@dataclass(frozen=True)
+class AnatomySettings:
+    """How requests are split into categories and counted."""
+
+    mcp_servers: list[str] = field(default_factory=list)
+    counter: str = "auto"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The llama-server being watched (and, for the doctor, the planned launch settings)."""
+
+    url: str = "http://127.0.0.1:8080"
+    api_key: str = ""
+    log_file: str = ""
+    poll_interval: float = 2.0
+    model: str = ""
+    ctx_size: int = 0
+    parallel: int = 0
+    flash_attn: str = "auto"
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    n_gpu_layers: str = "auto"
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """What the coding agent assumes about its context window."""
+
+    client: str = "claude"
+    context_window: int = 0
+
+
+@dataclass(frozen=True)
+class GpuSettings:
+    """GPU sampling through NVML."""
+
+    enabled: bool = True
+    interval: float = 2.0
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    """Dashboard behaviour."""
+
+    sparkline_requests: int = 60
+    log_lines: int = 2000
+    demo_speed: float = 4.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings; every field has a default so an empty file is valid."""
+
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+    journal: JournalSettings = field(default_factory=JournalSettings)
+    anatomy: AnatomySettings = field(default_factory=AnatomySettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
+    gpu: GpuSettings = field(default_factory=GpuSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    keys: dict[str, str] = field(default_factory=dict)
+    source: str = "defaults"
+
+    def journal_path(self) -> Path:
+        """The journal file: the configured path or one in the user data dir."""
+        if self.journal.path:
+            return Path(self.journal.path).expanduser()
+        return Path(platformdirs.user_data_dir(APP_NAME)) / "journal.sqlite3"
+
+
+def user_config_path() -> Path:
+    """The per-user config file location."""
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def find_config(explicit: str | None = None) -> Path | None:
+    """Apply the lookup order: --config, $CTXBUDGET_CONFIG, ./config.toml, user config dir."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (given with --config)")
+        return path
+    env = os.environ.get("CTXBUDGET_CONFIG")
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (given in CTXBUDGET_CONFIG)")
+        return path
+    for candidate in (Path.cwd() / "config.toml", user_config_path()):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(explicit: str | None = None) -> Settings:
+    """Load settings following the lookup order; defaults when no file exists."""
+    path = find_config(explicit)
+    if path is None:
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    return settings_from_dict(data, str(path))
+
+
+def settings_from_dict(data: dict[str, Any], source: str = "<dict>") -> Settings:
+    """Build Settings from parsed TOML, rejecting unknown keys and wrong types."""
+    kwargs: dict[str, Any] = {"source": source}
+    hints = typing.get_type_hints(Settings)
+    for section, value in data.items():
+        if section == "source" or section not in hints:
+            valid = ", ".join(f"[{f.name}]" for f in dataclasses.fields(Settings) if f.name != "source")
+            raise ConfigError(f"{source}: unknown section [{section}]; valid sections: {valid}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table, got {type(value).__name__}")
+        if section == "keys":
+            for key, binding in value.items():
+                if not isinstance(binding, str):
+                    raise ConfigError(
+                        f'{source}: [keys] {key}: expected a string such as "ctrl+r", got {binding!r}'
+                    )
+            kwargs["keys"] = dict(value)
+            continue
+        kwargs[section] = _build_section(hints[section], value, section, source)
+    return Settings(**kwargs)
+
+
+def _build_section(cls: type, values: dict[str, Any], section: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in hints:
+            valid = ", ".join(hints)
+            raise ConfigError(f"{source}: [{section}] {key}: unknown key; valid keys: {valid}")
+        out[key] = _check_type(value, hints[key], f"[{section}] {key}", source)
+    return cls(**out)
+
+
+def _check_type(value: Any, expected: Any, where: str, source: str) -> Any:
+    origin = typing.get_origin(expected)
+    if origin is list:
+        (item_type,) = typing.get_args(expected)
+        if not isinstance(value, list) or not all(isinstance(v, item_type) for v in value):
+            raise ConfigError(
+                f"{source}: {where}: expected a list of {item_type.__name__}, got {value!r}"
+            )
+        return list(value)
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{source}: {where}: unsupported type")  # not used by any field
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, bool):
+        raise ConfigError(f"{source}: {where}: expected int, got bool {value!r}")
+    if not isinstance(value, expected):
+        name = getattr(expected, "__name__", str(expected))
+        raise ConfigError(
+            f"{source}: {where}: expected {name}, got {type(value).__name__} {value!r}; "
+            f"write it as a TOML {name}"
+        )
+    return value
+
+
+def with_overrides(settings: Settings, section: str, **changes: Any) -> Settings:
+    """Return a copy with CLI overrides applied to one section (only values that were given)."""
+    given = {k: v for k, v in changes.items() if v is not None}
+    if not given:
+        return settings
+    current = getattr(settings, section)
+    return dataclasses.replace(settings, **{section: dataclasses.replace(current, **given)})

@@ -1,0 +1,1 @@
+"""Collectors for llama-server state and GPU usage, returning frozen snapshots."""

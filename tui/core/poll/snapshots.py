@@ -1,0 +1,173 @@
+"""Frozen, timestamped snapshots of llama-server and GPU state that the dashboard renders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ServerState = Literal["loading", "up", "sleeping", "down"]
+
+
+@dataclass(frozen=True)
+class SlotSnapshot:
+    """One server slot as reported by GET /slots (idle slots lack the per-task fields)."""
+
+    id: int
+    n_ctx: int
+    is_processing: bool
+    id_task: int | None = None
+    # Tokens currently held in this slot's KV cache (prompt + generated so far).
+    n_prompt_tokens: int = 0
+    # Per-task counters; llama-server resets them to 0 when the task ends.
+    n_prompt_tokens_processed: int = 0
+    n_prompt_tokens_cache: int = 0
+    n_decoded: int = 0
+    # Live generation speed from n_decoded deltas between two polls; None when not measurable.
+    decode_rate: float | None = None
+
+    @property
+    def fill(self) -> float:
+        """KV fill of this slot: n_prompt_tokens / n_ctx (0.0 when n_ctx is unknown)."""
+        return self.n_prompt_tokens / self.n_ctx if self.n_ctx > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """Counters and gauges from GET /metrics, plus throughputs derived from counter deltas."""
+
+    ts: float
+    prompt_tokens_total: float = 0.0
+    prompt_tokens_cached_total: float = 0.0
+    prompt_seconds_total: float = 0.0
+    tokens_predicted_total: float = 0.0
+    tokens_predicted_seconds_total: float = 0.0
+    n_decode_total: float = 0.0
+    requests_processing: float = 0.0
+    requests_deferred: float = 0.0
+    n_tokens_max: float = 0.0
+    # Derived from deltas against the previous scrape (None on the first scrape or without new work).
+    prompt_tokens_per_s: float | None = None
+    predicted_tokens_per_s: float | None = None
+    # Prompt tokens since the previous scrape: evaluated vs reused from cache.
+    prompt_tokens_delta: float = 0.0
+    prompt_tokens_cached_delta: float = 0.0
+
+    @property
+    def cached_ratio(self) -> float | None:
+        """Lifetime share of prompt tokens served from cache (None before any prompt)."""
+        total = self.prompt_tokens_total + self.prompt_tokens_cached_total
+        return self.prompt_tokens_cached_total / total if total > 0 else None
+
+    @property
+    def prompt_tokens_per_s_avg(self) -> float | None:
+        """Lifetime average prompt processing speed in tokens/s."""
+        if self.prompt_seconds_total <= 0:
+            return None
+        return self.prompt_tokens_total / self.prompt_seconds_total
+
+    @property
+    def predicted_tokens_per_s_avg(self) -> float | None:
+        """Lifetime average generation speed in tokens/s (counters move only at request end)."""
+        if self.tokens_predicted_seconds_total <= 0:
+            return None
+        return self.tokens_predicted_total / self.tokens_predicted_seconds_total
+
+
+@dataclass(frozen=True)
+class ServerSnapshot:
+    """One poll of llama-server: state, model, slots and metrics."""
+
+    ts: float
+    state: ServerState
+    url: str
+    error: str = ""
+    model: str = ""
+    model_path: str = ""
+    build: str = ""
+    n_slots: int = 0
+    n_ctx_slot: int = 0
+    n_ctx_train: int | None = None
+    slots: tuple[SlotSnapshot, ...] = ()
+    metrics: MetricsSnapshot | None = None
+    requests_deferred: int | None = None
+    last_ok_ts: float | None = None
+    # Why slots or metrics are missing while up, e.g. "metrics disabled (start llama-server with --metrics)".
+    notes: tuple[str, ...] = ()
+
+    @property
+    def busy_slots(self) -> int:
+        """Number of slots currently processing a task."""
+        return sum(1 for s in self.slots if s.is_processing)
+
+    @property
+    def decode_rate(self) -> float | None:
+        """Sum of the live decode rates of busy slots (None when none is measurable)."""
+        rates = [s.decode_rate for s in self.slots if s.decode_rate is not None]
+        return sum(rates) if rates else None
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    """One NVIDIA GPU as sampled through NVML; None where NVML does not support a reading."""
+
+    index: int
+    name: str
+    mem_used: int
+    mem_total: int
+    util_pct: float | None = None
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    # Energy since driver load (NVML counter) or integrated from power samples, in millijoules.
+    energy_mj: float | None = None
+    energy_source: Literal["counter", "integrated", "none"] = "none"
+    # VRAM used by the watched llama-server process on this device.
+    process_vram: int | None = None
+
+
+@dataclass(frozen=True)
+class BufferSizes:
+    """Memory buffers llama-server reported in its log for one backend device, in MiB."""
+
+    device: str
+    model_mib: float = 0.0
+    kv_mib: float = 0.0
+    compute_mib: float = 0.0
+    output_mib: float = 0.0
+    recurrent_mib: float = 0.0
+
+    @property
+    def total_mib(self) -> float:
+        """Sum of all buffers on this device."""
+        return self.model_mib + self.kv_mib + self.compute_mib + self.output_mib + self.recurrent_mib
+
+
+@dataclass(frozen=True)
+class GpuSnapshot:
+    """One GPU sample, or the reason there is none plus fallback memory facts."""
+
+    ts: float
+    available: bool
+    reason: str = ""
+    devices: tuple[GpuDevice, ...] = ()
+    server_pid: int | None = None
+    # Total VRAM of the server process across devices (None when unknown or no GPU).
+    server_process_vram: int | None = None
+    # Fallback facts: buffer sizes from the server log and the server process RSS (bytes).
+    buffers: tuple[BufferSizes, ...] = ()
+    process_rss: int | None = None
+
+    @property
+    def mem_used(self) -> int:
+        """VRAM used across all devices in bytes."""
+        return sum(d.mem_used for d in self.devices)
+
+    @property
+    def mem_total(self) -> int:
+        """VRAM across all devices in bytes."""
+        return sum(d.mem_total for d in self.devices)
+
+    @property
+    def power_w(self) -> float | None:
+        """Power draw across devices in watts (None when no device reports it)."""
+        values = [d.power_w for d in self.devices if d.power_w is not None]
+        return sum(values) if values else None

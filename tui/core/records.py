@@ -1,0 +1,125 @@
+"""The journal row: one forwarded request with its anatomy, accounting and cache-break info."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tui.core.anatomy.model import Anatomy
+
+
+@dataclass(frozen=True)
+class CacheBreak:
+    """Where a request first differs from the previous one in its conversation."""
+
+    where: str
+    description: str
+    reusable_prefix_tokens: int
+    server_reused_tokens: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return {
+            "where": self.where,
+            "description": self.description,
+            "reusable_prefix_tokens": self.reusable_prefix_tokens,
+            "server_reused_tokens": self.server_reused_tokens,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CacheBreak:
+        """Rebuild from `to_json` output."""
+        return cls(
+            where=str(data.get("where", "")),
+            description=str(data.get("description", "")),
+            reusable_prefix_tokens=int(data.get("reusable_prefix_tokens", 0)),
+            server_reused_tokens=data.get("server_reused_tokens"),
+        )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the server reported about a response (any field may be unknown)."""
+
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None
+    output_tokens: int | None = None
+    prompt_per_second: float | None = None
+    gen_per_second: float | None = None
+    prompt_ms: float | None = None
+    gen_ms: float | None = None
+    stop_reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Usage:
+        """Rebuild from `to_json` output."""
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One row of the traffic journal."""
+
+    id: int
+    ts: float
+    method: str
+    path: str
+    status: int
+    session_id: str = ""
+    kind: str = "main"  # main | title | subagent | count_tokens | other
+    model: str = ""
+    dialect: str = ""
+    stream: bool = False
+    ttfb_ms: float | None = None
+    total_ms: float | None = None
+    request_bytes: int = 0
+    response_bytes: int = 0
+    anatomy: Anatomy | None = None
+    usage: Usage = field(default_factory=Usage)
+    cache_break: CacheBreak | None = None
+    unparsed_reason: str | None = None
+    error: str | None = None
+    has_body: bool = False
+
+    @property
+    def prompt_tokens(self) -> int | None:
+        """Server prompt tokens when known, else the anatomy total."""
+        if self.usage.prompt_tokens is not None:
+            return self.usage.prompt_tokens
+        return self.anatomy.total_tokens if self.anatomy else None
+
+    @property
+    def reused_fraction(self) -> float | None:
+        """Share of the prompt the server took from its cache."""
+        prompt = self.usage.prompt_tokens
+        if not prompt or self.usage.cached_tokens is None:
+            return None
+        return self.usage.cached_tokens / prompt
+
+    def to_json(self) -> dict[str, Any]:
+        """The `requests --json` contract."""
+        return {
+            "id": self.id,
+            "ts": self.ts,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "session": self.session_id,
+            "kind": self.kind,
+            "model": self.model,
+            "dialect": self.dialect,
+            "stream": self.stream,
+            "ttfb_ms": self.ttfb_ms,
+            "total_ms": self.total_ms,
+            "request_bytes": self.request_bytes,
+            "response_bytes": self.response_bytes,
+            "anatomy": self.anatomy.to_json() if self.anatomy else None,
+            "usage": self.usage.to_json(),
+            "cache_break": self.cache_break.to_json() if self.cache_break else None,
+            "unparsed_reason": self.unparsed_reason,
+            "error": self.error,
+        }
