@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from tui.core.anatomy.body import BodyError, decode_bytes, guess_dialect, header, parse_json_object, route
+from tui.core.anatomy.build import build_anatomy, piece_tokens
+from tui.core.anatomy.cache_break import explain, signature
 from tui.core.anatomy.exchange import Exchange
 from tui.core.anatomy.model import Anatomy
+from tui.core.anatomy.pieces import Split
+from tui.core.anatomy.response import parse_usage
+from tui.core.anatomy.sessions import SessionTracker
+from tui.core.anatomy.split_anthropic import split_anthropic
+from tui.core.anatomy.split_openai import split_openai
 from tui.core.records import CacheBreak, Usage
-from tui.core.tokens import TokenCounter
+from tui.core.tokens import CounterError, TokenCounter, measure
 
 
 @dataclass(frozen=True)
@@ -26,13 +35,89 @@ class AnalysisResult:
     unparsed_reason: str | None = None
 
 
+def split_body(body: dict[str, Any], dialect: str, mcp_servers: tuple[str, ...]) -> Split:
+    """Pieces of a request body in the given dialect ("anthropic" | "openai" | "auto")."""
+    if dialect == "auto":
+        dialect = guess_dialect(body)
+    if dialect == "anthropic":
+        return split_anthropic(body, mcp_servers)
+    return split_openai(body, mcp_servers)
+
+
+def anatomy_of(
+    split: Split, counter: TokenCounter, server_prompt_tokens: int | None = None
+) -> tuple[Anatomy, list[int]]:
+    """Count every piece with one counter (one batch) and aggregate; raises CounterError."""
+    texts = [p.text for p in split.pieces if p.fixed_tokens is None]
+    counts = measure(counter, texts)
+    tokens = piece_tokens(split.pieces, counts.values)
+    return build_anatomy(split, tokens, counts.counter, counts.exact, server_prompt_tokens), tokens
+
+
 class Analyzer:
-    """Stateful (sessions, cache) analyzer; call analyze() from one thread only."""
+    """Stateful (sessions, previous requests) analyzer; call analyze() from one thread only."""
 
     def __init__(self, counter: TokenCounter, mcp_servers: Sequence[str] = ()) -> None:
         self.counter = counter
         self.mcp_servers = tuple(mcp_servers)
+        self.sessions = SessionTracker()
 
     def analyze(self, exchange: Exchange) -> AnalysisResult:
         """Never raises: anything unexpected ends up in unparsed_reason."""
-        return AnalysisResult(unparsed_reason="analyzer not implemented yet")
+        usage = Usage()
+        try:
+            usage = self._usage(exchange)
+            return self._analyze(exchange, usage)
+        except Exception as exc:  # noqa: BLE001  (the proxy thread must survive any body)
+            return AnalysisResult(usage=usage, unparsed_reason=f"analyzer error: {type(exc).__name__}: {exc}")
+
+    def _usage(self, exchange: Exchange) -> Usage:
+        if not exchange.response_body:
+            return Usage()
+        try:
+            data = decode_bytes(exchange.response_body, exchange.response_headers)
+        except BodyError:
+            return Usage()
+        return parse_usage(data, header(exchange.response_headers, "content-type"))
+
+    def _analyze(self, exchange: Exchange, usage: Usage) -> AnalysisResult:
+        target = route(exchange.method, exchange.path)
+        if target is None:
+            bare = exchange.path.split("?", 1)[0]
+            return AnalysisResult(
+                usage=usage, unparsed_reason=f"not a model request: {exchange.method} {bare}"
+            )
+        try:
+            raw = decode_bytes(exchange.request_body, exchange.request_headers)
+            body = parse_json_object(raw, exchange.body_truncated)
+        except BodyError as exc:
+            return AnalysisResult(dialect=target.dialect, usage=usage, unparsed_reason=str(exc))
+        base = AnalysisResult(
+            model=str(body.get("model", "")),
+            dialect=target.dialect,
+            stream=bool(body.get("stream", False)),
+            usage=usage,
+        )
+        try:
+            split = split_body(body, target.dialect, self.mcp_servers)
+        except ValueError as exc:
+            return _with(base, unparsed_reason=str(exc))
+        info = self.sessions.identify(exchange.request_headers, body, split, target.counting)
+        base = _with(base, session_id=info.session_id, kind=info.kind)
+        try:
+            # Also known from a 400 exceed_context_size_error (n_prompt_tokens) or a count_tokens reply.
+            anatomy, tokens = anatomy_of(split, self.counter, usage.prompt_tokens)
+        except CounterError as exc:
+            return _with(base, unparsed_reason=f"token counter failed: {exc}")
+        cache_break = None
+        if info.lane is not None and exchange.status < 400:
+            sig = signature(split.pieces, tokens, split.message_count)
+            previous = self.sessions.previous(info.session_id, info.lane)
+            if previous is not None:
+                cache_break = explain(previous, sig, usage.cached_tokens)
+            self.sessions.remember(info.session_id, info.lane, sig)
+        return _with(base, anatomy=anatomy, cache_break=cache_break)
+
+
+def _with(result: AnalysisResult, **changes: Any) -> AnalysisResult:
+    return replace(result, **changes)

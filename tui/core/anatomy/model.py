@@ -110,12 +110,18 @@ class Anatomy:
             exact=bool(data.get("exact", False)),
             categories={k: int(v) for k, v in data.get("categories", {}).items()},
             mcp_servers={k: dict(v) for k, v in data.get("mcp_servers", {}).items()},
-            tools=tuple(ToolCost(t["name"], t.get("server"), int(t["tokens"])) for t in data.get("tools", [])),
+            tools=tuple(
+                ToolCost(t["name"], t.get("server"), int(t["tokens"])) for t in data.get("tools", [])
+            ),
             tool_results_by_tool=dict(data.get("tool_results_by_tool", {})),
             image_count=int(data.get("images", {}).get("count", 0)),
             parts=tuple(
                 Part(
-                    p["category"], p["label"], int(p["tokens"]), p.get("server"), p.get("tool"),
+                    p["category"],
+                    p["label"],
+                    int(p["tokens"]),
+                    p.get("server"),
+                    p.get("tool"),
                     p.get("message_index"),
                 )
                 for p in data.get("parts", [])

@@ -1,0 +1,553 @@
+"""Added latency, CPU and memory of the ctxbudget proxy versus talking to the upstream directly.
+
+Three processes: a fast fake LLM upstream (raw asyncio), the proxy (ProxyService with its real journal and
+analyzer), and a load client (raw sockets, keep-alive). Direct and proxied requests are interleaved
+A B B A so drift cancels. The request body is a ~150 KB Claude-Code-shaped /v1/messages request.
+
+    python bench/proxy_bench.py                 # full run (about a minute on 2 cores)
+    python bench/proxy_bench.py --iterations 50 # quicker
+    python bench/proxy_bench.py --json out.json # also write the numbers
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SSE_EVENTS = 200
+JSON_REPLY = json.dumps(
+    {
+        "id": "msg_bench", "type": "message", "role": "assistant", "model": "bench",
+        "content": [{"type": "text", "text": "ok " * 40}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": 1200, "cache_read_input_tokens": 30000, "output_tokens": 40},
+    }
+).encode()
+
+
+# ---------------------------------------------------------------- request body
+
+def claude_code_body(target_bytes: int = 150_000) -> bytes:
+    """A deterministic Claude-Code-shaped streaming Messages request of about target_bytes."""
+    words = ("file", "tool", "context", "token", "agent", "buffer", "server", "request", "cache", "slot")
+
+    def prose(n: int, seed: int) -> str:
+        return " ".join(words[(seed * 7 + i * 3) % len(words)] for i in range(n))
+
+    tools = [
+        {
+            "name": name,
+            "description": prose(260, i),
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    f"arg{j}": {"type": "string", "description": prose(18, i + j)} for j in range(6)
+                },
+                "required": ["arg0"],
+            },
+        }
+        for i, name in enumerate(
+            ["Bash", "Read", "Edit", "Write", "Glob", "Grep", "Agent", "WebFetch", "TodoWrite",
+             "NotebookEdit", "ListMcpResourcesTool", "ReadMcpResourceTool", "mcp__filesystem__read_file",
+             "mcp__filesystem__list_directory", "mcp__memory__create_entities", "mcp__memory__search_nodes"]
+        )
+    ]
+    body: dict[str, Any] = {
+        "model": "claude-sonnet-bench",
+        "max_tokens": 32000,
+        "stream": True,
+        "thinking": {"type": "enabled", "budget_tokens": 31999},
+        "metadata": {"user_id": json.dumps({"device_id": "bench", "session_id": "bench-session"})},
+        "system": [
+            {"type": "text",
+             "text": "x-anthropic-billing-header: cc_version=2.1.197.abc; cc_entrypoint=cli;"},
+            {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.",
+             "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": prose(4500, 1), "cache_control": {"type": "ephemeral"}},
+        ],
+        "tools": tools,
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "<system-reminder>" + prose(600, 2) + "</system-reminder>"},
+                {"type": "text", "text": "fix the failing test in the proxy"},
+            ]},
+        ],
+    }
+    turn = 0
+    while len(json.dumps(body)) < target_bytes:
+        turn += 1
+        body["messages"].append({"role": "assistant", "content": [
+            {"type": "text", "text": prose(40, turn)},
+            {"type": "tool_use", "id": f"toolu_{turn}", "name": "Read", "input": {"arg0": f"src/f{turn}.py"}},
+        ]})
+        body["messages"].append({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": f"toolu_{turn}", "content": prose(300, turn)},
+        ]})
+    body["messages"][-1]["content"][-1]["cache_control"] = {"type": "ephemeral"}
+    return json.dumps(body).encode()
+
+
+# ---------------------------------------------------------------- fake upstream
+
+async def upstream_main(port: int) -> None:
+    """A raw asyncio HTTP/1.1 server: JSON or 200-event SSE replies with no delay, keep-alive."""
+    sse_events = [
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
+        b'{"type":"text_delta","text":"tok%d"}}\n\n' % i
+        for i in range(SSE_EVENTS)
+    ]
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                stream = False
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    key = name.strip().lower()
+                    if key == b"content-length":
+                        length = int(value)
+                    elif key == b"x-bench-mode":
+                        stream = value.strip() == b"stream"
+                if length:
+                    await reader.readexactly(length)
+                if not stream:
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                        % len(JSON_REPLY) + JSON_REPLY
+                    )
+                    await writer.drain()
+                    continue
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n"
+                )
+                for event in sse_events:
+                    writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+                    await writer.drain()
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+# ---------------------------------------------------------------- proxies under test
+
+async def proxy_main(port: int, upstream: str, journal: str, analysis: str, pipeline: str) -> None:
+    """The real ProxyService (journal + analyzer in its background thread)."""
+    sys.path.insert(0, str(REPO))
+    from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
+    from tui.core.proxy import ProxyService
+
+    settings = Settings(
+        proxy=ProxySettings(listen=f"127.0.0.1:{port}", upstream=upstream),
+        journal=JournalSettings(path=journal),
+        anatomy=AnatomySettings(counter="tiktoken", mcp_servers=["filesystem", "memory"]),
+    )
+    from tui.core.pipeline import NullAnalyzer
+
+    factory = NullAnalyzer if analysis == "off" else None
+    service = ProxyService(settings, analyzer_factory=factory, analysis=pipeline)
+    await service.start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+async def minimal_proxy_main(port: int, upstream: str) -> None:
+    """For calibration: a ~30-line aiohttp server + aiohttp client pass-through (no capture, no journal)."""
+    import aiohttp
+    from aiohttp import web
+
+    session = aiohttp.ClientSession(auto_decompress=False)
+    drop = {"host", "content-length", "transfer-encoding", "connection"}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in drop]
+        url = upstream + request.raw_path
+        async with session.request(request.method, url, headers=headers, data=body) as up:
+            response = web.StreamResponse(
+                status=up.status, headers=[(k, v) for k, v in up.headers.items() if k.lower() not in drop]
+            )
+            await response.prepare(request)
+            async for chunk in up.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+
+    app = web.Application(client_max_size=1 << 30)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+async def httpx_proxy_main(port: int, upstream: str) -> None:
+    """For comparison: a minimal pass-through with the aiohttp server and an httpx client."""
+    import httpx
+    from aiohttp import web
+
+    client = httpx.AsyncClient(base_url=upstream, timeout=None)
+    drop = {"host", "content-length", "transfer-encoding", "connection"}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in drop]
+        upstream_req = client.build_request(request.method, request.raw_path, headers=headers, content=body)
+        upstream_resp = await client.send(upstream_req, stream=True)
+        response = web.StreamResponse(
+            status=upstream_resp.status_code,
+            headers=[(k, v) for k, v in upstream_resp.headers.items() if k.lower() not in drop],
+        )
+        await response.prepare(request)
+        async for chunk in upstream_resp.aiter_raw():
+            await response.write(chunk)
+        await upstream_resp.aclose()
+        await response.write_eof()
+        return response
+
+    app = web.Application(client_max_size=1 << 30)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+# ---------------------------------------------------------------- load client
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection that times the first response byte and the full body."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(
+        self, body: bytes, stream: bool, path: bytes = b"/v1/messages?beta=true"
+    ) -> tuple[float, float, int]:
+        """(ttfb ms, total ms, body bytes) of one POST."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        head = (
+            b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"x-api-key: bench-key\r\nanthropic-version: 2023-06-01\r\nX-Claude-Code-Session-Id: bench\r\n"
+            b"x-bench-mode: %s\r\nContent-Length: %d\r\n\r\n"
+            % (path, b"stream" if stream else b"json", len(body))
+        )
+        t0 = time.perf_counter()
+        self.writer.write(head + body)
+        first = await self.reader.read(1)
+        ttfb = time.perf_counter() - t0
+        rest = await self.reader.readuntil(b"\r\n\r\n")
+        headers = (first + rest).lower()
+        size = 0
+        if b"transfer-encoding: chunked" in headers:
+            while True:
+                line = await self.reader.readuntil(b"\r\n")
+                n = int(line.split(b";")[0], 16)
+                await self.reader.readexactly(n + 2)
+                size += n
+                if n == 0:
+                    break
+        else:
+            length = int(headers.split(b"content-length:")[1].split(b"\r\n")[0])
+            await self.reader.readexactly(length)
+            size = length
+        total = time.perf_counter() - t0
+        return ttfb * 1000.0, total * 1000.0, size
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process (all threads), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_s(pid: int, tid: int) -> float:
+    """utime + stime of one thread, seconds."""
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes (the analysis worker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def tree_cpu_s(pid: int) -> tuple[float, float]:
+    """(process CPU, its children's CPU) in seconds."""
+    kids = 0.0
+    for child in children(pid):
+        try:
+            kids += proc_cpu_s(child)
+        except OSError:
+            pass
+    return proc_cpu_s(pid), kids
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def pct(values: list[float], q: float) -> float:
+    """Percentile (nearest rank on the sorted values)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100.0 * (len(ordered) - 1))))]
+
+
+async def client_main(args: argparse.Namespace) -> None:
+    """Interleaved A/B/B/A load; prints one JSON document with all measurements."""
+    body = claude_code_body()
+    direct, proxied = Conn(args.upstream_port), Conn(args.proxy_port)
+    results: dict[str, Any] = {"body_bytes": len(body), "modes": {}}
+    proxied_count = 0
+    rss_at_1000: float | None = None
+    for stream in (False, True):
+        mode = "stream" if stream else "json"
+        for _ in range(args.warmup):
+            await direct.request(body, stream)
+            await proxied.request(body, stream)
+            proxied_count += 1
+        samples: dict[str, dict[str, list[float]]] = {
+            "direct": {"ttfb": [], "total": []}, "proxy": {"ttfb": [], "total": []}
+        }
+        cpu0, kids0 = tree_cpu_s(args.proxy_pid)
+        loop0 = thread_cpu_s(args.proxy_pid, args.proxy_pid)
+        for _ in range(args.iterations):
+            for side in ("direct", "proxy", "proxy", "direct"):
+                conn = direct if side == "direct" else proxied
+                ttfb, total, _ = await conn.request(body, stream)
+                samples[side]["ttfb"].append(ttfb)
+                samples[side]["total"].append(total)
+                if args.pace_ms:
+                    await asyncio.sleep(args.pace_ms / 1000.0)
+                if side == "proxy":
+                    proxied_count += 1
+                    if proxied_count == 1000:
+                        rss_at_1000 = rss_mb(args.proxy_pid)
+        n = 2 * args.iterations
+        cpu1, kids1 = tree_cpu_s(args.proxy_pid)
+        cpu = (cpu1 - cpu0) * 1000.0 / n
+        kids_cpu = (kids1 - kids0) * 1000.0 / n
+        loop_cpu = (thread_cpu_s(args.proxy_pid, args.proxy_pid) - loop0) * 1000.0 / n
+        summary: dict[str, Any] = {"n_per_side": n, "proxy_cpu_ms_per_request": round(cpu, 3),
+                                   "event_loop_cpu_ms_per_request": round(loop_cpu, 3),
+                                   "worker_cpu_ms_per_request": round(kids_cpu, 3)}
+        for metric in ("ttfb", "total"):
+            for q in (50, 99):
+                d = pct(samples["direct"][metric], q)
+                p = pct(samples["proxy"][metric], q)
+                summary[f"{metric}_p{q}_direct_ms"] = round(d, 3)
+                summary[f"{metric}_p{q}_proxy_ms"] = round(p, 3)
+                summary[f"added_{metric}_p{q}_ms"] = round(p - d, 3)
+            summary[f"added_{metric}_mean_ms"] = round(
+                statistics.fmean(samples["proxy"][metric]) - statistics.fmean(samples["direct"][metric]), 3
+            )
+        results["modes"][mode] = summary
+    results["proxied_requests"] = proxied_count
+    results["rss_mb_after_1000"] = round(rss_at_1000, 1) if rss_at_1000 else None
+    results["rss_mb_end"] = round(rss_mb(args.proxy_pid), 1)
+    results["worker_rss_mb_end"] = round(sum(rss_mb(c) for c in children(args.proxy_pid)), 1)
+    if args.journal:
+        results["journal"] = await journal_visibility(proxied, body, Path(args.journal), proxied_count)
+    print(json.dumps(results), flush=True)
+
+
+async def journal_visibility(
+    conn: Conn, body: bytes, journal: Path, proxied_total: int, n: int = 30
+) -> dict[str, Any]:
+    """Time from a finished proxied response to its row being visible to another process's reader."""
+    sys.path.insert(0, str(REPO))
+    from tui.core.journal import JournalReader
+
+    reader = JournalReader(journal)
+    delays: list[float] = []
+    deadline = time.monotonic() + 120
+    while reader.count() < proxied_total and time.monotonic() < deadline:  # let the backlog drain first
+        await asyncio.sleep(0.05)
+    reader.latest(1)
+    for i in range(n):
+        path = b"/v1/messages?beta=true&visibility=%d" % i
+        await conn.request(body, True, path)
+        done = time.perf_counter()
+        while not any(r.path == path.decode() for r in reader.poll()):
+            await asyncio.sleep(0.002)
+        delays.append((time.perf_counter() - done) * 1000.0)
+        await asyncio.sleep(0.05)
+    t0 = time.perf_counter()
+    for _ in range(1000):
+        reader.changed()
+    check_us = (time.perf_counter() - t0) * 1000.0
+    return {"visible_after_ms_p50": round(pct(delays, 50), 2), "visible_after_ms_max": round(max(delays), 2),
+            "change_check_us": round(check_us, 2)}
+
+
+# ---------------------------------------------------------------- orchestration
+
+def free_port() -> int:
+    """A free loopback port."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def spawn(*role_args: str) -> subprocess.Popen[str]:
+    """Start this script in another role and wait for its "ready" line."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *role_args], stdout=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        proc.kill()
+        raise SystemExit(f"bench: {role_args[:2]} did not start: {line!r}")
+    return proc
+
+
+def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -> dict[str, Any]:
+    """Start one proxy implementation, load it, stop it; returns the client's measurements."""
+    port = free_port()
+    journal = os.path.join(tmp, f"journal-{kind}.sqlite3") if kind == "ctxbudget" else ""
+    if kind == "ctxbudget":
+        role = ["--role", "proxy", "--journal", journal, "--analysis", args.analysis,
+                "--pipeline", args.pipeline]
+    else:
+        role = ["--role", "minimal-proxy" if kind == "minimal-aiohttp" else "httpx-proxy"]
+    proxy = spawn(*role, "--port", str(port), "--upstream", f"http://127.0.0.1:{upstream_port}")
+    try:
+        client = subprocess.run(
+            [sys.executable, __file__, "--role", "client", "--upstream-port", str(upstream_port),
+             "--proxy-port", str(port), "--proxy-pid", str(proxy.pid), "--iterations", str(args.iterations),
+             "--warmup", str(args.warmup), "--journal", journal, "--pace-ms", str(args.pace_ms)],
+            capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+            check=False,
+        )
+        if client.returncode != 0:
+            raise SystemExit(f"bench client failed:\n{client.stderr}")
+        result: dict[str, Any] = json.loads(client.stdout.strip().splitlines()[-1])
+        return result
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+
+
+def print_report(kind: str, result: dict[str, Any]) -> None:
+    """Human summary of one implementation."""
+    print(f"\n== {kind}: body {result['body_bytes']:,} B, {result['proxied_requests']} proxied requests")
+    print(f"{'mode':<7} {'added ttfb p50':>15} {'p99':>8} {'added total p50':>16} {'p99':>8} "
+          f"{'proxy cpu/req':>14} {'(event loop)':>13} {'worker cpu/req':>15}")
+    for mode, s in result["modes"].items():
+        print(f"{mode:<7} {s['added_ttfb_p50_ms']:>12.2f} ms {s['added_ttfb_p99_ms']:>5.2f} ms "
+              f"{s['added_total_p50_ms']:>13.2f} ms {s['added_total_p99_ms']:>5.2f} ms "
+              f"{s['proxy_cpu_ms_per_request']:>11.2f} ms {s['event_loop_cpu_ms_per_request']:>10.2f} ms "
+              f"{s['worker_cpu_ms_per_request']:>12.2f} ms")
+    print(f"proxy RSS after 1000 proxied requests: {result['rss_mb_after_1000']} MB; "
+          f"at end {result['rss_mb_end']} MB (analysis worker process: {result['worker_rss_mb_end']} MB)")
+    if "journal" in result:
+        j = result["journal"]
+        print(f"journal row visible to another process: p50 {j['visible_after_ms_p50']} ms, "
+              f"max {j['visible_after_ms_max']} ms after the response; "
+              f"change check {j['change_check_us']} us")
+
+
+def main() -> None:
+    """Parse the role and run it."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--role", default="main",
+        choices=["main", "upstream", "proxy", "minimal-proxy", "httpx-proxy", "client"],
+    )
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--upstream", default="")
+    parser.add_argument("--upstream-port", type=int, default=0)
+    parser.add_argument("--proxy-port", type=int, default=0)
+    parser.add_argument("--proxy-pid", type=int, default=0)
+    parser.add_argument("--journal", default="")
+    parser.add_argument(
+        "--iterations", type=int, default=250, help="A/B/B/A rounds per mode (2 per side each)"
+    )
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--pace-ms", type=float, default=0.0,
+                        help="pause between requests (0: back to back, worst case for the analysis worker)")
+    parser.add_argument(
+        "--compare", action="store_true",
+        help="also measure a minimal aiohttp pass-through and an aiohttp-server + httpx-client one",
+    )
+    parser.add_argument("--json", metavar="PATH", help="write all results as JSON")
+    parser.add_argument("--analysis", choices=["on", "off"], default="on",
+                        help="off: journal rows without anatomy (isolates the forwarding cost)")
+    parser.add_argument("--pipeline", choices=["process", "thread"], default="process",
+                        help="where analysis + journaling run (ProxyService(analysis=...))")
+    args = parser.parse_args()
+    if args.role == "upstream":
+        asyncio.run(upstream_main(args.port))
+    elif args.role == "proxy":
+        asyncio.run(proxy_main(args.port, args.upstream, args.journal, args.analysis, args.pipeline))
+    elif args.role == "minimal-proxy":
+        asyncio.run(minimal_proxy_main(args.port, args.upstream))
+    elif args.role == "httpx-proxy":
+        asyncio.run(httpx_proxy_main(args.port, args.upstream))
+    elif args.role == "client":
+        asyncio.run(client_main(args))
+    else:
+        upstream_port = free_port()
+        upstream = spawn("--role", "upstream", "--port", str(upstream_port))
+        results: dict[str, Any] = {}
+        try:
+            with tempfile.TemporaryDirectory(prefix="ctxbudget-bench-") as tmp:
+                kinds = ["ctxbudget"]
+                if args.compare:
+                    kinds += ["minimal-aiohttp", "aiohttp+httpx"]
+                for kind in kinds:
+                    results[kind] = run_one(kind, args, upstream_port, tmp)
+                    print_report(kind, results[kind])
+        finally:
+            upstream.terminate()
+            upstream.wait(10)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

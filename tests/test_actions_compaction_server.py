@@ -1,0 +1,66 @@
+"""Proxy-mode compaction end to end against the real llama-server (tiny model: the summary is nonsense)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.llama import RunningServer
+from test_actions_compaction import BODIES, follow_up
+
+from tui.core.actions.compaction import CompactionStore, validation_problems
+from tui.core.actions.compaction_summary import compact
+from tui.core.tokens import ServerCounter
+
+COUNT_PATHS = {"anthropic": "/v1/messages/count_tokens", "openai": "/v1/chat/completions/input_tokens"}
+SEND_PATHS = {"anthropic": "/v1/messages", "openai": "/v1/chat/completions"}
+
+
+def prompt_tokens(client: httpx.Client, dialect: str, body: dict[str, Any]) -> int:
+    response = client.post(COUNT_PATHS[dialect], json=body)
+    assert response.status_code == 200, response.text
+    return int(response.json()["input_tokens"])
+
+
+@pytest.mark.parametrize("dialect", ["anthropic", "openai"])
+def test_compaction_round_trip_on_real_server(
+    shared_llama_server: RunningServer, dialect: str, tmp_path: Path
+) -> None:
+    body = BODIES[dialect](3)
+    sent: list[str] = []
+
+    def record(request: httpx.Request) -> None:
+        sent.append(f"{request.method} {request.url.path}")
+
+    counter = ServerCounter(shared_llama_server.url)
+    with httpx.Client(timeout=120, event_hooks={"request": [record]}) as client:
+        item = compact(
+            body,
+            dialect,
+            "sess-1",
+            upstream=shared_llama_server.url,
+            keep_turns=1,
+            counter=counter,
+            client=client,
+            max_tokens=64,
+        )
+    assert sent == [f"POST {SEND_PATHS[dialect]}"]  # the summary request went to the model itself
+    assert item.exact and item.counter == counter.name
+    assert item.prefix_tokens > item.summary_tokens
+
+    store = CompactionStore(tmp_path / "compactions.json")
+    store.add(item)
+    nxt = follow_up(body, dialect)
+    result = store.rewrite(nxt, "sess-1")
+    assert result.applied and validation_problems(result.body["messages"], dialect) == []
+
+    with shared_llama_server.client() as client:
+        before = prompt_tokens(client, dialect, nxt)
+        after = prompt_tokens(client, dialect, result.body)
+        assert after < before
+        # The saving the store reports is close to what the server's tokenizer sees (template tokens aside).
+        assert abs((before - after) - result.tokens_saved) < 0.2 * (before - after) + 40
+        answer = client.post(SEND_PATHS[dialect], json={**result.body, "max_tokens": 4, "stream": False})
+        assert answer.status_code == 200, answer.text

@@ -1,0 +1,122 @@
+"""`ctxbudget compact`: compact the agent's context, by typing /compact in its tmux pane or via the proxy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import httpx
+
+from tui.core.actions.tmux_compact import DEFAULT_AGENT, PaneError, send_compact
+from tui.core.config import Settings
+
+CONTROL_PATH = "/_ctxbudget/compact"
+DEFAULT_KEEP_TURNS = 2
+
+
+def _compact_opt(settings: Settings, name: str, default: Any) -> Any:
+    """A [compact] option that the config may not define yet."""
+    return getattr(getattr(settings, "compact", None), name, default)
+
+
+def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
+    """Add the `compact` command."""
+    parser = subparsers.add_parser(
+        "compact",
+        help="compact the agent's context (tmux pane: /compact; proxy: summarise older turns)",
+        description="Pane mode types /compact + Enter into the agent's tmux pane. Proxy mode asks the "
+        "running proxy to summarise all but the last N turns with the model itself and to send that "
+        "summary in place of those turns on every later request of the session (--undo switches it off).",
+    )
+    parser.add_argument("--mode", choices=("proxy", "pane"), help="default: [compact] mode (pane)")
+    parser.add_argument(
+        "--session", metavar="ID", help="proxy mode: session id (default: the latest session)"
+    )
+    parser.add_argument(
+        "--keep-turns", type=int, metavar="N", help="proxy mode: recent user turns kept verbatim"
+    )
+    parser.add_argument("--pane", metavar="TARGET", help="pane mode: tmux pane (%%3 or session:window.pane)")
+    parser.add_argument("--socket", metavar="NAME", help="pane mode: tmux socket name (tmux -L NAME)")
+    parser.add_argument("--undo", action="store_true", help="proxy mode: drop the session's compaction")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run_compact)
+
+
+def proxy_base(settings: Settings) -> str:
+    """The proxy's base URL from [proxy] listen."""
+    listen = settings.proxy.listen
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+def request_proxy_compaction(
+    settings: Settings, session: str | None, keep_turns: int, undo: bool = False, timeout: float = 600.0
+) -> dict[str, Any]:
+    """POST the compaction (or its undo) to the running proxy's control API; RuntimeError when it fails."""
+    url = proxy_base(settings) + CONTROL_PATH + ("/undo" if undo else "")
+    payload: dict[str, Any] = {"session": session}
+    if not undo:
+        payload["keep_turns"] = keep_turns
+    try:
+        response = httpx.post(url, json=payload, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise RuntimeError(
+            f"the proxy does not answer at {url} ({exc.__class__.__name__}); start it with `ctxbudget` or "
+            f"`ctxbudget proxy`, or use --mode pane"
+        ) from exc
+    try:
+        data = response.json()
+    except ValueError:
+        data = {"error": response.text[:300]}
+    if response.status_code != 200:
+        message = data.get("error") if isinstance(data, dict) else data
+        if response.status_code == 404 and not message:
+            message = "this proxy has no compaction endpoint (older version?)"
+        raise RuntimeError(f"proxy compaction failed: HTTP {response.status_code}: {message}")
+    return data if isinstance(data, dict) else {"result": data}
+
+
+def run_compact(args: argparse.Namespace, settings: Settings) -> int:
+    """Compact in the chosen mode; 0 on success, 1 on failure."""
+    mode = args.mode or _compact_opt(settings, "mode", "pane")
+    if mode == "pane":
+        if args.undo:
+            print("ctxbudget compact: --undo only applies to proxy mode", file=sys.stderr)
+            return 2
+        spec = args.pane or _compact_opt(settings, "pane", "")
+        agent = _compact_opt(settings, "agent_command", DEFAULT_AGENT) or DEFAULT_AGENT
+        socket = args.socket or _compact_opt(settings, "tmux_socket", "") or None
+        try:
+            pane = send_compact(spec, agent=agent, socket_name=socket)
+        except PaneError as exc:
+            print(f"ctxbudget compact: {exc}", file=sys.stderr)
+            return 1
+        result: dict[str, Any] = {"mode": "pane", "pane": pane.pane_id, "target": pane.target}
+        print(json.dumps(result) if args.json else f"sent /compact to pane {pane.describe()}")
+        return 0
+    keep = (
+        args.keep_turns
+        if args.keep_turns is not None
+        else _compact_opt(settings, "keep_turns", DEFAULT_KEEP_TURNS)
+    )
+    try:
+        data = request_proxy_compaction(settings, args.session, int(keep), undo=args.undo)
+    except RuntimeError as exc:
+        print(f"ctxbudget compact: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2))
+    elif args.undo:
+        print(f"compaction of session {data.get('session_id', args.session or 'latest')} undone")
+    else:
+        print(
+            f"session {data.get('session_id', '?')}: {data.get('prefix_tokens', '?')} tokens of older turns "
+            f"replaced by a {data.get('summary_tokens', '?')}-token summary "
+            f"(saves {data.get('tokens_saved', '?')} per request, {data.get('counter', '')})"
+        )
+    return 0

@@ -1,0 +1,97 @@
+"""`ctxbudget` (no command) opens the dashboard; `ctxbudget demo` replays a recorded session in it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from tui.core.config import ConfigError, Settings, with_overrides
+
+
+def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
+    """Root options for the dashboard, the `demo` subcommand, and the no-command default."""
+    group = root_parser.add_argument_group("dashboard (when no command is given)")
+    group.add_argument(
+        "--attach",
+        action="store_true",
+        help="watch the journal of a proxy running elsewhere (`ctxbudget proxy`) instead of starting one",
+    )
+    group.add_argument(
+        "--journal", dest="root_journal", metavar="PATH", help="journal file to write or watch"
+    )
+    group.add_argument("--listen", dest="root_listen", metavar="HOST:PORT", help="proxy listen address")
+    group.add_argument(
+        "--upstream", dest="root_upstream", metavar="URL", help="llama-server URL the proxy forwards to"
+    )
+    root_parser.set_defaults(dashboard_func=run_dashboard)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="show the dashboard replaying a recorded session (no GPU or model needed)",
+        description=(
+            "Replays a session recorded through the proxy against a real llama-server (journal rows, "
+            "server log, poller snapshots) through the same pipeline as the live dashboard."
+        ),
+    )
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        metavar="X",
+        help="replay speed: 1 = real time, 4 = four times faster (default: dashboard.demo_speed)",
+    )
+    demo.add_argument(
+        "--recording", metavar="PATH", help="another recording (scripts/record_demo.py makes one)"
+    )
+    demo.set_defaults(func=run_demo)
+
+
+def dashboard_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """Settings with the root options applied."""
+    settings = with_overrides(
+        settings,
+        "proxy",
+        listen=getattr(args, "root_listen", None),
+        upstream=getattr(args, "root_upstream", None),
+    )
+    journal = getattr(args, "root_journal", None)
+    if journal:
+        settings = with_overrides(settings, "journal", path=str(Path(journal).expanduser()))
+    return settings
+
+
+def run_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    """Open the live dashboard (starting the embedded proxy unless --attach)."""
+    from tui.core.feed.feed import DashboardFeed
+    from tui.core.feed.live import LiveDriver
+    from tui.ui.app import make_app
+
+    settings = dashboard_settings(args, settings)
+    driver = LiveDriver(
+        settings, attach=bool(getattr(args, "attach", False)), journal_path=settings.journal_path()
+    )
+    feed = DashboardFeed(driver, log_lines=settings.dashboard.log_lines)
+    make_app(feed, settings).run()
+    return 0
+
+
+def run_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Open the dashboard on a recorded session."""
+    from tui.core.feed.demo import DemoDriver
+    from tui.core.feed.feed import DashboardFeed
+    from tui.core.feed.recording import DEMO_RECORDING, load_recording
+    from tui.ui.app import make_app
+
+    speed = args.speed if args.speed is not None else settings.dashboard.demo_speed
+    if speed < 0:
+        raise ConfigError(
+            f"--speed {speed}: give a positive factor (1 = real time) or 0 to show it all at once"
+        )
+    path = Path(args.recording).expanduser() if args.recording else DEMO_RECORDING
+    if not path.is_file():
+        raise ConfigError(f"{path}: recording not found (make one with scripts/record_demo.py)")
+    driver = DemoDriver(load_recording(path), speed=speed)
+    feed = DashboardFeed(driver, log_lines=settings.dashboard.log_lines)
+    make_app(feed, settings).run()
+    return 0

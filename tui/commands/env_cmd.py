@@ -1,0 +1,154 @@
+"""`ctxbudget env`: the shell exports or config that route a coding agent through the proxy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tui.core.config import Settings, with_overrides
+from tui.core.proxy import parse_listen
+
+CLIENTS = ("claude", "opencode")
+PROBE_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class UpstreamFacts:
+    """What the upstream says about itself (None fields when it could not be asked)."""
+
+    n_ctx: int | None = None
+    model: str | None = None
+    error: str | None = None
+
+
+def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
+    """Add the `env` subcommand."""
+    parser = subparsers.add_parser(
+        "env",
+        help="print what routes an agent through the proxy",
+        description=(
+            "Print shell exports (claude) or a config snippet (opencode) that send the agent's traffic "
+            "through the proxy, with its context window set to the server's real per-slot n_ctx. "
+            "Use: eval \"$(ctxbudget env)\"."
+        ),
+    )
+    parser.add_argument("--client", choices=CLIENTS, default=None, help="agent (default: agent.client)")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="proxy address (default: proxy.listen)")
+    parser.add_argument("--upstream", metavar="URL", help="llama-server URL (default: proxy.upstream)")
+    parser.add_argument(
+        "--reveal-key", action="store_true", help="print the server API key ([server] api_key) in the output"
+    )
+    parser.set_defaults(func=run_env)
+
+
+def probe_upstream(url: str, api_key: str, timeout: float = PROBE_TIMEOUT_S) -> UpstreamFacts:
+    """Ask /props for the per-slot n_ctx and /v1/models for the model id."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=timeout, trust_env=False) as client:
+            props = client.get("/props")
+            props.raise_for_status()
+            data = props.json()
+            n_ctx = data.get("default_generation_settings", {}).get("n_ctx")
+            model = None
+            try:
+                models = client.get("/v1/models").json().get("data") or []
+                model = models[0].get("id") if models else None
+            except (httpx.HTTPError, ValueError, AttributeError):
+                pass
+            if not model and data.get("model_alias"):
+                model = Path(str(data["model_alias"])).name
+    except httpx.HTTPStatusError as exc:
+        return UpstreamFacts(error=f"{url}/props answered HTTP {exc.response.status_code}")
+    except (httpx.HTTPError, ValueError) as exc:
+        return UpstreamFacts(error=f"{url} is not reachable ({type(exc).__name__}: {exc})")
+    return UpstreamFacts(n_ctx=int(n_ctx) if isinstance(n_ctx, int) else None, model=model)
+
+
+def context_window(facts: UpstreamFacts, settings: Settings) -> tuple[int | None, str]:
+    """The window to tell the agent, and where it came from."""
+    if facts.n_ctx:
+        return facts.n_ctx, "the server's per-slot n_ctx from /props"
+    if settings.agent.context_window > 0:
+        return settings.agent.context_window, "[agent] context_window (server not reachable)"
+    return None, "unknown"
+
+
+def claude_exports(
+    base_url: str, api_key: str, window: int | None, source: str, facts: UpstreamFacts, upstream: str
+) -> str:
+    """Shell lines for Claude Code."""
+    lines = [f"# ctxbudget: route Claude Code through the proxy at {base_url} (upstream {upstream})"]
+    if facts.error:
+        lines.append(f"# warning: {facts.error}; start llama-server and rerun for its real context size")
+    lines += [
+        f"export ANTHROPIC_BASE_URL={shlex.quote(base_url)}",
+        f"export ANTHROPIC_API_KEY={shlex.quote(api_key)}",
+        "export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
+        "export DISABLE_TELEMETRY=1",
+    ]
+    if window:
+        lines.append(f"# context window = {window} tokens ({source})")
+        lines.append(f"export CLAUDE_CODE_MAX_CONTEXT_TOKENS={window}")
+        lines.append(f"export CLAUDE_CODE_AUTO_COMPACT_WINDOW={window}")
+    else:
+        lines.append("# context window unknown: set [agent] context_window or start the server, then rerun")
+    return "\n".join(lines)
+
+
+def opencode_config(base_url: str, api_key: str, window: int | None, model: str | None) -> dict[str, Any]:
+    """An opencode config using the @ai-sdk/openai-compatible provider through the proxy."""
+    model_id = model or "local"
+    entry: dict[str, Any] = {"name": model_id}
+    if window:
+        entry["limit"] = {"context": window, "output": min(32_000, max(window // 4, 256))}
+    return {
+        "$schema": "https://opencode.ai/config.json",
+        "provider": {
+            "ctxbudget": {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "llama-server via ctxbudget",
+                "options": {"baseURL": f"{base_url}/v1", "apiKey": api_key},
+                "models": {model_id: entry},
+            }
+        },
+        "model": f"ctxbudget/{model_id}",
+    }
+
+
+def run_env(args: argparse.Namespace, settings: Settings) -> int:
+    """Handler for `ctxbudget env`."""
+    settings = with_overrides(settings, "proxy", listen=args.listen, upstream=args.upstream)
+    address = parse_listen(settings.proxy.listen, allow_remote=True)
+    base_url = address.url()
+    upstream = settings.proxy.upstream.rstrip("/")
+    facts = probe_upstream(upstream, settings.server.api_key)
+    window, source = context_window(facts, settings)
+    server_key = settings.server.api_key
+    if not server_key:
+        api_key = "dummy"
+    else:
+        api_key = server_key if args.reveal_key else "REPLACE_WITH_SERVER_KEY"
+    client = args.client or settings.agent.client
+    if server_key and not args.reveal_key:
+        print("# the server has an API key ([server] api_key): rerun with --reveal-key to include it",
+              file=sys.stderr)
+    if client == "opencode":
+        if facts.error:
+            print(f"# warning: {facts.error}; context limit from {source}", file=sys.stderr)
+        print(json.dumps(opencode_config(base_url, api_key, window, facts.model), indent=2))
+        print(
+            "# save it as opencode.json (or point OPENCODE_CONFIG at it); "
+            "also export OPENCODE_DISABLE_MODELS_FETCH=1",
+            file=sys.stderr,
+        )
+        return 0
+    print(claude_exports(base_url, api_key, window, source, facts, upstream))
+    return 0

@@ -1,0 +1,88 @@
+"""`ctxbudget mcp list|on NAME|off NAME`: switch MCP servers' tool schemas out of forwarded requests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from tui.core.actions.mcp_switch import McpSwitchStore
+from tui.core.anatomy.model import MCP_HELPERS_SERVER
+from tui.core.config import Settings
+from tui.core.records import RequestRecord
+
+
+def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
+    """Add the `mcp` command."""
+    parser = subparsers.add_parser(
+        "mcp",
+        help="list MCP servers and switch their tool schemas off or on",
+        description="Switched-off MCP servers have their tool schemas removed from requests by the proxy "
+        "(the agent keeps running; calls to those tools fail until switched on again). Switching costs one "
+        "re-processing of the prompt from the first tool of that server on.",
+    )
+    parser.add_argument("action", choices=("list", "on", "off"))
+    parser.add_argument("name", nargs="?", help="MCP server name (for on/off)")
+    parser.add_argument("--json", action="store_true", help="print the list as JSON")
+    parser.set_defaults(func=run_mcp)
+
+
+def _latest_record(settings: Settings) -> RequestRecord | None:
+    try:
+        from tui.core.journal_reader import JournalReader
+
+        rows = JournalReader(settings.journal_path()).latest(20)
+    except Exception:  # a missing or locked journal only means no per-server figures
+        return None
+    for row in reversed(rows):
+        if row.anatomy is not None and row.anatomy.mcp_servers:
+            return row
+    return rows[-1] if rows else None
+
+
+def server_rows(settings: Settings, store: McpSwitchStore) -> list[dict[str, Any]]:
+    """Known servers (config, last request, state file) with on/off and their last-request cost."""
+    off = store.off()
+    record = _latest_record(settings)
+    seen: dict[str, dict[str, int]] = {}
+    if record is not None and record.anatomy is not None:
+        seen = {k: v for k, v in record.anatomy.mcp_servers.items() if k != MCP_HELPERS_SERVER}
+    names = list(dict.fromkeys([*settings.anatomy.mcp_servers, *seen, *sorted(off)]))
+    return [
+        {
+            "server": name,
+            "state": "off" if name in off else "on",
+            "tools": seen.get(name, {}).get("tools"),
+            "tokens": seen.get(name, {}).get("tokens"),
+        }
+        for name in names
+    ]
+
+
+def run_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    """List servers, or switch one on/off in the state file the proxy reads."""
+    store = McpSwitchStore()
+    if args.action == "list":
+        rows = server_rows(settings, store)
+        if args.json:
+            print(json.dumps({"state_file": str(store.path), "servers": rows}, indent=2))
+            return 0
+        if not rows:
+            print("no MCP servers known yet: set [anatomy] mcp_servers or send a request through the proxy")
+            return 0
+        for row in rows:
+            cost = (
+                f"{row['tokens']} tokens in {row['tools']} tools" if row["tokens"] is not None else "not seen"
+            )
+            print(f"{row['state']:>3}  {row['server']:<24} {cost}")
+        return 0
+    if not args.name:
+        print(f"ctxbudget mcp {args.action}: name the MCP server (see `ctxbudget mcp list`)")
+        return 2
+    off = store.set_enabled(args.name, args.action == "on")
+    print(f"{args.name}: {args.action}; switched off now: {', '.join(sorted(off)) or 'none'}")
+    print(
+        "the proxy applies this to the next request "
+        "(the server re-processes the prompt from that server's tools on)"
+    )
+    return 0

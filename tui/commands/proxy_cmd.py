@@ -1,0 +1,137 @@
+"""`ctxbudget proxy`: run the proxy headless, printing one line per journaled request."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from tui.core.config import Settings, with_overrides
+from tui.core.proxy import ProxyService
+from tui.core.records import RequestRecord
+
+TOP_CATEGORIES = 3
+
+
+def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
+    """Add the `proxy` subcommand."""
+    parser = subparsers.add_parser(
+        "proxy",
+        help="run the recording proxy without the dashboard",
+        description=(
+            "Forward every request to llama-server unchanged and journal where its context tokens go. "
+            "Point the agent at it with `eval \"$(ctxbudget env)\"`."
+        ),
+    )
+    add_proxy_options(parser)
+    parser.add_argument("--quiet", action="store_true", help="do not print a line per request")
+    parser.set_defaults(func=run_proxy)
+
+
+def add_proxy_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `proxy` and anything else that starts the proxy."""
+    parser.add_argument("--listen", metavar="HOST:PORT", help="listen address (default: proxy.listen)")
+    parser.add_argument("--upstream", metavar="URL", help="llama-server base URL (default: proxy.upstream)")
+    parser.add_argument(
+        "--journal", metavar="PATH", default=argparse.SUPPRESS, help="journal file (default: user data dir)"
+    )
+    parser.add_argument(
+        "--allow-remote", action="store_true", default=None, help="allow a non-loopback listen address"
+    )
+    parser.add_argument(
+        "--mcp-server", action="append", default=[], metavar="NAME",
+        help="MCP server name for tools named <server>_<tool> (repeatable; adds to anatomy.mcp_servers)",
+    )
+
+
+def apply_proxy_options(args: argparse.Namespace, settings: Settings) -> Settings:
+    """Settings with the given command-line options applied."""
+    settings = with_overrides(
+        settings, "proxy", listen=args.listen, upstream=args.upstream, allow_remote=args.allow_remote
+    )
+    journal = getattr(args, "journal", None)
+    if journal:
+        settings = with_overrides(settings, "journal", path=str(Path(journal).expanduser()))
+    if args.mcp_server:
+        servers = [*settings.anatomy.mcp_servers, *(s for s in args.mcp_server if s)]
+        settings = dataclasses.replace(
+            settings, anatomy=dataclasses.replace(settings.anatomy, mcp_servers=servers)
+        )
+    return settings
+
+
+def short_tokens(n: int) -> str:
+    """12345 -> "12.3k"."""
+    return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
+
+
+def format_record(record: RequestRecord) -> str:
+    """One line: time, session, model, prompt tokens by top categories, cache reuse, TTFB, status."""
+    clock = time.strftime("%H:%M:%S", time.localtime(record.ts))
+    session = (record.session_id or "-")[:8]
+    fields = [clock, f"{session:<8}", f"{record.method} {record.path}"]
+    if record.model:
+        fields.append(record.model[:32])
+    if record.kind and record.kind != "other":
+        fields.append(record.kind)
+    prompt = record.prompt_tokens
+    if prompt is not None:
+        top = ""
+        if record.anatomy is not None:
+            ranked = sorted(
+                ((n, c) for c, n in record.anatomy.categories.items() if n > 0), reverse=True
+            )[:TOP_CATEGORIES]
+            top = " (" + ", ".join(f"{c} {short_tokens(n)}" for n, c in ranked) + ")" if ranked else ""
+        fields.append(f"prompt {prompt:,}{top}")
+    reused = record.reused_fraction
+    if reused is not None:
+        fields.append(f"reuse {reused:.0%}")
+    if record.ttfb_ms is not None:
+        fields.append(f"ttfb {record.ttfb_ms:,.0f} ms")
+    fields.append(str(record.status))
+    if record.error:
+        fields.append(f"! {record.error}")
+    elif record.unparsed_reason and record.dialect:
+        fields.append(f"(unparsed: {record.unparsed_reason})")
+    return "  ".join(fields)
+
+
+async def serve(service: ProxyService, out: TextIO) -> None:
+    """Run until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    print(
+        f"ctxbudget proxy: listening on {service.url} -> {service.upstream}; journal {service.journal_path}",
+        file=out,
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await service.stop()
+
+
+def run_proxy(args: argparse.Namespace, settings: Settings) -> int:
+    """Handler for `ctxbudget proxy`."""
+    settings = apply_proxy_options(args, settings)
+    out = sys.stdout
+
+    def show(record: RequestRecord) -> None:
+        print(format_record(record), file=out, flush=True)
+
+    service = ProxyService(settings, on_record=None if args.quiet else show)
+    try:
+        asyncio.run(serve(service, out))
+    except OSError as exc:
+        reason = exc.strerror or exc
+        print(f"ctxbudget proxy: cannot listen on {settings.proxy.listen}: {reason}", file=sys.stderr)
+        return 1
+    return 0

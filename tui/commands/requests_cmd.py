@@ -1,0 +1,75 @@
+"""`ctxbudget requests`: the newest journal rows, as a table or JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tui.core.config import Settings
+from tui.core.journal import JournalReader
+from tui.core.records import RequestRecord
+
+
+def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
+    """Add the `requests` subcommand."""
+    parser = subparsers.add_parser(
+        "requests",
+        help="list the newest journaled requests",
+        description="List the newest rows of the traffic journal, oldest first.",
+    )
+    parser.add_argument("--last", type=int, default=20, metavar="N", help="how many rows (default 20)")
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per line (JSONL), newest last"
+    )
+    parser.add_argument(
+        "--journal", metavar="PATH", default=argparse.SUPPRESS, help="journal file (default: user data dir)"
+    )
+    parser.set_defaults(func=run_requests)
+
+
+def table_line(record: RequestRecord) -> str:
+    """One row of the human table."""
+    clock = time.strftime("%m-%d %H:%M:%S", time.localtime(record.ts))
+    prompt = record.prompt_tokens
+    reused = record.reused_fraction
+    note = record.error or record.unparsed_reason or ""
+    return (
+        f"{record.id:>6}  {clock}  {(record.session_id or '-')[:8]:<8}  {record.kind[:8]:<8}  "
+        f"{record.status:>3}  {'-' if prompt is None else f'{prompt:,}':>9}  "
+        f"{'-' if reused is None else f'{reused:.0%}':>5}  "
+        f"{'-' if record.ttfb_ms is None else f'{record.ttfb_ms:,.0f}':>7}  "
+        f"{record.method} {record.path}  {record.model[:24]}  {note[:60]}"
+    ).rstrip()
+
+
+HEADER = f"{'id':>6}  {'time':<14}  {'session':<8}  {'kind':<8}  {'st':>3}  {'prompt':>9}  {'reuse':>5}  " \
+    f"{'ttfb ms':>7}  request"
+
+
+def run_requests(args: argparse.Namespace, settings: Settings) -> int:
+    """Handler for `ctxbudget requests`."""
+    journal = getattr(args, "journal", None)
+    path = Path(journal).expanduser() if journal else settings.journal_path()
+    if not path.exists():
+        print(f"ctxbudget requests: no journal at {path} (run `ctxbudget proxy` first)", file=sys.stderr)
+        return 1
+    reader = JournalReader(path)
+    try:
+        records = reader.latest(max(args.last, 0))
+    finally:
+        reader.close()
+    if args.json:
+        out = sys.stdout.buffer
+        for record in records:
+            out.write(orjson.dumps(record.to_json()) + b"\n")
+        out.flush()
+        return 0
+    print(HEADER)
+    for record in records:
+        print(table_line(record))
+    return 0

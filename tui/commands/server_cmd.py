@@ -1,0 +1,67 @@
+"""`ctxbudget server start|stop|restart|status`: control the configured llama-server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from tui.core.actions.server_control import PreflightError, ServerController, ServerState
+from tui.core.actions.server_launch import ServerControlError
+from tui.core.config import Settings
+
+
+def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
+    """Add the `server` command."""
+    parser = subparsers.add_parser(
+        "server",
+        help="start, stop or restart llama-server from the [server] settings",
+        description="Start, stop, restart or show the llama-server configured in [server]. Restart stops "
+        "what runs on the port (also a server not started by ctxbudget, when its process can be found) "
+        "and waits until the model is loaded.",
+    )
+    parser.add_argument("action", choices=("start", "stop", "restart", "status"))
+    parser.add_argument("--ctx-size", type=int, metavar="N", help="override [server] ctx_size for this start")
+    parser.add_argument("--parallel", type=int, metavar="N", help="override [server] parallel for this start")
+    parser.add_argument(
+        "--force", action="store_true", help="start even when the doctor finds a blocking problem"
+    )
+    parser.add_argument("--json", action="store_true", help="print the final state as JSON")
+    parser.set_defaults(func=run_server)
+
+
+def _printer(quiet: bool) -> Any:
+    def show(state: ServerState) -> None:
+        if not quiet:
+            print(f"[{state.phase}] {state.message}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def run_server(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one server action; exit 0 on success, 1 when it failed, 2 when it was refused."""
+    controller = ServerController(settings, on_state=_printer(bool(args.json)))
+    if args.action == "status":
+        status = controller.status()
+        print(json.dumps(status.to_json(), indent=2) if args.json else status.describe())
+        return 0 if status.phase == "up" else 1
+    try:
+        if args.action == "stop":
+            state = controller.stop()
+        elif args.action == "start":
+            state = controller.start(args.ctx_size, args.parallel, args.force)
+        else:
+            state = controller.restart(args.ctx_size, args.parallel, args.force)
+    except PreflightError as exc:
+        print(f"ctxbudget server {args.action}: {exc}", file=sys.stderr)
+        return 2
+    except ServerControlError as exc:
+        print(f"ctxbudget server {args.action}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(state.to_json(), indent=2))
+    else:
+        for line in state.error_lines:
+            print(f"  {line}", file=sys.stderr)
+    return 1 if state.phase == "failed" else 0

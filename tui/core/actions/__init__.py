@@ -1,0 +1,1 @@
+"""One-key actions: server restart, pane and proxy compaction, MCP switches (no UI code here)."""

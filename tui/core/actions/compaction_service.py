@@ -1,0 +1,131 @@
+"""What the proxy calls for proxy-mode compaction: observe and rewrite each request, compact, undo."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tui.core.actions.compaction import (
+    Compaction,
+    CompactionError,
+    CompactionStore,
+    RewriteResult,
+    apply_compaction,
+    is_turn_start,
+    leading_system_count,
+    message_hash,
+)
+from tui.core.actions.compaction_summary import DEFAULT_MAX_TOKENS, compact_async
+from tui.core.tokens import TokenCounter
+
+MAX_CONVERSATIONS = 8
+
+
+@dataclass(frozen=True)
+class ObservedBody:
+    """The latest original (not rewritten) body of one conversation."""
+
+    key: str
+    dialect: str
+    body: dict[str, Any]
+    user_turns: int
+    seen: float
+
+
+def conversation_key(body: dict[str, Any], session_id: str = "") -> str:
+    """The session id when known, else a hash of the first conversation message (stable per conversation)."""
+    if session_id:
+        return session_id
+    messages = body.get("messages") or []
+    first = messages[leading_system_count(messages)] if len(messages) > leading_system_count(messages) else {}
+    return "conv-" + message_hash(first)[:12]
+
+
+class CompactionService:
+    """The latest body per conversation plus the active compactions; thread-safe."""
+
+    def __init__(
+        self,
+        store: CompactionStore | None = None,
+        *,
+        upstream: str,
+        api_key: str = "",
+        counter: TokenCounter | None = None,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+    ) -> None:
+        self.store = store or CompactionStore()
+        self.upstream = upstream
+        self.api_key = api_key
+        self.counter = counter
+        self.max_tokens = max_tokens
+        self._lock = threading.Lock()
+        self._bodies: OrderedDict[str, ObservedBody] = OrderedDict()
+
+    def observe(self, body: dict[str, Any], dialect: str, session_id: str = "") -> RewriteResult:
+        """Remember the original body, then rewrite it when it begins with a compacted prefix."""
+        messages = body.get("messages")
+        if not isinstance(messages, list) or dialect not in ("anthropic", "openai"):
+            return RewriteResult(body, False, reason="not a chat request")
+        key = conversation_key(body, session_id)
+        turns = sum(1 for m in messages if is_turn_start(m, dialect))
+        with self._lock:
+            self._bodies[key] = ObservedBody(key, dialect, body, turns, time.time())
+            self._bodies.move_to_end(key)
+            while len(self._bodies) > MAX_CONVERSATIONS:
+                self._bodies.popitem(last=False)
+        return self.rewrite(body)
+
+    def rewrite(self, body: dict[str, Any]) -> RewriteResult:
+        """Apply whichever active compaction's prefix this body begins with (sessions need not be known)."""
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            return RewriteResult(body, False, reason="no messages")
+        for item in self.store.all():
+            size = len(item.prefix_hashes)
+            if len(messages) > size and message_hash(messages[0]) == item.prefix_hashes[0]:
+                result = apply_compaction(body, item)
+                if result.applied:
+                    self.store.note_rewrite(item.session_id)
+                    return result
+        return RewriteResult(body, False, reason="no matching compaction")
+
+    def pick(self, session_id: str | None = None) -> ObservedBody:
+        """The body to compact: the session's, else the latest conversation with the most user turns."""
+        with self._lock:
+            observed = list(self._bodies.values())
+        if session_id:
+            for item in observed:
+                if item.key == session_id:
+                    return item
+            known = ", ".join(o.key for o in observed) or "none"
+            raise CompactionError(f"no request seen for session {session_id!r} (seen: {known})")
+        if not observed:
+            raise CompactionError("no chat request has gone through the proxy yet")
+        recent = [o for o in observed if o.seen >= observed[-1].seen - 600]
+        return max(recent, key=lambda o: (o.user_turns, o.seen))
+
+    async def compact(
+        self, session_id: str | None = None, keep_turns: int = 2, client: httpx.AsyncClient | None = None
+    ) -> Compaction:
+        """Summarise the chosen conversation's older turns with the upstream model and activate the result."""
+        target = self.pick(session_id)
+        item = await compact_async(
+            target.body, target.dialect, target.key, upstream=self.upstream, keep_turns=keep_turns,
+            api_key=self.api_key, counter=self.counter, client=client, max_tokens=self.max_tokens,
+        )  # fmt: skip
+        self.store.add(item)
+        return item
+
+    def undo(self, session_id: str | None = None) -> str | None:
+        """Drop a compaction (the newest when no session is given); returns the session undone."""
+        if session_id is None:
+            items = self.store.all()
+            if not items:
+                return None
+            session_id = items[0].session_id
+        return session_id if self.store.undo(session_id) else None

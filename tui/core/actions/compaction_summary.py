@@ -1,0 +1,222 @@
+"""Ask the upstream model for a summary of a conversation prefix and build the Compaction from it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tui.core.actions.compaction import (
+    SYSTEM_ROLES,
+    Compaction,
+    CompactionError,
+    choose_cut,
+    message_hash,
+    message_text,
+    replacement_messages,
+)
+from tui.core.actions.counting import count_texts
+from tui.core.tokens import TokenCounter
+
+SUMMARY_SYSTEM = (
+    "You compress the history of a coding session so that the assistant can continue it without "
+    "the full transcript."
+)
+SUMMARY_INSTRUCTION = (
+    "Summarise the conversation above for the assistant that will continue it. Keep: the user's goals "
+    "and constraints, decisions taken, files and functions read or changed, commands run and their "
+    "outcomes, errors still open, and the next steps. Be concise; use short bullet points."
+)
+DEFAULT_MAX_TOKENS = 1024
+BLOCK_CHARS = 4000
+TRANSCRIPT_CHARS = 200_000
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters left out ...]\n{text[-half:]}"
+
+
+def render_transcript(
+    messages: Sequence[Any], block_chars: int = BLOCK_CHARS, total_chars: int = TRANSCRIPT_CHARS
+) -> str:
+    """A plain-text transcript of the messages, long blocks clipped, oldest text dropped beyond the cap."""
+    lines: list[str] = []
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") in SYSTEM_ROLES:
+            continue
+        text = message_text(message)
+        if text:
+            lines.append(f"## {message.get('role', '?')}\n{_clip(text, block_chars)}")
+    transcript = "\n\n".join(lines)
+    if len(transcript) > total_chars:
+        transcript = "[... earlier part left out ...]\n" + transcript[-total_chars:]
+    return transcript
+
+
+@dataclass(frozen=True)
+class SummaryCall:
+    """The request that asks the upstream model for a summary."""
+
+    path: str
+    body: dict[str, Any]
+
+
+def summary_call(
+    dialect: str, model: str, transcript: str, max_tokens: int = DEFAULT_MAX_TOKENS
+) -> SummaryCall:
+    """Non-streaming summary request in the conversation's own dialect."""
+    prompt = f"<conversation>\n{transcript}\n</conversation>\n\n{SUMMARY_INSTRUCTION}"
+    common: dict[str, Any] = {
+        "model": model or "default",
+        "max_tokens": max_tokens,
+        "stream": False,
+        "temperature": 0.2,
+        # Thinking models would spend the budget on reasoning; llama-server passes this to the template.
+        "chat_template_kwargs": {"enable_thinking": False},
+    }
+    if dialect == "anthropic":
+        body = {**common, "system": SUMMARY_SYSTEM, "messages": [{"role": "user", "content": prompt}]}
+        return SummaryCall("/v1/messages", body)
+    messages = [{"role": "system", "content": SUMMARY_SYSTEM}, {"role": "user", "content": prompt}]
+    return SummaryCall("/v1/chat/completions", {**common, "messages": messages})
+
+
+def parse_summary(dialect: str, status: int, text: str) -> str:
+    """The summary text from the upstream answer; CompactionError with the server's message otherwise."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise CompactionError(f"summary request: HTTP {status}, not JSON: {text[:200]!r}") from exc
+    if status != 200 or not isinstance(data, dict):
+        error = data.get("error") if isinstance(data, dict) else None
+        message = error.get("message") if isinstance(error, dict) else str(data)[:300]
+        raise CompactionError(f"summary request failed: HTTP {status}: {message}")
+    if dialect == "anthropic":
+        blocks = [b for b in data.get("content") or [] if isinstance(b, dict)]
+        summary = "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
+        if not summary.strip():
+            summary = "".join(str(b.get("thinking", "")) for b in blocks if b.get("type") == "thinking")
+        return summary
+    choices = data.get("choices") or [{}]
+    message = choices[0].get("message", {}) if isinstance(choices[0], dict) else {}
+    return str(message.get("content") or message.get("reasoning_content") or "")
+
+
+@dataclass(frozen=True)
+class CompactionPlan:
+    """A conversation split at a turn boundary, ready to be summarised."""
+
+    session_id: str
+    dialect: str
+    model: str
+    keep_turns: int
+    prefix: tuple[dict[str, Any], ...]
+    call: SummaryCall
+
+
+def plan_compaction(
+    body: dict[str, Any], dialect: str, session_id: str, keep_turns: int, max_tokens: int = DEFAULT_MAX_TOKENS
+) -> CompactionPlan:
+    """Choose the cut and build the summary request (pure; no I/O)."""
+    if dialect not in ("anthropic", "openai"):
+        raise CompactionError(f"unknown dialect {dialect!r}: expected anthropic or openai")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise CompactionError("the request has no messages to compact")
+    cut = choose_cut(messages, dialect, keep_turns)
+    prefix = tuple(messages[:cut])
+    model = str(body.get("model", ""))
+    call = summary_call(dialect, model, render_transcript(prefix), max_tokens)
+    return CompactionPlan(session_id, dialect, model, keep_turns, prefix, call)
+
+
+def finish_compaction(plan: CompactionPlan, summary: str, counter: TokenCounter | None = None) -> Compaction:
+    """The Compaction for a plan once the summary is known, with tokens before and after."""
+    replacement = replacement_messages(plan.prefix, summary)
+    old = [message_text(m) for m in plan.prefix if m.get("role") not in SYSTEM_ROLES]
+    new = [message_text(m) for m in replacement if m.get("role") not in SYSTEM_ROLES]
+    counts = count_texts([*old, *new], counter)
+    prefix_tokens = sum(counts.values[: len(old)])
+    summary_tokens = sum(counts.values[len(old) :])
+    return Compaction(
+        session_id=plan.session_id,
+        dialect=plan.dialect,
+        prefix_hashes=tuple(message_hash(m) for m in plan.prefix),
+        replacement=tuple(replacement),
+        summary=summary,
+        prefix_tokens=prefix_tokens,
+        summary_tokens=summary_tokens,
+        counter=counts.counter,
+        exact=counts.exact,
+        keep_turns=plan.keep_turns,
+        model=plan.model,
+    )
+
+
+def _headers(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def compact(
+    body: dict[str, Any],
+    dialect: str,
+    session_id: str,
+    *,
+    upstream: str,
+    keep_turns: int = 2,
+    api_key: str = "",
+    counter: TokenCounter | None = None,
+    client: httpx.Client | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    timeout: float = 600.0,
+) -> Compaction:
+    """Summarise all but the last `keep_turns` turns with the upstream model (blocking)."""
+    plan = plan_compaction(body, dialect, session_id, keep_turns, max_tokens)
+    url = upstream.rstrip("/") + plan.call.path
+    own = client is None
+    http = client or httpx.Client(timeout=timeout)
+    try:
+        response = http.post(url, json=plan.call.body, headers=_headers(api_key))
+    except httpx.HTTPError as exc:
+        raise CompactionError(f"summary request to {url} failed: {exc}") from exc
+    finally:
+        if own:
+            http.close()
+    return finish_compaction(plan, parse_summary(dialect, response.status_code, response.text), counter)
+
+
+async def compact_async(
+    body: dict[str, Any],
+    dialect: str,
+    session_id: str,
+    *,
+    upstream: str,
+    keep_turns: int = 2,
+    api_key: str = "",
+    counter: TokenCounter | None = None,
+    client: httpx.AsyncClient | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    timeout: float = 600.0,
+) -> Compaction:
+    """The same as `compact`, for the proxy's event loop."""
+    plan = plan_compaction(body, dialect, session_id, keep_turns, max_tokens)
+    url = upstream.rstrip("/") + plan.call.path
+    own = client is None
+    http = client or httpx.AsyncClient(timeout=timeout)
+    try:
+        response = await http.post(url, json=plan.call.body, headers=_headers(api_key))
+    except httpx.HTTPError as exc:
+        raise CompactionError(f"summary request to {url} failed: {exc}") from exc
+    finally:
+        if own:
+            await http.aclose()
+    summary = parse_summary(dialect, response.status_code, response.text)
+    # Counting may call the server synchronously: keep it off the event loop.
+    return await asyncio.to_thread(finish_compaction, plan, summary, counter)

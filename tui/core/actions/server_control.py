@@ -1,0 +1,420 @@
+"""Start, stop and restart llama-server from settings, with visible progress and the log's first errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tui.core.actions import processes
+from tui.core.actions.server_launch import (
+    LaunchPlan,
+    PidRecord,
+    ServerControlError,
+    build_launch,
+    clear_pid_record,
+    host_port,
+    last_outcome,
+    read_pid_record,
+    record_outcome,
+    stop_timeout,
+    write_pid_record,
+)
+from tui.core.actions.state_files import data_dir
+from tui.core.config import Settings
+
+HEALTH_TIMEOUT = 300.0
+PORT_FREE_TIMEOUT = 10.0
+# Doctor checks whose failure means the server would not start or would not fit.
+BLOCKING_CHECKS = ("model", "memory", "v_cache")
+_LOG_PREFIX = re.compile(r"^\d+\.\d+\.\d+\.\d+ [A-Z] ")
+_ERROR_LINE = re.compile(r"^\d+\.\d+\.\d+\.\d+ E |^error[: ]|\berror\b|\bfailed\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """One progress step: stopping, starting, loading, up, failed or down."""
+
+    phase: str
+    message: str
+    pid: int | None = None
+    url: str = ""
+    error_lines: tuple[str, ...] = ()
+    ts: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form (control API, `server --json`)."""
+        return {
+            "phase": self.phase,
+            "message": self.message,
+            "pid": self.pid,
+            "url": self.url,
+            "error_lines": list(self.error_lines),
+            "ts": self.ts,
+        }
+
+
+StateCallback = Callable[[ServerState], None]
+
+
+class PreflightError(ServerControlError):
+    """The doctor found a blocking problem in the planned launch (use force to start anyway)."""
+
+    def __init__(self, message: str, results: list[Any]) -> None:
+        super().__init__(message)
+        self.results = results
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """Who runs the server on the configured port and in which state it is."""
+
+    phase: str
+    url: str
+    owned: bool
+    pid: int | None = None
+    foreign_pids: tuple[int, ...] = ()
+    model: str = ""
+    n_ctx_slot: int | None = None
+    total_slots: int | None = None
+    record: PidRecord | None = None
+    last: dict[str, Any] | None = None
+
+    def describe(self) -> str:
+        """One or two lines for the CLI and the dashboard."""
+        who = f"started by ctxbudget (pid {self.pid})" if self.owned else "not started by ctxbudget"
+        if self.foreign_pids:
+            who += f" (pid {', '.join(map(str, self.foreign_pids))})"
+        if self.phase == "up":
+            slots = f", {self.total_slots} slot(s) × {self.n_ctx_slot} tokens" if self.n_ctx_slot else ""
+            return f"up at {self.url}, {who}: {self.model}{slots}"
+        if self.phase in ("loading", "starting"):
+            return f"{self.phase} at {self.url}, {who}"
+        text = f"down ({self.url})"
+        if self.last and self.last.get("phase") == "failed":
+            text += f"; last start failed: {self.last.get('message', '')}"
+            lines = self.last.get("error_lines") or []
+            text += "".join(f"\n  {line}" for line in lines)
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return {
+            "phase": self.phase,
+            "url": self.url,
+            "owned": self.owned,
+            "pid": self.pid,
+            "foreign_pids": list(self.foreign_pids),
+            "model": self.model,
+            "n_ctx_slot": self.n_ctx_slot,
+            "total_slots": self.total_slots,
+            "record": self.record.to_json() if self.record else None,
+            "last": self.last,
+        }
+
+
+def _headers(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def probe_health(url: str, timeout: float = 2.0) -> str:
+    """ "up" (200), "loading" (503) or "down" (no answer / other)."""
+    try:
+        code = httpx.get(url + "/health", timeout=timeout).status_code
+    except httpx.HTTPError:
+        return "down"
+    return "up" if code == 200 else "loading" if code == 503 else "down"
+
+
+def fetch_props(url: str, api_key: str = "", timeout: float = 3.0) -> dict[str, Any] | None:
+    """GET /props, None when it does not answer 200."""
+    try:
+        response = httpx.get(url + "/props", headers=_headers(api_key), timeout=timeout)
+        data = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def error_lines(*paths: Path, limit: int = 6) -> tuple[str, ...]:
+    """The first error lines of the log (or of stderr when the log has none)."""
+    for path in paths:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        found: list[str] = []
+        for line in text.splitlines():
+            raw = line.strip()
+            line = _LOG_PREFIX.sub("", raw)
+            if line and _ERROR_LINE.search(raw) and line not in found:
+                found.append(line)
+            if len(found) >= limit:
+                break
+        if found:
+            return tuple(found)
+    return ()
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Nothing accepts connections on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) != 0
+
+
+def preflight(settings: Settings, plan: LaunchPlan) -> list[Any]:
+    """Run the doctor on the planned launch; returns its CheckResults (blocking ones have status fail)."""
+    from tui.core.doctor import gather_facts, launch_from_settings, run_checks
+
+    launch = launch_from_settings(settings, ctx_size=plan.ctx_size, parallel=plan.parallel)
+    facts = asyncio.run(
+        gather_facts(
+            launch, api_key=settings.server.api_key, prefer_planned=True, gpu_enabled=settings.gpu.enabled
+        )
+    )
+    return list(run_checks(facts))
+
+
+class ServerController:
+    """Controls the llama-server of one Settings; call from a worker thread (it blocks while waiting)."""
+
+    _children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_state: StateCallback | None = None,
+        health_timeout: float = HEALTH_TIMEOUT,
+    ) -> None:
+        self.settings = settings
+        self.on_state = on_state
+        self.health_timeout = health_timeout
+        host, port = host_port(settings)
+        self.host, self.port = host, port
+        self.url = f"http://{host}:{port}"
+
+    def _emit(
+        self, phase: str, message: str, pid: int | None = None, lines: tuple[str, ...] = ()
+    ) -> ServerState:
+        state = ServerState(phase, message, pid, self.url, lines)
+        if self.on_state is not None:
+            self.on_state(state)
+        return state
+
+    def _owned(self) -> PidRecord | None:
+        record = read_pid_record()
+        if record is None or record.port != self.port:
+            return None
+        self._reap()
+        return record if processes.is_alive(record.pid, record.start_time) else None
+
+    def _reap(self) -> None:
+        for pid, proc in list(self._children.items()):
+            if proc.poll() is not None:
+                del self._children[pid]
+
+    def status(self) -> ServerStatus:
+        """State of the server on the configured port, and whether we started it."""
+        record = self._owned()
+        health = probe_health(self.url)
+        foreign: tuple[int, ...] = ()
+        if record is None and health != "down":
+            foreign = tuple(processes.port_owner_pids(self.port))
+        if health == "up":
+            props = fetch_props(self.url, self.settings.server.api_key) or {}
+            settings_ = props.get("default_generation_settings") or {}
+            return ServerStatus(
+                "up",
+                self.url,
+                record is not None,
+                record.pid if record else None,
+                foreign,
+                str(props.get("model_alias") or props.get("model_path") or ""),
+                settings_.get("n_ctx"),
+                props.get("total_slots"),
+                record,
+            )
+        if health == "loading" or record is not None:
+            phase = "loading" if health == "loading" else "starting"
+            return ServerStatus(
+                phase, self.url, record is not None, record.pid if record else None, foreign, record=record
+            )
+        return ServerStatus("down", self.url, False, last=last_outcome())
+
+    def stop(self) -> ServerState:
+        """Stop our server, or a foreign one we can identify by the port it listens on."""
+        record = self._owned()
+        if record is not None:
+            self._emit("stopping", f"stopping llama-server (pid {record.pid})", record.pid)
+            how = processes.terminate(record.pid, stop_timeout(self.settings))
+            self._reap()
+            clear_pid_record()
+            self._wait_port_free()
+            return self._emit("down", f"llama-server stopped ({how})", record.pid)
+        clear_pid_record()
+        health = probe_health(self.url)
+        if health == "down" and port_is_free(self.host, self.port):
+            return self._emit("down", f"no llama-server answers at {self.url}")
+        owners = processes.port_owner_pids(self.port)
+        if not owners:
+            raise ServerControlError(
+                f"the server at {self.url} was not started by ctxbudget and its process could not be "
+                f"identified (another user, a container or another host?); stop it yourself, then run "
+                f"`ctxbudget server start`"
+            )
+        commands = {pid: " ".join(processes.command_line(pid))[:160] for pid in owners}
+        if health == "down" and not any("llama" in cmd for cmd in commands.values()):
+            taken = ", ".join(f"pid {pid} ({cmd})" for pid, cmd in commands.items())
+            raise ServerControlError(
+                f"port {self.port} is taken by {taken}, which does not answer /health like llama-server; "
+                f"free the port or change [server] port"
+            )
+        for pid, cmd in commands.items():
+            self._emit(
+                "stopping",
+                f"the server at {self.url} was not started by ctxbudget: stopping pid {pid} ({cmd})",
+                pid,
+            )
+            processes.terminate(pid, stop_timeout(self.settings))
+        self._wait_port_free()
+        return self._emit("down", f"stopped pid {', '.join(map(str, owners))}")
+
+    def _wait_port_free(self) -> None:
+        deadline = time.monotonic() + PORT_FREE_TIMEOUT
+        while not port_is_free(self.host, self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def plan(self, ctx_size: int | None = None, parallel: int | None = None) -> LaunchPlan:
+        """The launch that start/restart would run."""
+        return build_launch(self.settings, ctx_size=ctx_size, parallel=parallel)
+
+    def check(self, plan: LaunchPlan, force: bool) -> list[Any]:
+        """Doctor preflight (skipped when forced); raises PreflightError on a blocking failure."""
+        if force:
+            return []
+        results = preflight(self.settings, plan)
+        blocking = [r for r in results if r.status == "fail" and r.check in BLOCKING_CHECKS]
+        if blocking:
+            text = "; ".join(
+                f"{r.check}: {r.message}" + (f" (fix: {r.fix})" if r.fix else "") for r in blocking
+            )
+            raise PreflightError(
+                f"refusing to start, the doctor found: {text}; use --force to start anyway", results
+            )
+        return results
+
+    def start(
+        self, ctx_size: int | None = None, parallel: int | None = None, force: bool = False
+    ) -> ServerState:
+        """Start the configured server and wait until /health answers (or it fails)."""
+        plan = self.plan(ctx_size, parallel)
+        record = self._owned()
+        if record is not None:
+            raise ServerControlError(f"llama-server already runs (pid {record.pid}); use restart")
+        if probe_health(self.url) != "down" or not port_is_free(self.host, self.port):
+            raise ServerControlError(f"something already listens on {self.url}; use restart to replace it")
+        self.check(plan, force)
+        return self._launch(plan)
+
+    def ensure_started(self, force: bool = False) -> ServerState | None:
+        """For [server] autostart: start the configured server when nothing answers; None when one runs."""
+        if self.status().phase != "down":
+            return None
+        return self.start(force=force)
+
+    def restart(
+        self, ctx_size: int | None = None, parallel: int | None = None, force: bool = False
+    ) -> ServerState:
+        """Stop what runs on the port (ours, or an identifiable foreign one), then start ours."""
+        plan = self.plan(ctx_size, parallel)
+        self.check(plan, force)
+        self.stop()
+        return self._launch(plan)
+
+    def _launch(self, plan: LaunchPlan) -> ServerState:
+        if not Path(plan.model).expanduser().exists():
+            message = f"model file {plan.model} does not exist"
+        else:
+            message = ""
+        plan.log_file.parent.mkdir(parents=True, exist_ok=True)
+        plan.log_file.write_text(
+            ""
+        )  # llama-server truncates it too; this drops a previous run's errors early
+        stderr_path = data_dir() / "llama-server.stderr"
+        stderr_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "NO_COLOR": "1"}
+        env.pop("LLAMA_API_KEY", None)
+        if plan.api_key:
+            env["LLAMA_API_KEY"] = plan.api_key  # by environment, so the key never shows in `ps`
+        self._emit("starting", f"starting {plan.command}" + (f" ({message})" if message else ""))
+        with stderr_path.open("wb") as stderr:
+            proc = subprocess.Popen(
+                list(plan.args),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        self._children[proc.pid] = proc
+        record = PidRecord(
+            proc.pid,
+            processes.start_time(proc.pid),
+            plan.port,
+            plan.host,
+            plan.model,
+            plan.ctx_size,
+            plan.parallel,
+            str(plan.log_file),
+            plan.command,
+            time.time(),
+        )
+        write_pid_record(record)
+        state = self._wait_healthy(proc, plan, stderr_path)
+        record_outcome(state.phase, state.message, state.error_lines)
+        return state
+
+    def _wait_healthy(
+        self, proc: subprocess.Popen[bytes], plan: LaunchPlan, stderr_path: Path
+    ) -> ServerState:
+        deadline = time.monotonic() + self.health_timeout
+        phase = "starting"
+        while True:
+            code = proc.poll()
+            if code is not None:
+                clear_pid_record()
+                self._children.pop(proc.pid, None)
+                lines = error_lines(plan.log_file, stderr_path)
+                first = lines[0] if lines else "no error line in the log"
+                return self._emit("failed", f"llama-server exited with code {code}: {first}", proc.pid, lines)
+            health = probe_health(self.url, timeout=1.0)
+            if health == "up":
+                props = fetch_props(self.url, plan.api_key) or {}
+                n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx")
+                slots = props.get("total_slots")
+                return self._emit(
+                    "up", f"llama-server up at {self.url}: {slots} slot(s) × {n_ctx} tokens", proc.pid
+                )
+            if health == "loading" and phase != "loading":
+                phase = "loading"
+                self._emit("loading", f"loading {plan.model}", proc.pid)
+            if time.monotonic() > deadline:
+                lines = error_lines(plan.log_file, stderr_path)
+                return self._emit(
+                    "failed",
+                    f"not healthy after {self.health_timeout:.0f} s; still running as pid {proc.pid}",
+                    proc.pid,
+                    lines,
+                )
+            time.sleep(0.1)

@@ -1,0 +1,61 @@
+"""What the doctor knows about a setup and what each check concluded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tui.core.gguf import GgufInfo, KvEstimate
+from tui.core.logs.events import LogEvent
+from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
+
+Status = Literal["pass", "warn", "fail"]
+CLAUDE_DEFAULT_WINDOW = 200_000
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One doctor line: check name, pass/warn/fail, what was found and how to fix it."""
+
+    check: str
+    status: Status
+    message: str
+    fix: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        """The `doctor --json` item."""
+        return {"check": self.check, "status": self.status, "message": self.message, "fix": self.fix}
+
+
+@dataclass(frozen=True)
+class Launch:
+    """The llama-server launch being checked (planned settings, or what a running server reports)."""
+
+    url: str
+    model: str = ""
+    ctx_size: int = 0
+    parallel: int = 0
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    flash_attn: str = "auto"
+    n_gpu_layers: str = "auto"
+    log_file: str = ""
+    agent_client: str = "claude"
+    agent_window: int = 0
+
+
+@dataclass(frozen=True)
+class DoctorFacts:
+    """Everything gathered before the checks run; checks are pure functions of this."""
+
+    launch: Launch
+    mode: Literal["planned", "running"]
+    server: ServerSnapshot | None = None
+    gguf: GgufInfo | None = None
+    gguf_error: str = ""
+    kv: KvEstimate | None = None
+    gpu: GpuSnapshot | None = None
+    mem_available: int | None = None
+    log_head: str | None = None
+    log_error: str = ""
+    log_events: tuple[LogEvent, ...] = field(default_factory=tuple)

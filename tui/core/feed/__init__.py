@@ -1,0 +1,1 @@
+"""Gathers core state (journal, log, server, GPU, or a demo recording) into updates for the dashboard."""

@@ -1,0 +1,166 @@
+"""The dashboard feed: takes observations from a driver (live or demo), emits bounded, coalesced updates."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from tui.core.feed.updates import (
+    FeedInfo,
+    FeedUpdate,
+    LogLine,
+    LogUpdate,
+    RecordsUpdate,
+    SlotsUpdate,
+    SourceStatus,
+)
+from tui.core.logs import events as ev
+from tui.core.logs.monitor import LogMonitor
+from tui.core.poll.buffers import buffers_from_events
+from tui.core.poll.snapshots import BufferSizes, GpuSnapshot, ServerSnapshot
+from tui.core.records import RequestRecord
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[FeedUpdate], None]
+DEFAULT_FLUSH_INTERVAL = 0.15
+
+
+class FeedDriver(Protocol):
+    """Where observations come from: live sources or a demo replay."""
+
+    info: FeedInfo
+
+    async def run(self, feed: DashboardFeed) -> None:
+        """Push observations into the feed until cancelled."""
+
+    def load_body(self, record_id: int) -> bytes | None:
+        """The stored request body of one record (blocking; call it from a worker thread)."""
+
+    def load_record(self, record_id: int) -> RequestRecord | None:
+        """One record with its anatomy parts (blocking; call it from a worker thread)."""
+
+
+class DashboardFeed:
+    """Owns the per-slot tracker and the log buffer; calls listeners from the event loop."""
+
+    def __init__(
+        self,
+        driver: FeedDriver,
+        *,
+        log_lines: int = 2000,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+    ) -> None:
+        self.driver = driver
+        self.monitor = LogMonitor()
+        self._listeners: list[Listener] = []
+        self._pending_lines: deque[LogLine] = deque(maxlen=max(50, log_lines))
+        self._dropped = 0
+        self._slots_generation = -1
+        self._facts_shown: object = None
+        self._buffer_events: deque[ev.LogEvent] = deque(maxlen=64)
+        self._flush_interval = flush_interval
+        self._wake = asyncio.Event()
+        self.server: ServerSnapshot | None = None
+        self.gpu: GpuSnapshot | None = None
+
+    @property
+    def info(self) -> FeedInfo:
+        """Where the data comes from."""
+        return self.driver.info
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener` with every update (from the event loop thread)."""
+        self._listeners.append(listener)
+
+    def _emit(self, update: FeedUpdate) -> None:
+        for listener in self._listeners:
+            try:
+                listener(update)
+            except Exception:  # a broken listener must not stop the feed
+                log.exception("feed listener failed")
+
+    # --- ingest API for drivers -------------------------------------------------------------------
+
+    def add_records(self, records: Sequence[RequestRecord], *, initial: bool = False) -> None:
+        """New journal rows, oldest first (emitted at once: they are rare and the table wants them fast)."""
+        if records or initial:
+            self._emit(RecordsUpdate(tuple(records), initial=initial))
+
+    def add_log_lines(self, lines: Sequence[str]) -> None:
+        """Raw log lines: parsed and folded now (LogMonitor), emitted in batches every flush interval."""
+        texts = [line.rstrip("\r\n") for line in lines]
+        events = self.monitor.feed_lines(texts)
+        for text, event in zip(texts, events, strict=False):
+            if isinstance(event, ev.BufferSize | ev.ModelLoading):
+                self._buffer_events.append(event)
+            if len(self._pending_lines) == self._pending_lines.maxlen:
+                self._dropped += 1
+            self._pending_lines.append(
+                LogLine(text, _level_letter(event.level, text), event.slot, event.kind)
+            )
+        self._wake.set()
+
+    def set_server(self, snapshot: ServerSnapshot) -> None:
+        """A new server poll."""
+        self.server = snapshot
+        self._emit(snapshot)
+
+    def set_gpu(self, snapshot: GpuSnapshot) -> None:
+        """A new GPU sample."""
+        self.gpu = snapshot
+        self._emit(snapshot)
+
+    def set_status(self, status: SourceStatus) -> None:
+        """A source changed state (missing log file, journal waiting, ...)."""
+        self._emit(status)
+
+    def buffers(self) -> tuple[BufferSizes, ...]:
+        """Per-device buffer sizes from the log (the GPU sampler's no-GPU memory facts)."""
+        return buffers_from_events(self._buffer_events)
+
+    # --- running ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run the driver and the log flusher until cancelled."""
+        flusher = asyncio.create_task(self._flush_loop(), name="feed-flush")
+        try:
+            await self.driver.run(self)
+        finally:
+            flusher.cancel()
+            self.flush()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self._flush_interval)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Emit pending log lines, slot activity and facts now."""
+        if self._pending_lines:
+            lines = tuple(self._pending_lines)
+            self._pending_lines.clear()
+            self._emit(LogUpdate(lines, self._dropped))
+            self._dropped = 0
+        tracker = self.monitor.slot_tracker
+        if tracker.generation != self._slots_generation:
+            self._slots_generation = tracker.generation
+            self._emit(SlotsUpdate(tracker.slots()))
+        facts = self.monitor.facts_tracker.facts
+        if facts is not self._facts_shown and facts != self._facts_shown:
+            self._facts_shown = facts
+            self._emit(facts)
+
+
+def _level_letter(level: str | None, text: str) -> str | None:
+    if level:
+        return level[:1].upper()
+    parts = text.split(" ", 2)
+    if len(parts) >= 2 and len(parts[1]) == 1 and parts[1] in "IWED":
+        return parts[1]
+    return None

@@ -1,0 +1,199 @@
+"""Live sources for the feed: embedded proxy (or attached journal), log tailer, server poller, GPU sampler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tui.core.config import Settings
+from tui.core.feed.updates import FeedInfo, SourceStatus
+from tui.core.journal_reader import JournalReader
+from tui.core.records import RequestRecord
+
+if TYPE_CHECKING:
+    from tui.core.feed.feed import DashboardFeed
+
+log = logging.getLogger(__name__)
+
+BACKLOG_ROWS = 500
+JOURNAL_POLL_S = 0.1
+NO_LOG_FILE = (
+    "no log file configured: set [server] log_file in config.toml, or start llama-server with "
+    "--log-file PATH --log-colors off and set [server] log_file = PATH"
+)
+
+
+class LiveDriver:
+    """Runs every live source as its own task; one failing source reports itself and the rest go on."""
+
+    def __init__(self, settings: Settings, *, attach: bool = False, journal_path: Path | None = None) -> None:
+        self.settings = settings
+        self.attach = attach
+        self.journal_path = journal_path or settings.journal_path()
+        self.info = FeedInfo(
+            mode="attach" if attach else "live",
+            proxy_address="" if attach else settings.proxy.listen,
+            journal_path=str(self.journal_path),
+            log_path=settings.server.log_file,
+            server_url=settings.server.url,
+        )
+        self._detail_reader = JournalReader(self.journal_path)
+        self._detail_lock = threading.Lock()
+        self.proxy_url = ""
+
+    # --- detail loads (worker threads) -----------------------------------------------------------
+
+    def load_record(self, record_id: int) -> RequestRecord | None:
+        """The journal row with its parts."""
+        with self._detail_lock:
+            return self._detail_reader.get(record_id)
+
+    def load_body(self, record_id: int) -> bytes | None:
+        """The stored request body, when bodies are kept."""
+        with self._detail_lock:
+            return self._detail_reader.body(record_id)
+
+    # --- running ---------------------------------------------------------------------------------
+
+    async def run(self, feed: DashboardFeed) -> None:
+        """All sources until cancelled."""
+        sources: list[tuple[str, Callable[[DashboardFeed], Awaitable[None]]]] = [
+            ("journal", self._attach_journal if self.attach else self._embedded_proxy),
+            ("log", self._follow_log),
+            ("server", self._poll_server),
+            ("gpu", self._sample_gpu),
+        ]
+        tasks = [
+            asyncio.create_task(self._guard(name, run, feed), name=f"feed-{name}") for name, run in sources
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await asyncio.to_thread(self._detail_reader.close)
+
+    async def _guard(
+        self, name: str, run: Callable[[DashboardFeed], Awaitable[None]], feed: DashboardFeed
+    ) -> None:
+        try:
+            await run(feed)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a source failure is shown, never fatal to the dashboard
+            log.exception("feed source %s failed", name)
+            source = "proxy" if name == "journal" and not self.attach else name
+            feed.set_status(SourceStatus(source, "error", f"{name} stopped: {exc}"))  # type: ignore[arg-type]
+
+    async def _initial_rows(self, feed: DashboardFeed, reader: JournalReader) -> None:
+        rows = await asyncio.to_thread(reader.latest, BACKLOG_ROWS)
+        feed.add_records(rows, initial=True)
+
+    async def _embedded_proxy(self, feed: DashboardFeed) -> None:
+        from tui.core.proxy.service import ProxyService
+
+        reader = JournalReader(self.journal_path)
+        await self._initial_rows(feed, reader)
+        await asyncio.to_thread(reader.close)
+        last_seen = reader.last_id
+
+        def on_record(record: RequestRecord) -> None:
+            if record.id > last_seen:
+                feed.add_records([record])
+
+        proxy = ProxyService(self.settings, journal_path=self.journal_path, on_record=on_record)
+        listen = self.settings.proxy.listen
+        try:
+            await proxy.start()
+        except OSError as exc:
+            feed.set_status(
+                SourceStatus(
+                    "proxy",
+                    "error",
+                    f"cannot listen on {listen}: {exc.strerror or exc}; is another ctxbudget proxy running? "
+                    "use `ctxbudget --attach` to watch it, or --listen HOST:PORT",
+                )
+            )
+            return
+        self.proxy_url = proxy.url
+        feed.set_status(SourceStatus("proxy", "ok", f"proxy on {proxy.url} → {self.settings.proxy.upstream}"))
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await proxy.stop()
+
+    async def _attach_journal(self, feed: DashboardFeed) -> None:
+        reader = JournalReader(self.journal_path)
+        waiting = not self.journal_path.exists()
+        if waiting:
+            feed.set_status(
+                SourceStatus(
+                    "journal",
+                    "missing",
+                    f"no journal at {self.journal_path} yet: start `ctxbudget proxy` or pass --journal PATH",
+                )
+            )
+        await self._initial_rows(feed, reader)
+        try:
+            while True:
+                rows = await asyncio.to_thread(reader.poll)
+                if rows:
+                    if waiting:
+                        waiting = False
+                        feed.set_status(SourceStatus("journal", "ok", f"following {self.journal_path}"))
+                    feed.add_records(rows)
+                await asyncio.sleep(JOURNAL_POLL_S)
+        finally:
+            await asyncio.to_thread(reader.close)
+
+    async def _follow_log(self, feed: DashboardFeed) -> None:
+        from tui.core.logs.tail import LogTailer
+
+        path_text = self.settings.server.log_file
+        if not path_text:
+            feed.set_status(SourceStatus("log", "missing", NO_LOG_FILE))
+            return
+        path = Path(path_text).expanduser()
+        if not path.exists():
+            feed.set_status(
+                SourceStatus(
+                    "log", "waiting", f"waiting for {path} to appear (llama-server --log-file {path})"
+                )
+            )
+        tailer = LogTailer(path, backlog_lines=self.settings.dashboard.log_lines)
+        first = True
+        async for batch in tailer.batches():
+            if first:
+                first = False
+                feed.set_status(SourceStatus("log", "ok", f"following {path}"))
+            feed.add_log_lines(batch)
+
+    async def _poll_server(self, feed: DashboardFeed) -> None:
+        from tui.core.poll.server_poller import ServerPoller
+
+        server = self.settings.server
+        poller = ServerPoller(server.url, server.api_key, interval=server.poll_interval)
+        try:
+            await poller.run(feed.set_server)
+        finally:
+            poller.stop()
+            await poller.aclose()
+
+    async def _sample_gpu(self, feed: DashboardFeed) -> None:
+        from tui.core.poll.gpu import GpuSampler
+
+        gpu = self.settings.gpu
+        sampler = GpuSampler(server_url=self.settings.server.url, enabled=gpu.enabled)
+        try:
+            await sampler.run(feed.set_gpu, interval=gpu.interval, buffers=feed.buffers)
+        finally:
+            sampler.stop()
+            await asyncio.to_thread(sampler.close)

@@ -1,0 +1,73 @@
+"""Immutable updates the feed hands to its listener (the dashboard)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tui.core.logs.facts import ServerFacts
+from tui.core.logs.slots import SlotState
+from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
+from tui.core.records import RequestRecord
+
+FeedMode = Literal["live", "attach", "demo"]
+SourceName = Literal["journal", "log", "server", "gpu", "proxy"]
+SourceHealth = Literal["ok", "waiting", "missing", "error", "off"]
+
+
+@dataclass(frozen=True)
+class FeedInfo:
+    """Static facts about where the feed gets its data."""
+
+    mode: FeedMode
+    proxy_address: str = ""
+    journal_path: str = ""
+    log_path: str = ""
+    server_url: str = ""
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """The state of one source, with what to do when it is not ok."""
+
+    source: SourceName
+    health: SourceHealth
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RecordsUpdate:
+    """New journal rows, oldest first; `initial` marks the backlog read at start."""
+
+    records: tuple[RequestRecord, ...]
+    initial: bool = False
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One llama-server log line with what the parser found out about it."""
+
+    text: str
+    level: str | None
+    slot: int | None
+    kind: str
+
+
+@dataclass(frozen=True)
+class LogUpdate:
+    """Log lines collected since the last update; `dropped` counts lines lost to the buffer bound."""
+
+    lines: tuple[LogLine, ...]
+    dropped: int = 0
+
+
+@dataclass(frozen=True)
+class SlotsUpdate:
+    """Per-slot state from the log (task, phase, progress, checkpoints)."""
+
+    slots: tuple[SlotState, ...]
+
+
+FeedUpdate = (
+    RecordsUpdate | LogUpdate | SlotsUpdate | ServerSnapshot | GpuSnapshot | SourceStatus | ServerFacts
+)

@@ -1,0 +1,116 @@
+"""Reading the journal from any process, with a cheap check for new rows (PRAGMA data_version)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from tui.core.journal_schema import LIST_COLUMNS, connect, record_from_row, unpack_parts
+from tui.core.records import RequestRecord
+
+
+class JournalReader:
+    """Read-only view of a journal file; a missing file reads as empty until it appears."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._data_version: int | None = None
+        self.last_id = 0
+
+    def _connection(self) -> sqlite3.Connection | None:
+        if self._conn is None:
+            if not self.path.exists():
+                return None
+            try:
+                conn = connect(self.path, readonly=True)
+                conn.execute("SELECT 1 FROM requests LIMIT 1")
+            except sqlite3.Error:
+                return None  # created but not initialised yet
+            self._conn = conn
+        return self._conn
+
+    def latest(self, n: int = 50) -> list[RequestRecord]:
+        """The newest n rows, oldest first (parts not loaded)."""
+        conn = self._connection()
+        if conn is None or n <= 0:
+            return []
+        rows = conn.execute(
+            f"SELECT {LIST_COLUMNS} FROM requests ORDER BY id DESC LIMIT ?", (n,)
+        ).fetchall()
+        records = [record_from_row(row) for row in reversed(rows)]
+        if records:
+            self.last_id = max(self.last_id, records[-1].id)
+        return records
+
+    def since(self, row_id: int, limit: int = 1000) -> list[RequestRecord]:
+        """Rows with id > row_id, oldest first (parts not loaded)."""
+        conn = self._connection()
+        if conn is None:
+            return []
+        rows = conn.execute(
+            f"SELECT {LIST_COLUMNS} FROM requests WHERE id > ? ORDER BY id LIMIT ?", (row_id, limit)
+        ).fetchall()
+        records = [record_from_row(row) for row in rows]
+        if records:
+            self.last_id = max(self.last_id, records[-1].id)
+        return records
+
+    def get(self, row_id: int) -> RequestRecord | None:
+        """One row with its anatomy parts (for the detail view)."""
+        conn = self._connection()
+        if conn is None:
+            return None
+        row = conn.execute(f"SELECT {LIST_COLUMNS} FROM requests WHERE id = ?", (row_id,)).fetchone()
+        if row is None:
+            return None
+        blob = conn.execute("SELECT anatomy_parts FROM details WHERE id = ?", (row_id,)).fetchone()
+        return record_from_row(row, unpack_parts(blob[0] if blob else None))
+
+    def body(self, row_id: int) -> bytes | None:
+        """The stored request body (only when journal.store_bodies was on)."""
+        conn = self._connection()
+        if conn is None:
+            return None
+        row = conn.execute("SELECT request_body FROM details WHERE id = ?", (row_id,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return zlib.decompress(row[0])
+
+    def count(self) -> int:
+        """Number of rows."""
+        conn = self._connection()
+        return 0 if conn is None else int(conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+
+    def changed(self) -> bool:
+        """Whether another connection committed since the last call (one cheap PRAGMA)."""
+        conn = self._connection()
+        if conn is None:
+            return False
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        changed = version != self._data_version
+        self._data_version = version
+        return changed
+
+    def poll(self) -> list[RequestRecord]:
+        """New rows since the last rows this reader returned ([] quickly when nothing changed)."""
+        if not self.changed():
+            return []
+        return self.since(self.last_id)
+
+    async def follow(self, interval: float = 0.1) -> AsyncIterator[list[RequestRecord]]:
+        """Yield each non-empty batch of new rows, checking every `interval` seconds."""
+        while True:
+            batch = self.poll()
+            if batch:
+                yield batch
+            await asyncio.sleep(interval)
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

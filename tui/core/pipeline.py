@@ -1,0 +1,236 @@
+"""Capture → analysis → journal, off the proxy's hot path (in a thread, or a worker process)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from tui.core.anatomy.analyze import AnalysisResult
+from tui.core.anatomy.exchange import Exchange
+from tui.core.config import Settings
+from tui.core.journal import Journal
+from tui.core.journal_schema import record_for
+from tui.core.records import RequestRecord
+
+if TYPE_CHECKING:  # the proxy package imports this module; avoid the cycle at runtime
+    from tui.core.proxy.capture import Capture
+
+log = logging.getLogger(__name__)
+
+# Bodies waiting for analysis beyond this are dropped (row kept, anatomy lost): bounds the proxy's memory.
+DEFAULT_BACKLOG_BYTES = 16 * 1024 * 1024
+
+
+class ExchangeAnalyzer(Protocol):
+    """What the pipeline needs from tui.core.anatomy.analyze.Analyzer."""
+
+    def analyze(self, exchange: Exchange) -> AnalysisResult: ...
+
+
+AnalyzerFactory = Callable[[], ExchangeAnalyzer]
+RecordCallback = Callable[[RequestRecord], None]
+
+
+class SettingsAnalyzer:
+    """Picklable factory: B's Analyzer with the counter and MCP servers from settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self) -> ExchangeAnalyzer:
+        from tui.core.anatomy.analyze import Analyzer
+        from tui.core.tokens import make_counter
+
+        settings = self.settings
+        counter = make_counter(settings.anatomy.counter, settings.proxy.upstream, settings.server.api_key)
+        return Analyzer(counter, settings.anatomy.mcp_servers)
+
+
+class NullAnalyzer:
+    """Journal-only analysis (no anatomy): for measuring the proxy without tokenizing."""
+
+    def analyze(self, exchange: Exchange) -> AnalysisResult:
+        """Every row unparsed, with that reason."""
+        return AnalysisResult(unparsed_reason="analysis disabled")
+
+
+class CaptureSink(Protocol):
+    """What the proxy hands finished captures to (thread Pipeline or ProcessPipeline)."""
+
+    @property
+    def processed(self) -> int: ...
+    @property
+    def failures(self) -> int: ...
+
+    def start(self) -> None: ...
+    def submit(self, capture: Capture) -> None: ...
+    def flush(self, timeout: float = 10.0) -> bool: ...
+    def stop(self, timeout: float = 10.0) -> None: ...
+
+
+class CaptureProcessor:
+    """Analyze one capture and journal it; a failure in either is logged and recorded, never raised."""
+
+    def __init__(self, journal: Journal | None, analyzer_factory: AnalyzerFactory) -> None:
+        self.journal = journal
+        self.analyzer_factory = analyzer_factory
+        self.failures = 0
+        self._analyzer: ExchangeAnalyzer | None = None
+        self._analyzer_error: str | None = None
+
+    def process(self, capture: Capture) -> RequestRecord:
+        """The journaled record (id 0 when no journal or the append failed)."""
+        exchange = capture.to_exchange()
+        result = self._analyze(exchange, capture.dropped)
+        row_id = 0
+        has_body = False
+        if self.journal is not None:
+            try:
+                row_id = self.journal.append(
+                    exchange,
+                    result,
+                    request_bytes=capture.request_bytes,
+                    response_bytes=capture.response_bytes,
+                )
+                has_body = self.journal.store_bodies and bool(exchange.request_body)
+            except Exception:
+                self.failures += 1
+                log.exception("journal append failed")
+        return record_for(
+            row_id,
+            exchange,
+            result,
+            request_bytes=capture.request_bytes,
+            response_bytes=capture.response_bytes,
+            has_body=has_body,
+        )
+
+    def _analyze(self, exchange: Exchange, dropped: str | None) -> AnalysisResult:
+        if dropped:
+            return AnalysisResult(unparsed_reason=dropped)
+        analyzer = self._get_analyzer()
+        if analyzer is None:
+            return AnalysisResult(unparsed_reason=f"analyzer unavailable: {self._analyzer_error}")
+        try:
+            return analyzer.analyze(exchange)
+        except Exception as exc:
+            self.failures += 1
+            log.exception("analysis failed for %s %s", exchange.method, exchange.path)
+            return AnalysisResult(unparsed_reason=f"analysis failed: {type(exc).__name__}: {exc}")
+
+    def _get_analyzer(self) -> ExchangeAnalyzer | None:
+        if self._analyzer is None and self._analyzer_error is None:
+            try:
+                self._analyzer = self.analyzer_factory()
+            except Exception as exc:
+                self._analyzer_error = f"{type(exc).__name__}: {exc}"
+                log.exception("could not build the analyzer")
+        return self._analyzer
+
+
+class BacklogGate:
+    """Counts queued captures and bytes; drops bodies past the byte limit; lets callers wait for idle."""
+
+    def __init__(self, max_bytes: int = DEFAULT_BACKLOG_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._bytes = 0
+        self._pending = 0
+        self._idle = threading.Condition()
+
+    def admit(self, capture: Capture) -> None:
+        """Account for a new capture (dropping its bodies if the backlog is full)."""
+        with self._idle:
+            if self._bytes + capture.approx_size > self.max_bytes:
+                capture.drop_bodies("analysis backlog full: bodies dropped")
+            self._bytes += capture.approx_size
+            self._pending += 1
+
+    def done(self, size: int) -> None:
+        """One capture of `size` bytes finished."""
+        with self._idle:
+            self._bytes = max(0, self._bytes - size)
+            self._pending = max(0, self._pending - 1)
+            self._idle.notify_all()
+
+    def clear(self) -> None:
+        """Forget everything pending (the worker that held it is gone)."""
+        with self._idle:
+            self._bytes = 0
+            self._pending = 0
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until nothing is pending; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+
+class Pipeline:
+    """In-process variant: one thread drains the queue (analysis shares the GIL with the proxy)."""
+
+    def __init__(
+        self,
+        journal: Journal | None,
+        analyzer_factory: AnalyzerFactory,
+        on_record: RecordCallback | None = None,
+        max_backlog_bytes: int = DEFAULT_BACKLOG_BYTES,
+    ) -> None:
+        self.processor = CaptureProcessor(journal, analyzer_factory)
+        self.on_record = on_record
+        self.processed = 0
+        self._gate = BacklogGate(max_backlog_bytes)
+        self._queue: queue.SimpleQueue[Capture | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def failures(self) -> int:
+        """Analysis or journal failures so far."""
+        return self.processor.failures
+
+    def start(self) -> None:
+        """Start the worker thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ctxbudget-pipeline", daemon=True)
+            self._thread.start()
+
+    def submit(self, capture: Capture) -> None:
+        """Queue a finished capture; never blocks."""
+        self._gate.admit(capture)
+        self._queue.put(capture)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is journaled; False on timeout."""
+        return self._gate.wait_idle(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Drain the queue and stop the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            capture = self._queue.get()
+            if capture is None:
+                return
+            try:
+                record = self.processor.process(capture)
+                self.processed += 1
+                if self.on_record is not None:
+                    self.on_record(record)
+            except Exception:  # a bad exchange must never stop the pipeline
+                self.processor.failures += 1
+                log.exception("pipeline failed on one exchange")
+            finally:
+                self._gate.done(capture.approx_size)

@@ -1,0 +1,8 @@
+"""The pass-through reverse proxy between a coding agent and llama-server."""
+
+from __future__ import annotations
+
+from tui.core.proxy.address import ListenAddress, RemoteListenError, parse_listen
+from tui.core.proxy.service import ProxyService
+
+__all__ = ["ListenAddress", "ProxyService", "RemoteListenError", "parse_listen"]

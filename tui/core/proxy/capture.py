@@ -1,0 +1,87 @@
+"""A bounded copy of one request/response, filled on the hot path and turned into an Exchange later."""
+
+from __future__ import annotations
+
+from tui.core.anatomy.exchange import Exchange
+from tui.core.proxy.headers import redact
+
+DEFAULT_CAPTURE_LIMIT = 32 * 1024 * 1024
+
+
+class Capture:
+    """Raw bytes and timings of one exchange; only appends happen on the event loop."""
+
+    __slots__ = (
+        "method", "path", "request_headers", "request_body", "status", "response_headers",
+        "chunks", "captured", "response_bytes", "limit", "truncated", "started", "ttfb_ms",
+        "total_ms", "error", "request_bytes", "dropped",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        request_headers: list[tuple[str, str]],
+        request_body: bytes,
+        started: float,
+        limit: int = DEFAULT_CAPTURE_LIMIT,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.request_headers = request_headers
+        self.request_bytes = len(request_body)
+        self.truncated = len(request_body) > limit
+        self.request_body = request_body[:limit] if self.truncated else request_body
+        self.status = 0
+        self.response_headers: list[tuple[str, str]] = []
+        self.chunks: list[bytes] = []
+        self.captured = 0
+        self.response_bytes = 0
+        self.limit = limit
+        self.started = started
+        self.ttfb_ms: float | None = None
+        self.total_ms: float | None = None
+        self.error: str | None = None
+        self.dropped: str | None = None
+
+    def add_chunk(self, chunk: bytes) -> None:
+        """Keep a response chunk while under the cap; count every byte."""
+        self.response_bytes += len(chunk)
+        room = self.limit - self.captured
+        if room <= 0:
+            self.truncated = True
+            return
+        if len(chunk) > room:
+            chunk = chunk[:room]
+            self.truncated = True
+        self.chunks.append(chunk)
+        self.captured += len(chunk)
+
+    @property
+    def approx_size(self) -> int:
+        """Bytes held in memory (for backlog accounting)."""
+        return len(self.request_body) + self.captured
+
+    def to_exchange(self) -> Exchange:
+        """Build the analyzer's input (joins chunks and redacts headers: run it off the event loop)."""
+        return Exchange(
+            method=self.method,
+            path=self.path,
+            request_headers=redact(self.request_headers),
+            request_body=self.request_body,
+            status=self.status,
+            response_headers=redact(self.response_headers),
+            response_body=b"".join(self.chunks),
+            started=self.started,
+            ttfb_ms=self.ttfb_ms,
+            total_ms=self.total_ms,
+            error=self.error,
+            body_truncated=self.truncated,
+        )
+
+    def drop_bodies(self, reason: str) -> None:
+        """Free the copied bytes (when the analysis backlog is too large)."""
+        self.request_body = b""
+        self.chunks = []
+        self.captured = 0
+        self.dropped = reason

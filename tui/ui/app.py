@@ -1,0 +1,94 @@
+"""The ctxbudget dashboard app: subscribes to a DashboardFeed and renders it on MainScreen."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import Worker, WorkerState
+
+from tui.core.config import Settings
+from tui.core.feed.feed import DashboardFeed
+from tui.core.feed.updates import FeedUpdate
+from tui.ui.availability import EXPLAINED_BINDINGS, unavailable_reason
+from tui.ui.commands import DashboardCommands
+from tui.ui.messages import message_for
+from tui.ui.screens.help import HelpScreen
+from tui.ui.screens.main import MainScreen
+
+DEFAULT_KEYS = {"compact": "c", "restart_server": "r", "transforms": "t", "mcp_toggle": "space"}
+
+
+def keymap_for(keys: dict[str, str]) -> dict[str, str]:
+    """The user's [keys] plus the hidden "why" bindings that follow the keys they explain."""
+    keymap = dict(keys)
+    for binding_id in EXPLAINED_BINDINGS:
+        if binding_id in keys:
+            keymap[f"{binding_id}.why"] = keys[binding_id]
+    return keymap
+
+
+class CtxBudgetApp(App[None]):
+    """Dashboard; all I/O happens in the feed worker, widgets only render snapshots."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "ctxbudget"
+    COMMANDS = App.COMMANDS | {DashboardCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
+        *(
+            Binding(DEFAULT_KEYS[binding_id], f"why('{action}')", show=False, id=f"{binding_id}.why")
+            for binding_id, action in EXPLAINED_BINDINGS.items()
+        ),
+    ]
+
+    def __init__(self, feed: DashboardFeed, settings: Settings, *, tz: dt.tzinfo | None = None) -> None:
+        super().__init__()
+        self.feed = feed
+        self.settings = settings
+        self.tz = tz
+        self.main_screen = MainScreen(feed, settings, tz=tz)
+        self.feed.subscribe(self._deliver)
+
+    def on_mount(self) -> None:
+        """Apply the keymap, show the dashboard, start the feed."""
+        self.set_keymap(keymap_for(self.settings.keys))
+        self.push_screen(self.main_screen)
+        self.run_feed()
+
+    @work(exclusive=True, group="feed", exit_on_error=False, description="dashboard feed")
+    async def run_feed(self) -> None:
+        """Sources run here (their blocking parts in threads), never touching widgets."""
+        await self.feed.run()
+
+    def _deliver(self, update: FeedUpdate) -> None:
+        self.main_screen.post_message(message_for(update))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """One place for worker failures: say what broke instead of dying silently."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{event.worker.description}: {error}", title="error", severity="error", timeout=10)
+
+    def action_help(self) -> None:
+        """Show every key."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.feed.info.mode, self.settings.keys))
+
+    def action_why(self, action: str) -> None:
+        """A greyed-out key was pressed: say why it cannot run."""
+        if action == "toggle_server" and type(self.focused).__name__ != "McpTable":
+            return
+        reason = unavailable_reason(action, self.feed.info.mode)
+        if reason:
+            self.notify(reason, title="not available", severity="warning", timeout=4)
+
+
+def make_app(feed: DashboardFeed, settings: Settings, *, tz: dt.tzinfo | None = None) -> CtxBudgetApp:
+    """The factory the CLI and the tests share."""
+    return CtxBudgetApp(feed, settings, tz=tz)

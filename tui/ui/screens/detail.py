@@ -1,0 +1,203 @@
+"""Request detail: a tree of parts down to each tool schema and message, cache break, timings, raw body."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TextArea, Tree
+from textual.widgets.tree import TreeNode
+
+from tui.core.feed.feed import DashboardFeed
+from tui.core.feed.views import CATEGORY_LABELS, mcp_server_of
+from tui.core.records import RequestRecord
+from tui.ui.format import clock, grouped, millis, percent, rate
+
+MAX_BODY_CHARS = 400_000
+
+
+def summary_text(record: RequestRecord, window: int, tz: dt.tzinfo | None) -> Text:
+    """Who/when/what, usage and timings, and the cache-break explanation."""
+    usage = record.usage
+    text = Text()
+    text.append(f"#{record.id} ", style="bold")
+    text.append(f"{record.method} {record.path}  {record.status or '–'}  {clock(record.ts, tz)}\n")
+    text.append(
+        f"session {record.session_id or '–'}  kind {record.kind}  model {record.model or '–'}  "
+        f"{record.dialect or '?'}{' stream' if record.stream else ''}\n",
+        style="dim",
+    )
+    prompt = record.prompt_tokens
+    text.append(f"prompt {grouped(prompt)}")
+    if window and prompt:
+        text.append(f" ({percent(prompt / window)} of {grouped(window)})", style="dim")
+    text.append(f"  cached {grouped(usage.cached_tokens)}  out {grouped(usage.output_tokens)}")
+    text.append(f"  stop {usage.stop_reason or '–'}\n")
+    text.append(
+        f"pp {rate(usage.prompt_per_second)} t/s in {millis(usage.prompt_ms)}  "
+        f"tg {rate(usage.gen_per_second)} t/s in {millis(usage.gen_ms)}  "
+        f"TTFB {millis(record.ttfb_ms)}  total {millis(record.total_ms)}"
+    )
+    if record.anatomy is not None:
+        anatomy = record.anatomy
+        text.append(
+            f"\ncounted with {anatomy.counter or '?'} ({'exact' if anatomy.exact else 'approximate'})",
+            style="dim",
+        )
+    cb = record.cache_break
+    if cb is not None:
+        text.append("\ncache break: ", style="bold")
+        text.append(f"{cb.where}: {cb.description}; reusable prefix {grouped(cb.reusable_prefix_tokens)}")
+        if cb.server_reused_tokens is not None:
+            text.append(f", server reused {grouped(cb.server_reused_tokens)}")
+    elif record.anatomy is not None:
+        text.append(
+            "\ncache break: none seen (first request of its conversation or full prefix reuse)", style="dim"
+        )
+    for label, value in (("unparsed", record.unparsed_reason), ("error", record.error)):
+        if value:
+            text.append(f"\n{label}: {value}", style="bold red")
+    return text
+
+
+def fill_tree(root: TreeNode[None], record: RequestRecord) -> None:
+    """Categories -> (MCP servers ->) parts, each with tokens and share of the prompt."""
+    anatomy = record.anatomy
+    if anatomy is None:
+        root.add_leaf(record.unparsed_reason or "no anatomy for this request")
+        return
+    total = max(1, anatomy.total_tokens)
+    parts_by_cat: dict[str, list[tuple[str, int, str | None]]] = {}
+    for part in anatomy.parts:
+        server = part.server or mcp_server_of(part.tool)
+        parts_by_cat.setdefault(part.category, []).append((part.label, part.tokens, server))
+    for name, label in CATEGORY_LABELS.items():
+        count = anatomy.categories.get(name, 0)
+        if name == "free" or (count == 0 and name not in parts_by_cat):
+            continue
+        node = root.add(_label(label, count, total), expand=name in ("mcp_tools",))
+        items = parts_by_cat.get(name, [])
+        if name == "tools" and not items:
+            items = [(f"tool {t.name}", t.tokens, None) for t in anatomy.tools if not t.server]
+        if name == "mcp_tools":
+            if not items:
+                items = [(f"tool {t.name}", t.tokens, t.server) for t in anatomy.tools if t.server]
+            servers: dict[str, list[tuple[str, int, str | None]]] = {}
+            for item in items:
+                servers.setdefault(item[2] or "?", []).append(item)
+            for server, server_items in servers.items():
+                sub = node.add(
+                    _label(f"{server} ({len(server_items)} tools)", sum(i[1] for i in server_items), total)
+                )
+                for item_label, tokens, _ in server_items:
+                    sub.add_leaf(_label(item_label, tokens, total))
+            continue
+        if name == "tool_results" and anatomy.tool_results_by_tool and not items:
+            items = [
+                (f"results of {tool}", tokens, None) for tool, tokens in anatomy.tool_results_by_tool.items()
+            ]
+        for item_label, tokens, _ in items:
+            node.add_leaf(_label(item_label, tokens, total))
+        if not items:
+            node.allow_expand = False
+    root.expand()
+
+
+def _label(label: str, tokens: int, total: int) -> Text:
+    return Text.assemble(label, (f"  {grouped(tokens)}", "bold"), (f"  {percent(tokens / total)}", "dim"))
+
+
+class RequestDetailScreen(Screen[None]):
+    """One request; loads its parts and body in worker threads."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="detail_back"),
+        Binding("b", "toggle_body", "Raw body", id="detail_body"),
+    ]
+
+    def __init__(
+        self, record: RequestRecord, feed: DashboardFeed, window: int, *, tz: dt.tzinfo | None
+    ) -> None:
+        super().__init__()
+        self.record = record
+        self.feed = feed
+        self.window = window
+        self.tz = tz
+        self.body_loaded = False
+
+    def compose(self) -> ComposeResult:
+        """Summary, tree, hidden body view."""
+        with Vertical(id="detail"):
+            yield Static(summary_text(self.record, self.window, self.tz), id="detail-summary")
+            tree: Tree[None] = Tree(
+                f"#{self.record.id} · {grouped(self.record.prompt_tokens)} tokens", id="detail-tree"
+            )
+            yield tree
+            yield TextArea("", read_only=True, id="detail-body", soft_wrap=False, show_line_numbers=False)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        """Fill the tree; load the parts when the listing row had none."""
+        self.query_one("#detail-body").display = False
+        self.query_one("#detail", Vertical).border_title = f"request #{self.record.id}"
+        tree = self.query_one(Tree)
+        fill_tree(tree.root, self.record)
+        tree.focus()
+        anatomy = self.record.anatomy
+        if anatomy is not None and not anatomy.parts:
+            self.load_parts()
+
+    @work(thread=True, exclusive=True, group="detail-parts", exit_on_error=False, description="load parts")
+    def load_parts(self) -> None:
+        """Read the record with its parts (journal) off the event loop."""
+        full = self.feed.driver.load_record(self.record.id)
+        if full is not None:
+            self.app.call_from_thread(self._show_parts, full)
+
+    def _show_parts(self, record: RequestRecord) -> None:
+        self.record = record
+        tree = self.query_one(Tree)
+        tree.clear()
+        fill_tree(tree.root, record)
+
+    def action_toggle_body(self) -> None:
+        """Show or hide the raw request body (loaded on first use)."""
+        area = self.query_one("#detail-body", TextArea)
+        area.display = not area.display
+        if area.display:
+            if not self.body_loaded:
+                area.text = "loading…"
+                self.load_body()
+            area.focus()
+        else:
+            self.query_one(Tree).focus()
+
+    @work(thread=True, exclusive=True, group="detail-body", exit_on_error=False, description="load body")
+    def load_body(self) -> None:
+        """Read and pretty-print the stored body off the event loop."""
+        body = self.feed.driver.load_body(self.record.id)
+        if body is None:
+            text = (
+                "no body stored for this request: set [journal] store_bodies = true to keep request bodies"
+                if self.feed.info.mode != "demo"
+                else "the recording holds no body for this request"
+            )
+        else:
+            raw = body.decode("utf-8", "replace")
+            try:
+                text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+            except ValueError:
+                text = raw
+            if len(text) > MAX_BODY_CHARS:
+                text = text[:MAX_BODY_CHARS] + f"\n… cut at {MAX_BODY_CHARS:,} characters"
+        self.app.call_from_thread(self._show_body, text)
+
+    def _show_body(self, text: str) -> None:
+        self.body_loaded = True
+        self.query_one("#detail-body", TextArea).text = text

@@ -1,0 +1,312 @@
+"""The dashboard screen: header, budget, memory, sparklines, requests, and one optional pane."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Static
+
+from tui.core.config import Settings
+from tui.core.feed.feed import DashboardFeed
+from tui.core.feed.updates import SourceStatus
+from tui.core.feed.views import RequestHistory, budget_of, mcp_rows
+from tui.core.logs.facts import ServerFacts
+from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
+from tui.core.records import RequestRecord
+from tui.ui import messages as msg
+from tui.ui.availability import LATER_ACTIONS, unavailable_reason
+from tui.ui.widgets.budget_bar import BudgetBar
+from tui.ui.widgets.filter_bar import FilterBar
+from tui.ui.widgets.log_pane import LogPane
+from tui.ui.widgets.mcp_table import McpTable
+from tui.ui.widgets.memory_panel import MemoryPanel
+from tui.ui.widgets.requests_table import RequestsTable
+from tui.ui.widgets.server_header import ServerHeader
+from tui.ui.widgets.slots_panel import SlotsPanel
+from tui.ui.widgets.spark_panel import SparkPanel
+
+PANES = ("slots", "mcp", "log")
+# Compact, restart and transforms come in a later version: one greyed group "c r t not yet" in the footer.
+LATER = Binding.Group("not yet", compact=False)
+PANE_TITLES = {"slots": "slots and checkpoints", "mcp": "MCP servers (selected request)", "log": "log"}
+
+
+class MainScreen(Screen[None]):
+    """Renders feed updates; owns the keys that act on the dashboard views."""
+
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("f", "toggle_follow", "Follow", id="follow"),
+        Binding("l", "pane('log')", "Log", id="log"),
+        Binding("s", "pane('slots')", "Slots", id="slots"),
+        Binding("m", "pane('mcp')", "MCP", id="mcp"),
+        Binding("c", "compact", "Compact", id="compact", tooltip=LATER_ACTIONS["compact"], group=LATER),
+        Binding(
+            "r",
+            "restart_server",
+            "Restart server",
+            id="restart_server",
+            tooltip=LATER_ACTIONS["restart_server"],
+            group=LATER,
+        ),
+        Binding(
+            "t", "transforms", "Transforms", id="transforms", tooltip=LATER_ACTIONS["transforms"], group=LATER
+        ),
+    ]
+
+    pane: reactive[str] = reactive("", init=False)
+
+    def __init__(self, feed: DashboardFeed, settings: Settings, *, tz: dt.tzinfo | None = None) -> None:
+        super().__init__()
+        self.feed = feed
+        self.settings = settings
+        self.tz = tz
+        self.server: ServerSnapshot | None = None
+        self.facts = ServerFacts()
+        self.history = RequestHistory(settings.dashboard.sparkline_requests)
+        self.selected: RequestRecord | None = None
+        self.sources: dict[str, SourceStatus] = {}
+
+    def compose(self) -> ComposeResult:
+        """Layout; CSS in app.tcss decides what shows at which size."""
+        yield ServerHeader(self.feed.info, id="header")
+        with Vertical(id="top"):
+            yield BudgetBar(tz=self.tz, id="budget")
+            yield MemoryPanel(id="memory")
+            yield SparkPanel(id="sparks")
+        with Vertical(id="lower"):
+            with Vertical(id="requests-box"):
+                yield RequestsTable(tz=self.tz, id="requests")
+                yield Static("", id="requests-empty")
+            with ContentSwitcher(id="pane", initial="log-view"):
+                with VerticalScroll(id="slots-view"):
+                    yield SlotsPanel(id="slots")
+                yield McpTable(id="mcp-view")
+                with Vertical(id="log-view"):
+                    yield Static("", id="log-hint")
+                    yield LogPane(max_lines=self.settings.dashboard.log_lines, id="log")
+        yield FilterBar(id="filter")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        """Initial texts."""
+        self.query_one("#requests-box").border_title = "requests"
+        self.query_one("#slots-view").border_title = PANE_TITLES["slots"]
+        self.query_one("#mcp-view").border_title = PANE_TITLES["mcp"]
+        self.query_one(FilterBar).display = False
+        self.query_one("#log-hint", Static).display = False
+        self._show_empty_hint()
+        self.query_one(RequestsTable).focus()
+
+    # --- feed messages -----------------------------------------------------------------------------
+
+    def on_records_added(self, message: msg.RecordsAdded) -> None:
+        """New journal rows."""
+        records = message.update.records
+        table = self.query_one(RequestsTable)
+        table.add_records(records)
+        self.history.add(records)
+        self.query_one(SparkPanel).show(self.history.series())
+        counted = [r for r in records if r.anatomy is not None]
+        if counted:
+            anatomy = counted[-1].anatomy
+            assert anatomy is not None
+            counter = "exact" if anatomy.exact else f"approx ({anatomy.counter or '?'})"
+            self.query_one(ServerHeader).show(counter=counter)
+        self._show_empty_hint()
+
+    def on_log_added(self, message: msg.LogAdded) -> None:
+        """A batch of log lines."""
+        self.query_one(LogPane).add_lines(message.update.lines)
+
+    def on_server_changed(self, message: msg.ServerChanged) -> None:
+        """A server poll."""
+        self.server = message.snapshot
+        self.query_one(ServerHeader).show(server=message.snapshot)
+        self.query_one(MemoryPanel).show(server=message.snapshot)
+        self.query_one(SlotsPanel).show(server=message.snapshot)
+        self._refresh_budget()
+
+    def on_gpu_changed(self, message: msg.GpuChanged) -> None:
+        """A GPU sample."""
+        snapshot: GpuSnapshot = message.snapshot
+        self.query_one(MemoryPanel).show(gpu=snapshot)
+
+    def on_slots_changed(self, message: msg.SlotsChanged) -> None:
+        """Slot activity from the log."""
+        self.query_one(SlotsPanel).show(states=message.update.slots)
+
+    def on_facts_changed(self, message: msg.FactsChanged) -> None:
+        """Facts from the log."""
+        self.facts = message.facts
+        self.query_one(ServerHeader).show(facts=message.facts)
+        self.query_one(MemoryPanel).show(facts=message.facts)
+
+    def on_source_changed(self, message: msg.SourceChanged) -> None:
+        """A source's state: shown where that source's data would be."""
+        status = message.status
+        self.sources[status.source] = status
+        if status.source == "log":
+            hint = self.query_one("#log-hint", Static)
+            hint.update(status.message)
+            hint.display = status.health != "ok" and bool(status.message)
+            hint.set_class(status.health in ("missing", "error"), "-problem")
+        elif status.source in ("journal", "proxy"):
+            self._show_empty_hint()
+        if status.health == "error":
+            self.notify(status.message, title=status.source, severity="error", timeout=8)
+
+    # --- selection ---------------------------------------------------------------------------------
+
+    @on(RequestsTable.Selected)
+    def _selected(self, event: RequestsTable.Selected) -> None:
+        self.selected = event.record
+        self._refresh_budget(following=event.following)
+        self._refresh_mcp(event.record)
+        if (
+            event.record is not None
+            and not event.record.anatomy
+            or (event.record is not None and event.record.anatomy and not event.record.anatomy.parts)
+        ):
+            self._load_full_record(event.record.id)
+
+    @work(exclusive=True, group="record", thread=True, exit_on_error=False, description="load record parts")
+    def _load_full_record(self, record_id: int) -> None:
+        full = self.feed.driver.load_record(record_id)
+        if full is not None:
+            self.app.call_from_thread(self._full_record_loaded, full)
+
+    def _full_record_loaded(self, record: RequestRecord) -> None:
+        if self.selected is not None and self.selected.id == record.id:
+            self._refresh_mcp(record)
+
+    def window(self) -> int:
+        """The slot context the budget is measured against."""
+        server = self.server
+        if server is not None and server.n_ctx_slot:
+            return server.n_ctx_slot
+        return self.facts.n_ctx_slot or self.settings.agent.context_window
+
+    def _refresh_budget(self, following: bool | None = None) -> None:
+        record = self.selected
+        bar = self.query_one(BudgetBar)
+        follow = bar.following if following is None else following
+        bar.show(record, budget_of(record, self.window()) if record else None, follow)
+
+    def _refresh_mcp(self, record: RequestRecord | None) -> None:
+        self.query_one(McpTable).show(mcp_rows(record, self.settings.anatomy.mcp_servers))
+
+    def _show_empty_hint(self) -> None:
+        table = self.query_one(RequestsTable)
+        empty = self.query_one("#requests-empty", Static)
+        info = self.feed.info
+        if info.mode == "attach":
+            hint = (
+                f"no requests in {info.journal_path} yet: is `ctxbudget proxy` running "
+                "and your agent pointed at it?"
+            )
+        elif info.mode == "demo":
+            hint = "demo: waiting for the first recorded request…"
+        else:
+            proxy = info.proxy_address or self.settings.proxy.listen
+            hint = (
+                f"no requests yet: point your agent at http://{proxy}\n"
+                f"  Claude Code: ANTHROPIC_BASE_URL=http://{proxy}\n"
+                f"  opencode: provider baseURL http://{proxy}/v1"
+            )
+        journal = self.sources.get("journal")
+        if journal is not None and journal.health in ("error", "missing"):
+            hint = journal.message
+        empty.update(hint)
+        empty.display = table.row_count == 0
+        table.display = table.row_count > 0
+        self.query_one(BudgetBar).empty_hint = hint.split("\n", 1)[0]
+
+    # --- actions -----------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Later-version actions show greyed out (None); everything else runs."""
+        if unavailable_reason(action, self.feed.info.mode) is not None:
+            return None
+        return True
+
+    def watch_pane(self, pane: str) -> None:
+        """Show the chosen pane (or none) and keep focus on something visible."""
+        self.set_class(bool(pane), "-with-pane")
+        if pane:
+            self.query_one(ContentSwitcher).current = f"{pane}-view"
+            target = {"log": "#log", "mcp": "#mcp-view", "slots": "#slots-view"}[pane]
+            self.query_one(target).focus()
+        else:
+            self.query_one(RequestsTable).focus()
+        self.refresh_bindings()
+
+    def action_pane(self, pane: str) -> None:
+        """Show a pane; the same key again hides it."""
+        self.pane = "" if self.pane == pane else pane
+
+    def action_toggle_follow(self) -> None:
+        """Follow new traffic on/off: table cursor on the newest row and the log at its end."""
+        table = self.query_one(RequestsTable)
+        follow = not table.following
+        table.set_following(follow)
+        self.query_one(LogPane).set_follow(follow)
+        self.notify("following new traffic" if follow else "follow paused", timeout=2)
+
+    def action_filter(self) -> None:
+        """Open the filter bar for the log (when it is the visible pane) or the requests."""
+        target = "log" if self.pane == "log" else "requests"
+        current = (
+            self.query_one(LogPane).filter_text
+            if target == "log"
+            else self.query_one(RequestsTable).filter_text
+        )
+        self.query_one(FilterBar).open(target, current)
+
+    @on(FilterBar.Changed)
+    def _filter_changed(self, event: FilterBar.Changed) -> None:
+        bar = self.query_one(FilterBar)
+        if bar.target == "log":
+            self.query_one(LogPane).set_query(event.value)
+        else:
+            table = self.query_one(RequestsTable)
+            table.set_query(event.value)
+            title = "requests" + (f" · filter: {event.value}" if event.value.strip() else "")
+            self.query_one("#requests-box").border_title = title
+
+    @on(FilterBar.Submitted)
+    def _filter_submitted(self, event: FilterBar.Submitted) -> None:
+        self.query_one(FilterBar).action_close()
+
+    @on(FilterBar.Closed)
+    def _filter_closed(self) -> None:
+        if self.pane == "log":
+            self.query_one(LogPane).focus()
+        else:
+            self.query_one(RequestsTable).focus()
+
+    @on(RequestsTable.OpenDetail)
+    def _open_detail(self, event: RequestsTable.OpenDetail) -> None:
+        from tui.ui.screens.detail import RequestDetailScreen
+
+        self.app.push_screen(RequestDetailScreen(event.record, self.feed, self.window(), tz=self.tz))
+
+    def action_open_latest(self) -> None:
+        """Open the detail of the selected (or latest) request."""
+        if self.selected is not None:
+            self._open_detail(RequestsTable.OpenDetail(self.selected))
+
+    def action_compact(self) -> None:
+        """Never enabled in this version (check_action greys it out)."""
+
+    def action_restart_server(self) -> None:
+        """Never enabled in this version (check_action greys it out)."""
+
+    def action_transforms(self) -> None:
+        """Never enabled in this version (check_action greys it out)."""

@@ -1,0 +1,1 @@
+"""Dashboard widgets; each renders the latest snapshot it was given and nothing else."""

@@ -1,0 +1,110 @@
+"""KV cache fill per slot and memory: VRAM used/total with llama-server's share and power, or CPU facts."""
+
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+from textual.widget import Widget
+
+from tui.core.logs.facts import ServerFacts
+from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
+from tui.ui.format import flow, gauge, gib_bytes, mib, percent, tokens
+
+
+class MemoryPanel(Widget):
+    """Slot gauges on one line (wrapping), memory facts on the next."""
+
+    COMPONENT_CLASSES = {"memory--dim", "memory--fill", "memory--warning", "memory--danger", "memory--empty"}
+
+    DEFAULT_CSS = """
+    MemoryPanel { height: auto; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.server: ServerSnapshot | None = None
+        self.gpu: GpuSnapshot | None = None
+        self.facts = ServerFacts()
+
+    def show(
+        self,
+        server: ServerSnapshot | None = None,
+        gpu: GpuSnapshot | None = None,
+        facts: ServerFacts | None = None,
+    ) -> None:
+        """Replace the parts given."""
+        self.server = server or self.server
+        self.gpu = gpu or self.gpu
+        self.facts = facts or self.facts
+        self.refresh(layout=True)
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"memory--{name}", partial=True)
+
+    def render(self) -> Text:
+        """Two flows: KV slots, then memory."""
+        width = max(20, self.size.width)
+        dim = self._style("dim")
+        kv: list[Text] = [Text("KV", style="bold")]
+        server = self.server
+        if server is None or not server.slots:
+            why = "no slot data yet" if server is None or server.state == "up" else f"server {server.state}"
+            if server is not None and server.notes:
+                why = server.notes[0]
+            kv.append(Text(why, style=dim))
+        else:
+            many = len(server.slots) > 4
+            for slot in server.slots:
+                fill = slot.fill
+                style = self._style("danger" if fill >= 0.95 else "warning" if fill >= 0.8 else "fill")
+                entry = Text(f"s{slot.id} ", style="bold" if slot.is_processing else "")
+                bar = gauge(fill, 6 if many else 10)
+                filled = bar.count("█")
+                entry.append(bar[:filled], style=style)
+                entry.append(bar[filled:], style=self._style("empty"))
+                entry.append("▏", style=dim)
+                entry.append(f"{percent(fill)}", style=style if fill >= 0.8 else "")
+                if not many:
+                    entry.append(f" {tokens(slot.n_prompt_tokens)}", style=dim)
+                kv.append(entry)
+        return Text("\n").join([flow(kv, width), flow(self._memory_entries(dim), width)])
+
+    def _memory_entries(self, dim: Style) -> list[Text]:
+        gpu = self.gpu
+        facts = self.facts
+        entries: list[Text] = []
+        if gpu is not None and gpu.available and gpu.devices:
+            used, total = gpu.mem_used, gpu.mem_total
+            fill = used / total if total else 0.0
+            style = self._style("danger" if fill >= 0.95 else "warning" if fill >= 0.85 else "fill")
+            entries.append(
+                Text.assemble(("VRAM ", "bold"), (f"{gib_bytes(used)}", style), f" / {gib_bytes(total)}")
+            )
+            if gpu.server_process_vram is not None:
+                entries.append(Text.assemble(("llama-server ", dim), gib_bytes(gpu.server_process_vram)))
+            if gpu.power_w is not None:
+                limit = sum(d.power_limit_w or 0 for d in gpu.devices)
+                entries.append(
+                    Text.assemble(
+                        ("power ", dim), f"{gpu.power_w:.0f} W", (f" / {limit:.0f} W" if limit else "", dim)
+                    )
+                )
+            utils = [d.util_pct for d in gpu.devices if d.util_pct is not None]
+            if utils:
+                entries.append(Text.assemble(("util ", dim), f"{sum(utils) / len(utils):.0f}%"))
+            return entries
+        entries.append(Text("CPU", style="bold"))
+        if gpu is not None and gpu.reason:
+            entries.append(Text(gpu.reason, style=dim))
+        buffers = gpu.buffers if gpu is not None else ()
+        kv = sum(b.kv_mib for b in buffers) or facts.buffer_mib("kv") or facts.kv_cache_mib
+        model = sum(b.model_mib for b in buffers) or facts.buffer_mib("model")
+        compute = sum(b.compute_mib for b in buffers) or facts.buffer_mib("compute")
+        for name, value in (("KV", kv), ("model", model), ("compute", compute)):
+            if value:
+                entries.append(Text.assemble((f"{name} ", dim), mib(value)))
+        if gpu is not None and gpu.process_rss:
+            entries.append(Text.assemble(("RSS ", dim), gib_bytes(gpu.process_rss)))
+        if len(entries) <= 2 and gpu is None:
+            entries.append(Text("waiting for the first memory sample", style=dim))
+        return entries

@@ -1,0 +1,191 @@
+"""The requests table: newest first, follows new traffic until the user moves the cursor away."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.coordinate import Coordinate
+from textual.message import Message
+from textual.widgets import DataTable
+
+from tui.core.records import RequestRecord
+from tui.ui.format import clock, millis, percent, rate, tokens
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("time", "time"),
+    ("prompt", "prompt"),
+    ("reused", "reuse"),
+    ("new", "new"),
+    ("output", "out"),
+    ("pp", "pp t/s"),
+    ("tg", "tg t/s"),
+    ("ttfb", "TTFB"),
+    ("status", "st"),
+    ("session", "session"),
+    ("model", "model"),
+    ("id", "#"),
+)
+MAX_ROWS = 500
+
+
+def record_matches(record: RequestRecord, query: str) -> bool:
+    """Filter terms: plain words match session/model/kind/status/path; `status:4` and `kind:title` too."""
+    for term in query.lower().split():
+        field, sep, value = term.partition(":")
+        if sep:
+            haystack = {
+                "status": str(record.status),
+                "kind": record.kind,
+                "session": record.session_id,
+                "model": record.model,
+            }.get(field, "")
+            if not haystack.lower().startswith(value):
+                return False
+        elif (
+            term
+            not in f"{record.session_id} {record.model} {record.kind} {record.status} {record.path}".lower()
+        ):
+            return False
+    return True
+
+
+class RequestsTable(DataTable[Text | str | int]):
+    """Journal rows; `following` keeps the cursor on the newest row."""
+
+    BINDINGS = [
+        Binding("enter", "open_detail", "Detail", id="detail"),
+    ]
+
+    class Selected(Message):
+        """The highlighted request changed (record None: table empty)."""
+
+        def __init__(self, record: RequestRecord | None, following: bool) -> None:
+            super().__init__()
+            self.record = record
+            self.following = following
+
+    class OpenDetail(Message):
+        """The user asked for the detail of a request."""
+
+        def __init__(self, record: RequestRecord) -> None:
+            super().__init__()
+            self.record = record
+
+    def __init__(self, *, tz: dt.tzinfo | None = None, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self.tz = tz
+        self.records: deque[RequestRecord] = deque(maxlen=MAX_ROWS)
+        self.by_id: dict[int, RequestRecord] = {}
+        self.following = True
+        self.filter_text = ""
+
+    def on_mount(self) -> None:
+        """Columns."""
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    # --- data --------------------------------------------------------------------------------------
+
+    def add_records(self, records: Iterable[RequestRecord]) -> None:
+        """Add rows (newest first), drop the oldest beyond MAX_ROWS, keep following."""
+        added = False
+        selected = None if self.following else self.record_at_cursor()
+        for record in records:
+            if record.id in self.by_id:
+                continue
+            if len(self.records) == self.records.maxlen:
+                oldest = self.records[0]
+                self.by_id.pop(oldest.id, None)
+                if str(oldest.id) in self.rows:
+                    self.remove_row(str(oldest.id))
+            self.records.append(record)
+            self.by_id[record.id] = record
+            if record_matches(record, self.filter_text):
+                self.add_row(*self._cells(record), key=str(record.id))
+                added = True
+        if added:
+            self.sort("id", reverse=True)
+            if self.following:
+                self._go_newest()
+            elif selected is not None and str(selected.id) in self.rows:
+                self.move_cursor(row=self.get_row_index(str(selected.id)), animate=False, scroll=False)
+
+    def set_query(self, query: str) -> None:
+        """Show only rows matching the filter."""
+        self.filter_text = query.strip()
+        self.clear()
+        for record in self.records:
+            if record_matches(record, self.filter_text):
+                self.add_row(*self._cells(record), key=str(record.id))
+        self.sort("id", reverse=True)
+        self.following = True
+        self._go_newest()
+        if self.row_count == 0:
+            self.post_message(self.Selected(None, True))
+
+    def _cells(self, record: RequestRecord) -> list[Text | str | int]:
+        usage = record.usage
+        new = None
+        if usage.prompt_tokens is not None and usage.cached_tokens is not None:
+            new = usage.prompt_tokens - usage.cached_tokens
+        status = Text(
+            str(record.status or "–"), style="bold red" if record.status >= 400 or record.error else ""
+        )
+        return [
+            clock(record.ts, self.tz),
+            Text(tokens(record.prompt_tokens), justify="right"),
+            Text(percent(record.reused_fraction), justify="right"),
+            Text(tokens(new), justify="right"),
+            Text(tokens(usage.output_tokens), justify="right"),
+            Text(rate(usage.prompt_per_second), justify="right"),
+            Text(rate(usage.gen_per_second), justify="right"),
+            Text(millis(record.ttfb_ms), justify="right"),
+            status,
+            (record.session_id[:8] or "–") + ("" if record.kind == "main" else f" {record.kind}"),
+            record.model.rsplit("/", 1)[-1][:18] or "–",
+            record.id,
+        ]
+
+    # --- cursor and follow ------------------------------------------------------------------------
+
+    def _go_newest(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0, animate=False, scroll=True)
+            self._announce(self.coordinate_to_cell_key(Coordinate(0, 0)).row_key.value)
+
+    def record_at_cursor(self) -> RequestRecord | None:
+        """The highlighted record."""
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return self.by_id.get(int(key)) if key is not None else None
+
+    def set_following(self, following: bool) -> None:
+        """Turn follow on (jumps to the newest row) or off."""
+        self.following = following
+        if following:
+            self._go_newest()
+        else:
+            self.post_message(self.Selected(self.record_at_cursor(), False))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """A user move away from the newest row stops following; back on it resumes."""
+        if event.data_table is not self:
+            return
+        self.following = self.cursor_row == 0
+        record = self.record_at_cursor()
+        self._announce(str(record.id) if record else None)
+
+    def _announce(self, key: str | None) -> None:
+        record = self.by_id.get(int(key)) if key is not None else None
+        self.post_message(self.Selected(record, self.following))
+
+    def action_open_detail(self) -> None:
+        """Open the detail screen of the highlighted request."""
+        record = self.record_at_cursor()
+        if record is not None:
+            self.post_message(self.OpenDetail(record))

@@ -1,0 +1,93 @@
+"""The top line: server state, model, slots × n_ctx, n_ctx_train, proxy address, counter."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from tui.core.feed.updates import FeedInfo
+from tui.core.logs.facts import ServerFacts
+from tui.core.poll.snapshots import ServerSnapshot
+from tui.ui.format import flow, grouped
+
+STATE_HINTS = {
+    "down": "start llama-server or set [server] url",
+    "loading": "loading the model",
+    "sleeping": "sleeping: the next request wakes it",
+}
+
+
+class ServerHeader(Widget):
+    """What is running and where: one or two lines depending on the width."""
+
+    COMPONENT_CLASSES = {
+        "server-header--up",
+        "server-header--loading",
+        "server-header--sleeping",
+        "server-header--down",
+        "server-header--dim",
+    }
+
+    DEFAULT_CSS = """
+    ServerHeader { height: auto; }
+    """
+
+    def __init__(self, info: FeedInfo, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.info = info
+        self.server: ServerSnapshot | None = None
+        self.facts = ServerFacts()
+        self.counter = ""
+
+    def show(
+        self,
+        server: ServerSnapshot | None = None,
+        facts: ServerFacts | None = None,
+        counter: str | None = None,
+    ) -> None:
+        """Replace what is shown with the given parts (None keeps the current one)."""
+        if server is not None:
+            self.server = server
+        if facts is not None:
+            self.facts = facts
+        if counter is not None:
+            self.counter = counter
+        self.refresh(layout=True)
+
+    def render(self) -> Text:
+        """Entries flowed to the width."""
+        server = self.server
+        dim = self.get_component_rich_style("server-header--dim", partial=True)
+        state = server.state if server else "down"
+        state_style = self.get_component_rich_style(f"server-header--{state}", partial=True)
+        entries: list[Text] = []
+        label = "waiting" if server is None else state
+        entries.append(Text.assemble(("● ", state_style), (label, state_style)))
+        model = (server.model if server else "") or "no model"
+        entries.append(Text(_short_model(model)))
+        n_slots = (server.n_slots if server and server.n_slots else None) or self.facts.n_slots
+        n_ctx = (server.n_ctx_slot if server and server.n_ctx_slot else None) or self.facts.n_ctx_slot
+        if n_slots and n_ctx:
+            entries.append(Text.assemble(f"{n_slots}×{grouped(n_ctx)}", (" ctx", dim)))
+        train = (server.n_ctx_train if server else None) or self.facts.n_ctx_train
+        if train:
+            entries.append(Text.assemble(("train ", dim), grouped(train)))
+        proxy = self.info.proxy_address
+        if self.info.mode == "attach":
+            entries.append(Text.assemble(("attached ", dim), proxy or "journal"))
+        elif self.info.mode == "demo":
+            entries.append(Text.assemble(("demo ", dim), "replay"))
+        elif proxy:
+            entries.append(Text.assemble(("proxy ", dim), proxy))
+        if self.counter:
+            entries.append(Text.assemble(("counter ", dim), self.counter))
+        if server is not None and server.state != "up":
+            hint = server.error or STATE_HINTS.get(server.state, "")
+            if hint:
+                entries.append(Text(hint, style=state_style))
+        return flow(entries, max(10, self.size.width))
+
+
+def _short_model(model: str) -> str:
+    name = model.rsplit("/", 1)[-1]
+    return name if len(name) <= 32 else name[:31] + "…"
