@@ -93,7 +93,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     head = f"{'request':20} {'KB':>4} {'tokens':>6} " + " ".join(f"{n:>17}" for n in TRANSFORM_ORDER)
     print(head + f" {'after all':>9} {'saved':>6} {'ms cold':>7} {'ms warm':>7}")
     for row in rows:
-        cells = " ".join(f"{row['saved_alone'][n]:>7} ({row['ms'][n + ' cold']:5.2f}ms)" for n in TRANSFORM_ORDER)
+        cells = " ".join(
+            f"{row['saved_alone'][n]:>7} ({row['ms'][n + ' cold']:5.2f}ms)" for n in TRANSFORM_ORDER
+        )
         saved = row["tokens"] - row["tokens_after_all"]
         print(
             f"{row['request']:20} {row['bytes'] // 1024:>4} {row['tokens']:>6} {cells} "

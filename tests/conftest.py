@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from support.agents import install_claude_code, install_mcp_filesystem
 from support.llama import (
     DEFAULT_CTX_SIZE,
     DEFAULT_N_PREDICT,
@@ -18,6 +20,26 @@ from support.llama import free_port as pick_free_port
 from support.tiny_models import write_checkpoint_model, write_dense_model
 
 from tui.core.llama_binary import find_llama_server
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build llama-server and install agents before any test runs, outside per-test timeouts.
+
+    A first run on a bare machine builds llama-server (minutes) and npm-installs Claude Code; done in a
+    fixture that time would count against the first test's timeout.
+    """
+    needed = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    preparations: dict[str, Callable[[], Path]] = {
+        "llama_server_bin": lambda: find_llama_server(build=True),
+        "claude_code": install_claude_code,
+        "mcp_filesystem": install_mcp_filesystem,
+    }
+    for fixture, prepare in preparations.items():
+        if fixture in needed:
+            try:
+                prepare()
+            except Exception as exc:  # the fixture retries and fails only the tests that need it
+                warnings.warn(f"could not prepare {fixture}: {exc}", stacklevel=1)
 
 
 @pytest.fixture(scope="session")
@@ -100,3 +122,15 @@ def shared_llama_server(
     server = start_llama_server(llama_server_bin, tiny_model, tmp_path_factory.mktemp("shared-server"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def claude_code() -> Path:
+    """The native ``claude`` binary of the pinned Claude Code release (npm install once, cached)."""
+    return install_claude_code()
+
+
+@pytest.fixture(scope="session")
+def mcp_filesystem() -> Path:
+    """Entry script of @modelcontextprotocol/server-filesystem (npm install once, cached; run with node)."""
+    return install_mcp_filesystem()

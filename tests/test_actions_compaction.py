@@ -16,6 +16,7 @@ from tui.core.actions.compaction import (
     is_turn_start,
     validation_problems,
 )
+from tui.core.actions.compaction_service import CompactionService, conversation_key
 from tui.core.actions.compaction_summary import finish_compaction, parse_summary, plan_compaction
 from tui.core.actions.counting import ESTIMATE_NAME
 
@@ -185,3 +186,21 @@ def test_parse_summary_reports_server_errors() -> None:
     error = '{"error":{"code":400,"message":"request (9000 tokens) exceeds the available context size"}}'
     with pytest.raises(CompactionError, match="exceeds the available context size"):
         parse_summary("openai", 400, error)
+
+
+def test_service_picks_the_main_conversation_and_rewrites_without_session(tmp_path: Path) -> None:
+    main, side = anthropic_body(3), anthropic_body(0)
+    side["messages"] = [{"role": "user", "content": "write a title for this chat"}]
+    service = CompactionService(CompactionStore(tmp_path / "c.json"), upstream="http://127.0.0.1:9")
+    service.observe(main, "anthropic")
+    service.observe(side, "anthropic")  # a later side request (title generator) must not be picked
+    picked = service.pick()
+    assert picked.body is main and picked.key == conversation_key(main)
+    assert conversation_key(follow_up(main, "anthropic")) == picked.key
+    with pytest.raises(CompactionError, match="no request seen"):
+        service.pick("nope")
+    plan = plan_compaction(picked.body, "anthropic", picked.key, keep_turns=2)
+    service.store.add(finish_compaction(plan, "summary"))
+    assert service.observe(follow_up(main, "anthropic"), "anthropic", session_id="any-header-id").applied
+    assert not service.observe(side, "anthropic").applied
+    assert service.undo() == picked.key and service.undo() is None

@@ -10,7 +10,7 @@ import pytest
 from support.llama import RunningServer
 from test_actions_compaction import BODIES, follow_up
 
-from tui.core.actions.compaction import CompactionStore, validation_problems
+from tui.core.actions.compaction import CompactionError, CompactionStore, validation_problems
 from tui.core.actions.compaction_summary import compact
 from tui.core.tokens import ServerCounter
 
@@ -64,3 +64,21 @@ def test_compaction_round_trip_on_real_server(
         assert abs((before - after) - result.tokens_saved) < 0.2 * (before - after) + 40
         answer = client.post(SEND_PATHS[dialect], json={**result.body, "max_tokens": 4, "stream": False})
         assert answer.status_code == 200, answer.text
+
+
+def test_long_conversation_is_trimmed_to_the_server_context(shared_llama_server: RunningServer) -> None:
+    body = BODIES["openai"](30)
+    with shared_llama_server.client() as client:
+        n_ctx = int(client.get("/props").json()["default_generation_settings"]["n_ctx"])
+    with pytest.raises(CompactionError, match="exceeds the available context size"):
+        compact(body, "openai", "long", upstream=shared_llama_server.url, keep_turns=1, max_tokens=16)
+    item = compact(
+        body,
+        "openai",
+        "long",
+        upstream=shared_llama_server.url,
+        keep_turns=1,
+        max_tokens=16,
+        context_tokens=n_ctx,
+    )
+    assert item.prefix_tokens > n_ctx > item.summary_tokens

@@ -176,3 +176,17 @@ def test_buffers_from_a_reload_replace_the_old_group() -> None:
 def test_process_rss_of_missing_pid(tmp_path: Path) -> None:
     assert process_rss(2**22 + 12345) is None
     assert find_listening_pid(1, proc=tmp_path) is None
+
+
+def test_nvml_error_mid_sample_keeps_fallback_facts() -> None:
+    nvml = FakeNVML(server_pid=1)
+    sampler = GpuSampler(nvml, server_pid=os.getpid())
+    assert sampler.sample().available
+
+    def lost(index: int) -> int:
+        raise FakeNVMLError("GPU is lost")
+
+    nvml.nvmlDeviceGetHandleByIndex = lost  # type: ignore[method-assign]
+    snap = sampler.sample()
+    assert not snap.available and snap.reason == "NVML error: GPU is lost"
+    assert snap.process_rss is not None and len(sampler.history) == 2

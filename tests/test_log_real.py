@@ -134,14 +134,15 @@ def test_swa_server_log_checkpoints_created_restored_erased(llama_server: StartS
     assert len(created) >= 4 and all(e.max == 32 and e.size_mib > 0 for e in created)
     assert [e.index for e in created[:3]] == [1, 2, 3]
     assert restored and all(e.pos_max >= e.pos_min for e in restored)
-    assert erased and all(e.reason == "invalidated" for e in erased)
+    assert any(e.reason == "invalidated" and e.n_swa == 64 for e in erased)
+    assert {e.reason for e in erased} <= {"invalidated", "superseded", "old", "too_close"}
     first, branch = monitor.timeline.requests()
     assert first.checkpoints_created >= 4 and first.checkpoints_restored == 0
     assert branch.checkpoints_restored >= 1 and branch.checkpoints_erased >= 1
     assert branch.reused_tokens is not None and 0 < branch.reused_tokens < first.prompt_tokens  # type: ignore[operator]
     slot = monitor.slot_tracker.slots()[0]
     states = Counter(c.state for c in slot.checkpoints)
-    assert states["restored"] >= 1 and states["erased"] >= 1
+    assert sum(c.restores for c in slot.checkpoints) >= 1 and states["erased"] >= 1
     assert slot.live_checkpoints == states["live"] + states["restored"]
     facts = monitor.snapshot().facts
     assert facts.n_swa == 64 and facts.n_ctx_train == n_ctx_train(swa_model)
@@ -151,20 +152,21 @@ def test_swa_server_log_checkpoints_created_restored_erased(llama_server: StartS
 def test_long_prompt_progress_lines_from_the_real_server(llama_server: StartServer) -> None:
     # The server logs progress only after 3 s of prompt processing; tiny -b/-ub make the tiny model slow
     # enough. The prompt grows until one request takes long enough (the machine's speed varies).
-    server = llama_server(ctx_size=32768, extra_args=["-b", "4", "-ub", "4"])
-    words = 1200
+    server = llama_server(ctx_size=32768, extra_args=["-b", "2", "-ub", "2"])
+    words = 2500  # ~5k tokens: about 2 s on a 2-core CI box; cost grows faster than linearly with length
     progress: list[ev.PromptProgress] = []
-    for _ in range(3):
+    for attempt in range(1, 4):
         t0 = time.monotonic()
+        request = {"prompt": "hello world " * words, "n_predict": 1, "cache_prompt": False}
         with server.client(timeout=300) as client:
-            resp = client.post("/completion", json={"prompt": "hello world " * words, "n_predict": 1})
+            resp = client.post("/completion", json=request)
         assert resp.status_code == 200
         elapsed = time.monotonic() - t0
-        text = server.wait_for_log("stop processing")
+        text = wait_count(server, "stop processing", attempt)
         progress = [e for e in LogParser().parse_lines(text.splitlines()) if isinstance(e, ev.PromptProgress)]
         if progress:
             break
-        words = min(14000, int(words * max(2.0, 4.5 / max(elapsed, 0.1))))
+        words = int(words * min(3.0, max(1.4, (5.0 / max(elapsed, 0.1)) ** 0.5)))
     assert progress, "no progress lines even after growing the prompt"
     assert all(p.elapsed_s is not None and p.elapsed_s >= 3.0 for p in progress)
     assert all(p.tokens_per_s and p.tokens_per_s > 0 for p in progress)

@@ -238,3 +238,27 @@ async def test_loading_and_odd_bodies_with_a_fake_transport() -> None:
     assert snap.n_ctx_slot == 100 and snap.metrics is None
     assert any("--metrics" in n for n in snap.notes)
     await client.aclose()
+
+
+async def test_async_iteration_and_poke() -> None:
+    """Pure logic: `async for` yields one snapshot per poll; poke() skips the wait."""
+    paths: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        return httpx.Response(503)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    poller = ServerPoller("http://fake", client=client, interval=60.0)
+    started = time.monotonic()
+    seen = []
+    async for snap in poller:
+        seen.append(snap)
+        if len(seen) == 3:
+            poller.stop()
+        else:
+            poller.poke()
+    await client.aclose()
+    assert [s.state for s in seen] == ["loading"] * 3
+    assert time.monotonic() - started < 10  # poke() cut the 60 s interval short
+    assert paths == ["/health"] * 3

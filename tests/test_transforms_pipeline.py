@@ -168,7 +168,7 @@ def test_stabilized_billing_line_lets_the_server_reuse_its_cache(shared_llama_se
     """Two Claude Code-like requests differing only in the billing hash: the server re-uses the prefix."""
     system_tail = "\n".join(f"Rule {i}: keep the code tidy and tested." for i in range(150))
 
-    def chat(suffix: str, cch: str, stabilize: bool) -> int:
+    def chat(suffix: str, cch: str, stabilize: bool) -> tuple[int, int]:
         body = {
             "system": [
                 {"type": "text", "text": billing_line(suffix=suffix, cch=cch)},

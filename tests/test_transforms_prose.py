@@ -155,3 +155,25 @@ def test_only_user_text_is_compressed_in_openai_bodies() -> None:
     assert "/home/a/the.txt" in new_body["messages"][1]["content"]
     assert "https://example.com/the/docs." in new_body["messages"][1]["content"]
     assert '"the a an"' in new_body["messages"][1]["content"]
+
+
+PATHOLOGICAL = {
+    "no spaces": "x" * 200_000,
+    "brackets": "<{[" * 70_000,
+    "scheme-like": "x-" * 100_000,
+    "blank runs": " \t" * 100_000 + "\nend",
+    "article then spaces": "the" + " " * 200_000 + "!",
+    "many tag names": "".join(f"<t{i} " for i in range(30_000)),
+    "unbalanced json lines": "[\n" * 100_000,
+    "colons": "a:" * 100_000,
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", list(PATHOLOGICAL))
+def test_pathological_inputs_finish_in_linear_time(name: str) -> None:
+    text = PATHOLOGICAL[name]
+    out = compress_prose(text)
+    assert len(out) <= len(text)
+    if name in ("no spaces", "brackets", "scheme-like", "many tag names", "colons"):
+        assert out == text

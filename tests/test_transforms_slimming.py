@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+from typing import Any
 
 from corpus_builders import claude_code_request, cmake_gcc_log, opencode_request, pytest_output
 
@@ -12,12 +13,12 @@ from tui.core.transforms import TransformSettings, run_transforms, slim_text
 from tui.core.transforms.slimming import SlimLimits, fold_repeats, strip_ansi
 
 
-def slim(body: dict, dialect: str = "anthropic", **limits: object) -> dict:
+def slim(body: dict[str, Any], dialect: str = "anthropic", **limits: object) -> dict[str, Any]:
     new_body, _ = run_transforms(body, dialect, ["slim_results"], TransformSettings(**limits))  # type: ignore[arg-type]
     return new_body
 
 
-def result_texts(body: dict) -> list[str]:
+def result_texts(body: dict[str, Any]) -> list[str]:
     out = []
     for message in body["messages"]:
         if isinstance(message["content"], list):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import Any
 
 import pytest
 from corpus_builders import billing_line, claude_code_request, opencode_request
@@ -13,7 +14,9 @@ from tui.core.transforms.stabilizer import BUILTIN_NAMES, CacheStabilizer
 from tui.core.transforms.suggest import suggest_pattern, suggest_pattern_spec
 
 
-def stabilize(body: dict, dialect: str = "anthropic", settings: TransformSettings | None = None) -> dict:
+def stabilize(
+    body: dict[str, Any], dialect: str = "anthropic", settings: TransformSettings | None = None
+) -> dict[str, Any]:
     new_body, _ = run_transforms(body, dialect, ["stabilize"], settings)
     return new_body
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 
 from corpus_builders import claude_code_request, opencode_request
 
@@ -11,7 +12,9 @@ from tui.core.transforms import TransformSettings, run_transforms
 from tui.core.transforms.trim_tools import first_paragraph
 
 
-def trim(body: dict, dialect: str = "anthropic", **options: object) -> tuple[dict, list[str]]:
+def trim(
+    body: dict[str, Any], dialect: str = "anthropic", **options: object
+) -> tuple[dict[str, Any], list[str]]:
     new_body, reports = run_transforms(body, dialect, ["trim_descriptions"], TransformSettings(**options))  # type: ignore[arg-type]
     return new_body, reports[0].details
 

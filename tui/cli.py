@@ -19,6 +19,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tui.commands.env_cmd",
     "tui.commands.parse_log_cmd",
     "tui.commands.doctor_cmd",
+    "tui.commands.server_cmd",
+    "tui.commands.mcp_cmd",
+    "tui.commands.compact_cmd",
 )
 
 

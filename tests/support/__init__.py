@@ -1,0 +1,1 @@
+"""Helpers for tests: tiny GGUF models, llama-server processes, the proxy process, coding agents."""

@@ -1,4 +1,4 @@
-"""Install real coding agents and MCP servers from npm once (cached outside the repo) and run them headless."""
+"""Install coding agents and MCP servers from npm once (cached outside the repo); run them headless."""
 
 from __future__ import annotations
 
@@ -184,7 +184,9 @@ def make_claude_project(base: Path, mcp_servers: Sequence[McpServerSpec] = ()) -
     return ClaudeProject(root=root, home=home)
 
 
-def claude_env(base_url: str, home: Path, api_key: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def claude_env(
+    base_url: str, home: Path, api_key: str, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """A minimal environment: no user config, no telemetry or update checks, the API at ``base_url``."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -212,7 +214,7 @@ def run_claude_print(
     timeout: float = 240.0,
     extra_args: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """``claude -p PROMPT --model MODEL`` in the project, against ``base_url``; returns the finished process."""
+    """``claude -p PROMPT --model MODEL`` in the project against ``base_url``; the finished process."""
     return subprocess.run(
         [str(binary), "-p", prompt, "--model", model, *extra_args],
         cwd=project.root, env=claude_env(base_url, project.home, api_key), capture_output=True, text=True,

@@ -62,6 +62,23 @@ class ServerSettings:
     cache_type_k: str = "f16"
     cache_type_v: str = "f16"
     n_gpu_layers: str = "auto"
+    binary: str = ""
+    port: int = 0
+    jinja: bool = True
+    extra_args: list[str] = field(default_factory=list)
+    autostart: bool = False
+    stop_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class CompactSettings:
+    """How `compact` reaches the agent (tmux pane) or rewrites requests (proxy)."""
+
+    mode: str = "pane"
+    pane: str = ""
+    keep_turns: int = 2
+    agent_command: str = "claude"
+    tmux_socket: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +115,7 @@ class Settings:
     anatomy: AnatomySettings = field(default_factory=AnatomySettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
+    compact: CompactSettings = field(default_factory=CompactSettings)
     gpu: GpuSettings = field(default_factory=GpuSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     keys: dict[str, str] = field(default_factory=dict)

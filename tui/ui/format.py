@@ -52,6 +52,8 @@ def mib(value: float | None) -> str:
         return "–"
     if value >= 1024:
         return f"{value / 1024:.1f} GiB"
+    if value < 1:
+        return f"{value * 1024:.0f} KiB"
     return f"{value:.1f} MiB" if value < 100 else f"{value:.0f} MiB"
 
 

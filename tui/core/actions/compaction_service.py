@@ -57,12 +57,15 @@ class CompactionService:
         api_key: str = "",
         counter: TokenCounter | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        context_tokens: int = 0,
     ) -> None:
         self.store = store or CompactionStore()
         self.upstream = upstream
         self.api_key = api_key
         self.counter = counter
         self.max_tokens = max_tokens
+        # The server's per-slot context (update it from the server poller): bounds the summary request.
+        self.context_tokens = context_tokens
         self._lock = threading.Lock()
         self._bodies: OrderedDict[str, ObservedBody] = OrderedDict()
 
@@ -117,6 +120,7 @@ class CompactionService:
         item = await compact_async(
             target.body, target.dialect, target.key, upstream=self.upstream, keep_turns=keep_turns,
             api_key=self.api_key, counter=self.counter, client=client, max_tokens=self.max_tokens,
+            context_tokens=self.context_tokens,
         )  # fmt: skip
         self.store.add(item)
         return item

@@ -121,10 +121,25 @@ class CompactionPlan:
     call: SummaryCall
 
 
+def transcript_budget(context_tokens: int, max_tokens: int) -> int:
+    """Characters of transcript that fit the server's per-slot context (about 3 characters per token)."""
+    if context_tokens <= 0:
+        return TRANSCRIPT_CHARS
+    return max(2000, (context_tokens - max_tokens - 512) * 3)
+
+
 def plan_compaction(
-    body: dict[str, Any], dialect: str, session_id: str, keep_turns: int, max_tokens: int = DEFAULT_MAX_TOKENS
+    body: dict[str, Any],
+    dialect: str,
+    session_id: str,
+    keep_turns: int,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    context_tokens: int = 0,
 ) -> CompactionPlan:
-    """Choose the cut and build the summary request (pure; no I/O)."""
+    """Choose the cut and build the summary request (pure; no I/O).
+
+    `context_tokens` is the server's per-slot context when known: the transcript is trimmed to fit it.
+    """
     if dialect not in ("anthropic", "openai"):
         raise CompactionError(f"unknown dialect {dialect!r}: expected anthropic or openai")
     messages = body.get("messages")
@@ -133,7 +148,8 @@ def plan_compaction(
     cut = choose_cut(messages, dialect, keep_turns)
     prefix = tuple(messages[:cut])
     model = str(body.get("model", ""))
-    call = summary_call(dialect, model, render_transcript(prefix), max_tokens)
+    transcript = render_transcript(prefix, total_chars=transcript_budget(context_tokens, max_tokens))
+    call = summary_call(dialect, model, transcript, max_tokens)
     return CompactionPlan(session_id, dialect, model, keep_turns, prefix, call)
 
 
@@ -175,10 +191,11 @@ def compact(
     counter: TokenCounter | None = None,
     client: httpx.Client | None = None,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    context_tokens: int = 0,
     timeout: float = 600.0,
 ) -> Compaction:
     """Summarise all but the last `keep_turns` turns with the upstream model (blocking)."""
-    plan = plan_compaction(body, dialect, session_id, keep_turns, max_tokens)
+    plan = plan_compaction(body, dialect, session_id, keep_turns, max_tokens, context_tokens)
     url = upstream.rstrip("/") + plan.call.path
     own = client is None
     http = client or httpx.Client(timeout=timeout)
@@ -203,10 +220,11 @@ async def compact_async(
     counter: TokenCounter | None = None,
     client: httpx.AsyncClient | None = None,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    context_tokens: int = 0,
     timeout: float = 600.0,
 ) -> Compaction:
     """The same as `compact`, for the proxy's event loop."""
-    plan = plan_compaction(body, dialect, session_id, keep_turns, max_tokens)
+    plan = plan_compaction(body, dialect, session_id, keep_turns, max_tokens, context_tokens)
     url = upstream.rstrip("/") + plan.call.path
     own = client is None
     http = client or httpx.AsyncClient(timeout=timeout)

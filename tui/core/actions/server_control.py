@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import socket
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from tui.core.actions import processes
 from tui.core.actions.server_launch import (
@@ -29,41 +23,24 @@ from tui.core.actions.server_launch import (
     stop_timeout,
     write_pid_record,
 )
+from tui.core.actions.server_probe import (
+    ServerState,
+    ServerStatus,
+    StateCallback,
+    error_lines,
+    fetch_props,
+    port_is_free,
+    probe_health,
+)
 from tui.core.actions.state_files import data_dir
 from tui.core.config import Settings
+
+__all__ = ["PreflightError", "ServerController", "ServerState", "ServerStatus", "preflight"]
 
 HEALTH_TIMEOUT = 300.0
 PORT_FREE_TIMEOUT = 10.0
 # Doctor checks whose failure means the server would not start or would not fit.
 BLOCKING_CHECKS = ("model", "memory", "v_cache")
-_LOG_PREFIX = re.compile(r"^\d+\.\d+\.\d+\.\d+ [A-Z] ")
-_ERROR_LINE = re.compile(r"^\d+\.\d+\.\d+\.\d+ E |^error[: ]|\berror\b|\bfailed\b", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class ServerState:
-    """One progress step: stopping, starting, loading, up, failed or down."""
-
-    phase: str
-    message: str
-    pid: int | None = None
-    url: str = ""
-    error_lines: tuple[str, ...] = ()
-    ts: float = field(default_factory=time.time)
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain-JSON form (control API, `server --json`)."""
-        return {
-            "phase": self.phase,
-            "message": self.message,
-            "pid": self.pid,
-            "url": self.url,
-            "error_lines": list(self.error_lines),
-            "ts": self.ts,
-        }
-
-
-StateCallback = Callable[[ServerState], None]
 
 
 class PreflightError(ServerControlError):
@@ -72,104 +49,6 @@ class PreflightError(ServerControlError):
     def __init__(self, message: str, results: list[Any]) -> None:
         super().__init__(message)
         self.results = results
-
-
-@dataclass(frozen=True)
-class ServerStatus:
-    """Who runs the server on the configured port and in which state it is."""
-
-    phase: str
-    url: str
-    owned: bool
-    pid: int | None = None
-    foreign_pids: tuple[int, ...] = ()
-    model: str = ""
-    n_ctx_slot: int | None = None
-    total_slots: int | None = None
-    record: PidRecord | None = None
-    last: dict[str, Any] | None = None
-
-    def describe(self) -> str:
-        """One or two lines for the CLI and the dashboard."""
-        who = f"started by ctxbudget (pid {self.pid})" if self.owned else "not started by ctxbudget"
-        if self.foreign_pids:
-            who += f" (pid {', '.join(map(str, self.foreign_pids))})"
-        if self.phase == "up":
-            slots = f", {self.total_slots} slot(s) × {self.n_ctx_slot} tokens" if self.n_ctx_slot else ""
-            return f"up at {self.url}, {who}: {self.model}{slots}"
-        if self.phase in ("loading", "starting"):
-            return f"{self.phase} at {self.url}, {who}"
-        text = f"down ({self.url})"
-        if self.last and self.last.get("phase") == "failed":
-            text += f"; last start failed: {self.last.get('message', '')}"
-            lines = self.last.get("error_lines") or []
-            text += "".join(f"\n  {line}" for line in lines)
-        return text
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        return {
-            "phase": self.phase,
-            "url": self.url,
-            "owned": self.owned,
-            "pid": self.pid,
-            "foreign_pids": list(self.foreign_pids),
-            "model": self.model,
-            "n_ctx_slot": self.n_ctx_slot,
-            "total_slots": self.total_slots,
-            "record": self.record.to_json() if self.record else None,
-            "last": self.last,
-        }
-
-
-def _headers(api_key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
-
-def probe_health(url: str, timeout: float = 2.0) -> str:
-    """ "up" (200), "loading" (503) or "down" (no answer / other)."""
-    try:
-        code = httpx.get(url + "/health", timeout=timeout).status_code
-    except httpx.HTTPError:
-        return "down"
-    return "up" if code == 200 else "loading" if code == 503 else "down"
-
-
-def fetch_props(url: str, api_key: str = "", timeout: float = 3.0) -> dict[str, Any] | None:
-    """GET /props, None when it does not answer 200."""
-    try:
-        response = httpx.get(url + "/props", headers=_headers(api_key), timeout=timeout)
-        data = response.json() if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def error_lines(*paths: Path, limit: int = 6) -> tuple[str, ...]:
-    """The first error lines of the log (or of stderr when the log has none)."""
-    for path in paths:
-        try:
-            text = path.read_text(errors="replace")
-        except OSError:
-            continue
-        found: list[str] = []
-        for line in text.splitlines():
-            raw = line.strip()
-            line = _LOG_PREFIX.sub("", raw)
-            if line and _ERROR_LINE.search(raw) and line not in found:
-                found.append(line)
-            if len(found) >= limit:
-                break
-        if found:
-            return tuple(found)
-    return ()
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """Nothing accepts connections on host:port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) != 0
 
 
 def preflight(settings: Settings, plan: LaunchPlan) -> list[Any]:
@@ -200,6 +79,7 @@ class ServerController:
         self.settings = settings
         self.on_state = on_state
         self.health_timeout = health_timeout
+        self.last_checks: list[Any] = []  # the doctor's results of the last start/restart (warnings to show)
         host, port = host_port(settings)
         self.host, self.port = host, port
         self.url = f"http://{host}:{port}"
@@ -302,8 +182,10 @@ class ServerController:
     def check(self, plan: LaunchPlan, force: bool) -> list[Any]:
         """Doctor preflight (skipped when forced); raises PreflightError on a blocking failure."""
         if force:
+            self.last_checks = []
             return []
         results = preflight(self.settings, plan)
+        self.last_checks = results
         blocking = [r for r in results if r.status == "fail" and r.check in BLOCKING_CHECKS]
         if blocking:
             text = "; ".join(

@@ -37,6 +37,7 @@ def launch_from_settings(
         cache_type_v=server.cache_type_v,
         flash_attn=server.flash_attn,
         n_gpu_layers=server.n_gpu_layers,
+        kv_unified=getattr(server, "kv_unified", None),  # optional [server] kv_unified
         log_file=server.log_file,
         agent_client=agent.client,
         agent_window=agent.context_window,
@@ -111,6 +112,7 @@ def _estimate(
             info,
             launch.ctx_size,
             launch.parallel,
+            unified=launch.kv_unified,
             cache_type_k=launch.cache_type_k,
             cache_type_v=launch.cache_type_v,
             flash_attn=fa,

@@ -39,6 +39,8 @@ class Launch:
     cache_type_v: str = "f16"
     flash_attn: str = "auto"
     n_gpu_layers: str = "auto"
+    # None: llama-server's default (unified only with -np auto).
+    kv_unified: bool | None = None
     log_file: str = ""
     agent_client: str = "claude"
     agent_window: int = 0

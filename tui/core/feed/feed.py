@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from tui.core.feed.timings import needs_timings, with_timings
 from tui.core.feed.updates import (
     FeedInfo,
     FeedUpdate,
@@ -62,6 +63,8 @@ class DashboardFeed:
         self._slots_generation = -1
         self._facts_shown: object = None
         self._buffer_events: deque[ev.LogEvent] = deque(maxlen=64)
+        self._awaiting_timings: deque[RequestRecord] = deque(maxlen=32)
+        self._timed_tasks: set[int] = set()
         self._flush_interval = flush_interval
         self._wake = asyncio.Event()
         self.server: ServerSnapshot | None = None
@@ -87,8 +90,22 @@ class DashboardFeed:
 
     def add_records(self, records: Sequence[RequestRecord], *, initial: bool = False) -> None:
         """New journal rows, oldest first (emitted at once: they are rare and the table wants them fast)."""
-        if records or initial:
-            self._emit(RecordsUpdate(tuple(records), initial=initial))
+        if not records and not initial:
+            return
+        out: list[RequestRecord] = []
+        for record in records:
+            if not initial and needs_timings(record):
+                filled = self._fill_timings(record)
+                if filled is None:
+                    self._awaiting_timings.append(record)
+                else:
+                    record = filled
+            out.append(record)
+        self._emit(RecordsUpdate(tuple(out), initial=initial))
+
+    def _fill_timings(self, record: RequestRecord) -> RequestRecord | None:
+        tasks = reversed(self.monitor.timeline.requests(64))
+        return with_timings(record, tasks, self._timed_tasks)
 
     def add_log_lines(self, lines: Sequence[str]) -> None:
         """Raw log lines: parsed and folded now (LogMonitor), emitted in batches every flush interval."""
@@ -147,6 +164,14 @@ class DashboardFeed:
             self._pending_lines.clear()
             self._emit(LogUpdate(lines, self._dropped))
             self._dropped = 0
+        if self._awaiting_timings:
+            filled = [r for r in map(self._fill_timings, tuple(self._awaiting_timings)) if r is not None]
+            if filled:
+                done = {r.id for r in filled}
+                kept = [r for r in self._awaiting_timings if r.id not in done]
+                self._awaiting_timings.clear()
+                self._awaiting_timings.extend(kept)
+                self._emit(RecordsUpdate(tuple(filled), replaced=True))
         tracker = self.monitor.slot_tracker
         if tracker.generation != self._slots_generation:
             self._slots_generation = tracker.generation

@@ -37,10 +37,11 @@ class SourceStatus:
 
 @dataclass(frozen=True)
 class RecordsUpdate:
-    """New journal rows, oldest first; `initial` marks the backlog read at start."""
+    """New journal rows, oldest first; `initial`: the backlog; `replaced`: rows shown before, now updated."""
 
     records: tuple[RequestRecord, ...]
     initial: bool = False
+    replaced: bool = False
 
 
 @dataclass(frozen=True)

@@ -126,12 +126,52 @@ class McpServerRow:
     state: str  # "on" (tools sent) | "off" (configured, no tools in the request) | "helpers"
 
 
-def mcp_rows(record: RequestRecord | None, configured: Sequence[str] = ()) -> tuple[McpServerRow, ...]:
-    """MCP servers of the request: tool count, schema tokens, calls in its conversation, on/off."""
+def mcp_calls(record: RequestRecord) -> dict[str, int]:
+    """Tool calls per MCP server in the request's conversation (needs the anatomy parts)."""
+    calls: dict[str, int] = {}
+    if record.anatomy is not None:
+        for part in record.anatomy.parts:
+            if part.category == "tool_calls":
+                server = part.server or mcp_server_of(part.tool)
+                if server:
+                    calls[server] = calls.get(server, 0) + 1
+    return calls
+
+
+class SessionCalls:
+    """Most MCP calls seen per server in each agent session (bounded to the latest sessions)."""
+
+    def __init__(self, max_sessions: int = 64) -> None:
+        self._by_session: dict[str, dict[str, int]] = {}
+        self._max = max_sessions
+
+    def add(self, records: Iterable[RequestRecord]) -> None:
+        """Fold records that carry parts."""
+        for record in records:
+            calls = mcp_calls(record)
+            if not calls:
+                continue
+            seen = self._by_session.setdefault(record.session_id, {})
+            for server, count in calls.items():
+                seen[server] = max(seen.get(server, 0), count)
+            while len(self._by_session) > self._max:
+                self._by_session.pop(next(iter(self._by_session)))
+
+    def of(self, session_id: str) -> dict[str, int]:
+        """Calls per server in one session."""
+        return dict(self._by_session.get(session_id, {}))
+
+
+def mcp_rows(
+    record: RequestRecord | None, configured: Sequence[str] = (), session_calls: dict[str, int] | None = None
+) -> tuple[McpServerRow, ...]:
+    """MCP servers of the request: tool count, schema tokens, calls seen in its session, on/off."""
     tools: dict[str, int] = {}
     tokens: dict[str, int] = {}
-    calls: dict[str, int] = {}
     anatomy = record.anatomy if record else None
+    calls = mcp_calls(record) if record else {}
+    for name, count in (session_calls or {}).items():
+        calls[name] = max(calls.get(name, 0), count)
     if anatomy is not None:
         for tool in anatomy.tools:
             server = tool.server or mcp_server_of(tool.name)
@@ -142,11 +182,6 @@ def mcp_rows(record: RequestRecord | None, configured: Sequence[str] = ()) -> tu
             for server, info in anatomy.mcp_servers.items():
                 tools[server] = int(info.get("tools", 0))
                 tokens[server] = int(info.get("tokens", 0))
-        for part in anatomy.parts:
-            if part.category == "tool_calls":
-                server = part.server or mcp_server_of(part.tool)
-                if server:
-                    calls[server] = calls.get(server, 0) + 1
     names = list(dict.fromkeys([*tools, *configured]))
     rows = [
         McpServerRow(
@@ -178,9 +213,15 @@ class RequestHistory:
         self._records: deque[RequestRecord] = deque(maxlen=max(2, size))
 
     def add(self, records: Iterable[RequestRecord]) -> None:
-        """Append records that carry usage numbers (others say nothing about speed)."""
+        """Append records that carry usage numbers; a record seen before replaces its older copy."""
         for record in records:
-            if record.prompt_tokens is not None and record.kind != "count_tokens":
+            if record.prompt_tokens is None or record.kind == "count_tokens":
+                continue
+            for index, old in enumerate(self._records):
+                if old.id == record.id:
+                    self._records[index] = record
+                    break
+            else:
                 self._records.append(record)
 
     def series(self) -> SparkSeries:

@@ -56,7 +56,8 @@ def plan_context(
 ) -> ContextPlan:
     """Resolve the context llama-server would allocate; parallel <= 0 means auto (4 slots, unified)."""
     if parallel <= 0:
-        n_seq, is_unified = AUTO_PARALLEL, True if unified is None else unified
+        # -np auto forces a unified KV cache (tools/server/server.cpp).
+        n_seq, is_unified = AUTO_PARALLEL, True
     else:
         n_seq, is_unified = parallel, bool(unified)
     n_stream = 1 if is_unified else n_seq

@@ -290,8 +290,11 @@ class Timeline:
     def _on_error(self, e: ev.ServerError) -> None:
         if e.task is None and e.slot is None:
             return
-        b = self._builder(e, create=False)
+        # an error for a task never seen launching (quiet log) still deserves a row
+        b = self._builder(e, create=e.task is not None)
         if b is not None:
+            if b.slot is None and not b.done:
+                self._finish(b, e.ts)
             b.error, b.error_n_prompt_tokens, b.error_n_ctx = e.message, e.n_prompt_tokens, e.n_ctx
             self.generation += 1
 

@@ -120,7 +120,15 @@ class GpuSampler:
             )
             self.history.append(snap)
             return snap
-        devices = tuple(self._device(i, now, pid) for i in range(int(self._nvml.nvmlDeviceGetCount())))
+        try:
+            devices = tuple(self._device(i, now, pid) for i in range(int(self._nvml.nvmlDeviceGetCount())))
+        except self._error_type() as exc:  # e.g. GPU fell off the bus: report it, keep the fallback facts
+            snap = GpuSnapshot(
+                ts=now, available=False, reason=f"NVML error: {_nvml_message(exc)}", server_pid=pid,
+                buffers=tuple(buffers), process_rss=rss,
+            )
+            self.history.append(snap)
+            return snap
         vram = [d.process_vram for d in devices if d.process_vram is not None]
         snap = GpuSnapshot(
             ts=now,

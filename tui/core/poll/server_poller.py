@@ -268,11 +268,12 @@ class ServerPoller:
                 await result
 
     async def _wait(self, delay: float) -> None:
-        self._poke.clear()
+        # A poke that arrived during the last poll or callback counts: clear only after waking.
         try:
             await asyncio.wait_for(self._poke.wait(), timeout=delay)
         except TimeoutError:
             pass
+        self._poke.clear()
 
 
 def _with_last_ok(snap: ServerSnapshot, ts: float) -> ServerSnapshot:

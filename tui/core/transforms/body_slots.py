@@ -77,6 +77,8 @@ def _openai_tools(tools: Any) -> Iterator[TextSlot]:
 
 
 def _role_region(role: Any) -> str | None:
+    if not isinstance(role, str):
+        return None
     if role in _SYSTEM_ROLES:
         return SYSTEM
     if role == "user":

@@ -23,6 +23,8 @@ _KEEP_BEFORE = frozenset(
     "and or nor but is are was were be been of to in on at for with by from as than that which who".split()
 )
 _SENTENCE_START = frozenset(".!?:;\n")
+_INNER_SPACES = re.compile(r"(?<=\S)[ \t]{2,}")
+_BLANK_LINES = re.compile(r"\n{3,}")
 
 SAMPLE_PROMPT = (
     "Could you please take a look at the failing test in the parser module? I think the bug is basically "
@@ -55,9 +57,12 @@ def _drops(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def _tidy_gap(gap: str) -> str:
-    gap = re.sub(r"(?<=\S)[ \t]{2,}", " ", gap)
-    gap = re.sub(r"[ \t]+(?=\n)", "", gap)
-    return re.sub(r"\n{3,}", "\n\n", gap)
+    gap = _INNER_SPACES.sub(" ", gap)
+    if "\n" in gap:
+        # Per line, not by regex: a backtracking regex is quadratic on long runs of blanks.
+        lines = gap.split("\n")
+        gap = "\n".join([*(line.rstrip(" \t") for line in lines[:-1]), lines[-1]])
+    return _BLANK_LINES.sub("\n\n", gap)
 
 
 CACHE_MAX_CHARS = 65_536

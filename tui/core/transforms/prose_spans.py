@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 
 Span = tuple[int, int]
@@ -10,8 +11,9 @@ _FENCE = re.compile(
     r"(?m)^[ \t]*(`{3,}|~{3,})[^\n]*(?:\n|\Z)(?:[\s\S]*?^[ \t]*\1[`~]*[ \t]*(?:\n|\Z)|[\s\S]*\Z)"
 )
 _INLINE_CODE = re.compile(r"(`+)[\s\S]*?(?:\1|\Z)")
-_URL = re.compile(r"(?i)(?:\b[a-z][a-z0-9+.\-]*://|\bwww\.|\bmailto:)[^\s<>\"'`]+")
-_PATHISH = re.compile(r"[^\s\"'`]*[/\\~][^\s\"'`]*")
+# Bounded or single-pass patterns only: user text can be a megabyte without a space.
+_URL = re.compile(r"(?i)(?:\b[a-z][a-z0-9+.\-]{0,30}://|\bwww\.|\bmailto:)[^\s<>\"'`]+")
+_TOKEN = re.compile(r"[^\s\"'`]+")
 _DOUBLE_QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»|„[^“”\n]*[“”]")
 _SINGLE_QUOTED = re.compile(r"(?<![\w'’])'[^'\n]*'(?![\w'’])|(?<![\w’])‘[^’\n]*’(?!\w)")
 _TAG = re.compile(r"<(/?)([A-Za-z][\w.:\-]*)(?:\s[^<>]*)?(/?)>|<!--[\s\S]*?(?:-->|\Z)")
@@ -33,12 +35,17 @@ _COMMANDS = frozenset(
 def protected_spans(text: str) -> list[Span]:
     """Sorted, merged spans of code, tags, URLs, paths, quotes, JSON and command lines."""
     spans: list[Span] = []
-    for regex in (_FENCE, _INLINE_CODE, _URL, _PATHISH, _DOUBLE_QUOTED, _SINGLE_QUOTED):
+    for regex in (_FENCE, _INLINE_CODE, _URL, _DOUBLE_QUOTED, _SINGLE_QUOTED):
         spans.extend(m.span() for m in regex.finditer(text))
+    spans.extend(m.span() for m in _TOKEN.finditer(text) if _is_pathish(m.group(0)))
     spans.extend(_tag_spans(text))
     spans.extend(_json_spans(text))
     spans.extend(_code_line_spans(text))
     return merge_spans(spans)
+
+
+def _is_pathish(token: str) -> bool:
+    return "/" in token or "\\" in token or "~" in token
 
 
 def merge_spans(spans: list[Span]) -> list[Span]:
@@ -52,10 +59,15 @@ def merge_spans(spans: list[Span]) -> list[Span]:
     return out
 
 
+_CLOSE_TAG = re.compile(r"</([A-Za-z][\w.:\-]*)\s*>")
+
+
 def _tag_spans(text: str) -> list[Span]:
+    closes: dict[str, list[int]] = {}
+    for m in _CLOSE_TAG.finditer(text):
+        closes.setdefault(m.group(1), []).append(m.start())
     spans: list[Span] = []
     covered = -1
-    closes: dict[str, int] = {}
     for m in _TAG.finditer(text):
         if m.start() < covered:
             continue
@@ -63,16 +75,13 @@ def _tag_spans(text: str) -> list[Span]:
             spans.append(m.span())
             continue
         name = m.group(2)
-        if closes.get(name, len(text) + 1) < m.end():
-            close_end = -1  # an earlier search found no close after this point
-        else:
-            close = re.compile(rf"</{re.escape(name)}\s*>").search(text, m.end())
-            close_end = close.end() if close else -1
-            if close is None:
-                closes[name] = m.end()
-        if close_end >= 0:
-            spans.append((m.start(), close_end))
-            covered = close_end
+        starts = closes.get(name, [])
+        at = bisect.bisect_left(starts, m.end())
+        if at < len(starts):
+            close = _CLOSE_TAG.match(text, starts[at])
+            assert close is not None
+            spans.append((m.start(), close.end()))
+            covered = close.end()
         elif "-" in name or "_" in name:
             # An unclosed agent tag such as <system-reminder> guards everything after it.
             spans.append((m.start(), len(text)))

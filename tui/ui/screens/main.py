@@ -15,7 +15,7 @@ from textual.widgets import ContentSwitcher, Footer, Static
 from tui.core.config import Settings
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.updates import SourceStatus
-from tui.core.feed.views import RequestHistory, budget_of, mcp_rows
+from tui.core.feed.views import RequestHistory, SessionCalls, budget_of, mcp_rows
 from tui.core.logs.facts import ServerFacts
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 from tui.core.records import RequestRecord
@@ -70,6 +70,7 @@ class MainScreen(Screen[None]):
         self.server: ServerSnapshot | None = None
         self.facts = ServerFacts()
         self.history = RequestHistory(settings.dashboard.sparkline_requests)
+        self.session_calls = SessionCalls()
         self.selected: RequestRecord | None = None
         self.sources: dict[str, SourceStatus] = {}
 
@@ -110,8 +111,14 @@ class MainScreen(Screen[None]):
         """New journal rows."""
         records = message.update.records
         table = self.query_one(RequestsTable)
-        table.add_records(records)
+        if message.update.replaced:
+            table.replace_records(records)
+            if self.selected is not None and any(r.id == self.selected.id for r in records):
+                self.selected = next(r for r in records if r.id == self.selected.id)
+        else:
+            table.add_records(records)
         self.history.add(records)
+        self.session_calls.add(records)
         self.query_one(SparkPanel).show(self.history.series())
         counted = [r for r in records if r.anatomy is not None]
         if counted:
@@ -183,6 +190,7 @@ class MainScreen(Screen[None]):
             self.app.call_from_thread(self._full_record_loaded, full)
 
     def _full_record_loaded(self, record: RequestRecord) -> None:
+        self.session_calls.add([record])
         if self.selected is not None and self.selected.id == record.id:
             self._refresh_mcp(record)
 
@@ -200,7 +208,8 @@ class MainScreen(Screen[None]):
         bar.show(record, budget_of(record, self.window()) if record else None, follow)
 
     def _refresh_mcp(self, record: RequestRecord | None) -> None:
-        self.query_one(McpTable).show(mcp_rows(record, self.settings.anatomy.mcp_servers))
+        calls = self.session_calls.of(record.session_id) if record else {}
+        self.query_one(McpTable).show(mcp_rows(record, self.settings.anatomy.mcp_servers, calls))
 
     def _show_empty_hint(self) -> None:
         table = self.query_one(RequestsTable)

@@ -114,6 +114,20 @@ class RequestsTable(DataTable[Text | str | int]):
             elif selected is not None and str(selected.id) in self.rows:
                 self.move_cursor(row=self.get_row_index(str(selected.id)), animate=False, scroll=False)
 
+    def replace_records(self, records: Iterable[RequestRecord]) -> None:
+        """Rows shown before, now with more facts (speeds from the log): update their cells in place."""
+        for record in records:
+            if record.id not in self.by_id:
+                continue
+            self.by_id[record.id] = record
+            for index, old in enumerate(self.records):
+                if old.id == record.id:
+                    self.records[index] = record
+                    break
+            if str(record.id) in self.rows:
+                for (key, _), value in zip(COLUMNS, self._cells(record), strict=True):
+                    self.update_cell(str(record.id), key, value)
+
     def set_query(self, query: str) -> None:
         """Show only rows matching the filter."""
         self.filter_text = query.strip()

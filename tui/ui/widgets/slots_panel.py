@@ -133,4 +133,5 @@ class SlotsPanel(Widget):
                     f" ✗{(' ' + cp.erase_reason) if cp.erase_reason else ''}", style=self._style("erased")
                 )
             entries.append(entry)
-        return Text("\n").join([head, Text("    ") + flow(entries, max(10, width - 4), gap=" · ")])
+        listed = flow(entries, max(10, width - 4), gap=" · ").split("\n")
+        return Text("\n").join([head, *(Text("    ") + line for line in listed)])

@@ -1,0 +1,152 @@
+"""The live feed against a real llama-server through the real proxy: records, log, polls, attach mode."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.llama import RunningServer, StartServer
+
+from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, ServerSettings, Settings
+from tui.core.feed.feed import DashboardFeed
+from tui.core.feed.live import NO_LOG_FILE, LiveDriver
+from tui.core.feed.updates import FeedUpdate, LogUpdate, RecordsUpdate, SlotsUpdate, SourceStatus
+from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
+from tui.core.proxy import ProxyService
+
+pytestmark = [pytest.mark.llama, pytest.mark.timeout(180)]
+
+BODY: dict[str, Any] = {
+    "model": "claude-test",
+    "max_tokens": 12,
+    "stream": True,
+    "system": [{"type": "text", "text": "You are a careful coding agent. " * 30}],
+    "tools": [
+        {"name": "Read", "description": "Read a file. " * 20, "input_schema": {"type": "object"}},
+        {"name": "mcp__filesystem__list_directory", "description": "List a directory.",
+         "input_schema": {"type": "object"}},
+    ],
+    "messages": [{"role": "user", "content": [{"type": "text", "text": "list the files please"}]}],
+}  # fmt: skip
+
+
+def live_settings(server: RunningServer, tmp_path: Path, port: int, log_file: str | None = None) -> Settings:
+    """Settings pointing the dashboard at the test server."""
+    return Settings(
+        proxy=ProxySettings(listen=f"127.0.0.1:{port}", upstream=server.url),
+        journal=JournalSettings(path=str(tmp_path / "journal.sqlite3"), store_bodies=True),
+        anatomy=AnatomySettings(mcp_servers=["filesystem"]),
+        server=ServerSettings(
+            url=server.url, log_file=str(server.log_path) if log_file is None else log_file, poll_interval=0.5
+        ),
+    )
+
+
+async def wait_for(updates: list[FeedUpdate], check: Callable[[FeedUpdate], bool], timeout: float = 30.0) -> Any:
+    """The first update passing `check` (the feed runs meanwhile)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    seen = 0
+    while True:
+        for update in updates[seen:]:
+            if check(update):
+                return update
+        seen = len(updates)
+        if asyncio.get_running_loop().time() > deadline:
+            kinds = sorted({type(u).__name__ for u in updates})
+            raise AssertionError(f"no matching update within {timeout}s; saw {kinds}")
+        await asyncio.sleep(0.05)
+
+
+async def post(url: str, body: dict[str, Any]) -> int:
+    async with httpx.AsyncClient(base_url=url, timeout=60, trust_env=False) as client:
+        async with client.stream("POST", "/v1/messages?beta=true", json=body, headers={"x-api-key": "k"}) as r:
+            async for _ in r.aiter_bytes():
+                pass
+            return r.status_code
+
+
+async def test_live_feed_delivers_records_log_and_polls(
+    llama_server: StartServer, tmp_path: Path, free_port: int
+) -> None:
+    server = llama_server()
+    driver = LiveDriver(live_settings(server, tmp_path, free_port))
+    feed = DashboardFeed(driver)
+    updates: list[FeedUpdate] = []
+    feed.subscribe(updates.append)
+    task = asyncio.create_task(feed.run())
+    try:
+        await wait_for(updates, lambda u: isinstance(u, SourceStatus) and u.source == "proxy" and u.health == "ok")
+        assert await post(f"http://127.0.0.1:{free_port}", BODY) == 200
+        update = await wait_for(updates, lambda u: isinstance(u, RecordsUpdate) and bool(u.records))
+        record = update.records[0]
+        assert record.status == 200 and record.anatomy is not None and record.anatomy.parts
+        assert record.usage.prompt_tokens and record.usage.prompt_tokens > 0
+        # Anthropic responses carry no speeds: the feed fills them from the log's timings lines.
+        timed = await wait_for(
+            updates,
+            lambda u: isinstance(u, RecordsUpdate)
+            and any(r.id == record.id and r.usage.prompt_per_second for r in u.records),
+        )
+        assert timed.records[0].usage.gen_per_second is not None
+        snap = await wait_for(updates, lambda u: isinstance(u, ServerSnapshot) and u.state == "up")
+        assert snap.n_ctx_slot == 8192
+        await wait_for(updates, lambda u: isinstance(u, GpuSnapshot))
+        log = await wait_for(updates, lambda u: isinstance(u, LogUpdate) and any("slot" in x.text for x in u.lines))
+        assert all(line.text for line in log.lines)
+        await wait_for(updates, lambda u: isinstance(u, SlotsUpdate) and bool(u.slots))
+        assert driver.load_record(record.id) is not None
+        assert driver.load_body(record.id) is not None
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_attach_reads_the_journal_of_another_proxy(
+    llama_server: StartServer, tmp_path: Path, free_port: int
+) -> None:
+    server = llama_server()
+    settings = live_settings(server, tmp_path, free_port)
+    proxy = ProxyService(settings, journal_path=settings.journal_path())
+    await proxy.start()
+    driver = LiveDriver(settings, attach=True, journal_path=settings.journal_path())
+    assert driver.info.mode == "attach" and driver.info.proxy_address == ""
+    feed = DashboardFeed(driver)
+    updates: list[FeedUpdate] = []
+    feed.subscribe(updates.append)
+    task = asyncio.create_task(feed.run())
+    try:
+        assert await post(proxy.url, BODY) == 200
+        update = await wait_for(updates, lambda u: isinstance(u, RecordsUpdate) and bool(u.records))
+        assert update.records[0].path.startswith("/v1/messages")
+        assert not any(isinstance(u, SourceStatus) and u.source == "proxy" for u in updates)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await proxy.stop()
+
+
+async def test_missing_log_and_busy_port_are_reported(
+    llama_server: StartServer, tmp_path: Path, free_port: int
+) -> None:
+    server = llama_server()
+    blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", free_port)
+    driver = LiveDriver(live_settings(server, tmp_path, free_port, log_file=""))
+    feed = DashboardFeed(driver)
+    updates: list[FeedUpdate] = []
+    feed.subscribe(updates.append)
+    task = asyncio.create_task(feed.run())
+    try:
+        log = await wait_for(updates, lambda u: isinstance(u, SourceStatus) and u.source == "log")
+        assert log.health == "missing" and log.message == NO_LOG_FILE
+        proxy = await wait_for(updates, lambda u: isinstance(u, SourceStatus) and u.source == "proxy")
+        assert proxy.health == "error" and "--attach" in proxy.message and str(free_port) in proxy.message
+        # The other sources go on.
+        await wait_for(updates, lambda u: isinstance(u, ServerSnapshot) and u.state == "up")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        blocker.close()

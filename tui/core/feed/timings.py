@@ -1,0 +1,55 @@
+"""Fill a journal row's missing prompt/generation speeds from the server log's per-task timings."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from tui.core.logs.timeline import RequestTimeline
+from tui.core.records import RequestRecord
+
+
+def needs_timings(record: RequestRecord) -> bool:
+    """Anthropic responses carry no timings: the log has them."""
+    usage = record.usage
+    return usage.prompt_tokens is not None and (
+        usage.prompt_per_second is None or usage.gen_per_second is None
+    )
+
+
+def matches(record: RequestRecord, task: RequestTimeline) -> bool:
+    """Same prompt size (or, without TRACE lines, same new and generated token counts)."""
+    usage = record.usage
+    if not task.done or task.prompt_per_s is None:
+        return False
+    if task.prompt_tokens is not None and usage.prompt_tokens is not None:
+        return task.prompt_tokens == usage.prompt_tokens
+    new = None if usage.prompt_tokens is None else usage.prompt_tokens - (usage.cached_tokens or 0)
+    return (
+        task.new_tokens is not None
+        and task.new_tokens == new
+        and task.generated_tokens == usage.output_tokens
+    )
+
+
+def with_timings(
+    record: RequestRecord, tasks: Iterable[RequestTimeline], taken: set[int]
+) -> RequestRecord | None:
+    """The record with speeds from the newest matching task not matched before (None: no match yet)."""
+    for task in tasks:
+        key = task.task if task.task is not None else id(task)
+        if key in taken or not matches(record, task):
+            continue
+        taken.add(key)
+        usage = record.usage
+        filled = dataclasses.replace(
+            usage,
+            prompt_per_second=usage.prompt_per_second
+            if usage.prompt_per_second is not None
+            else task.prompt_per_s,
+            gen_per_second=usage.gen_per_second if usage.gen_per_second is not None else task.eval_per_s,
+            prompt_ms=usage.prompt_ms if usage.prompt_ms is not None else task.prompt_ms,
+            gen_ms=usage.gen_ms if usage.gen_ms is not None else task.eval_ms,
+        )
+        return dataclasses.replace(record, usage=filled)
+    return None

@@ -1,0 +1,54 @@
+"""Usage reports over the traffic journal: pure aggregation plus table, Markdown, JSON and CSV output."""
+
+from __future__ import annotations
+
+from tui.core.report.build import Report, build_report, load_records, parse_since
+from tui.core.report.prices import (
+    DEFAULT_PRICES,
+    CloudCost,
+    PriceEntry,
+    ReportSettings,
+    report_settings_from_dict,
+)
+from tui.core.report.render import render_markdown, render_table
+from tui.core.report.render_data import render_csv, render_json
+from tui.core.report.stats import SIZE_LABELS, percentile, size_bucket, sparkline
+from tui.core.report.summary import Summary, is_model_request, summarize, summary_for
+
+FORMATS = ("table", "md", "json", "csv")
+
+
+def render(report: Report, fmt: str) -> str:
+    """The report in one of FORMATS."""
+    renderers = {"table": render_table, "md": render_markdown, "json": render_json, "csv": render_csv}
+    try:
+        return renderers[fmt](report)
+    except KeyError:
+        raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}") from None
+
+
+__all__ = [
+    "DEFAULT_PRICES",
+    "FORMATS",
+    "SIZE_LABELS",
+    "CloudCost",
+    "PriceEntry",
+    "Report",
+    "ReportSettings",
+    "Summary",
+    "build_report",
+    "is_model_request",
+    "load_records",
+    "parse_since",
+    "percentile",
+    "render",
+    "render_csv",
+    "render_json",
+    "render_markdown",
+    "render_table",
+    "report_settings_from_dict",
+    "size_bucket",
+    "sparkline",
+    "summarize",
+    "summary_for",
+]
