@@ -19,9 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tui.core.logs.tail import LogTailer  # noqa: E402
-
 from tui.core.logs.parse import LogParser  # noqa: E402
+from tui.core.logs.tail import LogTailer  # noqa: E402
 
 
 def _ts(us: int) -> str:
@@ -134,15 +133,20 @@ def generate_corpus(n_lines: int, seed: int = 1) -> list[str]:
     return lines[:n_lines]
 
 
-def bench_parse(lines: list[str]) -> float:
-    """Lines per second for one pass of a fresh parser (best of 3)."""
-    best = 0.0
-    for _ in range(3):
+def bench_parse(lines: list[str], rounds: int = 3) -> tuple[float, float]:
+    """Best lines/s over ``rounds`` passes of a fresh parser: (by process CPU time, by wall clock).
+
+    CPU time is the single-core figure; wall clock also counts time other processes took the core.
+    """
+    best_cpu = best_wall = 0.0
+    for _ in range(rounds):
         parser = LogParser()
-        t0 = time.perf_counter()
+        c0, w0 = time.process_time(), time.perf_counter()
         parser.parse_lines(lines)
-        best = max(best, len(lines) / (time.perf_counter() - t0))
-    return best
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        best_cpu = max(best_cpu, len(lines) / cpu)
+        best_wall = max(best_wall, len(lines) / wall)
+    return best_cpu, best_wall
 
 
 def _writer(
@@ -199,10 +203,11 @@ def main() -> int:
         f"corpus: {len(lines):,} lines, {sum(map(len, lines)) / 1e6:.1f} MB, "
         f"generated in {time.perf_counter() - t0:.1f} s"
     )
-    rate = bench_parse(lines)
+    cpu_rate, wall_rate = bench_parse(lines)
+    load = os.getloadavg()[0]
     print(
-        f"parse rate: {rate:,.0f} lines/s (target >= 100,000)  python {sys.version.split()[0]}, "
-        f"cpus {os.cpu_count()}"
+        f"parse rate: {cpu_rate:,.0f} lines/s per CPU-second, {wall_rate:,.0f} lines/s wall "
+        f"(target >= 100,000; python {sys.version.split()[0]}, {os.cpu_count()} cpus, load {load:.1f})"
     )
     delays = asyncio.run(bench_latency(args.latency_lines, args.rate))
     delays.sort()

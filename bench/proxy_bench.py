@@ -98,8 +98,12 @@ def claude_code_body(target_bytes: int = 150_000) -> bytes:
 
 # ---------------------------------------------------------------- fake upstream
 
-async def upstream_main(port: int) -> None:
-    """A raw asyncio HTTP/1.1 server: JSON or 200-event SSE replies with no delay, keep-alive."""
+async def upstream_main(port: int, burst: bool) -> None:
+    """A raw asyncio HTTP/1.1 server: JSON or 200-event SSE replies with no delay, keep-alive.
+
+    Each event is written and the server yields to its loop (no sleep); with `burst` it writes all
+    200 without yielding, which mostly measures the OS scheduler on a small machine.
+    """
     sse_events = [
         b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
         b'{"type":"text_delta","text":"tok%d"}}\n\n' % i
@@ -135,6 +139,8 @@ async def upstream_main(port: int) -> None:
                 for event in sse_events:
                     writer.write(b"%x\r\n%s\r\n" % (len(event), event))
                     await writer.drain()
+                    if not burst:
+                        await asyncio.sleep(0)  # flush each event as produced, like a real server
                 writer.write(b"0\r\n\r\n")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -401,7 +407,9 @@ async def journal_visibility(
     deadline = time.monotonic() + 120
     while reader.count() < proxied_total and time.monotonic() < deadline:  # let the backlog drain first
         await asyncio.sleep(0.05)
-    reader.latest(1)
+    rows = reader.since(0, limit=1_000_000)
+    analyzed = sum(1 for r in rows if r.anatomy is not None)
+    dropped = sum(1 for r in rows if (r.unparsed_reason or "").startswith("analysis backlog full"))
     for i in range(n):
         path = b"/v1/messages?beta=true&visibility=%d" % i
         await conn.request(body, True, path)
@@ -415,7 +423,8 @@ async def journal_visibility(
         reader.changed()
     check_us = (time.perf_counter() - t0) * 1000.0
     return {"visible_after_ms_p50": round(pct(delays, 50), 2), "visible_after_ms_max": round(max(delays), 2),
-            "change_check_us": round(check_us, 2)}
+            "change_check_us": round(check_us, 2), "rows": len(rows), "rows_with_anatomy": analyzed,
+            "rows_bodies_dropped": dropped}
 
 
 # ---------------------------------------------------------------- orchestration
@@ -484,6 +493,8 @@ def print_report(kind: str, result: dict[str, Any]) -> None:
           f"at end {result['rss_mb_end']} MB (analysis worker process: {result['worker_rss_mb_end']} MB)")
     if "journal" in result:
         j = result["journal"]
+        print(f"journal: {j['rows']} rows during the load, {j['rows_with_anatomy']} with anatomy, "
+              f"{j['rows_bodies_dropped']} past the analysis backlog (bodies dropped)")
         print(f"journal row visible to another process: p50 {j['visible_after_ms_p50']} ms, "
               f"max {j['visible_after_ms_max']} ms after the response; "
               f"change check {j['change_check_us']} us")
@@ -508,6 +519,7 @@ def main() -> None:
         "--iterations", type=int, default=250, help="A/B/B/A rounds per mode (2 per side each)"
     )
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--burst", action="store_true", help="upstream sends all events unyielding")
     parser.add_argument("--pace-ms", type=float, default=0.0,
                         help="pause between requests (0: back to back, worst case for the analysis worker)")
     parser.add_argument(
@@ -521,7 +533,7 @@ def main() -> None:
                         help="where analysis + journaling run (ProxyService(analysis=...))")
     args = parser.parse_args()
     if args.role == "upstream":
-        asyncio.run(upstream_main(args.port))
+        asyncio.run(upstream_main(args.port, args.burst))
     elif args.role == "proxy":
         asyncio.run(proxy_main(args.port, args.upstream, args.journal, args.analysis, args.pipeline))
     elif args.role == "minimal-proxy":
@@ -532,7 +544,8 @@ def main() -> None:
         asyncio.run(client_main(args))
     else:
         upstream_port = free_port()
-        upstream = spawn("--role", "upstream", "--port", str(upstream_port))
+        burst = ["--burst"] if args.burst else []
+        upstream = spawn("--role", "upstream", "--port", str(upstream_port), *burst)
         results: dict[str, Any] = {}
         try:
             with tempfile.TemporaryDirectory(prefix="ctxbudget-bench-") as tmp:

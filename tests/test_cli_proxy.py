@@ -32,7 +32,9 @@ LAUNCH = (
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """Environment with a scratch HOME/XDG so no user config or journal is touched."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTXBUDGET")}
-    env.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    env.update(
+        HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "cfg")
+    )
     return env
 
 
@@ -54,14 +56,15 @@ def start_proxy_process(tmp_path: Path, upstream: str, journal: Path) -> tuple[s
     )
     assert proc.stdout is not None
     banner = proc.stdout.readline()
-    assert f"listening on http://127.0.0.1:{port}" in banner, banner + (proc.stderr.read() if proc.stderr else "")
+    diagnostics = banner + (proc.stderr.read() if proc.stderr and not banner else "")
+    assert f"listening on http://127.0.0.1:{port}" in banner, diagnostics
     return proc, f"http://127.0.0.1:{port}"
 
 
 def chat(url: str, content: str = "hi", **headers: str) -> httpx.Response:
     """One small non-streamed chat completion."""
-    body = {"model": "m", "max_tokens": 4, "temperature": 0,
-            "messages": [{"role": "system", "content": "be brief " * 30}, {"role": "user", "content": content}]}
+    messages = [{"role": "system", "content": "be brief " * 30}, {"role": "user", "content": content}]
+    body = {"model": "m", "max_tokens": 4, "temperature": 0, "messages": messages}
     return httpx.post(url + "/v1/chat/completions", json=body, headers=headers, timeout=60)
 
 
@@ -124,9 +127,8 @@ def test_env_uses_the_servers_real_context(shared_llama_server: RunningServer, t
     n_ctx = httpx.get(shared_llama_server.url + "/props").json()["default_generation_settings"]["n_ctx"]
     claude = run_cli(tmp_path, "env", "--upstream", shared_llama_server.url, "--listen", "127.0.0.1:3456")
     assert claude.returncode == 0, claude.stderr
-    exports = dict(
-        line.removeprefix("export ").split("=", 1) for line in claude.stdout.splitlines() if line.startswith("export")
-    )
+    lines = claude.stdout.splitlines()
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in lines if line.startswith("export"))
     assert exports["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:3456"
     assert exports["ANTHROPIC_API_KEY"] == "dummy"
     assert exports["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1" and exports["DISABLE_TELEMETRY"] == "1"

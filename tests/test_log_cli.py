@@ -37,7 +37,7 @@ def test_json_output_one_object_per_line_then_task_summaries(capsys: pytest.Capt
     events = [r for r in rows if r["kind"] != "task_summary"]
     summaries = [r for r in rows if r["kind"] == "task_summary"]
     assert len(events) == len(REFERENCE.read_text().splitlines())
-    assert rows[-len(summaries):] == summaries  # summaries come last
+    assert rows[-len(summaries) :] == summaries  # summaries come last
     timing = next(r for r in events if r["kind"] == "timing")
     assert isinstance(timing["ms"], float) and isinstance(timing["tokens"], int) and timing["task"] == 12
     assert {s["task"] for s in summaries} == {12, 1, 10}
@@ -67,7 +67,11 @@ def test_follow_prints_new_lines_and_the_summary_on_interrupt(tmp_path: Path) ->
     env = {**os.environ, "CTXBUDGET_CONFIG": str(tmp_path / "empty.toml")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tui", "parse-log", str(log), "--follow", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     try:
         assert proc.stdout is not None

@@ -49,8 +49,11 @@ def wait_count(server: RunningServer, needle: str, count: int, timeout: float = 
 
 def n_ctx_train(model: Path) -> int:
     reader = GGUFReader(model)
-    arch = reader.get_field("general.architecture").contents()
-    return int(reader.get_field(f"{arch}.context_length").contents())
+    arch_field = reader.get_field("general.architecture")
+    assert arch_field is not None
+    ctx_field = reader.get_field(f"{arch_field.contents()}.context_length")
+    assert ctx_field is not None
+    return int(ctx_field.contents())
 
 
 def test_dense_server_log_startup_facts_and_request_timelines(
@@ -75,10 +78,28 @@ def test_dense_server_log_startup_facts_and_request_timelines(
     events = monitor.feed_lines(lines)
     assert len(events) == len(lines)
     kinds = Counter(e.kind for e in events)
-    for kind in ("build_info", "model_loading", "server_init", "slot_init", "model_loaded", "listening",
-                 "model_info", "context_param", "kv_cache_size", "buffer_size", "slot_selected",
-                 "task_launched", "new_prompt", "cached_prefix", "timing", "graphs_reused", "slot_released",
-                 "all_slots_idle", "error", "task_cancelled"):
+    for kind in (
+        "build_info",
+        "model_loading",
+        "server_init",
+        "slot_init",
+        "model_loaded",
+        "listening",
+        "model_info",
+        "context_param",
+        "kv_cache_size",
+        "buffer_size",
+        "slot_selected",
+        "task_launched",
+        "new_prompt",
+        "cached_prefix",
+        "timing",
+        "graphs_reused",
+        "slot_released",
+        "all_slots_idle",
+        "error",
+        "task_cancelled",
+    ):
         assert kinds[kind] > 0, (kind, kinds)
     assert kinds["checkpoint_created"] == 0  # dense full-attention models make none
 
@@ -117,7 +138,9 @@ def test_dense_server_log_startup_facts_and_request_timelines(
         assert last.n_tokens == requests[2].released_tokens
 
 
-def test_swa_server_log_checkpoints_created_restored_erased(llama_server: StartServer, swa_model: Path) -> None:
+def test_swa_server_log_checkpoints_created_restored_erased(
+    llama_server: StartServer, swa_model: Path
+) -> None:
     server = llama_server(swa_model, extra_args=["--checkpoint-min-step", "64"])
     talk = conversation(turns=4, words=150)
     assert chat(server, talk)[0] == 200
@@ -199,11 +222,25 @@ async def test_tailer_and_monitor_follow_a_live_server(llama_server: StartServer
     assert snap.slots[0].phase == "idle" and snap.slots[0].last_task == snap.requests[-1].task
 
 
-async def test_stream_batches_read_a_real_server_stderr(llama_server_bin: Path, tiny_model: Path, free_port: int) -> None:
+async def test_stream_batches_read_a_real_server_stderr(
+    llama_server_bin: Path, tiny_model: Path, free_port: int
+) -> None:
     proc = await asyncio.create_subprocess_exec(
-        str(llama_server_bin), "-m", str(tiny_model), "--port", str(free_port), "--host", "127.0.0.1",
-        "-c", "2048", "-t", "1", "--log-colors", "on",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        str(llama_server_bin),
+        "-m",
+        str(tiny_model),
+        "--port",
+        str(free_port),
+        "--host",
+        "127.0.0.1",
+        "-c",
+        "2048",
+        "-t",
+        "1",
+        "--log-colors",
+        "on",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None and proc.stderr is not None
     parser = LogParser()

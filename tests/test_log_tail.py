@@ -125,7 +125,9 @@ def test_file_that_appears_later_is_read_from_its_first_line(tmp_path: Path) -> 
 
 def test_100_mb_backlog_start_is_fast_and_bounded(tmp_path: Path) -> None:
     log = tmp_path / "big.log"
-    line = b"0.11.480.823 I slot      release: id  3 | task 1 | stop processing: n_tokens = 47, truncated = 0\n"
+    line = (
+        b"0.11.480.823 I slot      release: id  3 | task 1 | stop processing: n_tokens = 47, truncated = 0\n"
+    )
     block = line * (1 << 14)
     with open(log, "wb") as fh:
         while fh.tell() < 100 * 1024 * 1024:

@@ -81,21 +81,23 @@ class FakeUpstream:
             resp.headers["Content-Encoding"] = "gzip"
             return resp
         if mode.startswith("status:"):
-            return web.Response(status=int(mode[7:]), body=b'{"error":"nope"}', content_type="application/json")
+            return web.Response(
+                status=int(mode[7:]), body=b'{"error":"nope"}', content_type="application/json"
+            )
         if mode.startswith("sse:"):
             count, _, delay = mode[4:].partition(":")
             return await self._sse(request, int(count), float(delay or 0), die_after=None)
         if mode.startswith("die:"):
             return await self._sse(request, 100, 0.01, die_after=int(mode[4:]))
         if mode == "die-json":
-            resp = web.StreamResponse(headers={"Content-Type": "application/json"})
-            resp.content_length = 1000
-            await resp.prepare(request)
-            await resp.write(b'{"partial": ')
+            partial = web.StreamResponse(headers={"Content-Type": "application/json"})
+            partial.content_length = 1000
+            await partial.prepare(request)
+            await partial.write(b'{"partial": ')
             await asyncio.sleep(0.05)
             assert request.transport is not None
             request.transport.abort()
-            return resp
+            return partial
         return web.Response(status=400, text=f"unknown fake mode {mode}")
 
     async def _sse(

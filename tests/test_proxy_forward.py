@@ -9,7 +9,6 @@ import socket
 
 import aiohttp
 import pytest
-from yarl import URL
 from test_proxy_fakes import (
     JSON_BODY,
     FakeUpstream,
@@ -18,6 +17,7 @@ from test_proxy_fakes import (
     fake_upstream,
     start_proxy,
 )
+from yarl import URL
 
 from tui.core.config import ConfigError, ProxySettings, Settings
 from tui.core.proxy import ProxyService, parse_listen
@@ -148,7 +148,8 @@ async def test_upstream_dies_mid_sse_sends_error_event(
 ) -> None:
     proxy = await start_proxy(fake_upstream.url)
     async with client_session() as session:
-        async with session.post(proxy.url + "/v1/messages", data=b"{}", headers={"x-fake-mode": "die:3"}) as r:
+        die = {"x-fake-mode": "die:3"}
+        async with session.post(proxy.url + "/v1/messages", data=b"{}", headers=die) as r:
             text = (await r.read()).decode()
         async with session.post(proxy.url + "/v1/chat/completions", data=b"{}",
                                 headers={"x-fake-mode": "die:2"}) as r:
@@ -166,7 +167,9 @@ async def test_upstream_dies_mid_sse_sends_error_event(
     assert "mid-response" in (records[0].error or "")
 
 
-async def test_upstream_dies_mid_json_cuts_client(fake_upstream: FakeUpstream, start_proxy: ProxyFactory) -> None:
+async def test_upstream_dies_mid_json_cuts_client(
+    fake_upstream: FakeUpstream, start_proxy: ProxyFactory
+) -> None:
     proxy = await start_proxy(fake_upstream.url)
     async with client_session() as session:
         async with session.get(proxy.url + "/v1/x", headers={"x-fake-mode": "die-json"}) as r:
@@ -179,7 +182,8 @@ async def test_client_gone_closes_upstream_at_once(
 ) -> None:
     proxy = await start_proxy(fake_upstream.url)
     async with client_session() as session:
-        resp = await session.post(proxy.url + "/v1/messages", data=b"{}", headers={"x-fake-mode": "sse:200:0.05"})
+        slow = {"x-fake-mode": "sse:200:0.05"}
+        resp = await session.post(proxy.url + "/v1/messages", data=b"{}", headers=slow)
         await resp.content.readuntil(b"\n\n")
         resp.close()  # drop the connection mid-stream
     await asyncio.wait_for(fake_upstream.client_gone.wait(), 2.0)
@@ -188,7 +192,9 @@ async def test_client_gone_closes_upstream_at_once(
     assert records[-1].error == "client disconnected"
 
 
-async def test_control_prefix_is_not_forwarded(fake_upstream: FakeUpstream, start_proxy: ProxyFactory) -> None:
+async def test_control_prefix_is_not_forwarded(
+    fake_upstream: FakeUpstream, start_proxy: ProxyFactory
+) -> None:
     proxy = await start_proxy(fake_upstream.url)
     async with client_session() as session:
         async with session.get(proxy.url + "/_ctxbudget/health") as r:

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from support.llama import StartServer
+from support.llama import start_llama_server
 
 from tui.commands import report_cmd
 from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
@@ -44,7 +44,7 @@ TOOLS = [
 class Expected:
     """Token totals of one session, computed here from the HTTP responses' usage."""
 
-    prompts: list[int] = field(default_factory=list)
+    prompts: list[float] = field(default_factory=list)
     cached: int = 0
     output: int = 0
 
@@ -55,10 +55,10 @@ class Expected:
 
     @property
     def prompt(self) -> int:
-        return sum(self.prompts)
+        return round(sum(self.prompts))
 
 
-def nearest_rank(values: list[int], q: float) -> int:
+def nearest_rank(values: list[float], q: float) -> float:
     """Nearest-rank percentile, written out independently of the report code."""
     ordered = sorted(values)
     return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
@@ -146,8 +146,6 @@ async def drive_traffic(url: str) -> dict[str, Expected]:
 @pytest.fixture(scope="module")
 def traffic(tmp_path_factory: pytest.TempPathFactory, llama_server_bin: Path, tiny_model: Path) -> Any:
     """A journal written by the real proxy in front of a dedicated server, and the expected numbers."""
-    from support.llama import start_llama_server
-
     workdir = tmp_path_factory.mktemp("report")
     server = start_llama_server(llama_server_bin, tiny_model, workdir / "server")
     journal = workdir / "journal.sqlite3"
@@ -220,7 +218,7 @@ def test_report_numbers_match_the_http_usage(traffic: Any) -> None:
     assert small.label == "<8k" and small.requests == 5
     assert all(b.requests == 0 for b in overall.latency[1:])
     ttfbs = [r.ttfb_ms for r in records if r.kind != "count_tokens" and r.method == "POST"]
-    assert small.ttfb_p50 == nearest_rank([t for t in ttfbs if t is not None], 50)  # type: ignore[type-var]
+    assert small.ttfb_p50 == nearest_rank([t for t in ttfbs if t is not None], 50)
     assert small.total_p50 is not None and small.total_p95 is not None and small.total_p50 <= small.total_p95
 
     # Savings and energy are not in the journal yet: 0 and "not recorded".

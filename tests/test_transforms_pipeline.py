@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import copy
+import random
+import re
 from typing import Any
 
 import httpx
 import pytest
-from corpus_builders import CorpusRequest, billing_line, claude_code_request, corpus
+from corpus_builders import (
+    CorpusRequest,
+    billing_line,
+    claude_code_request,
+    cmake_gcc_log,
+    corpus,
+    long_user_prompt,
+    pytest_output,
+)
 
 from tui.core.tokens import ServerCounter, TiktokenCounter
 from tui.core.transforms import (
@@ -18,7 +28,9 @@ from tui.core.transforms import (
     measure_savings,
     run_transforms,
     unified_diff_preview,
+    validate_settings,
 )
+from tui.core.transforms.body_slots import layout_entries
 from tui.core.transforms.model import TransformResult
 
 CORPUS = corpus()
@@ -116,8 +128,6 @@ def test_measure_savings_with_tiktoken_counts_every_stage() -> None:
 
 
 def _entries(body: dict[str, Any]) -> list[tuple[str, str]]:
-    from tui.core.transforms.body_slots import layout_entries
-
     return layout_entries(body)
 
 
@@ -199,3 +209,88 @@ def test_stabilized_billing_line_lets_the_server_reuse_its_cache(shared_llama_se
     assert processed_raw > 100, "without the stabilizer nearly the whole prompt is processed again"
     assert processed_stable < 10 < cached_stable
     assert cached_stable > cached_raw + 100
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"enabled": ["stabilize", "zip"]}, "unknown transforms ['zip']"),
+        ({"stabilizer_builtins": ["cc_billing_hash"]}, "unknown stabilizer_builtins"),
+        ({"stabilizer_patterns": ["oops"]}, "stabilizer_patterns[0]"),
+        ({"slim_max_chars": 10}, "slim_max_chars: 10 is out of range"),
+        ({"slim_max_lines": 1}, "slim_max_lines"),
+        ({"slim_head_fraction": 1.5}, "slim_head_fraction"),
+        ({"slim_min_repeat": 1}, "slim_min_repeat"),
+        ({"trim_min_chars": -1}, "trim_min_chars"),
+    ],
+)
+def test_validate_settings_names_the_key(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)) as caught:
+        validate_settings(TransformSettings(**changes))
+    assert str(caught.value).startswith("[transforms] ")
+
+
+def test_default_settings_are_valid() -> None:
+    validate_settings(TransformSettings())
+
+
+@pytest.mark.llama
+def test_transformed_requests_are_accepted_and_cheaper_on_the_real_server(shared_llama_server: Any) -> None:
+    """The real llama-server accepts every transformed Anthropic body and counts fewer input tokens."""
+    rng = random.Random(11)
+    tool = {
+        "name": "Bash",
+        "description": "Run a shell command.\n\n" + "Long usage notes about quoting and timeouts. " * 30,
+        "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}},
+    }
+    body: dict[str, Any] = {
+        "model": "m",
+        "max_tokens": 1,
+        "system": [
+            {"type": "text", "text": billing_line()},
+            {"type": "text", "text": "You are a coding agent."},
+        ],
+        "tools": [tool],
+        "messages": [
+            {"role": "user", "content": long_user_prompt(rng, 1)},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "make"}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": cmake_gcc_log(rng, 12)},
+                    {"type": "text", "text": "Please just fix the warnings."},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "toolu_2", "name": "Bash", "input": {"command": "pytest"}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_2", "content": pytest_output(rng, 40)}
+                ],
+            },
+        ],
+    }
+    settings = TransformSettings(slim_max_lines=30, trim_min_chars=100)
+    new_body, reports = run_transforms(body, "anthropic", list(TRANSFORM_ORDER), settings)
+    assert all(r.changed for r in reports)
+
+    def input_tokens(payload: dict[str, Any]) -> int:
+        reply = httpx.post(f"{shared_llama_server.url}/v1/messages/count_tokens", json=payload, timeout=60)
+        reply.raise_for_status()
+        return int(reply.json()["input_tokens"])
+
+    before, after = input_tokens(body), input_tokens(new_body)
+    assert after < before * 0.8
+    reply = httpx.post(f"{shared_llama_server.url}/v1/messages", json=new_body, timeout=120)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["type"] == "message"

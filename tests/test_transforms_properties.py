@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from tui.core.transforms import TRANSFORM_ORDER, TransformSettings, compress_prose, run_transforms, slim_text
 from tui.core.transforms.slimming import SlimLimits
+from tui.core.transforms.suggest import suggest_pattern
 
 WORDS = [
     "the",
@@ -239,3 +241,27 @@ def test_slimming_respects_limits_and_is_idempotent(text: str, max_lines: int, m
     assert len(once) <= max(limits.max_chars, len(text))
     assert len(once.split("\n")) <= max(max_lines, 1)
     assert slim_text(once, limits)[0] == once
+
+
+volatile = st.text(alphabet="0123456789abcdef", min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200), st.text(max_size=200), volatile, volatile)
+def test_suggested_patterns_make_the_two_versions_equal(left: str, right: str, one: str, two: str) -> None:
+    old, new = f"{left} id={one}; {right}", f"{left} id={two}; {right}"
+    regex = suggest_pattern(old, new)
+    if one == two:
+        assert regex is None
+        return
+    assert regex is not None
+    compiled = re.compile(regex)
+    assert compiled.sub("0", old) == compiled.sub("0", new)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300), st.text(max_size=300))
+def test_suggest_pattern_never_raises_and_never_lies(old: str, new: str) -> None:
+    regex = suggest_pattern(old, new)
+    if regex is not None:
+        assert re.sub(regex, "0", old) == re.sub(regex, "0", new)

@@ -151,6 +151,22 @@ def test_suggest_pattern_for_billing_hash() -> None:
     assert re.sub(regex, "0", old) == re.sub(regex, "0", new)
 
 
+def test_suggest_pattern_for_both_billing_values_changing_at_once() -> None:
+    old = billing_line(suffix="abc", cch="1a2b3")
+    new = billing_line(suffix="a9c", cch="1f2e3")
+    regex = suggest_pattern(old, new)
+    version = r"(?<=cc_version=2\.1\.197\.)(?:[0-9a-f]+)(?=; cc_entrypoint=)"
+    assert regex == version + r"|(?<=cch=)(?:[0-9a-f]+)(?=;)"
+    normalized = "x-anthropic-billing-header: cc_version=2.1.197.0; cc_entrypoint=cli; cch=0;"
+    assert re.sub(regex, "0", old) == normalized
+
+
+def test_suggested_pattern_is_anchored_on_its_neighbour_words() -> None:
+    regex = suggest_pattern("session 48213 started at 99", "session 90210 started at 99")
+    assert regex == r"(?<=session )(?:\d+)(?= started)"
+    assert re.sub(regex, "0", "port 8080 and session 7 started") == "port 8080 and session 0 started"
+
+
 def test_suggest_pattern_for_version_suffix_inside_long_text() -> None:
     tail = "\nYou are a coding agent.\n" * 200
     old = billing_line(suffix="abc") + tail
@@ -199,3 +215,16 @@ def test_suggest_pattern_spec_round_trips_through_the_parser() -> None:
     pattern = parse_pattern_spec(spec)
     assert pattern.scopes == ("messages",)
     assert pattern.regex.sub(pattern.replacement, old) == pattern.regex.sub(pattern.replacement, new)
+
+
+def test_system_role_messages_inside_anthropic_messages_are_stabilized() -> None:
+    body = {
+        "system": "short prompt",
+        "messages": [
+            {"role": "system", "content": billing_line(suffix="0ff1ce")},
+            {"role": "user", "content": "hi"},
+        ],
+    }
+    new_body = stabilize(body)
+    assert new_body["messages"][0]["content"] == billing_line(suffix="x", cch="00000").replace(".x;", ";")
+    assert new_body["messages"][1] is body["messages"][1]

@@ -62,6 +62,7 @@ class ServerSettings:
     cache_type_k: str = "f16"
     cache_type_v: str = "f16"
     n_gpu_layers: str = "auto"
+    kv_unified: bool = False
     binary: str = ""
     port: int = 0
     jinja: bool = True

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tui.core.gguf.header import GgufHeader, SkippedArray, read_header
 from tui.core.gguf.swa import swa_layers
 
 
@@ -79,17 +80,9 @@ class GgufInfo:
         )
 
 
-def _field(reader: Any, key: str) -> Any:
-    field = reader.get_field(key)
-    if field is None:
-        return None
-    try:
-        return field.contents()
-    except AttributeError:  # gguf releases before contents(): scalars only
-        part = field.parts[field.data[0]]
-        if part.dtype.kind == "u" and part.ndim == 1 and len(part) > 1:
-            return bytes(part).decode()
-        return part[0]
+def _field(reader: GgufHeader, key: str) -> Any:
+    value = reader.get(key)
+    return None if isinstance(value, SkippedArray) else value
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -109,7 +102,7 @@ def _per_layer(value: Any, n_layer: int, default: int) -> tuple[int, ...]:
 
 def _file_type_name(file_type: int | None) -> str:
     if file_type is None:
-        return "unknown"
+        return "file type unknown"
     try:
         from gguf import LlamaFileType
 
@@ -137,10 +130,8 @@ def read_gguf_info(path: str | os.PathLike[str]) -> GgufInfo:
     if not file.is_file():
         raise GgufError(f"{file}: model file not found")
     try:
-        from gguf import GGUFReader
-
-        reader = GGUFReader(file)
-    except (ValueError, OSError, IndexError) as exc:  # gguf raises ValueError on a bad magic/version
+        reader = read_header(file)
+    except (ValueError, OSError) as exc:
         raise GgufError(f"{file}: not a readable GGUF file ({exc})") from exc
     arch = _field(reader, "general.architecture")
     if not isinstance(arch, str) or not arch:
@@ -199,5 +190,5 @@ def read_gguf_info(path: str | os.PathLike[str]) -> GgufInfo:
         ssm_group_count=_int(key("ssm.group_count")),
         full_attention_interval=_int(key("full_attention_interval")),
         split_count=_int(split, 1) or 1,
-        n_tensors=len(reader.tensors),
+        n_tensors=reader.n_tensors,
     )

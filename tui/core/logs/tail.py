@@ -77,9 +77,7 @@ def _decode_lines(data: bytes) -> list[str]:
     return text.split("\n")
 
 
-def read_lines(
-    path: str | os.PathLike[str], max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-) -> Iterator[str]:
+def read_lines(path: str | os.PathLike[str], max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[str]:
     """Every line of a file, read in chunks (for the CLI and tests); raises OSError if unreadable."""
     splitter = LineSplitter(max_line_bytes)
     with open(path, "rb") as fh:
@@ -136,6 +134,8 @@ class LogTailer:
         self._first_check = True
         self._pending: list[str] = []
         self._closed = False
+        self._stop: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None
         self.reopens = 0
         self.truncations = 0
 
@@ -144,6 +144,10 @@ class LogTailer:
     def close(self) -> None:
         """Stop following and release the file."""
         self._closed = True
+        if self._stop is not None:
+            self._stop.set()  # lets the watcher exit even if the consumer never finishes the iterator
+        if self._wake is not None:
+            self._wake.set()
         if self._fh is not None:
             self._fh.close()
             self._fh = None
@@ -159,8 +163,8 @@ class LogTailer:
 
     async def batches(self) -> AsyncIterator[list[str]]:
         """New lines in batches until ``close()``; waits for the file to appear if it does not exist."""
-        wake = asyncio.Event()
-        stop = asyncio.Event()
+        wake = self._wake = asyncio.Event()
+        stop = self._stop = asyncio.Event()
         watcher = asyncio.create_task(self._watch(wake, stop)) if self.use_watcher else None
         last_yield = 0.0
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -116,6 +117,7 @@ class ProxyService:
         if addresses:
             self.port = int(addresses[0][1])
         self._started_at = time.time()
+        gc.freeze()  # long-lived startup objects leave the GC's view: shorter collection pauses mid-stream
 
     def _open_journal(self) -> Journal:
         js = self.settings.journal

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 
 from tui.core.report.build import Report
+from tui.core.report.prices import PriceEntry
 from tui.core.report.stats import bar, sparkline
 from tui.core.report.summary import Saving, Summary
 
@@ -116,10 +117,12 @@ def day_rows(report: Report) -> list[tuple[str, ...]]:
     return [(s.day or "-", *_common(s), str(counts.get(s.day, 0))) for s in report.days]
 
 
-def cost_rows(s: Summary) -> list[tuple[str, ...]]:
-    """Rows for the cloud-cost table."""
+def cost_rows(s: Summary, prices: Sequence[PriceEntry]) -> list[tuple[str, ...]]:
+    """Rows for the cloud-cost table; `*` marks entries matching a model name the client asked for."""
+    asked = {p.name for p in prices if any(p.matches(model) for model in s.models)}
     return [
-        (c.name, c.currency, money(c.input_cost), money(c.cached_cost), money(c.output_cost), money(c.total))
+        (c.name + (" *" if c.name in asked else ""), c.currency, money(c.input_cost), money(c.cached_cost),
+         money(c.output_cost), money(c.total))
         for c in s.costs
     ]
 
@@ -147,7 +150,10 @@ def _title(report: Report) -> str:
 
 
 def _price_line(report: Report) -> str:
-    return f"prices: {report.settings.prices_date} {report.settings.prices_note}"
+    return (
+        f"prices: {report.settings.prices_date} {report.settings.prices_note}; cache writes not priced;"
+        " * = matches a model name the agent asked for"
+    )
 
 
 def _trends(report: Report) -> list[str]:
@@ -168,8 +174,8 @@ def render_table(report: Report) -> str:
     out += ["", f"Context by category (summed over {s.anatomy_requests} requests with anatomy)"]
     out += ["  " + line for line in category_lines(s)]
     out += ["", "Latency by prompt size (ms)", *aligned(LATENCY_HEAD, latency_rows(s))]
-    out += ["", f"Same traffic on a cloud API ({_price_line(report)}; cache writes not priced)"]
-    out += aligned(COST_HEAD, cost_rows(s))
+    out += ["", "Same traffic on a cloud API", f"  {_price_line(report)}"]
+    out += aligned(COST_HEAD, cost_rows(s, report.settings.prices))
     out += ["", "Per session", *aligned(SESSION_HEAD, session_rows(report))]
     out += ["", "Per day", *aligned(DAY_HEAD, day_rows(report))]
     trends = _trends(report)
@@ -199,8 +205,8 @@ def render_markdown(report: Report) -> str:
         out += ["", "## Trend", "", "```text", *trends, "```"]
     out += ["", "## Latency by prompt size (ms)", "", *md_table(LATENCY_HEAD, latency_rows(s))]
     out += ["", "## Same traffic on a cloud API", ""]
-    out += [f"_{_price_line(report)}; cache writes not priced._", ""]
-    out += md_table(COST_HEAD, cost_rows(s))
+    out += [f"_{_price_line(report)}._", ""]
+    out += md_table(COST_HEAD, cost_rows(s, report.settings.prices))
     out += ["", "## Per session", "", *md_table(SESSION_HEAD, session_rows(report))]
     out += ["", "## Per day", "", *md_table(DAY_HEAD, day_rows(report))]
     return "\n".join(out) + "\n"

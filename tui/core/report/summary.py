@@ -99,6 +99,8 @@ class Summary:
     energy_j: float = 0.0
     energy_tokens: int = 0
     costs: tuple[CloudCost, ...] = ()
+    # Requests per model name the client asked for (what a cloud API would have been asked for).
+    models: dict[str, int] = field(default_factory=dict)
     # Prompt lengths in request order, downsampled (max per step) to at most TREND_POINTS values.
     prompt_trend: tuple[int, ...] = ()
 
@@ -156,6 +158,7 @@ class Summary:
             "energy": energy,
             "cloud_cost": [c.to_json() for c in self.costs],
             "prompt_trend": list(self.prompt_trend),
+            "models": self.models,
         }
 
 
@@ -234,7 +237,16 @@ def summarize(
         energy_tokens=energy_tokens,
         costs=tuple(cloud_cost(p, new_total, cached, output) for p in prices),
         prompt_trend=downsample(sizes),
+        models=_model_counts(model_rows),
     )
+
+
+def _model_counts(rows: Sequence[RequestRecord]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        if r.model:
+            counts[r.model] = counts.get(r.model, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def downsample(values: Sequence[float], points: int = TREND_POINTS) -> tuple[int, ...]:

@@ -14,6 +14,7 @@ from tui.core.transforms.pipeline import (
     measure_savings,
     run_transforms,
     unified_diff_preview,
+    validate_settings,
 )
 from tui.core.transforms.prose import compress_prose, prose_sample
 from tui.core.transforms.settings import PatternSpecError, TransformSettings, parse_pattern_spec
@@ -44,4 +45,5 @@ __all__ = [
     "suggest_pattern",
     "suggest_pattern_spec",
     "unified_diff_preview",
+    "validate_settings",
 ]

@@ -65,6 +65,24 @@ class TransformPipeline:
         return body, reports
 
 
+def validate_settings(settings: TransformSettings) -> None:
+    """Raise ValueError naming the [transforms] key and the fix when a setting cannot be used."""
+    limits = (
+        ("slim_max_chars", settings.slim_max_chars >= 200, "at least 200"),
+        ("slim_max_lines", settings.slim_max_lines >= 3, "at least 3"),
+        ("slim_head_fraction", 0.05 <= settings.slim_head_fraction <= 0.95, "between 0.05 and 0.95"),
+        ("slim_min_repeat", settings.slim_min_repeat >= 2, "at least 2"),
+        ("trim_min_chars", settings.trim_min_chars >= 0, "0 or more"),
+    )
+    for key, ok, fix in limits:
+        if not ok:
+            raise ValueError(f"[transforms] {key}: {getattr(settings, key)!r} is out of range; use {fix}")
+    try:
+        TransformPipeline(settings)
+    except ValueError as exc:
+        raise ValueError(f"[transforms] {exc}") from exc
+
+
 def clear_caches() -> None:
     """Forget remembered slimming and compression results (for benches and tests)."""
     _compress_cached.cache_clear()

@@ -8,15 +8,24 @@ from dataclasses import dataclass, field
 # Scopes a stabilizer pattern may apply to.
 SCOPES: tuple[str, ...] = ("system", "tools", "messages")
 
-# File-reading tools: their output is what the agent edits against, so slimming never touches it.
+# File reading and editing tools: the agent copies exact text from their output into its next edit,
+# so slimming (which strips trailing blanks and cuts) never touches them.
 DEFAULT_SLIM_SKIP_TOOLS: tuple[str, ...] = (
     "Read",
     "read",
     "NotebookRead",
+    "Edit",
+    "edit",
+    "MultiEdit",
+    "Write",
+    "write",
+    "NotebookEdit",
     "*read_file*",
     "*read_text_file*",
     "*read_media_file*",
     "*read_multiple_files*",
+    "*edit_file*",
+    "*write_file*",
 )
 
 

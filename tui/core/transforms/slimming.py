@@ -89,10 +89,11 @@ def _cut_chars(text: str, limits: SlimLimits) -> tuple[str, int]:
     nl = text.find("\n", tail_start, len(text))
     if 0 <= nl < tail_start + (len(text) - tail_start) // 2:
         tail_start = nl + 1
-    cut = tail_start - head_end
-    lines = text.count("\n", head_end, tail_start)
+    head = text[:head_end].rstrip(" \t")
+    cut = tail_start - len(head)
+    lines = text.count("\n", len(head), tail_start)
     marker = f"\n{MARKER_PREFIX}{cut} chars ({lines} lines) cut here]\n"
-    return text[:head_end] + marker + text[tail_start:], cut
+    return head + marker + text[tail_start:], cut
 
 
 CACHE_MAX_CHARS = 65_536

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -161,13 +162,13 @@ class MainScreen(Screen[None]):
         self.sources[status.source] = status
         if status.source == "log":
             hint = self.query_one("#log-hint", Static)
-            hint.update(status.message)
+            hint.update(Text(status.message))
             hint.display = status.health != "ok" and bool(status.message)
             hint.set_class(status.health in ("missing", "error"), "-problem")
         elif status.source in ("journal", "proxy"):
             self._show_empty_hint()
         if status.health == "error":
-            self.notify(status.message, title=status.source, severity="error", timeout=8)
+            self.notify(status.message, title=status.source, severity="error", timeout=8, markup=False)
 
     # --- selection ---------------------------------------------------------------------------------
 
@@ -232,7 +233,7 @@ class MainScreen(Screen[None]):
         journal = self.sources.get("journal")
         if journal is not None and journal.health in ("error", "missing"):
             hint = journal.message
-        empty.update(hint)
+        empty.update(Text(hint))
         empty.display = table.row_count == 0
         table.display = table.row_count > 0
         self.query_one(BudgetBar).empty_hint = hint.split("\n", 1)[0]

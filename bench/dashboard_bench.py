@@ -1,0 +1,271 @@
+"""Dashboard speed and weight: idle CPU and RSS, journal-row-to-table latency, start to first frame.
+
+Run:  /work/venv/bin/python bench/dashboard_bench.py [--idle-seconds 20] [--rows 10000]
+
+1. idle: the real dashboard (`ctxbudget` code path: LiveDriver with the embedded proxy, log tailer,
+   server poller every [server] poll_interval, GPU sampler) runs headless in a child process against a
+   real llama-server (tiny model from tests/support) with no traffic; CPU seconds and RSS of the child
+   are read from /proc over the window, after a warm-up.
+2. latency: the dashboard in --attach mode runs in a child; this process appends journal rows with
+   the real Journal writer; the child reports when each row is in the requests table (same clock).
+3. first frame: a child opens a journal of N rows in --attach mode; the time from process start to
+   the first frame that shows rows is measured (imports included).
+Targets: idle CPU <= 1% of one core, RSS <= 150 MB, latency <= 250 ms, first frame <= 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --- child modes ---------------------------------------------------------------------------------
+
+
+def child_app(settings_json: str, attach: bool, report: str, watch_rows: bool) -> None:
+    """Run the dashboard headless; write events (first frame, rows seen) as JSON lines to `report`."""
+    import asyncio
+
+    from tui.core.config import settings_from_dict
+    from tui.core.feed.feed import DashboardFeed
+    from tui.core.feed.live import LiveDriver
+    from tui.ui.app import make_app
+    from tui.ui.widgets.requests_table import RequestsTable
+
+    settings = settings_from_dict(json.loads(settings_json))
+    app = make_app(DashboardFeed(LiveDriver(settings, attach=attach)), settings)
+    out = open(report, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+
+    def emit(event: str, **data: Any) -> None:
+        out.write(json.dumps({"event": event, "t": time.time(), **data}) + "\n")
+
+    seen: set[int] = set()
+
+    def watch() -> None:
+        table = app.main_screen.query_one(RequestsTable)
+        new = set(table.by_id) - seen
+        if new:
+            if not seen:
+                app.call_after_refresh(lambda: emit("first_rows_frame", rows=table.row_count))
+            for row_id in new:
+                emit("row_visible", id=row_id)
+            seen.update(new)
+
+    async def main() -> None:
+        if watch_rows:  # a 5 ms probe for the latency runs only: it would distort the idle numbers
+            app.call_later(lambda: app.set_interval(0.005, watch))
+        await app.run_async(headless=True, size=(100, 36))
+
+    emit("started")
+    asyncio.run(main())
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def proc_stats(pid: int) -> tuple[float, int]:
+    """CPU seconds (user+system) and RSS bytes of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    rss = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) * 1024
+    return cpu, rss
+
+
+def spawn(settings: dict[str, Any], attach: bool, report: Path, watch: bool = True) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--child-app", json.dumps(settings), "1" if attach else "0", str(report),
+         "1" if watch else "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+    )
+
+
+def read_events(report: Path) -> list[dict[str, Any]]:
+    if not report.exists():
+        return []
+    return [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
+
+
+def wait_event(report: Path, name: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for event in read_events(report):
+            if event["event"] == name:
+                return event
+        time.sleep(0.01)
+    raise TimeoutError(f"no {name} event in {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def sample_result() -> Any:
+    """An AnalysisResult with a real anatomy (the newest main request of the demo recording)."""
+    from tui.core.anatomy.analyze import AnalysisResult
+    from tui.core.feed.codec import record_from_json
+    from tui.core.feed.recording import load_recording
+
+    entry = [e for e in load_recording().entries if e.type == "record" and e.data["kind"] == "main"][-1]
+    record = record_from_json(entry.data)
+    return AnalysisResult(
+        session_id=record.session_id, kind="main", model=record.model, dialect=record.dialect,
+        stream=True, anatomy=record.anatomy, usage=record.usage, cache_break=record.cache_break,
+    )
+
+
+def exchange(ts: float) -> Any:
+    from tui.core.anatomy.exchange import Exchange
+
+    return Exchange("POST", "/v1/messages?beta=true", status=200, started=ts, ttfb_ms=120.0, total_ms=900.0)
+
+
+# --- benchmarks ---------------------------------------------------------------------------------
+
+
+def bench_idle(seconds: float, tmp: Path) -> dict[str, float]:
+    from support.llama import free_port, start_llama_server
+    from support.tiny_models import write_dense_model
+
+    from tui.core.llama_binary import find_llama_server
+
+    model = write_dense_model(tmp / "tiny.gguf")
+    server = start_llama_server(find_llama_server(build=True), model, tmp / "server")
+    try:
+        settings = {
+            "proxy": {"listen": f"127.0.0.1:{free_port()}", "upstream": server.url},
+            "journal": {"path": str(tmp / "idle.sqlite3")},
+            "server": {"url": server.url, "log_file": str(server.log_path), "poll_interval": 2.0},
+        }
+        report = tmp / "idle.jsonl"
+        proc = spawn(settings, attach=False, report=report, watch=False)
+        try:
+            wait_event(report, "started")
+            time.sleep(5.0)  # warm-up: imports, first polls, first frames
+            cpu0, _ = proc_stats(proc.pid)
+            t0 = time.monotonic()
+            rss_max = 0
+            while time.monotonic() - t0 < seconds:
+                time.sleep(0.5)
+                rss_max = max(rss_max, proc_stats(proc.pid)[1])
+            cpu1, _ = proc_stats(proc.pid)
+            elapsed = time.monotonic() - t0
+        finally:
+            stop(proc)
+    finally:
+        server.stop()
+    return {"idle_cpu_pct": 100 * (cpu1 - cpu0) / elapsed, "rss_mb": rss_max / 1e6, "window_s": elapsed}
+
+
+def bench_latency(n: int, tmp: Path) -> dict[str, float]:
+    from tui.core.journal import Journal
+
+    path = tmp / "latency.sqlite3"
+    journal = Journal(path)
+    result = sample_result()
+    journal.append(exchange(time.time()), result)
+    settings = {
+        "journal": {"path": str(path)},
+        "server": {"url": "http://127.0.0.1:9", "log_file": "", "poll_interval": 2.0},
+        "gpu": {"enabled": False},
+    }
+    report = tmp / "latency.jsonl"
+    proc = spawn(settings, attach=True, report=report)
+    latencies: list[float] = []
+    try:
+        wait_event(report, "first_rows_frame")
+        for _ in range(n):
+            time.sleep(0.3)
+            appended = time.time()
+            row_id = journal.append(exchange(appended), result)
+            deadline = time.time() + 5
+            while time.time() < deadline:
+                hit = [e for e in read_events(report) if e["event"] == "row_visible" and e["id"] == row_id]
+                if hit:
+                    latencies.append((hit[0]["t"] - appended) * 1000)
+                    break
+                time.sleep(0.002)
+    finally:
+        stop(proc)
+        journal.close()
+    return {
+        "latency_ms_median": statistics.median(latencies),
+        "latency_ms_max": max(latencies),
+        "samples": float(len(latencies)),
+    }
+
+
+def bench_first_frame(rows: int, tmp: Path) -> dict[str, float]:
+    from tui.core.journal import Journal
+
+    path = tmp / "big.sqlite3"
+    journal = Journal(path, max_rows=max(rows * 2, 200_000))
+    result = sample_result()
+    now = time.time() - rows
+    for i in range(rows):
+        journal.append(exchange(now + i), result)
+    journal.close()
+    settings = {
+        "journal": {"path": str(path)},
+        "server": {"url": "http://127.0.0.1:9", "log_file": "", "poll_interval": 2.0},
+        "gpu": {"enabled": False},
+    }
+    times = []
+    for attempt in range(3):
+        report = tmp / f"first{attempt}.jsonl"
+        spawned = time.time()
+        proc = spawn(settings, attach=True, report=report)
+        try:
+            event = wait_event(report, "first_rows_frame")
+            times.append(event["t"] - spawned)
+        finally:
+            stop(proc)
+    return {"first_frame_s_median": statistics.median(times), "first_frame_s_max": max(times), "rows": rows}
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-app":
+        child_app(sys.argv[2], sys.argv[3] == "1", sys.argv[4], sys.argv[5] == "1")
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--idle-seconds", type=float, default=20.0)
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--latency-samples", type=int, default=20)
+    args = parser.parse_args()
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="ctxbudget-bench-") as tmp:
+        results.update(bench_first_frame(args.rows, Path(tmp)))
+        results.update(bench_latency(args.latency_samples, Path(tmp)))
+        results.update(bench_idle(args.idle_seconds, Path(tmp)))
+    for key, value in results.items():
+        print(f"{key:24} {value:10.3f}")
+    ok = (
+        results["idle_cpu_pct"] <= 1.0 and results["rss_mb"] <= 150 and results["latency_ms_median"] <= 250
+        and results["first_frame_s_median"] <= 1.0
+    )
+    print("targets met" if ok else "targets NOT met")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
