@@ -27,14 +27,19 @@ REPO = Path(__file__).resolve().parent.parent
 SSE_EVENTS = 200
 JSON_REPLY = json.dumps(
     {
-        "id": "msg_bench", "type": "message", "role": "assistant", "model": "bench",
-        "content": [{"type": "text", "text": "ok " * 40}], "stop_reason": "end_turn",
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "model": "bench",
+        "content": [{"type": "text", "text": "ok " * 40}],
+        "stop_reason": "end_turn",
         "usage": {"input_tokens": 1200, "cache_read_input_tokens": 30000, "output_tokens": 40},
     }
 ).encode()
 
 
 # ---------------------------------------------------------------- request body
+
 
 def claude_code_body(target_bytes: int = 150_000) -> bytes:
     """A deterministic Claude-Code-shaped streaming Messages request of about target_bytes."""
@@ -56,9 +61,24 @@ def claude_code_body(target_bytes: int = 150_000) -> bytes:
             },
         }
         for i, name in enumerate(
-            ["Bash", "Read", "Edit", "Write", "Glob", "Grep", "Agent", "WebFetch", "TodoWrite",
-             "NotebookEdit", "ListMcpResourcesTool", "ReadMcpResourceTool", "mcp__filesystem__read_file",
-             "mcp__filesystem__list_directory", "mcp__memory__create_entities", "mcp__memory__search_nodes"]
+            [
+                "Bash",
+                "Read",
+                "Edit",
+                "Write",
+                "Glob",
+                "Grep",
+                "Agent",
+                "WebFetch",
+                "TodoWrite",
+                "NotebookEdit",
+                "ListMcpResourcesTool",
+                "ReadMcpResourceTool",
+                "mcp__filesystem__read_file",
+                "mcp__filesystem__list_directory",
+                "mcp__memory__create_entities",
+                "mcp__memory__search_nodes",
+            ]
         )
     ]
     body: dict[str, Any] = {
@@ -68,35 +88,59 @@ def claude_code_body(target_bytes: int = 150_000) -> bytes:
         "thinking": {"type": "enabled", "budget_tokens": 31999},
         "metadata": {"user_id": json.dumps({"device_id": "bench", "session_id": "bench-session"})},
         "system": [
-            {"type": "text",
-             "text": "x-anthropic-billing-header: cc_version=2.1.197.abc; cc_entrypoint=cli;"},
-            {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.",
-             "cache_control": {"type": "ephemeral"}},
+            {
+                "type": "text",
+                "text": "x-anthropic-billing-header: cc_version=2.1.197.abc; cc_entrypoint=cli;",
+            },
+            {
+                "type": "text",
+                "text": "You are Claude Code, Anthropic's official CLI for Claude.",
+                "cache_control": {"type": "ephemeral"},
+            },
             {"type": "text", "text": prose(4500, 1), "cache_control": {"type": "ephemeral"}},
         ],
         "tools": tools,
         "messages": [
-            {"role": "user", "content": [
-                {"type": "text", "text": "<system-reminder>" + prose(600, 2) + "</system-reminder>"},
-                {"type": "text", "text": "fix the failing test in the proxy"},
-            ]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "<system-reminder>" + prose(600, 2) + "</system-reminder>"},
+                    {"type": "text", "text": "fix the failing test in the proxy"},
+                ],
+            },
         ],
     }
     turn = 0
     while len(json.dumps(body)) < target_bytes:
         turn += 1
-        body["messages"].append({"role": "assistant", "content": [
-            {"type": "text", "text": prose(40, turn)},
-            {"type": "tool_use", "id": f"toolu_{turn}", "name": "Read", "input": {"arg0": f"src/f{turn}.py"}},
-        ]})
-        body["messages"].append({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": f"toolu_{turn}", "content": prose(300, turn)},
-        ]})
+        body["messages"].append(
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": prose(40, turn)},
+                    {
+                        "type": "tool_use",
+                        "id": f"toolu_{turn}",
+                        "name": "Read",
+                        "input": {"arg0": f"src/f{turn}.py"},
+                    },
+                ],
+            }
+        )
+        body["messages"].append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": f"toolu_{turn}", "content": prose(300, turn)},
+                ],
+            }
+        )
     body["messages"][-1]["content"][-1]["cache_control"] = {"type": "ephemeral"}
     return json.dumps(body).encode()
 
 
 # ---------------------------------------------------------------- fake upstream
+
 
 async def upstream_main(port: int, burst: bool) -> None:
     """A raw asyncio HTTP/1.1 server: JSON or 200-event SSE replies with no delay, keep-alive.
@@ -128,7 +172,8 @@ async def upstream_main(port: int, burst: bool) -> None:
                 if not stream:
                     writer.write(
                         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                        % len(JSON_REPLY) + JSON_REPLY
+                        % len(JSON_REPLY)
+                        + JSON_REPLY
                     )
                     await writer.drain()
                     continue
@@ -155,6 +200,7 @@ async def upstream_main(port: int, burst: bool) -> None:
 
 
 # ---------------------------------------------------------------- proxies under test
+
 
 async def proxy_main(port: int, upstream: str, journal: str, analysis: str, pipeline: str) -> None:
     """The real ProxyService (journal + analyzer in its background thread)."""
@@ -241,6 +287,7 @@ async def httpx_proxy_main(port: int, upstream: str) -> None:
 
 
 # ---------------------------------------------------------------- load client
+
 
 class Conn:
     """One keep-alive HTTP/1.1 connection that times the first response byte and the full body."""
@@ -351,7 +398,8 @@ async def client_main(args: argparse.Namespace) -> None:
             await proxied.request(body, stream)
             proxied_count += 1
         samples: dict[str, dict[str, list[float]]] = {
-            "direct": {"ttfb": [], "total": []}, "proxy": {"ttfb": [], "total": []}
+            "direct": {"ttfb": [], "total": []},
+            "proxy": {"ttfb": [], "total": []},
         }
         cpu0, kids0 = tree_cpu_s(args.proxy_pid)
         loop0 = thread_cpu_s(args.proxy_pid, args.proxy_pid)
@@ -372,9 +420,12 @@ async def client_main(args: argparse.Namespace) -> None:
         cpu = (cpu1 - cpu0) * 1000.0 / n
         kids_cpu = (kids1 - kids0) * 1000.0 / n
         loop_cpu = (thread_cpu_s(args.proxy_pid, args.proxy_pid) - loop0) * 1000.0 / n
-        summary: dict[str, Any] = {"n_per_side": n, "proxy_cpu_ms_per_request": round(cpu, 3),
-                                   "event_loop_cpu_ms_per_request": round(loop_cpu, 3),
-                                   "worker_cpu_ms_per_request": round(kids_cpu, 3)}
+        summary: dict[str, Any] = {
+            "n_per_side": n,
+            "proxy_cpu_ms_per_request": round(cpu, 3),
+            "event_loop_cpu_ms_per_request": round(loop_cpu, 3),
+            "worker_cpu_ms_per_request": round(kids_cpu, 3),
+        }
         for metric in ("ttfb", "total"):
             for q in (50, 99):
                 d = pct(samples["direct"][metric], q)
@@ -422,12 +473,18 @@ async def journal_visibility(
     for _ in range(1000):
         reader.changed()
     check_us = (time.perf_counter() - t0) * 1000.0
-    return {"visible_after_ms_p50": round(pct(delays, 50), 2), "visible_after_ms_max": round(max(delays), 2),
-            "change_check_us": round(check_us, 2), "rows": len(rows), "rows_with_anatomy": analyzed,
-            "rows_bodies_dropped": dropped}
+    return {
+        "visible_after_ms_p50": round(pct(delays, 50), 2),
+        "visible_after_ms_max": round(max(delays), 2),
+        "change_check_us": round(check_us, 2),
+        "rows": len(rows),
+        "rows_with_anatomy": analyzed,
+        "rows_bodies_dropped": dropped,
+    }
 
 
 # ---------------------------------------------------------------- orchestration
+
 
 def free_port() -> int:
     """A free loopback port."""
@@ -441,7 +498,10 @@ def free_port() -> int:
 def spawn(*role_args: str) -> subprocess.Popen[str]:
     """Start this script in another role and wait for its "ready" line."""
     proc = subprocess.Popen(
-        [sys.executable, __file__, *role_args], stdout=subprocess.PIPE, text=True, cwd=REPO,
+        [sys.executable, __file__, *role_args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert proc.stdout is not None
@@ -457,17 +517,45 @@ def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -
     port = free_port()
     journal = os.path.join(tmp, f"journal-{kind}.sqlite3") if kind == "ctxbudget" else ""
     if kind == "ctxbudget":
-        role = ["--role", "proxy", "--journal", journal, "--analysis", args.analysis,
-                "--pipeline", args.pipeline]
+        role = [
+            "--role",
+            "proxy",
+            "--journal",
+            journal,
+            "--analysis",
+            args.analysis,
+            "--pipeline",
+            args.pipeline,
+        ]
     else:
         role = ["--role", "minimal-proxy" if kind == "minimal-aiohttp" else "httpx-proxy"]
     proxy = spawn(*role, "--port", str(port), "--upstream", f"http://127.0.0.1:{upstream_port}")
     try:
         client = subprocess.run(
-            [sys.executable, __file__, "--role", "client", "--upstream-port", str(upstream_port),
-             "--proxy-port", str(port), "--proxy-pid", str(proxy.pid), "--iterations", str(args.iterations),
-             "--warmup", str(args.warmup), "--journal", journal, "--pace-ms", str(args.pace_ms)],
-            capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+            [
+                sys.executable,
+                __file__,
+                "--role",
+                "client",
+                "--upstream-port",
+                str(upstream_port),
+                "--proxy-port",
+                str(port),
+                "--proxy-pid",
+                str(proxy.pid),
+                "--iterations",
+                str(args.iterations),
+                "--warmup",
+                str(args.warmup),
+                "--journal",
+                journal,
+                "--pace-ms",
+                str(args.pace_ms),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
             check=False,
         )
         if client.returncode != 0:
@@ -482,22 +570,32 @@ def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -
 def print_report(kind: str, result: dict[str, Any]) -> None:
     """Human summary of one implementation."""
     print(f"\n== {kind}: body {result['body_bytes']:,} B, {result['proxied_requests']} proxied requests")
-    print(f"{'mode':<7} {'added ttfb p50':>15} {'p99':>8} {'added total p50':>16} {'p99':>8} "
-          f"{'proxy cpu/req':>14} {'(event loop)':>13} {'worker cpu/req':>15}")
+    print(
+        f"{'mode':<7} {'added ttfb p50':>15} {'p99':>8} {'added total p50':>16} {'p99':>8} "
+        f"{'proxy cpu/req':>14} {'(event loop)':>13} {'worker cpu/req':>15}"
+    )
     for mode, s in result["modes"].items():
-        print(f"{mode:<7} {s['added_ttfb_p50_ms']:>12.2f} ms {s['added_ttfb_p99_ms']:>5.2f} ms "
-              f"{s['added_total_p50_ms']:>13.2f} ms {s['added_total_p99_ms']:>5.2f} ms "
-              f"{s['proxy_cpu_ms_per_request']:>11.2f} ms {s['event_loop_cpu_ms_per_request']:>10.2f} ms "
-              f"{s['worker_cpu_ms_per_request']:>12.2f} ms")
-    print(f"proxy RSS after 1000 proxied requests: {result['rss_mb_after_1000']} MB; "
-          f"at end {result['rss_mb_end']} MB (analysis worker process: {result['worker_rss_mb_end']} MB)")
+        print(
+            f"{mode:<7} {s['added_ttfb_p50_ms']:>12.2f} ms {s['added_ttfb_p99_ms']:>5.2f} ms "
+            f"{s['added_total_p50_ms']:>13.2f} ms {s['added_total_p99_ms']:>5.2f} ms "
+            f"{s['proxy_cpu_ms_per_request']:>11.2f} ms {s['event_loop_cpu_ms_per_request']:>10.2f} ms "
+            f"{s['worker_cpu_ms_per_request']:>12.2f} ms"
+        )
+    print(
+        f"proxy RSS after 1000 proxied requests: {result['rss_mb_after_1000']} MB; "
+        f"at end {result['rss_mb_end']} MB (analysis worker process: {result['worker_rss_mb_end']} MB)"
+    )
     if "journal" in result:
         j = result["journal"]
-        print(f"journal: {j['rows']} rows during the load, {j['rows_with_anatomy']} with anatomy, "
-              f"{j['rows_bodies_dropped']} past the analysis backlog (bodies dropped)")
-        print(f"journal row visible to another process: p50 {j['visible_after_ms_p50']} ms, "
-              f"max {j['visible_after_ms_max']} ms after the response; "
-              f"change check {j['change_check_us']} us")
+        print(
+            f"journal: {j['rows']} rows during the load, {j['rows_with_anatomy']} with anatomy, "
+            f"{j['rows_bodies_dropped']} past the analysis backlog (bodies dropped)"
+        )
+        print(
+            f"journal row visible to another process: p50 {j['visible_after_ms_p50']} ms, "
+            f"max {j['visible_after_ms_max']} ms after the response; "
+            f"change check {j['change_check_us']} us"
+        )
 
 
 def main() -> None:
@@ -506,7 +604,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--role", default="main",
+        "--role",
+        default="main",
         choices=["main", "upstream", "proxy", "minimal-proxy", "httpx-proxy", "client"],
     )
     parser.add_argument("--port", type=int, default=0)
@@ -520,17 +619,30 @@ def main() -> None:
     )
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--burst", action="store_true", help="upstream sends all events unyielding")
-    parser.add_argument("--pace-ms", type=float, default=0.0,
-                        help="pause between requests (0: back to back, worst case for the analysis worker)")
     parser.add_argument(
-        "--compare", action="store_true",
+        "--pace-ms",
+        type=float,
+        default=0.0,
+        help="pause between requests (0: back to back, worst case for the analysis worker)",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
         help="also measure a minimal aiohttp pass-through and an aiohttp-server + httpx-client one",
     )
     parser.add_argument("--json", metavar="PATH", help="write all results as JSON")
-    parser.add_argument("--analysis", choices=["on", "off"], default="on",
-                        help="off: journal rows without anatomy (isolates the forwarding cost)")
-    parser.add_argument("--pipeline", choices=["process", "thread"], default="process",
-                        help="where analysis + journaling run (ProxyService(analysis=...))")
+    parser.add_argument(
+        "--analysis",
+        choices=["on", "off"],
+        default="on",
+        help="off: journal rows without anatomy (isolates the forwarding cost)",
+    )
+    parser.add_argument(
+        "--pipeline",
+        choices=["process", "thread"],
+        default="process",
+        help="where analysis + journaling run (ProxyService(analysis=...))",
+    )
     args = parser.parse_args()
     if args.role == "upstream":
         asyncio.run(upstream_main(args.port, args.burst))

@@ -92,7 +92,9 @@ async def send(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
     """POST like Claude Code does and drain the stream."""
     body = dict(body, max_tokens=min(int(body.get("max_tokens", 200)), 120))
     async with client.stream(
-        "POST", "/v1/messages?beta=true", json=body,
+        "POST",
+        "/v1/messages?beta=true",
+        json=body,
         headers={"x-api-key": "demo", "anthropic-version": "2023-06-01"},
     ) as response:
         async for _ in response.aiter_bytes():
@@ -103,7 +105,12 @@ async def record(out: Path, workdir: Path) -> None:
     binary = find_llama_server(build=True)
     model = write_checkpoint_model(workdir / "tiny-swa.gguf")
     server = start_llama_server(
-        binary, model, workdir / "server", ctx_size=131072, parallel=2, n_predict=120,
+        binary,
+        model,
+        workdir / "server",
+        ctx_size=131072,
+        parallel=2,
+        n_predict=120,
         extra_args=["--checkpoint-min-step", "64", "--metrics"],
     )
     journal_path = workdir / "journal.sqlite3"
@@ -189,8 +196,12 @@ async def record(out: Path, workdir: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=DEMO_RECORDING, help="recording file (.jsonl or .jsonl.gz)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEMO_RECORDING, help="recording file (.jsonl or .jsonl.gz)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ctxbudget-demo-") as tmp:
         asyncio.run(record(args.out, Path(tmp)))

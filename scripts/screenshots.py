@@ -43,7 +43,9 @@ VIEWS: tuple[tuple[str, tuple[int, int], tuple[str, ...], float | None], ...] = 
 )
 
 
-async def shoot(name: str, size: tuple[int, int], keys: tuple[str, ...], until: float | None, out: Path) -> Path:
+async def shoot(
+    name: str, size: tuple[int, int], keys: tuple[str, ...], until: float | None, out: Path
+) -> Path:
     """Run the app headless, press keys, save an SVG."""
     feed = DashboardFeed(DemoDriver(RECORDING, speed=0, until=until, clock_base=CLOCK_BASE))
     app = make_app(feed, Settings(), tz=dt.UTC)
@@ -68,7 +70,7 @@ def to_png(svg: Path) -> Path | None:
         subprocess.run(["rsvg-convert", "-o", str(png)], input=text.encode(), check=True)
         return png
     try:
-        import cairosvg  # type: ignore[import-not-found]
+        import cairosvg
     except ImportError:
         return None
     cairosvg.svg2png(bytestring=text.encode(), write_to=str(png))
@@ -76,7 +78,9 @@ def to_png(svg: Path) -> Path | None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
     parser.add_argument("--no-png", action="store_true", help="SVG only")
     args = parser.parse_args()

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_shipped_config_documents_the_defaults() -> None:
     loaded = load_settings(str(REPO / "config.toml"))
     defaults = Settings()
-    for section in ("proxy", "journal", "anatomy", "server", "agent", "compact", "gpu", "dashboard"):
+    for section in ("proxy", "journal", "anatomy", "server", "agent", "compact", "transforms", "gpu", "dashboard"):
         assert getattr(loaded, section) == getattr(defaults, section), section
 
 
@@ -93,3 +93,10 @@ def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_explicit_file() -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         find_config("/nonexistent/ctxbudget.toml")
+
+
+def test_bad_transform_name_is_a_config_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[transforms]\nenabled = ["stabilise"]\n')
+    with pytest.raises(ConfigError, match=r"c.toml: \[transforms\] unknown transforms"):
+        load_settings(str(cfg))

@@ -44,7 +44,12 @@ def test_recording_is_real_and_complete() -> None:
     kinds = {e.type for e in RECORDING.entries}
     assert kinds == {"record", "log", "server", "gpu"}
     text = "\n".join(LOG_LINES)
-    for needle in ("created context checkpoint", "restored context checkpoint", "erased", "prompt processing"):
+    for needle in (
+        "created context checkpoint",
+        "restored context checkpoint",
+        "erased",
+        "prompt processing",
+    ):
         assert needle in text
     assert any(r.kind == "title" for r in RECORDS) and any(r.anatomy and r.anatomy.parts for r in RECORDS)
 
@@ -75,7 +80,9 @@ def test_speeds_come_from_the_log_when_the_response_has_none() -> None:
 
 
 def test_until_stops_mid_prompt_with_progress() -> None:
-    progress_t = [e.t for e in RECORDING.entries if e.type == "log" and "prompt processing, n_tokens" in e.data]
+    progress_t = [
+        e.t for e in RECORDING.entries if e.type == "log" and "prompt processing, n_tokens" in e.data
+    ]
     _, updates = replay(until=progress_t[2])
     last = [u for u in updates if isinstance(u, SlotsUpdate)][-1]
     busy = [s for s in last.slots if s.phase == "prompt"]
@@ -162,5 +169,11 @@ def test_history_series_replace_and_bound() -> None:
     series = history.series()
     assert len(series.prompt_tokens) == 3
     assert series.prompt_tokens[-1] == float(RECORDS[-1].prompt_tokens or 0)
-    history.add([dataclasses.replace(RECORDS[-1], usage=dataclasses.replace(RECORDS[-1].usage, prompt_per_second=5.0))])
+    history.add(
+        [
+            dataclasses.replace(
+                RECORDS[-1], usage=dataclasses.replace(RECORDS[-1].usage, prompt_per_second=5.0)
+            )
+        ]
+    )
     assert history.series().prompt_tps == (5.0,)

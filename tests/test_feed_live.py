@@ -46,7 +46,9 @@ def live_settings(server: RunningServer, tmp_path: Path, port: int, log_file: st
     )
 
 
-async def wait_for(updates: list[FeedUpdate], check: Callable[[FeedUpdate], bool], timeout: float = 30.0) -> Any:
+async def wait_for(
+    updates: list[FeedUpdate], check: Callable[[FeedUpdate], bool], timeout: float = 30.0
+) -> Any:
     """The first update passing `check` (the feed runs meanwhile)."""
     deadline = asyncio.get_running_loop().time() + timeout
     seen = 0
@@ -63,7 +65,9 @@ async def wait_for(updates: list[FeedUpdate], check: Callable[[FeedUpdate], bool
 
 async def post(url: str, body: dict[str, Any]) -> int:
     async with httpx.AsyncClient(base_url=url, timeout=60, trust_env=False) as client:
-        async with client.stream("POST", "/v1/messages?beta=true", json=body, headers={"x-api-key": "k"}) as r:
+        async with client.stream(
+            "POST", "/v1/messages?beta=true", json=body, headers={"x-api-key": "k"}
+        ) as r:
             async for _ in r.aiter_bytes():
                 pass
             return r.status_code
@@ -79,7 +83,9 @@ async def test_live_feed_delivers_records_log_and_polls(
     feed.subscribe(updates.append)
     task = asyncio.create_task(feed.run())
     try:
-        await wait_for(updates, lambda u: isinstance(u, SourceStatus) and u.source == "proxy" and u.health == "ok")
+        await wait_for(
+            updates, lambda u: isinstance(u, SourceStatus) and u.source == "proxy" and u.health == "ok"
+        )
         assert await post(f"http://127.0.0.1:{free_port}", BODY) == 200
         update = await wait_for(updates, lambda u: isinstance(u, RecordsUpdate) and bool(u.records))
         record = update.records[0]
@@ -88,14 +94,18 @@ async def test_live_feed_delivers_records_log_and_polls(
         # Anthropic responses carry no speeds: the feed fills them from the log's timings lines.
         timed = await wait_for(
             updates,
-            lambda u: isinstance(u, RecordsUpdate)
-            and any(r.id == record.id and r.usage.prompt_per_second for r in u.records),
+            lambda u: (
+                isinstance(u, RecordsUpdate)
+                and any(r.id == record.id and r.usage.prompt_per_second for r in u.records)
+            ),
         )
         assert timed.records[0].usage.gen_per_second is not None
         snap = await wait_for(updates, lambda u: isinstance(u, ServerSnapshot) and u.state == "up")
         assert snap.n_ctx_slot == 8192
         await wait_for(updates, lambda u: isinstance(u, GpuSnapshot))
-        log = await wait_for(updates, lambda u: isinstance(u, LogUpdate) and any("slot" in x.text for x in u.lines))
+        log = await wait_for(
+            updates, lambda u: isinstance(u, LogUpdate) and any("slot" in x.text for x in u.lines)
+        )
         assert all(line.text for line in log.lines)
         await wait_for(updates, lambda u: isinstance(u, SlotsUpdate) and bool(u.slots))
         assert driver.load_record(record.id) is not None

@@ -271,3 +271,20 @@ def test_read_lines_of_a_real_log_matches_the_file(llama_server: StartServer) ->
     server.stop()
     assert list(read_lines(server.log_path)) == server.log_path.read_text().splitlines()
     assert len(text) > 0
+
+
+def test_jsonl_log_of_a_real_server(llama_server: StartServer) -> None:
+    server = llama_server(extra_args=["--log-jsonl"])
+    status, body = chat(server, [{"role": "user", "content": "hello"}])
+    assert status == 200
+    text = server.wait_for_log("stop processing")
+    lines = text.splitlines()
+    assert lines and all(line.startswith("{") for line in lines)
+    events = LogParser().parse_lines(lines)
+    released = [e for e in events if isinstance(e, ev.SlotReleased)]
+    assert len(released) == 1
+    assert released[0].n_tokens == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"] - 1
+    assert released[0].ts is not None and released[0].level == "I" and released[0].slot == 0
+    assert any(isinstance(e, ev.ServerInit) and e.n_slots == 1 for e in events)
+    stamps = [e.ts for e in events if e.ts is not None]
+    assert stamps == sorted(stamps)

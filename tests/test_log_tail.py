@@ -11,6 +11,8 @@ from pathlib import Path
 
 from tui.core.logs.tail import LineSplitter, LogTailer, read_lines, stream_batches
 
+DATA = Path(__file__).parent / "data" / "logs"
+
 
 def append(path: Path, data: str | bytes) -> None:
     with open(path, "ab") as fh:
@@ -233,3 +235,33 @@ async def test_stream_batches_from_a_real_subprocess() -> None:
     assert "no newline at end" in lines
     assert len(lines) == 1001
     assert batches < 1001  # lines arrive in batches, not one by one
+
+
+def test_joining_a_long_log_still_delivers_the_startup_block_first(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    startup = (DATA / "reference_b11434.log").read_text().splitlines()
+    startup = startup[: next(i for i, line in enumerate(startup) if "listening on" in line) + 1]
+    filler = [f"0.10.000.000 I srv  update_slots: all slots are idle {i}" for i in range(20_000)]
+    log.write_text("\n".join(startup + filler) + "\n")
+    tailer = LogTailer(log, backlog_lines=50, use_watcher=False)
+    got = drain(tailer)
+    assert got == startup + filler[-50:]
+    tailer.close()
+
+
+def test_no_startup_block_means_no_head_lines(tmp_path: Path) -> None:
+    log = tmp_path / "other.log"
+    log.write_text("".join(f"line {i}\n" for i in range(100_000)))
+    tailer = LogTailer(log, backlog_lines=3, use_watcher=False)
+    assert drain(tailer) == ["line 99997", "line 99998", "line 99999"]
+    tailer.close()
+
+
+def test_a_half_written_last_line_at_start_is_completed_not_lost(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text("done 1\ndone 2\nhalf of thi")
+    tailer = LogTailer(log, use_watcher=False)
+    assert drain(tailer) == ["done 1", "done 2"]
+    append(log, "s line\n")
+    assert drain(tailer) == ["half of this line"]
+    tailer.close()

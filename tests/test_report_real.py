@@ -271,6 +271,10 @@ def test_report_command_writes_every_format(traffic: Any, tmp_path: Path) -> Non
     assert "## Per session" in md and any(line.startswith("| sess-a | 3 |") for line in md.splitlines())
     assert "█" in md and "2026-11 list prices, check before relying on them" in md
     assert "not recorded" in outputs["table"] and "sess-b" in outputs["table"]
+    # The models the agents asked for (claude-sonnet-4-5, gpt-5-mini) mark their price rows, once each.
+    lines = outputs["table"].splitlines()
+    marked = [line.split("*")[0].strip() for line in lines if " * " in line and "USD" in line]
+    assert marked == ["Claude Sonnet 4.5", "GPT-5 mini"]
 
 
 def test_report_command_filters_by_session_and_date(

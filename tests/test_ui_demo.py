@@ -90,7 +90,11 @@ async def test_pane_keys_show_and_hide_each_pane() -> None:
         screen = app.screen
         assert isinstance(screen, MainScreen)
         switcher = screen.query_one(ContentSwitcher)
-        for key, pane, widget_id in (("l", "log", "log"), ("s", "slots", "slots-view"), ("m", "mcp", "mcp-view")):
+        for key, pane, widget_id in (
+            ("l", "log", "log"),
+            ("s", "slots", "slots-view"),
+            ("m", "mcp", "mcp-view"),
+        ):
             await pilot.press(key)
             await pilot.pause()
             assert screen.pane == pane
@@ -233,7 +237,17 @@ async def test_help_lists_every_key_with_reasons() -> None:
         table = help_table("demo", {})
         assert table.row_count == len(KEY_HELP)
         text = " ".join(str(cell) for col in table.columns for cell in col._cells)
-        for word in ("filter", "follow", "log pane", "slots", "MCP", "compact", "restart", "transforms", "quit"):
+        for word in (
+            "filter",
+            "follow",
+            "log pane",
+            "slots",
+            "MCP",
+            "compact",
+            "restart",
+            "transforms",
+            "quit",
+        ):
             assert word in text
         assert text.count("not available yet in this version") == 4
         await pilot.press("escape")
@@ -309,7 +323,9 @@ async def test_q_quits() -> None:
 
 
 async def test_mid_prompt_shows_progress_bar() -> None:
-    progress_times = [e.t for e in RECORDING.entries if e.type == "log" and "prompt processing, n_tokens" in e.data]
+    progress_times = [
+        e.t for e in RECORDING.entries if e.type == "log" and "prompt processing, n_tokens" in e.data
+    ]
     assert progress_times, "the recording must hold a long prompt with progress lines"
     app = demo_app(until=progress_times[len(progress_times) // 2])
     async with app.run_test(size=(100, 40)) as pilot:
@@ -323,7 +339,9 @@ async def test_mid_prompt_shows_progress_bar() -> None:
 
 
 def test_budget_segments_match_anatomy() -> None:
-    record_entry = next(e for e in reversed(RECORDING.entries) if e.type == "record" and e.data["kind"] == "main")
+    record_entry = next(
+        e for e in reversed(RECORDING.entries) if e.type == "record" and e.data["kind"] == "main"
+    )
     from tui.core.feed.codec import record_from_json
 
     record = record_from_json(record_entry.data)
@@ -331,3 +349,26 @@ def test_budget_segments_match_anatomy() -> None:
     assert budget is not None
     used = sum(s.tokens for s in budget.segments if s.key != "free")
     assert record.anatomy is not None and used == record.anatomy.total_tokens
+
+
+async def test_gpu_sample_shows_vram_share_and_power() -> None:
+    """The GPU path of the memory panel (this machine has no NVIDIA GPU: a sample as NVML reports one)."""
+    from tui.core.poll.snapshots import GpuDevice, GpuSnapshot
+    from tui.ui.widgets.memory_panel import MemoryPanel
+
+    gib = 1024**3
+    sample = GpuSnapshot(
+        ts=CLOCK_BASE,
+        available=True,
+        devices=(GpuDevice(0, "NVIDIA H100", 20 * gib, 80 * gib, util_pct=35.0, power_w=210.0, power_limit_w=700.0),),
+        server_pid=1234,
+        server_process_vram=18 * gib,
+    )
+    app = demo_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        app.feed.set_gpu(sample)
+        await pilot.pause()
+        text = str(app.screen.query_one(MemoryPanel).render())
+        assert "VRAM 20.0 GiB / 80.0 GiB" in text
+        assert "llama-server 18.0 GiB" in text and "power 210 W / 700 W" in text and "util 35%" in text

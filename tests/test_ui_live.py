@@ -1,4 +1,4 @@
-"""The dashboard app against the real proxy and a real llama-server: traffic shows up; dead sources explain."""
+"""The dashboard against the real proxy and a real llama-server: traffic shows up, dead sources explain."""
 
 from __future__ import annotations
 

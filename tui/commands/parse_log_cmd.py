@@ -92,7 +92,8 @@ def summary_row(r: RequestTimeline) -> str:
         status += f": {r.error[:80]}"
     ckpt = f"{r.checkpoints_created}/{r.checkpoints_restored}/{r.checkpoints_erased}"
     return (
-        f"{n(r.slot, 'd'):>4} {n(r.task, 'd'):>6} {n(r.n_ctx_slot):>7} {n(r.prompt_tokens):>7} "
+        f"{n(r.slot, 'd'):>4} {n(r.task, 'd'):>6} {n(r.n_ctx_slot or r.error_n_ctx):>7} "
+        f"{n(r.prompt_tokens or r.error_n_prompt_tokens):>7} "
         f"{n(r.reused_tokens):>7} {n(r.new_tokens):>7} {n(r.generated_tokens):>6} "
         f"{'-' if r.fill is None else f'{r.fill:.0%}':>5} {ckpt:>10} {n(r.prompt_per_s, ',.0f'):>8} "
         f"{n(r.eval_per_s, ',.1f'):>7} {n(r.total_ms, ',.1f'):>9}  {status}"

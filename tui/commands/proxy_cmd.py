@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -133,5 +134,8 @@ def run_proxy(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         reason = exc.strerror or exc
         print(f"ctxbudget proxy: cannot listen on {settings.proxy.listen}: {reason}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:
+        print(f"ctxbudget proxy: cannot open the journal {service.journal_path}: {exc}", file=sys.stderr)
         return 1
     return 0

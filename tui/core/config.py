@@ -13,6 +13,8 @@ from typing import Any
 
 import platformdirs
 
+from tui.core.transforms.settings import TransformSettings
+
 APP_NAME = "ctxbudget"
 
 
@@ -117,6 +119,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
     compact: CompactSettings = field(default_factory=CompactSettings)
+    transforms: TransformSettings = field(default_factory=TransformSettings)
     gpu: GpuSettings = field(default_factory=GpuSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     keys: dict[str, str] = field(default_factory=dict)
@@ -186,7 +189,18 @@ def settings_from_dict(data: dict[str, Any], source: str = "<dict>") -> Settings
             kwargs["keys"] = dict(value)
             continue
         kwargs[section] = _build_section(hints[section], value, section, source)
+    if "transforms" in kwargs:
+        _validate_transforms(kwargs["transforms"], source)
     return Settings(**kwargs)
+
+
+def _validate_transforms(transforms: TransformSettings, source: str) -> None:
+    from tui.core.transforms import validate_settings
+
+    try:
+        validate_settings(transforms)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
 
 
 def _build_section(cls: type, values: dict[str, Any], section: str, source: str) -> Any:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 10.0
 WORKER_LOG_NAME = "analysis-worker.log"
+PIPE_BUFFER_BYTES = 1024 * 1024
 WORKER_ENTRY = (
     "import sys; from tui.core.pipeline_process import _main; raise SystemExit(_main(sys.argv[1:]))"
 )
@@ -163,6 +164,7 @@ class ProcessPipeline:
     def _spawn(self) -> _Worker:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
+        _grow_pipe(to_child_w)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
         stderr: int | IO[bytes] = subprocess.DEVNULL
@@ -245,6 +247,16 @@ class ProcessPipeline:
             log.error("analysis worker exited unexpectedly; captures in flight were lost")
             self._worker_failures = 0
             self._gate.clear()
+
+
+def _grow_pipe(fd: int) -> None:
+    """Ask Linux for a 1 MiB pipe buffer so a Claude-sized capture goes in one write (best effort)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BUFFER_BYTES)
+    except (ImportError, OSError):
+        pass
 
 
 def _main(argv: list[str]) -> int:

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BACKLOG_ROWS = 500
+BACKLOG_ROWS = 150
+# Pollers start a moment later so the first frame (journal rows) is not held up by HTTP client setup.
+SECONDARY_START_DELAY_S = 0.5
 JOURNAL_POLL_S = 0.1
 NO_LOG_FILE = (
     "no log file configured: set [server] log_file in config.toml, or start llama-server with "

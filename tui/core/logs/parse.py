@@ -15,7 +15,7 @@ from tui.core.logs import parse_startup as startup
 # One regex splits every line into prefix, component/function, slot/task and message.
 _LINE_RE = re.compile(
     r"(?:(\d+)\.(\d\d)\.(\d{3})\.(\d{3}) )?(?:([IWEDT]) )?"
-    r"(?:(slot|srv|que|res|cmn|spec) +([^\s:]+): (?:id +(-?\d+) \| task (-?\d+) \|(?: |$))?"
+    r"(?:(slot|srv|que|res|cmn|spec) +([^\s:]+): (?:id +(-?\d+) \| task (-?\d+) \|(?: |$))?(?= *([^ ]*))"
     r"|([A-Za-z_][A-Za-z0-9_]*): )?",
 )
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
@@ -151,8 +151,10 @@ class LogParser:
             return ev.Raw(ts, level, None, None, line, None, None, text)
         g = m.groups()
         msg = text[m.end() :]
-        if g[0] is not None:
-            ts = (int(g[0]) * 60_000_000 + int(g[1] + g[2] + g[3])) / 1e6
+        minutes = g[0]
+        if minutes is not None:
+            micros = int(g[1] + g[2] + g[3])
+            ts = (micros if minutes == "0" else micros + int(minutes) * 60_000_000) / 1e6
         if g[4] is not None:
             level = g[4]
         comp = g[5]
@@ -168,8 +170,7 @@ class LogParser:
                     self._timing_owner = (slot, task)
             if msg[:1] == " ":
                 msg = msg.lstrip()
-            space = msg.find(" ")
-            handler = self._by_word.get(msg if space < 0 else msg[:space])
+            handler = self._by_word.get(g[9])
             if handler is not None:
                 event = handler(msg, (ts, level, slot, task, line, comp, func))
                 if event is not None:
@@ -177,7 +178,7 @@ class LogParser:
             if level == "E":
                 return req.error(msg, (ts, level, slot, task, line))
             return ev.Raw(ts, level, slot, task, line, comp, func, msg)
-        func = g[9]
+        func = g[10]
         if func is not None:
             handler = self._by_func.get(func)
             if handler is not None:

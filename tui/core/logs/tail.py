@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 DEFAULT_BACKLOG_LINES = 200
 DEFAULT_BACKLOG_BYTES = 1 << 20
+DEFAULT_STARTUP_BYTES = 512 * 1024
 DEFAULT_BATCH_INTERVAL = 0.05
 DEFAULT_POLL_INTERVAL = 0.5
 DEFAULT_MAX_BATCH_LINES = 5000
@@ -86,21 +87,49 @@ def read_lines(path: str | os.PathLike[str], max_line_bytes: int = DEFAULT_MAX_L
     yield from splitter.flush()
 
 
-def read_backlog(fh: BinaryIO, size: int, max_lines: int, max_bytes: int) -> list[str]:
-    """The last ``max_lines`` complete lines within the last ``max_bytes`` bytes before ``size``."""
-    if max_lines <= 0 or max_bytes <= 0 or size <= 0:
-        return []
-    start = max(0, size - max_bytes)
+def read_backlog(
+    fh: BinaryIO, size: int, max_lines: int, max_bytes: int, head_bytes: int = 0
+) -> tuple[list[str], int]:
+    """The last ``max_lines`` complete lines within the last ``max_bytes`` bytes before ``size``.
+
+    With ``head_bytes``, the server's startup block (the head of the file up to the `listening on` line,
+    within ``head_bytes``) comes first when the tail window does not reach back to it, so model, slot
+    and context facts are known even when joining a long log. Returns the lines and the offset just
+    after the last complete line (where following must continue).
+    """
+    if size <= 0:
+        return [], 0
+    start = max(0, size - max(0, max_bytes))
     fh.seek(start)
     data = fh.read(size - start)
     if start > 0:
         nl = data.find(b"\n")
+        start += nl + 1 if nl >= 0 else len(data)
         data = data[nl + 1 :] if nl >= 0 else b""
     cut = data.rfind(b"\n")
+    end = start + cut + 1 if cut >= 0 else start
+    pieces = data[:cut].split(b"\n") if cut >= 0 and max_lines > 0 else []
+    if len(pieces) > max_lines:
+        dropped = pieces[: len(pieces) - max_lines]
+        start += sum(len(p) + 1 for p in dropped)
+        pieces = pieces[len(dropped) :]
+    lines = _decode_lines(b"\n".join(pieces)) if pieces else []
+    if head_bytes > 0 and start > 0:
+        lines = _startup_head(fh, min(head_bytes, start)) + lines
+    return lines, end
+
+
+def _startup_head(fh: BinaryIO, limit: int) -> list[str]:
+    fh.seek(0)
+    head = fh.read(limit)
+    cut = head.rfind(b"\n")
     if cut < 0:
         return []
-    lines = _decode_lines(data[:cut])
-    return lines[-max_lines:]
+    lines = _decode_lines(head[:cut])
+    for i, line in enumerate(lines):
+        if "listening on" in line:
+            return lines[: i + 1]
+    return []  # no complete startup block in reach: better nothing than an arbitrary slice
 
 
 class LogTailer:
@@ -112,6 +141,7 @@ class LogTailer:
         *,
         backlog_lines: int = DEFAULT_BACKLOG_LINES,
         backlog_bytes: int = DEFAULT_BACKLOG_BYTES,
+        startup_bytes: int = DEFAULT_STARTUP_BYTES,
         from_start: bool = False,
         batch_interval: float = DEFAULT_BATCH_INTERVAL,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
@@ -122,6 +152,7 @@ class LogTailer:
         self.path = Path(path)
         self.backlog_lines = backlog_lines
         self.backlog_bytes = backlog_bytes
+        self.startup_bytes = startup_bytes
         self.from_start = from_start
         self.batch_interval = batch_interval
         self.poll_interval = poll_interval
@@ -230,8 +261,10 @@ class LogTailer:
         self._ident = (st.st_dev, st.st_ino)
         self._splitter.reset()
         if at_end:
-            self._pending.extend(read_backlog(fh, st.st_size, self.backlog_lines, self.backlog_bytes))
-            self._pos = st.st_size
+            lines, self._pos = read_backlog(
+                fh, st.st_size, self.backlog_lines, self.backlog_bytes, self.startup_bytes
+            )
+            self._pending.extend(lines)
             fh.seek(self._pos)
         else:
             self._pos = 0

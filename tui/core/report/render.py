@@ -119,7 +119,10 @@ def day_rows(report: Report) -> list[tuple[str, ...]]:
 
 def cost_rows(s: Summary, prices: Sequence[PriceEntry]) -> list[tuple[str, ...]]:
     """Rows for the cloud-cost table; `*` marks entries matching a model name the client asked for."""
-    asked = {p.name for p in prices if any(p.matches(model) for model in s.models)}
+    asked = {
+        match.name for model in s.models
+        if (match := next((p for p in prices if p.matches(model)), None)) is not None
+    }
     return [
         (c.name + (" *" if c.name in asked else ""), c.currency, money(c.input_cost), money(c.cached_cost),
          money(c.output_cost), money(c.total))

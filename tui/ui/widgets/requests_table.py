@@ -15,19 +15,20 @@ from textual.widgets import DataTable
 from tui.core.records import RequestRecord
 from tui.ui.format import clock, millis, percent, rate, tokens
 
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("time", "time"),
-    ("prompt", "prompt"),
-    ("reused", "reuse"),
-    ("new", "new"),
-    ("output", "out"),
-    ("pp", "pp t/s"),
-    ("tg", "tg t/s"),
-    ("ttfb", "TTFB"),
-    ("status", "st"),
-    ("session", "session"),
-    ("model", "model"),
-    ("id", "#"),
+# key, label, width: fixed widths keep adding rows cheap (no per-cell measuring of every row).
+COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("time", "time", 8),
+    ("prompt", "prompt", 6),
+    ("reused", "reuse", 5),
+    ("new", "new", 5),
+    ("output", "out", 5),
+    ("pp", "pp t/s", 6),
+    ("tg", "tg t/s", 6),
+    ("ttfb", "TTFB", 6),
+    ("status", "st", 3),
+    ("session", "session", 14),
+    ("model", "model", 18),
+    ("id", "#", 6),
 )
 MAX_ROWS = 500
 
@@ -85,8 +86,8 @@ class RequestsTable(DataTable[Text | str | int]):
 
     def on_mount(self) -> None:
         """Columns."""
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width)
 
     # --- data --------------------------------------------------------------------------------------
 
@@ -125,7 +126,7 @@ class RequestsTable(DataTable[Text | str | int]):
                     self.records[index] = record
                     break
             if str(record.id) in self.rows:
-                for (key, _), value in zip(COLUMNS, self._cells(record), strict=True):
+                for (key, _, _), value in zip(COLUMNS, self._cells(record), strict=True):
                     self.update_cell(str(record.id), key, value)
 
     def set_query(self, query: str) -> None:
