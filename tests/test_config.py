@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_shipped_config_documents_the_defaults() -> None:
     loaded = load_settings(str(REPO / "config.toml"))
     defaults = Settings()
-    for section in ("proxy", "journal", "anatomy", "server", "agent", "compact", "transforms", "gpu", "dashboard"):
+    for section in ("proxy", "journal", "anatomy", "server", "agent", "compact", "transforms", "report", "gpu", "dashboard"):
         assert getattr(loaded, section) == getattr(defaults, section), section
 
 

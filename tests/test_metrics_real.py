@@ -87,7 +87,11 @@ async def test_metrics_endpoint_after_real_traffic(
             async with http.get(service.url + "/health") as r:
                 assert r.status == 200
             assert await asyncio.to_thread(service.flush, 60.0)
-            await asyncio.sleep(0.1)  # on_record runs via call_soon_threadsafe
+            # on_record runs on this loop via call_soon_threadsafe: let the 4 callbacks land.
+            for _ in range(100):
+                if total(samples(metrics.exposition().decode()), "ctxbudget_requests_total") >= 4:
+                    break
+                await asyncio.sleep(0.05)
             metrics.observe_server(await poller.poll_once())
             async with http.get(metrics_url) as r:
                 assert r.status == 200

@@ -111,6 +111,16 @@ def anthropic_turns(n: int) -> list[dict[str, Any]]:
     return bodies
 
 
+async def after_stream() -> None:
+    """Let the proxy see llama-server close the connection it streamed on.
+
+    llama-server closes its keep-alive connection after a streamed reply; a request that reuses it too
+    soon gets a 502 from the proxy unless the proxy retries on a stale pooled connection. This test is
+    about the report's numbers, so it does not race that.
+    """
+    await asyncio.sleep(0.3)
+
+
 async def drive_traffic(url: str) -> dict[str, Expected]:
     """Two sessions in two dialects plus non-model requests; returns usage totals per session."""
     expected = {"sess-a": Expected(), "sess-b": Expected()}
@@ -121,6 +131,7 @@ async def drive_traffic(url: str) -> dict[str, Expected]:
                 assert r.status == 200, await r.text()
                 if body["stream"]:
                     expected["sess-a"].add(*anthropic_stream_usage(await r.text()))
+                    await after_stream()
                 else:
                     expected["sess-a"].add(*anthropic_usage(await r.json()))
         head_b = {"x-session-id": "sess-b"}
@@ -135,6 +146,7 @@ async def drive_traffic(url: str) -> dict[str, Expected]:
         async with http.post(url + "/v1/chat/completions", json=chat, headers=head_b) as r:
             assert r.status == 200
             expected["sess-b"].add(*openai_stream_usage(await r.text()))
+        await after_stream()
         # Not model traffic: must be counted apart, never in the token totals.
         async with http.post(url + "/v1/messages/count_tokens", json=anthropic_turns(1)[0]) as r:
             assert r.status == 200

@@ -13,6 +13,7 @@ from typing import Any
 
 import platformdirs
 
+from tui.core.report.prices import ReportSettings, report_settings_from_dict
 from tui.core.transforms.settings import TransformSettings
 
 APP_NAME = "ctxbudget"
@@ -120,6 +121,7 @@ class Settings:
     agent: AgentSettings = field(default_factory=AgentSettings)
     compact: CompactSettings = field(default_factory=CompactSettings)
     transforms: TransformSettings = field(default_factory=TransformSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
     gpu: GpuSettings = field(default_factory=GpuSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     keys: dict[str, str] = field(default_factory=dict)
@@ -187,6 +189,12 @@ def settings_from_dict(data: dict[str, Any], source: str = "<dict>") -> Settings
                         f'{source}: [keys] {key}: expected a string such as "ctrl+r", got {binding!r}'
                     )
             kwargs["keys"] = dict(value)
+            continue
+        if section == "report":
+            try:
+                kwargs["report"] = report_settings_from_dict(value, source)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
             continue
         kwargs[section] = _build_section(hints[section], value, section, source)
     if "transforms" in kwargs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sqlite3
 import time
@@ -11,6 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from tui.core.anatomy.model import Anatomy
 from tui.core.journal_schema import LIST_COLUMNS, connect, record_from_row
 from tui.core.records import RequestRecord
 from tui.core.report.prices import ReportSettings
@@ -18,6 +22,7 @@ from tui.core.report.summary import Summary, day_of, is_model_request, summarize
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_ANATOMY_COLUMN = [c.strip() for c in LIST_COLUMNS.split(",")].index("anatomy")
 
 
 def parse_since(text: str, now: float | None = None) -> float:
@@ -37,7 +42,7 @@ def parse_since(text: str, now: float | None = None) -> float:
 def load_records(
     path: Path, since_ts: float | None = None, session: str | None = None
 ) -> list[RequestRecord]:
-    """Journal rows (oldest first, parts not loaded) since a time and/or of one session."""
+    """Journal rows since a time and/or of one session, oldest first (anatomy without parts or tools)."""
     if not path.exists():
         return []
     clauses: list[str] = []
@@ -58,7 +63,18 @@ def load_records(
         raise
     finally:
         conn.close()
-    return [record_from_row(row) for row in rows]
+    return [_light_record(row) for row in rows]
+
+
+def _light_record(row: tuple[Any, ...]) -> RequestRecord:
+    """record_from_row without the per-tool list, which reports never read (most of the parse time)."""
+    raw = row[_ANATOMY_COLUMN]
+    if not raw:
+        return record_from_row(row)
+    bare = (*row[:_ANATOMY_COLUMN], None, *row[_ANATOMY_COLUMN + 1:])
+    data = orjson.loads(raw)
+    data.pop("tools", None)
+    return dataclasses.replace(record_from_row(bare), anatomy=Anatomy.from_json(data))
 
 
 @dataclass(frozen=True)

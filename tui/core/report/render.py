@@ -30,7 +30,7 @@ def clock(ts: float | None) -> str:
 
 def money(value: float) -> str:
     """Two decimals, or four for amounts under a cent."""
-    return f"{value:.4f}" if 0 < value < 0.01 else f"{value:.2f}"
+    return f"{value:.4f}" if 0 < value < 0.01 else f"{value:,.2f}"
 
 
 def _saving(label: str, saving: Saving) -> str:
@@ -174,7 +174,7 @@ def render_table(report: Report) -> str:
     s = report.overall
     out = [_title(report), ""]
     out += headline(s)
-    out += ["", f"Context by category (summed over {s.anatomy_requests} requests with anatomy)"]
+    out += ["", f"Context by category (summed over {s.anatomy_requests:,} requests with anatomy)"]
     out += ["  " + line for line in category_lines(s)]
     out += ["", "Latency by prompt size (ms)", *aligned(LATENCY_HEAD, latency_rows(s))]
     out += ["", "Same traffic on a cloud API", f"  {_price_line(report)}"]
@@ -201,7 +201,8 @@ def render_markdown(report: Report) -> str:
     s = report.overall
     out = [f"# {_title(report)}", ""]
     out += [f"- {line}" for line in headline(s)]
-    out += ["", "## Context by category", "", f"Summed over {s.anatomy_requests} requests with anatomy.", ""]
+    out += ["", "## Context by category", ""]
+    out += [f"Summed over {s.anatomy_requests:,} requests with anatomy.", ""]
     out += ["```text", *category_lines(s), "```"]
     trends = _trends(report)
     if trends:

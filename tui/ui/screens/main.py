@@ -249,6 +249,7 @@ class MainScreen(Screen[None]):
     def watch_pane(self, pane: str) -> None:
         """Show the chosen pane (or none) and keep focus on something visible."""
         self.set_class(bool(pane), "-with-pane")
+        self.query_one(LogPane).set_active(pane == "log")
         if pane:
             self.query_one(ContentSwitcher).current = f"{pane}-view"
             target = {"log": "#log", "mcp": "#mcp-view", "slots": "#slots-view"}[pane]

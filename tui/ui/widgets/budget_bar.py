@@ -35,9 +35,14 @@ class BudgetBar(Widget):
         self.record: RequestRecord | None = None
         self.following = True
         self.empty_hint = "no requests yet"
+        self._shown_key: object = None
 
     def show(self, record: RequestRecord | None, budget: Budget | None, following: bool) -> None:
         """Show the budget of `record` (None: the empty state)."""
+        key = (record, budget, following, self.empty_hint)
+        if key == self._shown_key:
+            return
+        self._shown_key = key
         self.record = record
         self.budget = budget
         self.following = following

@@ -51,6 +51,9 @@ class LogPane(RichLog):
         )
         self.kept: deque[LogLine] = deque(maxlen=max_lines)
         self.follow = True
+        # While the pane is hidden lines are only kept; RichLog.write renders eagerly, which costs CPU.
+        self.active = False
+        self._stale = False
         self.filter_text = ""
         self._filter: tuple[str | None, int | None, str] = (None, None, "")
         self.update_title()
@@ -81,6 +84,10 @@ class LogPane(RichLog):
 
     def add_lines(self, lines: Iterable[LogLine]) -> None:
         """Append lines; scroll to the end only while following and not scrolled up."""
+        if not self.active:
+            self.kept.extend(lines)
+            self._stale = True
+            return
         keep_end = self.follow and (self.at_end or not self.size.height)
         for line in lines:
             self.kept.append(line)
@@ -99,6 +106,13 @@ class LogPane(RichLog):
             if self._matches(line):
                 self.write(self._styled(line), scroll_end=False)
         self.scroll_end(animate=False, immediate=False)
+
+    def set_active(self, active: bool) -> None:
+        """The pane became visible (render what was kept meanwhile) or hidden."""
+        self.active = active
+        if active and self._stale:
+            self._stale = False
+            self.set_query(self.filter_text)
 
     def on_show(self) -> None:
         """Shown again (pane switched in): catch up with the end while following."""

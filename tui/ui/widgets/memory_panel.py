@@ -25,6 +25,7 @@ class MemoryPanel(Widget):
         self.server: ServerSnapshot | None = None
         self.gpu: GpuSnapshot | None = None
         self.facts = ServerFacts()
+        self._shown_key: object = None
 
     def show(
         self,
@@ -36,7 +37,10 @@ class MemoryPanel(Widget):
         self.server = server or self.server
         self.gpu = gpu or self.gpu
         self.facts = facts or self.facts
-        self.refresh(layout=True)
+        key = (_server_key(self.server), _gpu_key(self.gpu), self.facts)
+        if key != self._shown_key:
+            self._shown_key = key
+            self.refresh(layout=True)
 
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"memory--{name}", partial=True)
@@ -108,3 +112,31 @@ class MemoryPanel(Widget):
         if len(entries) <= 2 and gpu is None:
             entries.append(Text("waiting for the first memory sample", style=dim))
         return entries
+
+
+def _server_key(server: ServerSnapshot | None) -> object:
+    """What the panel shows of a poll (snapshots differ in time stamps every poll)."""
+    if server is None:
+        return None
+    slots = tuple((s.id, s.n_ctx, s.n_prompt_tokens, s.is_processing) for s in server.slots)
+    return (server.state, slots, server.notes)
+
+
+def _gpu_key(gpu: GpuSnapshot | None) -> object:
+    """What the panel shows of a GPU sample, at the precision it shows it."""
+    if gpu is None:
+        return None
+    mib_ = 1024 * 1024
+    devices = tuple(
+        (
+            d.mem_used // (100 * mib_),
+            d.mem_total,
+            round(d.power_w or 0),
+            d.power_limit_w,
+            round(d.util_pct or 0),
+        )
+        for d in gpu.devices
+    )
+    rss = (gpu.process_rss or 0) // (1024 * 1024)
+    vram = (gpu.server_process_vram or 0) // (100 * mib_)
+    return (gpu.available, gpu.reason, devices, vram, gpu.buffers, rss)

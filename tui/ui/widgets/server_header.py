@@ -38,6 +38,7 @@ class ServerHeader(Widget):
         self.server: ServerSnapshot | None = None
         self.facts = ServerFacts()
         self.counter = ""
+        self._shown_key: object = None
 
     def show(
         self,
@@ -52,7 +53,10 @@ class ServerHeader(Widget):
             self.facts = facts
         if counter is not None:
             self.counter = counter
-        self.refresh(layout=True)
+        key = (_server_key(self.server), self.facts, self.counter)
+        if key != self._shown_key:
+            self._shown_key = key
+            self.refresh(layout=True)
 
     def render(self) -> Text:
         """Entries flowed to the width."""
@@ -86,6 +90,12 @@ class ServerHeader(Widget):
             if hint:
                 entries.append(Text(hint, style=state_style))
         return flow(entries, max(10, self.size.width))
+
+
+def _server_key(server: ServerSnapshot | None) -> object:
+    if server is None:
+        return None
+    return (server.state, server.model, server.n_slots, server.n_ctx_slot, server.n_ctx_train, server.error)
 
 
 def _short_model(model: str) -> str:

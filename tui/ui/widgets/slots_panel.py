@@ -26,6 +26,7 @@ class SlotsPanel(Widget):
         super().__init__(id=id)
         self.states: tuple[SlotState, ...] = ()
         self.server: ServerSnapshot | None = None
+        self._shown_key: object = None
         self.hint = "no slot activity yet (the log and /slots show it once a request runs)"
 
     def show(self, states: tuple[SlotState, ...] | None = None, server: ServerSnapshot | None = None) -> None:
@@ -34,7 +35,14 @@ class SlotsPanel(Widget):
             self.states = states
         if server is not None:
             self.server = server
-        self.refresh(layout=True)
+        polled = tuple(
+            (s.id, s.n_ctx, s.n_prompt_tokens, s.is_processing, s.id_task, round(s.decode_rate or 0))
+            for s in (self.server.slots if self.server else ())
+        )
+        key = (self.states, polled)
+        if key != self._shown_key:
+            self._shown_key = key
+            self.refresh(layout=True)
 
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"slots--{name}", partial=True)
