@@ -73,8 +73,8 @@ def child_app(settings_json: str, attach: bool, report: str, watch_rows: bool) -
     asyncio.run(main())
 
 
-def child_baseline(report: str) -> None:
-    """A bare Textual app (Static, DataTable, Footer): the floor for start-to-first-frame on this machine."""
+def child_baseline(report: str, stay: bool = False) -> None:
+    """A bare Textual app (Static, DataTable, Footer): the floor for first frame and idle CPU here."""
     import asyncio
 
     from textual.app import App, ComposeResult
@@ -89,7 +89,8 @@ def child_baseline(report: str) -> None:
         def on_mount(self) -> None:
             def done() -> None:
                 Path(report).write_text(json.dumps({"event": "first_rows_frame", "t": time.time()}) + "\n")
-                self.exit()
+                if not stay:
+                    self.exit()
 
             self.call_after_refresh(done)
 
@@ -214,7 +215,27 @@ def bench_idle(seconds: float, tmp: Path) -> dict[str, float]:
             stop(proc)
     finally:
         server.stop()
-    return {"idle_cpu_pct": 100 * (cpu1 - cpu0) / elapsed, "rss_mb": rss_max / 1e6, "window_s": elapsed}
+    bare_report = tmp / "bare-idle.jsonl"
+    bare = subprocess.Popen(
+        [sys.executable, __file__, "--child-baseline", str(bare_report), "stay"], cwd=ROOT
+    )
+    try:
+        wait_event(bare_report, "first_rows_frame")
+        time.sleep(5.0)
+        b0, _ = proc_stats(bare.pid)
+        b_start = time.monotonic()
+        time.sleep(seconds)
+        b1, bare_rss = proc_stats(bare.pid)
+        bare_elapsed = time.monotonic() - b_start
+    finally:
+        stop(bare)
+    return {
+        "idle_cpu_pct": 100 * (cpu1 - cpu0) / elapsed,
+        "bare_textual_idle_cpu_pct": 100 * (b1 - b0) / bare_elapsed,
+        "rss_mb": rss_max / 1e6,
+        "bare_textual_rss_mb": bare_rss / 1e6,
+        "window_s": elapsed,
+    }
 
 
 def bench_latency(n: int, tmp: Path) -> dict[str, float]:
@@ -298,7 +319,7 @@ def bench_first_frame(rows: int, tmp: Path) -> dict[str, float]:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child-baseline":
-        child_baseline(sys.argv[2])
+        child_baseline(sys.argv[2], stay=len(sys.argv) > 3)
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--child-app":
         child_app(sys.argv[2], sys.argv[3] == "1", sys.argv[4], sys.argv[5] == "1")

@@ -152,3 +152,10 @@ def test_env_with_server_down_still_prints_the_snippet(tmp_path: Path) -> None:
     opencode = run_cli(tmp_path, "env", "--client", "opencode", "--upstream", dead)
     assert "not reachable" in opencode.stderr
     assert "limit" not in json.loads(opencode.stdout)["provider"]["ctxbudget"]["models"]["local"]
+
+
+def test_proxy_reports_an_unusable_journal(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    out = run_cli(tmp_path, "proxy", "--listen", "127.0.0.1:0", "--journal", str(blocker / "j.sqlite3"))
+    assert out.returncode == 1 and "cannot open the journal" in out.stderr and str(blocker) in out.stderr

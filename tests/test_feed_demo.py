@@ -177,3 +177,29 @@ def test_history_series_replace_and_bound() -> None:
         ]
     )
     assert history.series().prompt_tps == (5.0,)
+
+
+def test_loop_replays_again_with_new_ids_and_speeds() -> None:
+    short = dataclasses.replace(RECORDING, entries=tuple(e for e in RECORDING.entries if e.t <= 6.5))
+    assert any(e.type == "record" for e in short.entries)
+
+    async def run() -> list[FeedUpdate]:
+        driver = DemoDriver(short, speed=50.0, loop=True, loop_pause=0.05)
+        feed = DashboardFeed(driver)
+        updates: list[FeedUpdate] = []
+        feed.subscribe(updates.append)
+        task = asyncio.create_task(feed.run())
+        while driver._round < 2:
+            await asyncio.sleep(0.02)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return updates
+
+    updates = asyncio.run(run())
+    shown = [r for u in updates if isinstance(u, RecordsUpdate) and not u.replaced for r in u.records]
+    per_round = sum(1 for e in short.entries if e.type == "record")
+    ids = [r.id for r in shown]
+    assert len(ids) >= 2 * per_round and len(set(ids)) == len(ids)
+    # The second round's requests get their speeds from the (replayed) log too.
+    timed = {r.id for u in updates if isinstance(u, RecordsUpdate) for r in u.records if r.usage.prompt_per_second}
+    assert set(ids[per_round : 2 * per_round]) <= timed

@@ -164,3 +164,15 @@ def test_restart_resets_in_flight_requests_and_slots() -> None:
     assert first.done and first.released_tokens is None
     assert second.released_tokens == 3
     assert monitor.snapshot().facts.model == "other.gguf"
+
+
+def test_clock_anchor_takes_the_freshest_line_and_resets_on_restart() -> None:
+    monitor = LogMonitor()
+    monitor.feed_lines(["0.00.010.000 I srv  llama_server: initializing ..."], arrived=1000.5)  # read late
+    assert monitor.clock_offset == 1000.49
+    monitor.feed_lines(["0.30.000.000 I srv  update_slots: all slots are idle"], arrived=1030.0)  # live
+    assert monitor.clock_offset == 1000.0
+    assert monitor.wall_time(5.0) == 1005.0 and monitor.snapshot().wall_time(2.0) == 1002.0
+    monitor.feed_lines(["0.00.001.000 I srv  llama_server: initializing ..."], arrived=2000.0)  # new process
+    assert monitor.clock_offset == 1999.999
+    assert monitor.wall_time(None) is None

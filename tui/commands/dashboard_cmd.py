@@ -91,7 +91,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.recording).expanduser() if args.recording else DEMO_RECORDING
     if not path.is_file():
         raise ConfigError(f"{path}: recording not found (make one with scripts/record_demo.py)")
-    driver = DemoDriver(load_recording(path), speed=speed)
+    driver = DemoDriver(load_recording(path), speed=speed, loop=not args.once)
     feed = DashboardFeed(driver, log_lines=settings.dashboard.log_lines)
     make_app(feed, settings).run()
     return 0

@@ -6,14 +6,13 @@ import argparse
 import asyncio
 import dataclasses
 import signal
-import sqlite3
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
 from tui.core.config import Settings, with_overrides
-from tui.core.proxy import ProxyService
+from tui.core.proxy import JournalOpenError, ProxyService
 from tui.core.records import RequestRecord
 
 TOP_CATEGORIES = 3
@@ -135,7 +134,7 @@ def run_proxy(args: argparse.Namespace, settings: Settings) -> int:
         reason = exc.strerror or exc
         print(f"ctxbudget proxy: cannot listen on {settings.proxy.listen}: {reason}", file=sys.stderr)
         return 1
-    except sqlite3.Error as exc:
-        print(f"ctxbudget proxy: cannot open the journal {service.journal_path}: {exc}", file=sys.stderr)
+    except JournalOpenError as exc:
+        print(f"ctxbudget proxy: {exc}", file=sys.stderr)
         return 1
     return 0

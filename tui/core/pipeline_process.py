@@ -53,10 +53,7 @@ class WorkerConfig:
 def worker_main(inbox: Connection, outbox: Connection) -> None:
     """Worker loop: config first, then captures; analyze, journal, reply (size, record, failures)."""
     config: WorkerConfig = inbox.recv()
-    try:
-        os.nice(WORKER_NICE)  # background work: the proxy, the agent and llama-server come first
-    except OSError:
-        pass
+    _lower_priority()
     journal = None
     if config.journal_path is not None:
         js = config.settings.journal
@@ -247,6 +244,23 @@ class ProcessPipeline:
             log.error("analysis worker exited unexpectedly; captures in flight were lost")
             self._worker_failures = 0
             self._gate.clear()
+
+
+def _lower_priority() -> None:
+    """Background work: the proxy, the agent and llama-server come first.
+
+    SCHED_IDLE (Linux) lets any normal task preempt the worker at once; a nice value alone still
+    lets it delay a waking proxy by a scheduler slice on a busy machine.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return
+    except (AttributeError, OSError):
+        pass
+    try:
+        os.nice(WORKER_NICE)
+    except OSError:
+        pass
 
 
 def _grow_pipe(fd: int) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tui.core.feed.codec import gpu_from_json, record_from_json, server_from_json
@@ -14,6 +12,8 @@ from tui.core.feed.recording import DEMO_RECORDING, Recording, RecordingEntry, l
 from tui.core.feed.updates import FeedInfo, SourceStatus
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 from tui.core.records import RequestRecord
+
+LOOP_PAUSE_S = 3.0
 
 if TYPE_CHECKING:
     from tui.core.feed.feed import DashboardFeed
@@ -29,11 +29,18 @@ class DemoDriver:
         speed: float = 4.0,
         until: float | None = None,
         clock_base: float | None = None,
-        sleep: Callable[[float], object] | None = None,
+        loop: bool = False,
+        loop_pause: float = LOOP_PAUSE_S,
     ) -> None:
         self.recording = recording if recording is not None else load_recording(DEMO_RECORDING)
         self.speed = speed
         self.until = until
+        self.loop = loop and speed > 0
+        self.loop_pause = loop_pause
+        self._round = 0
+        self._id_step = max(
+            (int(e.data["id"]) for e in self.recording.entries if e.type == "record"), default=0
+        )
         self._clock_base = clock_base
         meta = self.recording.meta
         self.info = FeedInfo(
@@ -45,11 +52,6 @@ class DemoDriver:
         )
         self.finished = False
         self._records: dict[int, RequestRecord] = {}
-
-    @classmethod
-    def from_path(cls, path: Path, **kwargs: float | None) -> DemoDriver:
-        """Load a recording file and make a driver for it."""
-        return cls(load_recording(path), **kwargs)  # type: ignore[arg-type]
 
     def load_body(self, record_id: int) -> bytes | None:
         """Bodies stored in the recording (only some requests carry one)."""
@@ -63,12 +65,22 @@ class DemoDriver:
         return base + (entry.t / self.speed if self.speed > 0 else entry.t)
 
     async def run(self, feed: DashboardFeed) -> None:
-        """Dispatch every entry at its time (speed <= 0: all at once), then stay idle."""
-        base = self._clock_base if self._clock_base is not None else time.time()
-        started = time.monotonic()
+        """Dispatch every entry at its time (speed <= 0: all at once); with loop, start over after a pause."""
         feed.set_status(SourceStatus("journal", "ok", "demo: replaying a recorded session"))
         feed.set_status(SourceStatus("log", "ok", "demo: recorded llama-server log"))
         feed.add_records([], initial=True)
+        while True:
+            await self._replay_once(feed)
+            if not self.loop:
+                break
+            await asyncio.sleep(self.loop_pause)
+            self._round += 1
+        self.finished = True
+        feed.set_status(SourceStatus("journal", "ok", "demo: recording finished; press q to quit"))
+
+    async def _replay_once(self, feed: DashboardFeed) -> None:
+        base = self._clock_base if self._clock_base is not None else time.time()
+        started = time.monotonic()
         lines: list[str] = []
         for entry in self.recording.entries:
             if self.until is not None and entry.t > self.until:
@@ -89,13 +101,12 @@ class DemoDriver:
             self._dispatch(feed, base, entry)
         if lines:
             feed.add_log_lines(lines)
-        self.finished = True
-        feed.set_status(SourceStatus("journal", "ok", "demo: recording finished; press q to quit"))
 
     def _dispatch(self, feed: DashboardFeed, base: float, entry: RecordingEntry) -> None:
         ts = self._ts(base, entry)
         if entry.type == "record":
-            record = dataclasses.replace(record_from_json(entry.data), ts=ts)
+            record = record_from_json(entry.data)
+            record = dataclasses.replace(record, ts=ts, id=record.id + self._round * self._id_step)
             self._records[record.id] = record
             feed.add_records([record])
         elif entry.type == "server":

@@ -114,6 +114,8 @@ class DashboardFeed:
         for text, event in zip(texts, events, strict=False):
             if isinstance(event, ev.BufferSize | ev.ModelLoading):
                 self._buffer_events.append(event)
+            if isinstance(event, ev.ModelLoading | ev.BuildInfo):
+                self._timed_tasks.clear()  # a restarted server numbers its tasks from 0 again
             if len(self._pending_lines) == self._pending_lines.maxlen:
                 self._dropped += 1
             self._pending_lines.append(

@@ -47,6 +47,7 @@ class LiveDriver:
         self._detail_reader = JournalReader(self.journal_path)
         self._detail_lock = threading.Lock()
         self.proxy_url = ""
+        self._poke_server: Callable[[], None] = lambda: None
 
     # --- detail loads (worker threads) -----------------------------------------------------------
 
@@ -110,6 +111,7 @@ class LiveDriver:
         def on_record(record: RequestRecord) -> None:
             if record.id > last_seen:
                 feed.add_records([record])
+                self._poke_server()  # slot fill right after a request, not up to poll_interval later
 
         proxy = ProxyService(self.settings, journal_path=self.journal_path, on_record=on_record)
         listen = self.settings.proxy.listen
@@ -152,6 +154,7 @@ class LiveDriver:
                         waiting = False
                         feed.set_status(SourceStatus("journal", "ok", f"following {self.journal_path}"))
                     feed.add_records(rows)
+                    self._poke_server()
                 await asyncio.sleep(JOURNAL_POLL_S)
         finally:
             await asyncio.to_thread(reader.close)
@@ -183,6 +186,7 @@ class LiveDriver:
 
         server = self.settings.server
         poller = ServerPoller(server.url, server.api_key, interval=server.poll_interval)
+        self._poke_server = poller.poke
         try:
             await poller.run(feed.set_server)
         finally:

@@ -27,6 +27,13 @@ class LogSnapshot:
     recent_events: tuple[ev.LogEvent, ...]
     lines_seen: int
     generation: int
+    clock_offset: float | None = None
+
+    def wall_time(self, ts: float | None) -> float | None:
+        """Epoch seconds for a log timestamp (estimated while following a live log), or None."""
+        if ts is None or self.clock_offset is None:
+            return None
+        return self.clock_offset + ts
 
 
 class LogMonitor:
@@ -41,6 +48,8 @@ class LogMonitor:
         self.facts_tracker = FactsTracker()
         self._events: deque[ev.LogEvent] = deque(maxlen=max(1, max_events))
         self.lines_seen = 0
+        self.clock_offset: float | None = None
+        self._last_ts: float | None = None
 
     @property
     def generation(self) -> int:
@@ -52,12 +61,33 @@ class LogMonitor:
             + self.lines_seen
         )
 
-    def feed_lines(self, lines: Iterable[str | bytes]) -> list[ev.LogEvent]:
-        """Parse and fold lines; returns the events they produced."""
+    def feed_lines(self, lines: Iterable[str | bytes], arrived: float | None = None) -> list[ev.LogEvent]:
+        """Parse and fold lines that arrived at ``arrived`` (epoch s, default now); returns their events."""
         events = self.parser.parse_lines(lines)
         self.feed_events(events)
         self.lines_seen += len(events)
+        self._anchor_clock(events, time.time() if arrived is None else arrived)
         return events
+
+    def wall_time(self, ts: float | None) -> float | None:
+        """Epoch seconds for a log timestamp (log timestamps count from the server's start), or None."""
+        if ts is None or self.clock_offset is None:
+            return None
+        return self.clock_offset + ts
+
+    def _anchor_clock(self, events: list[ev.LogEvent], arrived: float) -> None:
+        # A line can only arrive after it was written, so arrival - ts over-estimates the server's start
+        # time; the smallest value seen (the freshest line) is the best estimate. Timestamps going
+        # backwards mean a new server process: start over.
+        last = next((e.ts for e in reversed(events) if e.ts is not None), None)
+        if last is None:
+            return
+        if self._last_ts is not None and last < self._last_ts - 1.0:
+            self.clock_offset = None
+        self._last_ts = last
+        candidate = arrived - last
+        if self.clock_offset is None or candidate < self.clock_offset:
+            self.clock_offset = candidate
 
     def feed_events(self, events: list[ev.LogEvent]) -> None:
         """Fold already-parsed events."""
@@ -79,4 +109,5 @@ class LogMonitor:
             recent_events=events,
             lines_seen=self.lines_seen,
             generation=self.generation,
+            clock_offset=self.clock_offset,
         )

@@ -15,7 +15,7 @@ from tui.core.logs import parse_startup as startup
 # One regex splits every line into prefix, component/function, slot/task and message.
 _LINE_RE = re.compile(
     r"(?:(\d+)\.(\d\d)\.(\d{3})\.(\d{3}) )?(?:([IWEDT]) )?"
-    r"(?:(slot|srv|que|res|cmn|spec) +([^\s:]+): (?:id +(-?\d+) \| task (-?\d+) \|(?: |$))?(?= *([^ ]*))"
+    r"(?:(slot|srv|que|res|cmn|spec) +([^\s:]+): (?:id +(-?\d+) \| task (-?\d+) \|(?: |$))? *(?=([^ ]*))"
     r"|([A-Za-z_][A-Za-z0-9_]*): )?",
 )
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
@@ -168,8 +168,6 @@ class LogParser:
                     task = None
                 if func == "print_timing":
                     self._timing_owner = (slot, task)
-            if msg[:1] == " ":
-                msg = msg.lstrip()
             handler = self._by_word.get(g[9])
             if handler is not None:
                 event = handler(msg, (ts, level, slot, task, line, comp, func))

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from tui.core.proxy.address import ListenAddress, RemoteListenError, parse_listen
-from tui.core.proxy.service import ProxyService
+from tui.core.proxy.service import JournalOpenError, ProxyService
 
-__all__ = ["ListenAddress", "ProxyService", "RemoteListenError", "parse_listen"]
+__all__ = ["JournalOpenError", "ListenAddress", "ProxyService", "RemoteListenError", "parse_listen"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,11 @@ from tui.core.records import RequestRecord
 log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/_ctxbudget/"
+
+
+class JournalOpenError(RuntimeError):
+    """The journal file could not be created or opened (the message names the path)."""
+
 MAX_REQUEST_BYTES = 1024 * 1024 * 1024
 
 
@@ -121,12 +127,15 @@ class ProxyService:
 
     def _open_journal(self) -> Journal:
         js = self.settings.journal
-        return Journal(
-            self.journal_path,
-            store_bodies=js.store_bodies,
-            retention_days=js.retention_days,
-            max_rows=js.max_rows,
-        )
+        try:
+            return Journal(
+                self.journal_path,
+                store_bodies=js.store_bodies,
+                retention_days=js.retention_days,
+                max_rows=js.max_rows,
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalOpenError(f"cannot open the journal {self.journal_path}: {exc}") from exc
 
     async def stop(self) -> None:
         """Stop listening, finish journaling what was captured, close everything."""
