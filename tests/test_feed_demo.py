@@ -201,5 +201,7 @@ def test_loop_replays_again_with_new_ids_and_speeds() -> None:
     ids = [r.id for r in shown]
     assert len(ids) >= 2 * per_round and len(set(ids)) == len(ids)
     # The second round's requests get their speeds from the (replayed) log too.
-    timed = {r.id for u in updates if isinstance(u, RecordsUpdate) for r in u.records if r.usage.prompt_per_second}
+    timed = {
+        r.id for u in updates if isinstance(u, RecordsUpdate) for r in u.records if r.usage.prompt_per_second
+    }
     assert set(ids[per_round : 2 * per_round]) <= timed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -68,6 +69,9 @@ class DashboardFeed:
         self._flush_interval = flush_interval
         self._wake = asyncio.Event()
         self.server: ServerSnapshot | None = None
+        # Monotonic time of the last sign of work (a record, a slot log line): drivers poll slower when quiet.
+        self.last_activity = time.monotonic()
+        self.on_activity: Callable[[], None] | None = None
         self.gpu: GpuSnapshot | None = None
 
     @property
@@ -92,6 +96,8 @@ class DashboardFeed:
         """New journal rows, oldest first (emitted at once: they are rare and the table wants them fast)."""
         if not records and not initial:
             return
+        if records and not initial:
+            self._note_activity()
         out: list[RequestRecord] = []
         for record in records:
             if not initial and needs_timings(record):
@@ -111,7 +117,9 @@ class DashboardFeed:
         """Raw log lines: parsed and folded now (LogMonitor), emitted in batches every flush interval."""
         texts = [line.rstrip("\r\n") for line in lines]
         events = self.monitor.feed_lines(texts)
+        active = False
         for text, event in zip(texts, events, strict=False):
+            active = active or (event.slot is not None and event.slot >= 0)
             if isinstance(event, ev.BufferSize | ev.ModelLoading):
                 self._buffer_events.append(event)
             if isinstance(event, ev.ModelLoading | ev.BuildInfo):

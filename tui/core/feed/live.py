@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from tui.core.config import Settings
 from tui.core.feed.updates import FeedInfo, SourceStatus
 from tui.core.journal_reader import JournalReader
+from tui.core.poll.snapshots import ServerSnapshot
 from tui.core.records import RequestRecord
 
 if TYPE_CHECKING:
@@ -24,6 +26,12 @@ BACKLOG_ROWS = 150
 # Pollers start a moment later so the first frame (journal rows) is not held up by HTTP client setup.
 SECONDARY_START_DELAY_S = 0.5
 JOURNAL_POLL_S = 0.1
+LOG_FALLBACK_POLL_S = 2.0
+# With no request and no slot activity for QUIET_AFTER_S, the server is polled every QUIET_POLL_S
+# (or poll_interval when that is longer); the next record or slot log line brings the fast rate back.
+QUIET_AFTER_S = 30.0
+QUIET_POLL_S = 6.0
+NO_GPU_INTERVAL_S = 10.0
 NO_LOG_FILE = (
     "no log file configured: set [server] log_file in config.toml, or start llama-server with "
     "--log-file PATH --log-colors off and set [server] log_file = PATH"
@@ -173,7 +181,10 @@ class LiveDriver:
                     "log", "waiting", f"waiting for {path} to appear (llama-server --log-file {path})"
                 )
             )
-        tailer = LogTailer(path, backlog_lines=self.settings.dashboard.log_lines)
+        # watchfiles wakes the tailer on writes; the poll is only a fallback, so it can be slow.
+        tailer = LogTailer(
+            path, backlog_lines=self.settings.dashboard.log_lines, poll_interval=LOG_FALLBACK_POLL_S
+        )
         first = True
         async for batch in tailer.batches():
             if first:
@@ -185,10 +196,24 @@ class LiveDriver:
         from tui.core.poll.server_poller import ServerPoller
 
         server = self.settings.server
-        poller = ServerPoller(server.url, server.api_key, interval=server.poll_interval)
+        busy_interval = server.poll_interval
+        quiet_interval = max(busy_interval, QUIET_POLL_S)
+        poller = ServerPoller(server.url, server.api_key, interval=busy_interval)
         self._poke_server = poller.poke
+
+        def wake() -> None:
+            if poller.interval != busy_interval:
+                poller.interval = busy_interval
+                poller.poke()
+
+        def on_snapshot(snapshot: ServerSnapshot) -> None:
+            feed.set_server(snapshot)
+            quiet = snapshot.busy_slots == 0 and time.monotonic() - feed.last_activity > QUIET_AFTER_S
+            poller.interval = quiet_interval if quiet else busy_interval
+
+        feed.on_activity = wake
         try:
-            await poller.run(feed.set_server)
+            await poller.run(on_snapshot)
         finally:
             poller.stop()
             await poller.aclose()
@@ -199,7 +224,12 @@ class LiveDriver:
         gpu = self.settings.gpu
         sampler = GpuSampler(server_url=self.settings.server.url, enabled=gpu.enabled)
         try:
-            await sampler.run(feed.set_gpu, interval=gpu.interval, buffers=feed.buffers)
+            while True:
+                snapshot = await asyncio.to_thread(sampler.sample, feed.buffers())
+                feed.set_gpu(snapshot)
+                # Without a GPU only the server's RSS moves: sample it less often.
+                await asyncio.sleep(
+                    gpu.interval if snapshot.available else max(gpu.interval, NO_GPU_INTERVAL_S)
+                )
         finally:
-            sampler.stop()
             await asyncio.to_thread(sampler.close)

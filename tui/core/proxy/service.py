@@ -16,7 +16,13 @@ from aiohttp import web
 
 from tui.core.config import Settings
 from tui.core.journal import Journal
-from tui.core.pipeline import AnalyzerFactory, CaptureSink, Pipeline, SettingsAnalyzer
+from tui.core.pipeline import (
+    DEFAULT_BACKLOG_BYTES,
+    AnalyzerFactory,
+    CaptureSink,
+    Pipeline,
+    SettingsAnalyzer,
+)
 from tui.core.pipeline_process import ProcessPipeline
 from tui.core.proxy.address import ListenAddress, parse_listen
 from tui.core.proxy.capture import DEFAULT_CAPTURE_LIMIT
@@ -35,7 +41,7 @@ MAX_REQUEST_BYTES = 1024 * 1024 * 1024
 
 
 class ProxyService:
-    """Listens, forwards to the upstream, and journals every exchange in a background thread.
+    """Listens, forwards to the upstream, and journals every exchange off the hot path.
 
     `on_record` is called on the event loop that ran `start()`, once per journaled request.
     `analysis` is "process" (default: a spawned worker analyzes and journals, so the event loop never
@@ -52,6 +58,7 @@ class ProxyService:
         capture_limit: int = DEFAULT_CAPTURE_LIMIT,
         journal_enabled: bool = True,
         analysis: str = "process",
+        max_backlog_bytes: int = DEFAULT_BACKLOG_BYTES,
     ) -> None:
         if analysis not in ("process", "thread"):
             raise ValueError(f"analysis must be 'process' or 'thread', not {analysis!r}")
@@ -64,6 +71,7 @@ class ProxyService:
         self.on_record = on_record
         self.analyzer_factory = analyzer_factory
         self.analysis = analysis
+        self.max_backlog_bytes = max_backlog_bytes
         self.capture_limit = capture_limit
         self.journal_enabled = journal_enabled
         self.journal: Journal | None = None
@@ -92,12 +100,13 @@ class ProxyService:
                 self.journal_path if self.journal_enabled else None,
                 self._deliver_from_thread,
                 self.analyzer_factory,
+                self.max_backlog_bytes,
             )
         else:
             if self.journal_enabled:
                 self.journal = self._open_journal()
             factory = self.analyzer_factory or SettingsAnalyzer(self.settings)
-            pipeline = Pipeline(self.journal, factory, self._deliver_from_thread)
+            pipeline = Pipeline(self.journal, factory, self._deliver_from_thread, self.max_backlog_bytes)
         self.pipeline = pipeline
         pipeline.start()
         self._session = aiohttp.ClientSession(
