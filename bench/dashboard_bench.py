@@ -65,6 +65,7 @@ def child_app(settings_json: str, attach: bool, report: str, watch_rows: bool) -
             seen.update(new)
 
     async def main() -> None:
+        app.call_later(lambda: app.call_after_refresh(lambda: emit("first_frame")))
         if watch_rows:  # a 5 ms probe for the latency runs only: it would distort the idle numbers
             app.call_later(lambda: app.set_interval(0.005, watch))
         await app.run_async(headless=True, size=(100, 36))
@@ -292,6 +293,7 @@ def bench_first_frame(rows: int, tmp: Path) -> dict[str, float]:
         "gpu": {"enabled": False},
     }
     times: list[float] = []
+    any_frame: list[float] = []
     bare: list[float] = []
     for attempt in range(5):  # interleaved with a bare Textual app, so machine load hits both alike
         report = tmp / f"first{attempt}.jsonl"
@@ -299,6 +301,7 @@ def bench_first_frame(rows: int, tmp: Path) -> dict[str, float]:
         proc = spawn(settings, attach=True, report=report)
         try:
             times.append(wait_event(report, "first_rows_frame")["t"] - spawned)
+            any_frame.append(wait_event(report, "first_frame")["t"] - spawned)
         finally:
             stop(proc)
         report = tmp / f"bare{attempt}.jsonl"
@@ -309,10 +312,11 @@ def bench_first_frame(rows: int, tmp: Path) -> dict[str, float]:
         finally:
             stop(proc)
     return {
-        "first_frame_s_median": statistics.median(times),
-        "first_frame_s_max": max(times),
+        "first_frame_s_median": statistics.median(any_frame),
+        "first_rows_frame_s_median": statistics.median(times),
+        "first_rows_frame_s_max": max(times),
         "bare_textual_s_median": statistics.median(bare),
-        "first_frame_ratio": statistics.median(times) / statistics.median(bare),
+        "first_rows_frame_ratio": statistics.median(times) / statistics.median(bare),
         "rows": rows,
     }
 
@@ -342,7 +346,13 @@ def main() -> int:
             results.update(bench_idle(args.idle_seconds, Path(tmp)))
     for key, value in results.items():
         print(f"{key:26} {value:10.3f}")
-    targets = {"idle_cpu_pct": 1.0, "rss_mb": 150.0, "latency_ms_median": 250.0, "first_frame_s_median": 1.0}
+    targets = {
+        "idle_cpu_pct": 1.0,
+        "rss_mb": 150.0,
+        "latency_ms_median": 250.0,
+        "first_frame_s_median": 1.0,
+        "first_rows_frame_s_median": 1.0,
+    }
     for key, limit in targets.items():
         if key in results:
             print(f"{key:26} {'ok' if results[key] <= limit else 'OVER'} (target <= {limit:g})")

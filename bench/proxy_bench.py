@@ -202,7 +202,9 @@ async def upstream_main(port: int, burst: bool) -> None:
 # ---------------------------------------------------------------- proxies under test
 
 
-async def proxy_main(port: int, upstream: str, journal: str, analysis: str, pipeline: str) -> None:
+async def proxy_main(
+    port: int, upstream: str, journal: str, analysis: str, pipeline: str, rewrite: bool = True
+) -> None:
     """The real ProxyService (journal + analyzer in its background thread)."""
     sys.path.insert(0, str(REPO))
     from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
@@ -216,7 +218,8 @@ async def proxy_main(port: int, upstream: str, journal: str, analysis: str, pipe
     from tui.core.pipeline import NullAnalyzer
 
     factory = NullAnalyzer if analysis == "off" else None
-    service = ProxyService(settings, analyzer_factory=factory, analysis=pipeline)
+    # rewrite on: the default [transforms] (the stabilizer rewrites the body's billing header each time).
+    service = ProxyService(settings, analyzer_factory=factory, analysis=pipeline, rewrite=rewrite)
     await service.start()
     print("ready", flush=True)
     await asyncio.Event().wait()
@@ -515,8 +518,9 @@ def spawn(*role_args: str) -> subprocess.Popen[str]:
 def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -> dict[str, Any]:
     """Start one proxy implementation, load it, stop it; returns the client's measurements."""
     port = free_port()
-    journal = os.path.join(tmp, f"journal-{kind}.sqlite3") if kind == "ctxbudget" else ""
-    if kind == "ctxbudget":
+    proxied = kind in ("ctxbudget", "ctxbudget-no-rewrite")
+    journal = os.path.join(tmp, f"journal-{kind}.sqlite3") if proxied else ""
+    if proxied:
         role = [
             "--role",
             "proxy",
@@ -526,6 +530,8 @@ def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -
             args.analysis,
             "--pipeline",
             args.pipeline,
+            "--rewrite",
+            "off" if kind == "ctxbudget-no-rewrite" else "on",
         ]
     else:
         role = ["--role", "minimal-proxy" if kind == "minimal-aiohttp" else "httpx-proxy"]
@@ -632,6 +638,17 @@ def main() -> None:
     )
     parser.add_argument("--json", metavar="PATH", help="write all results as JSON")
     parser.add_argument(
+        "--rewrite",
+        choices=["on", "off"],
+        default="on",
+        help="proxy role: the request-rewrite hook (MCP switches, compaction, transforms)",
+    )
+    parser.add_argument(
+        "--rewrite-compare",
+        action="store_true",
+        help="also measure the proxy with the rewrite hook off (the hook's own cost)",
+    )
+    parser.add_argument(
         "--analysis",
         choices=["on", "off"],
         default="on",
@@ -647,7 +664,11 @@ def main() -> None:
     if args.role == "upstream":
         asyncio.run(upstream_main(args.port, args.burst))
     elif args.role == "proxy":
-        asyncio.run(proxy_main(args.port, args.upstream, args.journal, args.analysis, args.pipeline))
+        asyncio.run(
+            proxy_main(
+                args.port, args.upstream, args.journal, args.analysis, args.pipeline, args.rewrite == "on"
+            )
+        )
     elif args.role == "minimal-proxy":
         asyncio.run(minimal_proxy_main(args.port, args.upstream))
     elif args.role == "httpx-proxy":
@@ -661,12 +682,16 @@ def main() -> None:
         results: dict[str, Any] = {}
         try:
             with tempfile.TemporaryDirectory(prefix="ctxbudget-bench-") as tmp:
+                os.environ["CTXBUDGET_DATA_DIR"] = tmp  # switch state files: never the user's own
                 kinds = ["ctxbudget"]
+                if args.rewrite_compare:
+                    kinds = ["ctxbudget-no-rewrite", "ctxbudget", "ctxbudget-no-rewrite", "ctxbudget"]
                 if args.compare:
                     kinds += ["minimal-aiohttp", "aiohttp+httpx"]
-                for kind in kinds:
-                    results[kind] = run_one(kind, args, upstream_port, tmp)
-                    print_report(kind, results[kind])
+                for i, kind in enumerate(kinds):
+                    label = kind if kind not in kinds[:i] else f"{kind} (run {kinds[: i + 1].count(kind)})"
+                    results[label] = run_one(kind, args, upstream_port, tmp)
+                    print_report(label, results[label])
         finally:
             upstream.terminate()
             upstream.wait(10)

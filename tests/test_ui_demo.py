@@ -360,7 +360,11 @@ async def test_gpu_sample_shows_vram_share_and_power() -> None:
     sample = GpuSnapshot(
         ts=CLOCK_BASE,
         available=True,
-        devices=(GpuDevice(0, "NVIDIA H100", 20 * gib, 80 * gib, util_pct=35.0, power_w=210.0, power_limit_w=700.0),),
+        devices=(
+            GpuDevice(
+                0, "NVIDIA H100", 20 * gib, 80 * gib, util_pct=35.0, power_w=210.0, power_limit_w=700.0
+            ),
+        ),
         server_pid=1234,
         server_process_vram=18 * gib,
     )

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tui.commands.server_cmd",
     "tui.commands.mcp_cmd",
     "tui.commands.compact_cmd",
+    "tui.commands.transforms_cmd",
     "tui.commands.report_cmd",
 )
 

@@ -12,7 +12,9 @@ from tui.core.anatomy.analyze import anatomy_of, split_body
 from tui.core.anatomy.body import BodyError, decode_bytes, parse_json_object, route
 from tui.core.anatomy.model import CATEGORIES, Anatomy
 from tui.core.config import Settings
-from tui.core.tokens import COUNTER_MODES, CounterError, make_counter
+from tui.core.control.transform_state import TransformSwitchStore
+from tui.core.tokens import COUNTER_MODES, CounterError, TokenCounter, make_counter
+from tui.core.transforms import measure_savings, unified_diff_preview
 
 TOP_TOOLS = 10
 
@@ -42,6 +44,11 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--server", metavar="URL", default=None, help="llama-server URL for /tokenize")
     parser.add_argument("--parts", action="store_true", help="also list every part (with --json: 'parts')")
+    parser.add_argument(
+        "--transforms",
+        action="store_true",
+        help="preview the enabled transforms on this request: a diff and tokens before/after each",
+    )
     parser.set_defaults(func=run_inspect)
 
 
@@ -91,9 +98,12 @@ def run_inspect(args: argparse.Namespace, settings: Settings) -> int:
     servers = tuple(dict.fromkeys([*settings.anatomy.mcp_servers, *args.mcp_server]))
     mode = args.counter or settings.anatomy.counter
     url = args.server or settings.server.url
+    preview: dict[str, Any] | None = None
     try:
         counter = make_counter(mode, url, settings.server.api_key)
         anatomy, _ = anatomy_of(split_body(body, dialect, servers), counter)
+        if getattr(args, "transforms", False):
+            preview = transform_preview(body, anatomy.dialect, counter, settings)
     except (CounterError, ValueError) as exc:
         print(f"ctxbudget inspect: {exc}", file=sys.stderr)
         return 1
@@ -102,10 +112,55 @@ def run_inspect(args: argparse.Namespace, settings: Settings) -> int:
         if callable(close):
             close()
     if args.json:
-        print(json.dumps(anatomy.to_json(with_parts=args.parts), indent=2))
+        out = anatomy.to_json(with_parts=args.parts)
+        if preview is not None:
+            out["transforms"] = preview
+        print(json.dumps(out, indent=2))
     else:
         print(render_table(anatomy, with_parts=args.parts))
+        if preview is not None:
+            print("\n" + render_preview(preview))
     return 0
+
+
+def transform_preview(
+    body: dict[str, Any], dialect: str, counter: TokenCounter, settings: Settings
+) -> dict[str, Any]:
+    """The enabled transforms (config plus runtime switches) applied to a body: savings and a diff."""
+    enabled = list(TransformSwitchStore(settings.transforms.enabled).enabled())
+    new_body, savings = measure_savings(body, dialect, counter, enabled, settings.transforms)
+    return {
+        "enabled": enabled,
+        "steps": [
+            {
+                "name": s.name,
+                "changed": s.changed,
+                "tokens_before": s.tokens_before,
+                "tokens_after": s.tokens_after,
+                "saved": s.saved,
+                "details": s.details,
+            }
+            for s in savings
+        ],
+        "diff": unified_diff_preview(body, new_body),
+    }
+
+
+def render_preview(preview: dict[str, Any]) -> str:
+    """Plain-text transform preview: one line per transform, then the diff."""
+    if not preview["enabled"]:
+        return "transforms: none enabled (see `ctxbudget transforms list`)"
+    lines = [
+        f"transforms ({', '.join(preview['enabled'])})",
+        f"{'transform':<20}{'before':>10}{'after':>10}{'saved':>8}",
+    ]
+    for step in preview["steps"]:
+        lines.append(
+            f"{step['name']:<20}{step['tokens_before']:>10,}{step['tokens_after']:>10,}{step['saved']:>8,}"
+        )
+        lines += [f"    {d}" for d in step["details"][:5]]
+    lines += ["", preview["diff"] or "(no change)"]
+    return "\n".join(lines)
 
 
 def render_table(anatomy: Anatomy, with_parts: bool = False) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.anatomy.model import MCP_HELPERS_SERVER
 from tui.core.config import Settings
+from tui.core.control.client import ControlClient, ControlError
 from tui.core.records import RequestRecord
 
 
@@ -59,8 +61,57 @@ def server_rows(settings: Settings, store: McpSwitchStore) -> list[dict[str, Any
     ]
 
 
+def _run_live(args: argparse.Namespace, client: ControlClient) -> int:
+    """The same actions through the running proxy's control API (switches answer with the cost)."""
+    try:
+        if args.action == "list":
+            mcp = client.state()["mcp"]
+            if args.json:
+                print(json.dumps({"source": f"proxy at {client.base_url}", **mcp}, indent=2))
+                return 0
+            print(f"proxy at {client.base_url} (switch file {mcp['state_file']})")
+            for row in mcp["servers"]:
+                cost = (
+                    f"{row['tokens']} tokens in {row['tools']} tools"
+                    if row["tokens"] is not None
+                    else "not seen"
+                )
+                print(f"{'on' if row['enabled'] else 'off':>3}  {row['server']:<24} {cost}")
+            for cand in mcp["never_called"]:
+                print(
+                    f"never called this session: {cand['server']} ({cand['tokens']} tokens): "
+                    f"`ctxbudget mcp off {cand['server']}`"
+                )
+            return 0
+        answer = client.set_mcp(args.name, args.action == "on")
+    except (ControlError, KeyError) as exc:
+        print(f"ctxbudget mcp: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    print(
+        f"{args.name}: {args.action} in the running proxy; "
+        f"switched off now: {', '.join(answer['off']) or 'none'}"
+    )
+    estimate: dict[str, Any] | None = answer.get("cost")
+    if estimate:
+        print(
+            f"the next request drops/adds ~{estimate['schema_tokens']} schema tokens and re-processes "
+            f"~{estimate['reprocess_tokens']} of {estimate['total_tokens']} prompt tokens once "
+            f"({estimate['counter']})"
+        )
+    return 0
+
+
 def run_mcp(args: argparse.Namespace, settings: Settings) -> int:
-    """List servers, or switch one on/off in the state file the proxy reads."""
+    """List servers, or switch one on/off: through the running proxy, else in the state file it reads."""
+    if args.action != "list" and not args.name:
+        print(f"ctxbudget mcp {args.action}: name the MCP server (see `ctxbudget mcp list`)")
+        return 2
+    client = ControlClient.from_settings(settings)
+    if client.reachable():
+        return _run_live(args, client)
     store = McpSwitchStore()
     if args.action == "list":
         rows = server_rows(settings, store)

@@ -30,6 +30,9 @@ class ProxySettings:
     listen: str = "127.0.0.1:3000"
     upstream: str = "http://127.0.0.1:8080"
     allow_remote: bool = False
+    analysis: str = "process"
+    capture_limit_mb: int = 32
+    backlog_mb: int = 16
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,17 @@ def settings_from_dict(data: dict[str, Any], source: str = "<dict>") -> Settings
         kwargs[section] = _build_section(hints[section], value, section, source)
     if "transforms" in kwargs:
         _validate_transforms(kwargs["transforms"], source)
+    if "proxy" in kwargs:
+        _validate_proxy(kwargs["proxy"], source)
     return Settings(**kwargs)
+
+
+def _validate_proxy(proxy: ProxySettings, source: str) -> None:
+    if proxy.analysis not in ("process", "thread"):
+        raise ConfigError(f'{source}: [proxy] analysis: {proxy.analysis!r}; use "process" or "thread"')
+    for key in ("capture_limit_mb", "backlog_mb"):
+        if getattr(proxy, key) < 1:
+            raise ConfigError(f"{source}: [proxy] {key}: {getattr(proxy, key)} is too small; use 1 or more")
 
 
 def _validate_transforms(transforms: TransformSettings, source: str) -> None:

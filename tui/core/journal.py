@@ -12,6 +12,7 @@ from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.anatomy.exchange import Exchange
 from tui.core.journal_reader import JournalReader
 from tui.core.journal_schema import INSERT_SQL, connect, pack_parts, row_values
+from tui.core.records import RewriteSavings
 
 __all__ = ["Journal", "JournalReader"]
 
@@ -47,6 +48,7 @@ class Journal:
         *,
         request_bytes: int | None = None,
         response_bytes: int | None = None,
+        savings: RewriteSavings | None = None,
     ) -> int:
         """Store one exchange and its analysis; returns the new row id."""
         keep_body = self.store_bodies and bool(exchange.request_body)
@@ -57,6 +59,7 @@ class Journal:
             request_bytes=len(exchange.request_body) if request_bytes is None else request_bytes,
             response_bytes=len(exchange.response_body) if response_bytes is None else response_bytes,
             has_body=body is not None,
+            savings=savings,
         )
         parts = pack_parts(result.anatomy)
         with self._lock:

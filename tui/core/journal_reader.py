@@ -8,7 +8,7 @@ import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from tui.core.journal_schema import LIST_COLUMNS, connect, record_from_row, unpack_parts
+from tui.core.journal_schema import connect, list_columns, record_from_row, unpack_parts
 from tui.core.records import RequestRecord
 
 
@@ -20,6 +20,7 @@ class JournalReader:
         self._conn: sqlite3.Connection | None = None
         self._data_version: int | None = None
         self.last_id = 0
+        self._columns = ""
 
     def _connection(self) -> sqlite3.Connection | None:
         if self._conn is None:
@@ -31,6 +32,7 @@ class JournalReader:
             except sqlite3.Error:
                 return None  # created but not initialised yet
             self._conn = conn
+            self._columns = list_columns(conn)
         return self._conn
 
     def latest(self, n: int = 50) -> list[RequestRecord]:
@@ -39,7 +41,7 @@ class JournalReader:
         if conn is None or n <= 0:
             return []
         rows = conn.execute(
-            f"SELECT {LIST_COLUMNS} FROM requests ORDER BY id DESC LIMIT ?", (n,)
+            f"SELECT {self._columns} FROM requests ORDER BY id DESC LIMIT ?", (n,)
         ).fetchall()
         records = [record_from_row(row) for row in reversed(rows)]
         if records:
@@ -52,7 +54,7 @@ class JournalReader:
         if conn is None:
             return []
         rows = conn.execute(
-            f"SELECT {LIST_COLUMNS} FROM requests WHERE id > ? ORDER BY id LIMIT ?", (row_id, limit)
+            f"SELECT {self._columns} FROM requests WHERE id > ? ORDER BY id LIMIT ?", (row_id, limit)
         ).fetchall()
         records = [record_from_row(row) for row in rows]
         if records:
@@ -64,7 +66,7 @@ class JournalReader:
         conn = self._connection()
         if conn is None:
             return None
-        row = conn.execute(f"SELECT {LIST_COLUMNS} FROM requests WHERE id = ?", (row_id,)).fetchone()
+        row = conn.execute(f"SELECT {self._columns} FROM requests WHERE id = ?", (row_id,)).fetchone()
         if row is None:
             return None
         blob = conn.execute("SELECT anatomy_parts FROM details WHERE id = ?", (row_id,)).fetchone()
@@ -93,6 +95,8 @@ class JournalReader:
         version = int(conn.execute("PRAGMA data_version").fetchone()[0])
         changed = version != self._data_version
         self._data_version = version
+        if changed and "NULL AS" in self._columns:
+            self._columns = list_columns(conn)  # a writer may have migrated the file meanwhile
         return changed
 
     def poll(self) -> list[RequestRecord]:

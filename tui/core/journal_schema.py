@@ -13,9 +13,17 @@ import orjson
 from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.anatomy.exchange import Exchange
 from tui.core.anatomy.model import Anatomy, Part
-from tui.core.records import CacheBreak, RequestRecord, Usage
+from tui.core.records import CacheBreak, RequestRecord, RewriteSavings, TransformSaving, Usage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Columns added after version 1 (ALTER TABLE ADD COLUMN on older journals): name -> SQL type.
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("transforms", "TEXT"),
+    ("transform_saved_tokens", "INTEGER"),
+    ("mcp_saved_tokens", "INTEGER"),
+    ("compaction_saved_tokens", "INTEGER"),
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -41,7 +49,11 @@ CREATE TABLE IF NOT EXISTS requests (
     unparsed_reason TEXT,
     error TEXT,
     request_headers TEXT,
-    response_headers TEXT
+    response_headers TEXT,
+    transforms TEXT,
+    transform_saved_tokens INTEGER,
+    mcp_saved_tokens INTEGER,
+    compaction_saved_tokens INTEGER
 );
 CREATE INDEX IF NOT EXISTS requests_ts ON requests(ts);
 CREATE INDEX IF NOT EXISTS requests_session ON requests(session_id, id);
@@ -56,8 +68,28 @@ CREATE TABLE IF NOT EXISTS details (
 # Columns read for listings (no blobs); their order matches record_from_row.
 LIST_COLUMNS = (
     "id, ts, method, path, status, session_id, kind, model, dialect, stream, ttfb_ms, total_ms, "
-    "request_bytes, response_bytes, anatomy, usage, cache_break, unparsed_reason, error, has_body"
+    "request_bytes, response_bytes, anatomy, usage, cache_break, unparsed_reason, error, has_body, "
+    "transforms, transform_saved_tokens, mcp_saved_tokens, compaction_saved_tokens"
 )
+
+
+def list_columns(conn: sqlite3.Connection) -> str:
+    """LIST_COLUMNS for this file: columns an old, not yet migrated journal lacks read as NULL."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+    missing = [name for name, _ in ADDED_COLUMNS if name not in present]
+    if not missing:
+        return LIST_COLUMNS
+    return ", ".join(
+        f"NULL AS {c}" if c in missing else c for c in (c.strip() for c in LIST_COLUMNS.split(","))
+    )
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns newer versions write to an older journal (rows keep NULL there)."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+    for name, kind in ADDED_COLUMNS:
+        if name not in present:
+            conn.execute(f"ALTER TABLE requests ADD COLUMN {name} {kind}")
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -77,6 +109,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             f"{path}: journal schema {version} is newer than this ctxbudget ({SCHEMA_VERSION}); upgrade"
         )
     conn.executescript(SCHEMA)
+    migrate(conn)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return conn
 
@@ -92,9 +125,11 @@ def row_values(
     request_bytes: int,
     response_bytes: int,
     has_body: bool,
+    savings: RewriteSavings | None = None,
 ) -> tuple[Any, ...]:
     """Values for one INSERT into `requests` (in SCHEMA column order, without id)."""
     anatomy = result.anatomy.to_json() if result.anatomy else None
+    saved = savings or RewriteSavings()
     return (
         exchange.started,
         exchange.method,
@@ -118,14 +153,19 @@ def row_values(
         exchange.error,
         _dumps(exchange.request_headers),
         _dumps(exchange.response_headers),
+        _dumps([t.to_json() for t in saved.transforms]) if saved.transforms else None,
+        saved.transform_saved_tokens,
+        saved.mcp_saved_tokens,
+        saved.compaction_saved_tokens,
     )
 
 
 INSERT_SQL = (
     "INSERT INTO requests (ts, method, path, status, session_id, kind, model, dialect, stream, ttfb_ms, "
     "total_ms, request_bytes, response_bytes, body_truncated, has_body, anatomy, usage, cache_break, "
-    "unparsed_reason, error, request_headers, response_headers) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "unparsed_reason, error, request_headers, response_headers, transforms, transform_saved_tokens, "
+    "mcp_saved_tokens, compaction_saved_tokens) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -153,7 +193,8 @@ def unpack_parts(blob: bytes | None) -> tuple[Part, ...]:
 def record_from_row(row: tuple[Any, ...], parts: tuple[Part, ...] = ()) -> RequestRecord:
     """Map a LIST_COLUMNS row (plus optional parts) to a RequestRecord."""
     (rid, ts, method, path, status, session_id, kind, model, dialect, stream, ttfb_ms, total_ms,
-     request_bytes, response_bytes, anatomy, usage, cache_break, unparsed_reason, error, has_body) = row
+     request_bytes, response_bytes, anatomy, usage, cache_break, unparsed_reason, error, has_body,
+     transforms, transform_saved, mcp_saved, compaction_saved) = row
     parsed = Anatomy.from_json(orjson.loads(anatomy)) if anatomy else None
     if parsed is not None and parts:
         parsed = dataclasses.replace(parsed, parts=parts)
@@ -178,7 +219,15 @@ def record_from_row(row: tuple[Any, ...], parts: tuple[Part, ...] = ()) -> Reque
         unparsed_reason=unparsed_reason,
         error=error,
         has_body=bool(has_body),
+        transforms=_transforms(transforms),
+        transform_saved_tokens=transform_saved,
+        mcp_saved_tokens=mcp_saved,
+        compaction_saved_tokens=compaction_saved,
     )
+
+
+def _transforms(text: str | None) -> tuple[TransformSaving, ...]:
+    return tuple(TransformSaving.from_json(t) for t in orjson.loads(text)) if text else ()
 
 
 def record_for(
@@ -189,8 +238,10 @@ def record_for(
     request_bytes: int,
     response_bytes: int,
     has_body: bool,
+    savings: RewriteSavings | None = None,
 ) -> RequestRecord:
     """The RequestRecord for a row just written, built without reading it back (parts included)."""
+    saved = savings or RewriteSavings()
     return RequestRecord(
         id=row_id,
         ts=exchange.started,
@@ -212,4 +263,8 @@ def record_for(
         unparsed_reason=result.unparsed_reason,
         error=exchange.error,
         has_body=has_body,
+        transforms=saved.transforms,
+        transform_saved_tokens=saved.transform_saved_tokens,
+        mcp_saved_tokens=saved.mcp_saved_tokens,
+        compaction_saved_tokens=saved.compaction_saved_tokens,
     )

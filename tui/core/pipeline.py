@@ -14,6 +14,7 @@ from tui.core.anatomy.exchange import Exchange
 from tui.core.config import Settings
 from tui.core.journal import Journal
 from tui.core.journal_schema import record_for
+from tui.core.pipeline_savings import savings_for
 from tui.core.records import RequestRecord
 
 if TYPE_CHECKING:  # the proxy package imports this module; avoid the cycle at runtime
@@ -86,6 +87,7 @@ class CaptureProcessor:
         """The journaled record (id 0 when no journal or the append failed)."""
         exchange = capture.to_exchange()
         result = self._analyze(exchange, capture.dropped)
+        savings = savings_for(capture.rewrite, getattr(self._analyzer, "counter", None))
         row_id = 0
         has_body = False
         if self.journal is not None:
@@ -95,6 +97,7 @@ class CaptureProcessor:
                     result,
                     request_bytes=capture.request_bytes,
                     response_bytes=capture.response_bytes,
+                    savings=savings,
                 )
                 has_body = self.journal.store_bodies and bool(exchange.request_body)
             except Exception:
@@ -107,6 +110,7 @@ class CaptureProcessor:
             request_bytes=capture.request_bytes,
             response_bytes=capture.response_bytes,
             has_body=has_body,
+            savings=savings,
         )
 
     def _analyze(self, exchange: Exchange, dropped: str | None) -> AnalysisResult:

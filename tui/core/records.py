@@ -61,6 +61,41 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class TransformSaving:
+    """Tokens of the forwarded prompt before and after one transform (None: not measured)."""
+
+    name: str
+    tokens_before: int | None = None
+    tokens_after: int | None = None
+
+    @property
+    def saved(self) -> int:
+        """Tokens this transform removed (0 when not measured)."""
+        if self.tokens_before is None or self.tokens_after is None:
+            return 0
+        return self.tokens_before - self.tokens_after
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return {"name": self.name, "tokens_before": self.tokens_before, "tokens_after": self.tokens_after}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TransformSaving:
+        """Rebuild from `to_json` output."""
+        return cls(str(data.get("name", "")), data.get("tokens_before"), data.get("tokens_after"))
+
+
+@dataclass(frozen=True)
+class RewriteSavings:
+    """What the proxy's rewrites saved on one request (None: that rewrite did not run)."""
+
+    transforms: tuple[TransformSaving, ...] = ()
+    transform_saved_tokens: int | None = None
+    mcp_saved_tokens: int | None = None
+    compaction_saved_tokens: int | None = None
+
+
+@dataclass(frozen=True)
 class RequestRecord:
     """One row of the traffic journal."""
 
@@ -84,6 +119,10 @@ class RequestRecord:
     unparsed_reason: str | None = None
     error: str | None = None
     has_body: bool = False
+    transforms: tuple[TransformSaving, ...] = ()
+    transform_saved_tokens: int | None = None
+    mcp_saved_tokens: int | None = None
+    compaction_saved_tokens: int | None = None
 
     @property
     def prompt_tokens(self) -> int | None:
@@ -122,4 +161,8 @@ class RequestRecord:
             "cache_break": self.cache_break.to_json() if self.cache_break else None,
             "unparsed_reason": self.unparsed_reason,
             "error": self.error,
+            "transforms": [t.to_json() for t in self.transforms],
+            "transform_saved_tokens": self.transform_saved_tokens,
+            "mcp_saved_tokens": self.mcp_saved_tokens,
+            "compaction_saved_tokens": self.compaction_saved_tokens,
         }

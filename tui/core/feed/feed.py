@@ -130,6 +130,13 @@ class DashboardFeed:
                 LogLine(text, _level_letter(event.level, text), event.slot, event.kind)
             )
         self._wake.set()
+        if active:
+            self._note_activity()
+
+    def _note_activity(self) -> None:
+        self.last_activity = time.monotonic()
+        if self.on_activity is not None:
+            self.on_activity()
 
     def set_server(self, snapshot: ServerSnapshot) -> None:
         """A new server poll."""

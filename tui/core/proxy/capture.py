@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from tui.core.anatomy.exchange import Exchange
 from tui.core.proxy.headers import redact
+from tui.core.proxy.rewrite import RewriteNote
 
 DEFAULT_CAPTURE_LIMIT = 32 * 1024 * 1024
 
@@ -14,7 +17,7 @@ class Capture:
     __slots__ = (
         "method", "path", "request_headers", "request_body", "status", "response_headers",
         "chunks", "captured", "response_bytes", "limit", "truncated", "started", "ttfb_ms",
-        "total_ms", "error", "request_bytes", "dropped",
+        "total_ms", "error", "request_bytes", "dropped", "rewrite",
     )
 
     def __init__(
@@ -43,6 +46,7 @@ class Capture:
         self.total_ms: float | None = None
         self.error: str | None = None
         self.dropped: str | None = None
+        self.rewrite: RewriteNote | None = None
 
     def add_chunk(self, chunk: bytes) -> None:
         """Keep a response chunk while under the cap; count every byte."""
@@ -60,7 +64,8 @@ class Capture:
     @property
     def approx_size(self) -> int:
         """Bytes held in memory (for backlog accounting)."""
-        return len(self.request_body) + self.captured
+        extra = self.rewrite.transform_input if self.rewrite is not None else None
+        return len(self.request_body) + self.captured + (len(extra) if extra else 0)
 
     def to_exchange(self) -> Exchange:
         """Build the analyzer's input (joins chunks and redacts headers: run it off the event loop)."""
@@ -85,3 +90,5 @@ class Capture:
         self.chunks = []
         self.captured = 0
         self.dropped = reason
+        if self.rewrite is not None and self.rewrite.transform_input is not None:
+            self.rewrite = dataclasses.replace(self.rewrite, transform_input=None)

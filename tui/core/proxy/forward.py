@@ -9,16 +9,21 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from tui.core.proxy.capture import DEFAULT_CAPTURE_LIMIT, Capture
 from tui.core.proxy.errors import dialect_for_path, error_body, sse_error_event
 from tui.core.proxy.headers import auto_headers_to_skip, forwardable
+from tui.core.proxy.rewrite import RequestRewriter
 
 # Errors that mean the upstream (not the client) failed.
 UPSTREAM_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 # Errors writing to the client: it went away (aiohttp raises ClientConnectionResetError here too).
 CLIENT_GONE_ERRORS = (ConnectionError, aiohttp.ClientConnectionError)
+# A pooled keep-alive connection the upstream had already closed: nothing was answered, so the
+# (fully buffered) request is sent once more on a fresh connection.
+STALE_CONNECTION_ERRORS = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
 @dataclass
@@ -29,6 +34,7 @@ class ForwardStats:
     in_flight: int = 0
     upstream_errors: int = 0
     client_gone: int = 0
+    retries: int = 0
 
 
 class Forwarder:
@@ -40,11 +46,13 @@ class Forwarder:
         session: aiohttp.ClientSession,
         sink: Callable[[Capture], None],
         capture_limit: int = DEFAULT_CAPTURE_LIMIT,
+        rewriter: RequestRewriter | None = None,
     ) -> None:
         self.upstream = upstream.rstrip("/")
         self.session = session
         self.sink = sink
         self.capture_limit = capture_limit
+        self.rewriter = rewriter
         self.stats = ForwardStats()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -53,9 +61,13 @@ class Forwarder:
         t0 = time.perf_counter()
         raw_path = request.raw_path
         body = await request.read()
+        note = None
+        if self.rewriter is not None:
+            body, note = self.rewriter.process(request.method, raw_path, request.headers, body)
         capture = Capture(
             request.method, raw_path, list(request.headers.items()), body, started, self.capture_limit
         )
+        capture.rewrite = note
         self.stats.requests += 1
         self.stats.in_flight += 1
         upstream: aiohttp.ClientResponse | None = None
@@ -90,14 +102,13 @@ class Forwarder:
         send_body = bool(body) or framed
         url = URL(self.upstream + capture.path, encoded=True)
         try:
-            upstream = await self.session.request(
-                request.method,
-                url,
-                headers=headers,
-                data=body if send_body else None,
-                skip_auto_headers=auto_headers_to_skip(headers),
-                allow_redirects=False,
-            )
+            try:
+                upstream = await self._send(request.method, url, headers, body if send_body else None)
+            except STALE_CONNECTION_ERRORS as exc:
+                if isinstance(exc, aiohttp.ClientConnectorError):
+                    raise  # could not connect at all: a retry would only double the wait
+                self.stats.retries += 1
+                upstream = await self._send(request.method, url, headers, body if send_body else None)
         except UPSTREAM_ERRORS as exc:
             self.stats.upstream_errors += 1
             message = f"ctxbudget proxy: upstream {self.upstream} unreachable: {_describe(exc)}"
@@ -106,7 +117,24 @@ class Forwarder:
             status_body = error_body(dialect_for_path(capture.path), message)
             capture.add_chunk(status_body)
             return None, web.Response(status=502, body=status_body, content_type="application/json")
+        if upstream.headers.get("Content-Type", "").startswith("text/event-stream"):
+            # llama-server closes the connection after a stream; never hand it back to the pool.
+            connection = upstream.connection
+            if connection is not None and connection.protocol is not None:
+                connection.protocol.force_close()
         return upstream, None
+
+    async def _send(
+        self, method: str, url: URL, headers: CIMultiDict[str], data: bytes | None
+    ) -> aiohttp.ClientResponse:
+        return await self.session.request(
+            method,
+            url,
+            headers=headers,
+            data=data,
+            skip_auto_headers=auto_headers_to_skip(headers),
+            allow_redirects=False,
+        )
 
     async def _relay(
         self, request: web.Request, upstream: aiohttp.ClientResponse, capture: Capture, t0: float

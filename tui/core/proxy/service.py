@@ -14,7 +14,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tui.core.actions.compaction import CompactionStore
+from tui.core.actions.compaction_service import CompactionService
+from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.config import Settings
+from tui.core.control.api import CONTROL_PREFIX, ControlApi, loopback_only
+from tui.core.control.tracker import RunTracker
+from tui.core.control.transform_state import TransformSwitchStore
 from tui.core.journal import Journal
 from tui.core.pipeline import (
     DEFAULT_BACKLOG_BYTES,
@@ -24,14 +30,17 @@ from tui.core.pipeline import (
     SettingsAnalyzer,
 )
 from tui.core.pipeline_process import ProcessPipeline
+from tui.core.poll.snapshots import ServerSnapshot
+from tui.core.prom import ProxyMetrics
 from tui.core.proxy.address import ListenAddress, parse_listen
 from tui.core.proxy.capture import DEFAULT_CAPTURE_LIMIT
 from tui.core.proxy.forward import Forwarder
+from tui.core.proxy.rewrite import RequestRewriter
 from tui.core.records import RequestRecord
 
 log = logging.getLogger(__name__)
 
-CONTROL_PREFIX = "/_ctxbudget/"
+MIB = 1024 * 1024
 
 
 class JournalOpenError(RuntimeError):
@@ -44,8 +53,9 @@ class ProxyService:
     """Listens, forwards to the upstream, and journals every exchange off the hot path.
 
     `on_record` is called on the event loop that ran `start()`, once per journaled request.
-    `analysis` is "process" (default: a spawned worker analyzes and journals, so the event loop never
-    waits for the GIL) or "thread" (same process; needed for unpicklable analyzer factories).
+    `analysis` is "process" (a spawned worker analyzes and journals, so the event loop never waits for
+    the GIL) or "thread" (same process; needed for unpicklable analyzer factories); None: [proxy] analysis.
+    The switch stores default to the state files in the user data dir.
     """
 
     def __init__(
@@ -55,11 +65,22 @@ class ProxyService:
         journal_path: Path | None = None,
         on_record: Callable[[RequestRecord], None] | None = None,
         analyzer_factory: AnalyzerFactory | None = None,
-        capture_limit: int = DEFAULT_CAPTURE_LIMIT,
+        capture_limit: int | None = None,
         journal_enabled: bool = True,
-        analysis: str = "process",
-        max_backlog_bytes: int = DEFAULT_BACKLOG_BYTES,
+        analysis: str | None = None,
+        max_backlog_bytes: int | None = None,
+        metrics: ProxyMetrics | None = None,
+        mcp_store: McpSwitchStore | None = None,
+        transform_switches: TransformSwitchStore | None = None,
+        compaction_store: CompactionStore | None = None,
+        rewrite: bool = True,
     ) -> None:
+        ps = settings.proxy
+        analysis = analysis or getattr(ps, "analysis", "process")
+        if capture_limit is None:
+            capture_limit = int(getattr(ps, "capture_limit_mb", DEFAULT_CAPTURE_LIMIT // MIB) * MIB)
+        if max_backlog_bytes is None:
+            max_backlog_bytes = int(getattr(ps, "backlog_mb", DEFAULT_BACKLOG_BYTES // MIB) * MIB)
         if analysis not in ("process", "thread"):
             raise ValueError(f"analysis must be 'process' or 'thread', not {analysis!r}")
         self.settings = settings
@@ -74,6 +95,25 @@ class ProxyService:
         self.max_backlog_bytes = max_backlog_bytes
         self.capture_limit = capture_limit
         self.journal_enabled = journal_enabled
+        self.metrics = metrics or ProxyMetrics()
+        self.tracker = RunTracker()
+        self.mcp_store = mcp_store or McpSwitchStore()
+        self.transform_switches = transform_switches or TransformSwitchStore(settings.transforms.enabled)
+        self.compaction: CompactionService | None = None
+        self.rewriter: RequestRewriter | None = None
+        if rewrite:
+            self.compaction = CompactionService(
+                compaction_store or CompactionStore(),
+                upstream=self.upstream,
+                api_key=settings.server.api_key,
+            )
+            self.rewriter = RequestRewriter(
+                settings.transforms,
+                tuple(settings.anatomy.mcp_servers),
+                self.mcp_store,
+                self.transform_switches,
+                self.compaction,
+            )
         self.journal: Journal | None = None
         self.pipeline: CaptureSink | None = None
         self.forwarder: Forwarder | None = None
@@ -115,9 +155,12 @@ class ProxyService:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
-        self.forwarder = Forwarder(self.upstream, self._session, pipeline.submit, self.capture_limit)
-        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+        self.forwarder = Forwarder(
+            self.upstream, self._session, pipeline.submit, self.capture_limit, self.rewriter
+        )
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[loopback_only])
         app.router.add_route("GET", CONTROL_PREFIX + "health", self._health)
+        ControlApi(self, self.tracker).mount(app)
         app.router.add_route("*", CONTROL_PREFIX + "{tail:.*}", self._control_not_found)
         app.router.add_route("*", "/{tail:.*}", self.forwarder.handle)
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
@@ -192,18 +235,44 @@ class ProxyService:
             status=404,
         )
 
+    def observe_server(self, snapshot: ServerSnapshot) -> None:
+        """Feed a server poller snapshot (call on the proxy's loop): server gauges, compaction context."""
+        self.metrics.observe_server(snapshot)
+        n_ctx = getattr(snapshot, "n_ctx_slot", None)
+        if self.compaction is not None and isinstance(n_ctx, int) and n_ctx > 0:
+            self.compaction.context_tokens = n_ctx
+
+    async def ensure_compaction_counter(self) -> None:
+        """Give the compaction service a token counter (built off the loop: it may probe the server)."""
+        if self.compaction is None or self.compaction.counter is not None:
+            return
+        from tui.core.tokens import make_counter
+
+        s = self.settings
+        try:
+            self.compaction.counter = await asyncio.to_thread(
+                make_counter, s.anatomy.counter, self.upstream, s.server.api_key
+            )
+        except Exception:
+            log.exception("no token counter for compaction; its figures are estimates")
+
     def _deliver_from_thread(self, record: RequestRecord) -> None:
-        loop, callback = self._loop, self.on_record
-        if loop is None or callback is None or loop.is_closed():
+        loop = self._loop
+        if loop is None or loop.is_closed():
             return
         try:
-            loop.call_soon_threadsafe(_safe_call, callback, record)
+            loop.call_soon_threadsafe(self._on_loop, record)
         except RuntimeError:
             pass  # loop closed while shutting down
 
-
-def _safe_call(callback: Callable[[RequestRecord], None], record: RequestRecord) -> None:
-    try:
-        callback(record)
-    except Exception:
-        log.exception("on_record callback failed")
+    def _on_loop(self, record: RequestRecord) -> None:
+        try:
+            self.metrics.observe(record)
+            self.tracker.observe(record)
+        except Exception:
+            log.exception("metrics or control state failed on one record")
+        if self.on_record is not None:
+            try:
+                self.on_record(record)
+            except Exception:
+                log.exception("on_record callback failed")

@@ -1,25 +1,53 @@
-"""Usage reports over the traffic journal: pure aggregation plus table, Markdown, JSON and CSV output."""
+"""Usage reports over the traffic journal: pure aggregation plus table, Markdown, JSON and CSV output.
+
+Names are loaded lazily so that importing the price settings (done by every config load) does not
+pull in the journal reader and the renderers.
+"""
 
 from __future__ import annotations
 
-from tui.core.report.build import Report, build_report, load_records, parse_since
-from tui.core.report.prices import (
-    DEFAULT_PRICES,
-    CloudCost,
-    PriceEntry,
-    ReportSettings,
-    report_settings_from_dict,
-)
-from tui.core.report.render import render_markdown, render_table
-from tui.core.report.render_data import render_csv, render_json
-from tui.core.report.stats import SIZE_LABELS, percentile, size_bucket, sparkline
-from tui.core.report.summary import Summary, is_model_request, summarize, summary_for
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tui.core.report.build import Report, build_report, load_records, parse_since
+    from tui.core.report.prices import (
+        DEFAULT_PRICES,
+        CloudCost,
+        PriceEntry,
+        ReportSettings,
+        report_settings_from_dict,
+    )
+    from tui.core.report.render import render_markdown, render_table
+    from tui.core.report.render_data import render_csv, render_json
+    from tui.core.report.stats import SIZE_LABELS, percentile, size_bucket, sparkline
+    from tui.core.report.summary import Summary, is_model_request, summarize, summary_for
 
 FORMATS = ("table", "md", "json", "csv")
+
+_HOMES: dict[str, str] = {
+    "Report": "build", "build_report": "build", "load_records": "build", "parse_since": "build",
+    "DEFAULT_PRICES": "prices", "CloudCost": "prices", "PriceEntry": "prices", "ReportSettings": "prices",
+    "report_settings_from_dict": "prices",
+    "render_markdown": "render", "render_table": "render",
+    "render_csv": "render_data", "render_json": "render_data",
+    "SIZE_LABELS": "stats", "percentile": "stats", "size_bucket": "stats", "sparkline": "stats",
+    "Summary": "summary", "is_model_request": "summary", "summarize": "summary", "summary_for": "summary",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
 
 
 def render(report: Report, fmt: str) -> str:
     """The report in one of FORMATS."""
+    from tui.core.report.render import render_markdown, render_table
+    from tui.core.report.render_data import render_csv, render_json
+
     renderers = {"table": render_table, "md": render_markdown, "json": render_json, "csv": render_csv}
     try:
         return renderers[fmt](report)

@@ -1,0 +1,3 @@
+"""The proxy's control API (/_ctxbudget/...), its client, and the runtime transform switches."""
+
+from __future__ import annotations

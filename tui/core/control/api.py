@@ -1,0 +1,227 @@
+"""The control API under /_ctxbudget/: switches, compaction and metrics, for loopback clients only."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from tui.core.actions.compaction import CompactionError
+from tui.core.actions.mcp_switch import switch_cost
+from tui.core.control.tracker import RunTracker
+from tui.core.prom import METRICS_PATH, metrics_route
+from tui.core.transforms import TRANSFORM_ORDER, changes_prefix
+
+if TYPE_CHECKING:
+    from tui.core.proxy.service import ProxyService
+
+CONTROL_PREFIX = "/_ctxbudget/"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def is_loopback(remote: str | None) -> bool:
+    """Whether a peer address is this machine (unix sockets and unknown peers are not trusted)."""
+    if not remote:
+        return False
+    try:
+        return ipaddress.ip_address(remote.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@web.middleware
+async def loopback_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse control paths to any peer but this machine, even when the proxy listens remotely."""
+    if request.path.startswith(CONTROL_PREFIX) and not is_loopback(request.remote):
+        return error(403, "forbidden", "the ctxbudget control API only answers clients on this machine")
+    return await handler(request)
+
+
+def error(status: int, kind: str, message: str) -> web.Response:
+    """A JSON error answer."""
+    return web.json_response({"error": message, "type": kind}, status=status)
+
+
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=f'{{"error": "{message}"}}', content_type="application/json")
+
+
+async def _payload(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError as exc:
+        raise _bad_request("body must be JSON") from exc
+    if not isinstance(data, dict):
+        raise _bad_request("body must be a JSON object")
+    return data
+
+
+class ControlApi:
+    """Handlers bound to one running ProxyService."""
+
+    def __init__(self, service: ProxyService, tracker: RunTracker) -> None:
+        self.service = service
+        self.tracker = tracker
+
+    def mount(self, app: web.Application) -> None:
+        """Add every control route (before the proxy's catch-all)."""
+        app.router.add_route("GET", CONTROL_PREFIX + "state", self.state)
+        app.router.add_route("POST", CONTROL_PREFIX + "mcp", self.mcp)
+        app.router.add_route("POST", CONTROL_PREFIX + "transforms", self.transforms)
+        app.router.add_route("POST", CONTROL_PREFIX + "compact", self.compact)
+        app.router.add_route("POST", CONTROL_PREFIX + "compact/undo", self.compact_undo)
+        app.router.add_route("GET", METRICS_PATH, metrics_route(self.service.metrics))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything GET /_ctxbudget/state answers."""
+        service, tracker = self.service, self.tracker
+        off = service.mcp_store.off()
+        seen = tracker.servers()
+        names = list(dict.fromkeys([*service.settings.anatomy.mcp_servers, *seen, *sorted(off)]))
+        servers = [
+            {
+                "server": name,
+                "enabled": name not in off,
+                "tools": seen.get(name, {}).get("tools"),
+                "tokens": seen.get(name, {}).get("tokens"),
+            }
+            for name in names
+        ]
+        rewriter = service.rewriter
+        enabled = rewriter.enabled_transforms() if rewriter is not None else ()
+        saved = tracker.savings
+        transforms = [
+            {
+                "name": name,
+                "enabled": name in enabled,
+                "configured": name in service.settings.transforms.enabled,
+                "saved_tokens": saved.by_transform.get(name, 0),
+            }
+            for name in TRANSFORM_ORDER
+        ]
+        compaction = service.compaction
+        items = compaction.store.all() if compaction is not None else []
+        rewritten = compaction.store.rewritten if compaction is not None else {}
+        return {
+            "mcp": {
+                "state_file": str(service.mcp_store.path),
+                "servers": servers,
+                "never_called": tracker.never_called(),
+                "saved_tokens": saved.mcp_tokens,
+            },
+            "transforms": {
+                "state_file": str(service.transform_switches.path),
+                "enabled": list(enabled),
+                "available": transforms,
+                "saved_tokens": saved.transform_tokens,
+                "overrides": service.transform_switches.overrides(),
+            },
+            "compactions": {
+                "active": [
+                    {
+                        "session_id": c.session_id,
+                        "dialect": c.dialect,
+                        "prefix_tokens": c.prefix_tokens,
+                        "summary_tokens": c.summary_tokens,
+                        "tokens_saved": c.tokens_saved,
+                        "keep_turns": c.keep_turns,
+                        "created": c.created,
+                        "rewritten_requests": rewritten.get(c.session_id, 0),
+                    }
+                    for c in items
+                ],
+                "saved_tokens": saved.compaction_tokens,
+            },
+            "requests_seen": saved.requests,
+        }
+
+    async def state(self, request: web.Request) -> web.Response:
+        """GET state."""
+        return web.json_response(self.state_dict())
+
+    async def mcp(self, request: web.Request) -> web.Response:
+        """POST {"server", "enabled"}: switch an MCP server, answer with the re-processing estimate."""
+        data = await _payload(request)
+        server, enabled = data.get("server"), data.get("enabled")
+        if not isinstance(server, str) or not server or not isinstance(enabled, bool):
+            return error(400, "bad_request", 'send {"server": NAME, "enabled": true|false}')
+        off = self.service.mcp_store.set_enabled(server, enabled)
+        latest = self.tracker.latest
+        cost = None
+        if latest is not None and latest.anatomy is not None:
+            c = switch_cost(latest.anatomy, server)
+            cost = {
+                "schema_tokens": c.schema_tokens,
+                "reprocess_tokens": c.reprocess_tokens,
+                "total_tokens": c.total_tokens,
+                "counter": latest.anatomy.counter,
+            }
+        return web.json_response({"server": server, "enabled": enabled, "off": sorted(off), "cost": cost})
+
+    async def transforms(self, request: web.Request) -> web.Response:
+        """POST {"name", "enabled"}: switch a transform; says whether the next request re-processes."""
+        data = await _payload(request)
+        name, enabled = data.get("name"), data.get("enabled")
+        if not isinstance(name, str) or not isinstance(enabled, bool):
+            return error(400, "bad_request", 'send {"name": TRANSFORM, "enabled": true|false}')
+        if name not in TRANSFORM_ORDER:
+            return error(404, "not_found", f"unknown transform {name!r}; valid: {', '.join(TRANSFORM_ORDER)}")
+        switches = self.service.transform_switches
+        before = switches.enabled()
+        after = switches.set_enabled(name, enabled)
+        answer: dict[str, Any] = {
+            "name": name,
+            "enabled": enabled,
+            "enabled_now": list(after),
+            "changed": before != after,
+            "reprocess": None,
+        }
+        rewriter = self.service.rewriter
+        if before != after and rewriter is not None and rewriter.pipeline is not None:
+            latest = await asyncio.to_thread(rewriter.latest_body)
+            if latest is not None:
+                body, dialect = latest
+                old, _ = rewriter.pipeline.run(body, dialect, before)
+                new, _ = rewriter.pipeline.run(body, dialect, after)
+                change = changes_prefix(old, new)
+                answer["reprocess"] = {
+                    "reprocesses": bool(change and change.reprocesses),
+                    "where": change.where if change else None,
+                    "unchanged_chars": change.unchanged_chars if change else None,
+                }
+        return web.json_response(answer)
+
+    async def compact(self, request: web.Request) -> web.Response:
+        """POST {"session", "keep_turns"}: summarise older turns; later requests of it are rewritten."""
+        data = await _payload(request)
+        compaction, rewriter = self.service.compaction, self.service.rewriter
+        if compaction is None or rewriter is None:
+            return error(503, "unavailable", "proxy-mode compaction is not available in this proxy")
+        session = data.get("session")
+        keep = data.get("keep_turns", self.service.settings.compact.keep_turns)
+        if (session is not None and not isinstance(session, str)) or not isinstance(keep, int):
+            return error(400, "bad_request", 'send {"session": ID or null, "keep_turns": N}')
+        rewriter.replay_recent()
+        await self.service.ensure_compaction_counter()
+        try:
+            item = await compaction.compact(session or None, keep)
+        except CompactionError as exc:
+            return error(409, "cannot_compact", str(exc))
+        except Exception as exc:  # the summary request failed upstream
+            return error(502, "upstream_failed", f"{type(exc).__name__}: {exc}")
+        return web.json_response(item.to_json())
+
+    async def compact_undo(self, request: web.Request) -> web.Response:
+        """POST {"session"}: drop a compaction (the newest when session is null)."""
+        data = await _payload(request)
+        compaction = self.service.compaction
+        if compaction is None:
+            return error(503, "unavailable", "proxy-mode compaction is not available in this proxy")
+        session = data.get("session")
+        undone = compaction.undo(session if isinstance(session, str) and session else None)
+        if undone is None:
+            return error(404, "not_found", f"no active compaction for session {session or '(any)'}")
+        return web.json_response({"session_id": undone})

@@ -1,0 +1,105 @@
+"""A small client of the proxy's control API, used by the CLI and the dashboard (embedded or --attach)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tui.core.config import Settings
+
+CONTROL_PREFIX = "/_ctxbudget/"
+
+
+class ControlError(RuntimeError):
+    """The proxy answered with an error (the message is its own) or did not answer."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def proxy_base_url(settings: Settings) -> str:
+    """The proxy's base URL from [proxy] listen (a wildcard host is reached through loopback)."""
+    host, _, port = settings.proxy.listen.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+class ControlClient:
+    """Synchronous calls to /_ctxbudget/...; every answer is the endpoint's JSON object."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings, timeout: float = 10.0) -> ControlClient:
+        """A client for the proxy at [proxy] listen."""
+        return cls(proxy_base_url(settings), timeout)
+
+    def _call(
+        self, method: str, path: str, payload: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        url = self.base_url + CONTROL_PREFIX + path
+        try:
+            response = httpx.request(method, url, json=payload, timeout=timeout or self.timeout)
+        except httpx.HTTPError as exc:
+            raise ControlError(f"the proxy does not answer at {url} ({type(exc).__name__})") from exc
+        try:
+            data = response.json()
+        except ValueError:
+            data = {"error": response.text[:300]}
+        if response.status_code != 200:
+            message = data.get("error") if isinstance(data, dict) else None
+            raise ControlError(
+                f"HTTP {response.status_code}: {message or response.reason_phrase}", response.status_code
+            )
+        return data if isinstance(data, dict) else {"result": data}
+
+    def reachable(self) -> bool:
+        """Whether a ctxbudget proxy answers (its health endpoint)."""
+        try:
+            self._call("GET", "health", timeout=min(self.timeout, 1.0))
+        except ControlError:
+            return False
+        return True
+
+    def health(self) -> dict[str, Any]:
+        """GET health."""
+        return self._call("GET", "health")
+
+    def state(self) -> dict[str, Any]:
+        """GET state: MCP switches, transforms, compactions, savings."""
+        return self._call("GET", "state")
+
+    def set_mcp(self, server: str, enabled: bool) -> dict[str, Any]:
+        """Switch an MCP server; the answer carries the re-processing estimate."""
+        return self._call("POST", "mcp", {"server": server, "enabled": enabled})
+
+    def set_transform(self, name: str, enabled: bool) -> dict[str, Any]:
+        """Switch a transform at runtime; the answer says whether the next request re-processes."""
+        return self._call("POST", "transforms", {"name": name, "enabled": enabled})
+
+    def compact(self, session: str | None, keep_turns: int, timeout: float = 600.0) -> dict[str, Any]:
+        """Compact a session (None: the latest) keeping `keep_turns` recent user turns."""
+        return self._call("POST", "compact", {"session": session, "keep_turns": keep_turns}, timeout)
+
+    def undo_compaction(self, session: str | None) -> dict[str, Any]:
+        """Drop a session's compaction (None: the newest)."""
+        return self._call("POST", "compact/undo", {"session": session})
+
+    def metrics(self) -> str:
+        """GET metrics, in the Prometheus text format."""
+        url = self.base_url + CONTROL_PREFIX + "metrics"
+        try:
+            response = httpx.get(url, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise ControlError(f"the proxy does not answer at {url} ({type(exc).__name__})") from exc
+        if response.status_code != 200:
+            raise ControlError(f"HTTP {response.status_code}", response.status_code)
+        return response.text

@@ -1,0 +1,194 @@
+"""The request-rewrite hook: MCP switches, proxy-mode compaction and transforms, applied before forwarding."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tui.core.actions.compaction_service import CompactionService
+from tui.core.actions.mcp_switch import McpSwitchStore, filter_tools, tool_name
+from tui.core.anatomy.sessions import SESSION_HEADERS
+from tui.core.control.transform_state import TransformSwitchStore
+from tui.core.transforms import TransformPipeline, TransformSettings
+
+log = logging.getLogger(__name__)
+
+# Model request paths and their dialects (count_tokens is left alone: it must count what would be sent
+# as the client built it, and nothing is generated from it).
+MODEL_PATHS: dict[str, str] = {
+    "/v1/messages": "anthropic",
+    "/v1/chat/completions": "openai",
+    "/chat/completions": "openai",
+}
+# Raw bodies kept for a later compaction while none is active (parsed only when one is asked for).
+RECENT_BODIES = 8
+
+
+@dataclass(frozen=True)
+class RewriteNote:
+    """What the hook did to one request; travels with the capture so the worker can count the tokens."""
+
+    dialect: str
+    transforms: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    transform_input: bytes | None = None  # JSON of the body the transforms started from
+    transform_settings: TransformSettings | None = None
+    mcp_removed: tuple[dict[str, Any], ...] = ()
+    compaction_saved: int | None = None
+    error: str | None = None
+
+    @property
+    def rewritten(self) -> bool:
+        """Whether the forwarded body differs from the client's."""
+        return bool(self.changed or self.mcp_removed or self.compaction_saved is not None)
+
+
+def dialect_of(method: str, raw_path: str) -> str | None:
+    """The dialect of a model request path (None: never rewritten)."""
+    if method != "POST":
+        return None
+    return MODEL_PATHS.get(raw_path.split("?", 1)[0])
+
+
+def session_hint(headers: Mapping[str, str], body: dict[str, Any]) -> str:
+    """The client's session id when it states one (header or metadata.user_id JSON), else ''."""
+    for name in SESSION_HEADERS:
+        value = headers.get(name, "").strip()
+        if value:
+            return value
+    metadata = body.get("metadata")
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
+    if isinstance(user_id, str) and user_id.startswith("{"):
+        try:
+            decoded = orjson.loads(user_id)
+        except orjson.JSONDecodeError:
+            return ""
+        if isinstance(decoded, dict) and decoded.get("session_id"):
+            return str(decoded["session_id"])
+    return ""
+
+
+class RequestRewriter:
+    """Applies the switches in order: MCP filter → compaction (on the original body) → transforms."""
+
+    def __init__(
+        self,
+        transforms: TransformSettings,
+        known_servers: tuple[str, ...],
+        mcp: McpSwitchStore,
+        switches: TransformSwitchStore,
+        compaction: CompactionService | None = None,
+    ) -> None:
+        self.settings = transforms
+        self.known_servers = known_servers
+        self.mcp = mcp
+        self.switches = switches
+        self.compaction = compaction
+        try:
+            self.pipeline: TransformPipeline | None = TransformPipeline(transforms)
+        except ValueError:
+            log.exception("[transforms] settings unusable: transforms stay off")
+            self.pipeline = None
+        self.recent: deque[tuple[bytes, str, str]] = deque(maxlen=RECENT_BODIES)
+        self.last_raw: tuple[bytes, str] | None = None
+        self.failures = 0
+
+    def enabled_transforms(self) -> tuple[str, ...]:
+        """Transforms that run on the next request."""
+        return self.switches.enabled() if self.pipeline is not None else ()
+
+    def process(
+        self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[bytes, RewriteNote | None]:
+        """The bytes to forward (the original object when nothing changed) and what was done; never raises."""
+        dialect = dialect_of(method, raw_path)
+        if dialect is None or not body:
+            return body, None
+        self.last_raw = (body, dialect)
+        try:
+            return self._process(dialect, headers, body)
+        except Exception as exc:  # a rewrite bug must never block a request: forward it as sent
+            self.failures += 1
+            log.exception("request rewrite failed; forwarding the original body")
+            return body, RewriteNote(dialect, error=f"{type(exc).__name__}: {exc}")
+
+    def _process(
+        self, dialect: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[bytes, RewriteNote | None]:
+        enabled = self.enabled_transforms()
+        off = self.mcp.off()
+        compacting = self.compaction is not None and bool(self.compaction.store.all())
+        if not (enabled or off or compacting):
+            if self.compaction is not None:
+                self.recent.append((body, dialect, session_hint(headers, {})))
+            return body, None
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body, None
+        if not isinstance(parsed, dict):
+            return body, None
+        current: dict[str, Any] = parsed
+        removed: tuple[dict[str, Any], ...] = ()
+        if off:
+            filtered = filter_tools(current, off, self.known_servers)
+            if filtered.changed:
+                names = set(filtered.removed)
+                removed = tuple(t for t in current.get("tools") or [] if tool_name(t) in names)
+                current = filtered.body
+        compaction_saved: int | None = None
+        if self.compaction is not None:
+            self.recent.clear()
+            result = self.compaction.observe(parsed, dialect, session_hint(headers, parsed))
+            if result.applied:
+                compaction_saved = result.tokens_saved
+                current = {**current, "messages": result.body["messages"]}
+        changed: tuple[str, ...] = ()
+        transform_input = current
+        if enabled and self.pipeline is not None:
+            current, reports = self.pipeline.run(current, dialect, enabled)
+            changed = tuple(r.name for r in reports if r.changed)
+        raw_input: bytes | None = None
+        if changed:
+            # Bytes, not the dict: pickling a parsed 150 KB body to the worker would hold the GIL.
+            raw_input = body if transform_input is parsed else orjson.dumps(transform_input)
+        note = RewriteNote(
+            dialect,
+            tuple(enabled),
+            changed,
+            raw_input,
+            self.settings if changed else None,
+            removed,
+            compaction_saved,
+        )
+        if not note.rewritten:
+            return body, note
+        return orjson.dumps(current), note
+
+    def replay_recent(self) -> None:
+        """Let the compaction service see the recent bodies kept unparsed (before a compaction)."""
+        if self.compaction is None:
+            return
+        for raw, dialect, session in list(self.recent):
+            try:
+                parsed = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(parsed, dict):
+                self.compaction.observe(parsed, dialect, session or session_hint({}, parsed))
+
+    def latest_body(self) -> tuple[dict[str, Any], str] | None:
+        """The latest model request as the client sent it (parsed now), with its dialect."""
+        if self.last_raw is None:
+            return None
+        raw, dialect = self.last_raw
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        return (parsed, dialect) if isinstance(parsed, dict) else None
