@@ -190,6 +190,13 @@ async def test_transform_switched_on_and_off_at_runtime(
     assert again.usage.prompt_tokens == plain.usage.prompt_tokens
     bad = await proxy.client.post("/_ctxbudget/transforms", json={"name": "nope", "enabled": True})
     assert bad.status_code == 404 and "valid" in bad.json()["error"]
+    # A form post (what a web page could send without a CORS preflight) is refused.
+    form = await proxy.client.post(
+        "/_ctxbudget/transforms",
+        content=b'{"name": "stabilize", "enabled": false}',
+        headers={"content-type": "text/plain"},
+    )
+    assert form.status_code == 415 and proxy.service.transform_switches.enabled() == ("stabilize",)
 
 
 def chat_body(cch: str) -> dict[str, Any]:

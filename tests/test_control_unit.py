@@ -45,12 +45,12 @@ def test_is_loopback(remote: str | None, ok: bool) -> None:
     assert is_loopback(remote) is ok
 
 
-def mocked(path: str, peer: str) -> web.Request:
+def mocked(path: str, peer: str, method: str = "GET", headers: dict[str, str] | None = None) -> web.Request:
     transport = MagicMock()
     transport.get_extra_info.side_effect = lambda name, default=None: (
         (peer, 5555) if name == "peername" else default
     )
-    return make_mocked_request("GET", path, transport=transport)
+    return make_mocked_request(method, path, headers=headers, transport=transport)
 
 
 async def test_control_paths_refuse_remote_peers_but_traffic_passes() -> None:
@@ -61,8 +61,22 @@ async def test_control_paths_refuse_remote_peers_but_traffic_passes() -> None:
     assert refused.status == 403
     allowed = await loopback_only(mocked("/_ctxbudget/state", "127.0.0.1"), handler)
     assert allowed.status == 200
+    scraped = await loopback_only(mocked("/_ctxbudget/metrics", "10.0.0.7"), handler)
+    assert scraped.status == 200  # a team's Prometheus scrapes a proxy started with --allow-remote
+    assert (await loopback_only(mocked("/_ctxbudget/metrics", "10.0.0.7", "POST"), handler)).status == 403
     forwarded = await loopback_only(mocked("/v1/messages", "10.0.0.7"), handler)
     assert forwarded.status == 200  # model traffic from remote clients is --allow-remote's business
+    json_post = {"Content-Type": "application/json"}
+    assert (
+        await loopback_only(mocked("/_ctxbudget/mcp", "127.0.0.1", "POST", json_post), handler)
+    ).status == 200
+    # A page in the user's browser: loopback peer, but cross-site.
+    page = {**json_post, "Origin": "https://evil.example"}
+    assert (await loopback_only(mocked("/_ctxbudget/mcp", "127.0.0.1", "POST", page), handler)).status == 403
+    fetch = {"Sec-Fetch-Site": "cross-site"}
+    assert (
+        await loopback_only(mocked("/_ctxbudget/state", "127.0.0.1", "GET", fetch), handler)
+    ).status == 403
 
 
 def test_transform_switches_override_the_config_and_persist(tmp_path: Path) -> None:
@@ -108,7 +122,7 @@ def test_unchanged_and_unparsable_bodies_are_forwarded_as_the_same_bytes(tmp_pat
     plain = orjson.dumps({**BODY, "system": "no billing line"})
     out, note = hook.process("POST", "/v1/messages", {}, plain)
     assert out is plain and note is not None and note.changed == () and note.transforms == ("stabilize",)
-    broken = b'{"model": '
+    broken = b'{"system": "x-anthropic-billing-header: cch=1'
     assert hook.process("POST", "/v1/messages", {}, broken) == (broken, None)
     count = orjson.dumps(BODY)
     assert hook.process("POST", "/v1/messages/count_tokens", {}, count) == (count, None)
@@ -119,6 +133,18 @@ def test_nothing_enabled_means_nothing_parsed(tmp_path: Path) -> None:
     hook = rewriter(tmp_path, [])
     raw = b"not even json"
     assert hook.process("POST", "/v1/chat/completions", {}, raw) == (raw, None)
+
+
+def test_stabilizer_skips_bodies_without_a_billing_line(tmp_path: Path) -> None:
+    hook = rewriter(tmp_path, ["stabilize"])
+    raw = b'{"model": "m", "messages": [], "nonsense'  # never parsed: it cannot hold the billing line
+    out, note = hook.process("POST", "/v1/chat/completions", {}, raw)
+    assert out is raw and note == RewriteNote("openai", ("stabilize",))
+    custom = rewriter(tmp_path, [], TransformSettings(enabled=["stabilize"], stabilizer_patterns=["a => b"]))
+    out, note = custom.process(
+        "POST", "/v1/chat/completions", {}, b'{"messages": [{"role": "system", "content": "a"}]}'
+    )
+    assert orjson.loads(out)["messages"][0]["content"] == "b" and note is not None and note.changed
 
 
 def test_a_failing_rewrite_forwards_the_original(tmp_path: Path) -> None:
@@ -184,3 +210,17 @@ def test_old_journal_reads_and_gets_the_new_columns(tmp_path: Path) -> None:
     assert new is not None and new.transforms == (TransformSaving("stabilize", 10, 8),)
     assert (new.transform_saved_tokens, new.mcp_saved_tokens, new.compaction_saved_tokens) == (2, 40, None)
     assert new.to_json()["transforms"] == [{"name": "stabilize", "tokens_before": 10, "tokens_after": 8}]
+
+
+def test_server_snapshots_feed_metrics_and_compaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tui.core.config import JournalSettings, Settings
+    from tui.core.poll.snapshots import ServerSnapshot
+    from tui.core.proxy import ProxyService
+
+    monkeypatch.setenv("CTXBUDGET_DATA_DIR", str(tmp_path / "data"))
+    service = ProxyService(Settings(journal=JournalSettings(path=str(tmp_path / "j.sqlite3"))))
+    service.observe_server(ServerSnapshot(ts=1.0, state="up", url="http://x", n_slots=2, n_ctx_slot=4096))
+    assert service.compaction is not None and service.compaction.context_tokens == 4096
+    assert b'ctxbudget_server_state{state="up"} 1.0' in service.metrics.exposition()

@@ -10,11 +10,13 @@ from textual.widgets import ContentSwitcher, Footer, Tree
 
 from tui.core.anatomy.model import MCP_HELPERS_SERVER
 from tui.core.config import Settings
+from tui.core.feed.control import ControlSnapshot
 from tui.core.feed.demo import DemoDriver
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.recording import DEMO_RECORDING, load_recording
 from tui.core.feed.views import budget_of
 from tui.ui.app import CtxBudgetApp, make_app
+from tui.ui.availability import DEMO_REASON, ActionContext, unavailable_reason
 from tui.ui.screens.detail import RequestDetailScreen
 from tui.ui.screens.help import HelpScreen
 from tui.ui.screens.main import MainScreen
@@ -143,7 +145,7 @@ async def test_mcp_pane_lists_servers_with_tokens_and_calls() -> None:
         assert mcp.check_action("toggle_server", ()) is None
         await pilot.press("space")
         await pilot.pause()
-        assert any("not available yet in this version" in n.message for n in app._notifications)
+        assert any(DEMO_REASON in n.message for n in app._notifications)
 
 
 async def test_filter_requests_and_log() -> None:
@@ -234,7 +236,7 @@ async def test_help_lists_every_key_with_reasons() -> None:
         assert isinstance(app.screen, HelpScreen)
         from tui.ui.screens.help import KEY_HELP, help_table
 
-        table = help_table("demo", {})
+        table = help_table(ActionContext("demo"), {})
         assert table.row_count == len(KEY_HELP)
         text = " ".join(str(cell) for col in table.columns for cell in col._cells)
         for word in (
@@ -249,7 +251,7 @@ async def test_help_lists_every_key_with_reasons() -> None:
             "quit",
         ):
             assert word in text
-        assert text.count("not available yet in this version") == 4
+        assert text.count(DEMO_REASON) == 5
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
@@ -260,7 +262,7 @@ async def test_later_actions_are_greyed_and_explained() -> None:
     async with app.run_test(size=(100, 40)) as pilot:
         await app.workers.wait_for_complete()
         screen = app.screen
-        for action in ("compact", "restart_server", "transforms"):
+        for action in ("compact", "restart_server", "transforms", "compact_undo"):
             assert screen.check_action(action, ()) is None
         footer = screen.query_one(Footer)
         await pilot.pause()
@@ -270,16 +272,27 @@ async def test_later_actions_are_greyed_and_explained() -> None:
             await pilot.press(key)
         await pilot.pause()
         messages = [n.message for n in app._notifications]
-        assert sum("not available yet in this version" in m for m in messages) == 3
+        assert sum(DEMO_REASON in m for m in messages) == 3
         assert isinstance(app.screen, MainScreen)
 
 
-async def test_attach_mode_reason_says_why() -> None:
-    from tui.ui.availability import unavailable_reason
+NO_PROXY = "no proxy answers at 127.0.0.1:3000 — start `ctxbudget proxy`"
 
-    reason = unavailable_reason("compact", "attach")
-    assert reason is not None and "--attach" in reason and "not available yet in this version" in reason
-    assert unavailable_reason("filter", "attach") is None
+
+async def test_attach_mode_reason_says_why() -> None:
+    silent = ControlSnapshot(answers=False, address="127.0.0.1:3000", error="no answer")
+    context = ActionContext("attach", silent, "127.0.0.1:3000")
+    for action in ("transforms", "toggle_server", "compact_undo"):
+        assert (
+            unavailable_reason(action, context)
+            == "no proxy answers at 127.0.0.1:3000 — start `ctxbudget proxy`"
+        )
+    assert unavailable_reason("compact", context) is None  # pane mode needs no proxy
+    assert unavailable_reason("filter", context) is None
+    answering = ActionContext("attach", ControlSnapshot(answers=True, address="127.0.0.1:3000"))
+    assert unavailable_reason("transforms", answering) is None
+    assert unavailable_reason("compact_undo", answering) == "no active compaction to undo"
+    assert unavailable_reason("restart_server", ActionContext("live", server_model="")) is not None
 
 
 async def test_command_palette_offers_current_commands() -> None:
@@ -310,7 +323,7 @@ async def test_keymap_from_settings_remaps_keys() -> None:
         assert app.main_screen.pane == "log"
         await pilot.press("x")
         await pilot.pause()
-        assert any("compacting" in n.message for n in app._notifications)
+        assert any(DEMO_REASON in n.message for n in app._notifications)
 
 
 async def test_q_quits() -> None:

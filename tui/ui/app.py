@@ -12,13 +12,19 @@ from textual.worker import Worker, WorkerState
 from tui.core.config import Settings
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.updates import FeedUpdate
-from tui.ui.availability import EXPLAINED_BINDINGS, unavailable_reason
+from tui.ui.availability import EXPLAINED_BINDINGS
 from tui.ui.commands import DashboardCommands
 from tui.ui.messages import message_for
 from tui.ui.screens.help import HelpScreen
 from tui.ui.screens.main import MainScreen
 
-DEFAULT_KEYS = {"compact": "c", "restart_server": "r", "transforms": "t", "mcp_toggle": "space"}
+DEFAULT_KEYS = {
+    "compact": "c",
+    "compact_undo": "u",
+    "restart_server": "r",
+    "transforms": "t",
+    "mcp_toggle": "space",
+}
 
 
 def keymap_for(keys: dict[str, str]) -> dict[str, str]:
@@ -78,13 +84,13 @@ class CtxBudgetApp(App[None]):
     def action_help(self) -> None:
         """Show every key."""
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.feed.info.mode, self.settings.keys))
+            self.push_screen(HelpScreen(self.main_screen.action_context(), self.settings.keys))
 
     def action_why(self, action: str) -> None:
         """A greyed-out key was pressed: say why it cannot run."""
         if action == "toggle_server" and type(self.focused).__name__ != "McpTable":
             return
-        reason = unavailable_reason(action, self.feed.info.mode)
+        reason = self.main_screen.reason(action)
         if reason:
             self.notify(reason, title="not available", severity="warning", timeout=4)
 

@@ -42,6 +42,21 @@ class DashboardCommands(Provider):
         out.append(("Filter requests or log", main.action_filter, "key /"))
         if main.selected is not None:
             out.append((f"Open request #{main.selected.id}", main.action_open_latest, "key enter"))
+        acts = (
+            ("compact", "Compact the agent's context", main.action_compact, "c"),
+            ("compact_undo", "Undo the proxy compaction", main.action_compact_undo, "u"),
+            ("restart_server", "Restart llama-server", main.action_restart_server, "r"),
+            ("transforms", "Request transforms", main.action_transforms, "t"),
+        )
+        keys = main.settings.keys
+        for action, label, callback, key in acts:
+            if main.reason(action) is None:
+                out.append((label, callback, f"key {keys.get(action, key)}"))
+        mcp = main.query_one("#mcp-view")
+        server = mcp.selected_server()  # type: ignore[attr-defined]
+        if server is not None and main.reason("toggle_server") is None:
+            toggle = partial(main.confirm_mcp_toggle, server)
+            out.append((f"Switch MCP server {server} on/off", toggle, "space"))
         out.append(("Keys and help", self.app.action_help, "key ?"))  # type: ignore[attr-defined]
         return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -16,6 +16,7 @@ from tui.core.prom import METRICS_PATH, metrics_route
 from tui.core.transforms import TRANSFORM_ORDER, changes_prefix
 
 if TYPE_CHECKING:
+    from tui.core.proxy.rewrite import RequestRewriter
     from tui.core.proxy.service import ProxyService
 
 CONTROL_PREFIX = "/_ctxbudget/"
@@ -35,8 +36,20 @@ def is_loopback(remote: str | None) -> bool:
 @web.middleware
 async def loopback_only(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse control paths to any peer but this machine, even when the proxy listens remotely."""
-    if request.path.startswith(CONTROL_PREFIX) and not is_loopback(request.remote):
-        return error(403, "forbidden", "the ctxbudget control API only answers clients on this machine")
+    # Metrics are read-only and hold no session ids or secrets; a remote scraper can only reach them
+    # when the operator chose to listen beyond loopback (--allow-remote), which is what teams do.
+    if request.method == "GET" and request.path == METRICS_PATH:
+        return await handler(request)
+    if request.path.startswith(CONTROL_PREFIX):
+        if not is_loopback(request.remote):
+            return error(403, "forbidden", "the ctxbudget control API only answers clients on this machine")
+        # A web page in the user's browser is a loopback peer too: refuse cross-site requests, and make
+        # POST bodies must be JSON (_payload), which a page cannot send without a CORS preflight.
+        if request.headers.get("Origin") or request.headers.get("Sec-Fetch-Site", "none") not in (
+            "none",
+            "same-origin",
+        ):
+            return error(403, "forbidden", "the ctxbudget control API does not answer browser pages")
     return await handler(request)
 
 
@@ -50,6 +63,10 @@ def _bad_request(message: str) -> web.HTTPBadRequest:
 
 
 async def _payload(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(
+            text='{"error": "send the body as application/json"}', content_type="application/json"
+        )
     try:
         data = await request.json()
     except ValueError as exc:
@@ -180,18 +197,8 @@ class ControlApi:
             "reprocess": None,
         }
         rewriter = self.service.rewriter
-        if before != after and rewriter is not None and rewriter.pipeline is not None:
-            latest = await asyncio.to_thread(rewriter.latest_body)
-            if latest is not None:
-                body, dialect = latest
-                old, _ = rewriter.pipeline.run(body, dialect, before)
-                new, _ = rewriter.pipeline.run(body, dialect, after)
-                change = changes_prefix(old, new)
-                answer["reprocess"] = {
-                    "reprocesses": bool(change and change.reprocesses),
-                    "where": change.where if change else None,
-                    "unchanged_chars": change.unchanged_chars if change else None,
-                }
+        if before != after and rewriter is not None:
+            answer["reprocess"] = await asyncio.to_thread(_prefix_effect, rewriter, before, after)
         return web.json_response(answer)
 
     async def compact(self, request: web.Request) -> web.Response:
@@ -225,3 +232,21 @@ class ControlApi:
         if undone is None:
             return error(404, "not_found", f"no active compaction for session {session or '(any)'}")
         return web.json_response({"session_id": undone})
+
+
+def _prefix_effect(
+    rewriter: RequestRewriter, before: Sequence[str], after: Sequence[str]
+) -> dict[str, Any] | None:
+    """Whether switching from `before` to `after` changes the latest request's cached prefix."""
+    latest = rewriter.latest_body()
+    if latest is None or rewriter.pipeline is None:
+        return None
+    body, dialect = latest
+    old, _ = rewriter.pipeline.run(body, dialect, before)
+    new, _ = rewriter.pipeline.run(body, dialect, after)
+    change = changes_prefix(old, new)
+    return {
+        "reprocesses": bool(change and change.reprocesses),
+        "where": change.where if change else None,
+        "unchanged_chars": change.unchanged_chars if change else None,
+    }

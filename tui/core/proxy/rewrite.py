@@ -25,6 +25,9 @@ MODEL_PATHS: dict[str, str] = {
     "/v1/chat/completions": "openai",
     "/chat/completions": "openai",
 }
+# With only these stabilizer patterns, a body without the marker cannot change: no need to parse it.
+BILLING_PATTERNS = frozenset({"cc_billing_version", "cc_billing_cch"})
+BILLING_MARKER = b"x-anthropic-billing-header"
 # Raw bodies kept for a later compaction while none is active (parsed only when one is asked for).
 RECENT_BODIES = 8
 
@@ -94,6 +97,9 @@ class RequestRewriter:
         except ValueError:
             log.exception("[transforms] settings unusable: transforms stay off")
             self.pipeline = None
+        self.billing_only = (
+            not transforms.stabilizer_patterns and set(transforms.stabilizer_builtins) <= BILLING_PATTERNS
+        )
         self.recent: deque[tuple[bytes, str, str]] = deque(maxlen=RECENT_BODIES)
         self.last_raw: tuple[bytes, str] | None = None
         self.failures = 0
@@ -123,10 +129,10 @@ class RequestRewriter:
         enabled = self.enabled_transforms()
         off = self.mcp.off()
         compacting = self.compaction is not None and bool(self.compaction.store.all())
-        if not (enabled or off or compacting):
+        if not (off or compacting) and self._nothing_to_change(enabled, body):
             if self.compaction is not None:
                 self.recent.append((body, dialect, session_hint(headers, {})))
-            return body, None
+            return body, (RewriteNote(dialect, tuple(enabled)) if enabled else None)
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -142,12 +148,15 @@ class RequestRewriter:
                 removed = tuple(t for t in current.get("tools") or [] if tool_name(t) in names)
                 current = filtered.body
         compaction_saved: int | None = None
-        if self.compaction is not None:
+        if self.compaction is not None and compacting:
             self.recent.clear()
             result = self.compaction.observe(parsed, dialect, session_hint(headers, parsed))
             if result.applied:
                 compaction_saved = result.tokens_saved
                 current = {**current, "messages": result.body["messages"]}
+        elif self.compaction is not None:
+            # Keep bytes, not the parsed tree: a retained 150 KB tree makes every GC pass slower.
+            self.recent.append((body, dialect, session_hint(headers, parsed)))
         changed: tuple[str, ...] = ()
         transform_input = current
         if enabled and self.pipeline is not None:
@@ -169,6 +178,12 @@ class RequestRewriter:
         if not note.rewritten:
             return body, note
         return orjson.dumps(current), note
+
+    def _nothing_to_change(self, enabled: tuple[str, ...], body: bytes) -> bool:
+        """True when no enabled transform could change this body (decided without parsing it)."""
+        if not enabled:
+            return True
+        return enabled == ("stabilize",) and self.billing_only and BILLING_MARKER not in body
 
     def replay_recent(self) -> None:
         """Let the compaction service see the recent bodies kept unparsed (before a compaction)."""

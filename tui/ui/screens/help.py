@@ -10,8 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.core.feed.updates import FeedMode
-from tui.ui.availability import unavailable_reason
+from tui.ui.availability import ActionContext, unavailable_reason
 
 # (binding id, default key, what it does, action name checked for availability)
 KEY_HELP: tuple[tuple[str, str, str, str], ...] = (
@@ -23,10 +22,11 @@ KEY_HELP: tuple[tuple[str, str, str, str], ...] = (
     ("log", "l", "show/hide the llama-server log pane", "pane"),
     ("slots", "s", "show/hide slots, prompt progress and checkpoints", "pane"),
     ("mcp", "m", "show/hide the MCP servers of the selected request", "pane"),
-    ("compact", "c", "compact the agent's context", "compact"),
-    ("restart_server", "r", "restart llama-server", "restart_server"),
-    ("transforms", "t", "request transforms", "transforms"),
-    ("mcp_toggle", "space", "turn the highlighted MCP server on/off (MCP pane)", "toggle_server"),
+    ("compact", "c", "compact the agent's context (tmux pane /compact, or in the proxy)", "compact"),
+    ("compact_undo", "u", "undo the proxy compaction (while one is active)", "compact_undo"),
+    ("restart_server", "r", "restart llama-server with a new ctx_size / parallel", "restart_server"),
+    ("transforms", "t", "request transforms: on/off, tokens saved, prose sample", "transforms"),
+    ("mcp_toggle", "space", "switch the highlighted MCP server on/off (MCP pane)", "toggle_server"),
     ("detail_body", "b", "raw request body (detail screen)", "body"),
     ("detail_back", "escape", "back (detail screen, filter, help)", "back"),
     ("help", "?", "this help", "help"),
@@ -35,14 +35,14 @@ KEY_HELP: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def help_table(mode: FeedMode, keymap: dict[str, str]) -> Table:
+def help_table(context: ActionContext, keymap: dict[str, str]) -> Table:
     """Key, action, state; remapped keys come from the keymap."""
     table = Table(box=None, expand=True, show_header=True, header_style="bold", pad_edge=False)
     table.add_column("key", no_wrap=True)
     table.add_column("does")
     for binding_id, key, does, action in KEY_HELP:
         shown = keymap.get(binding_id, key) if binding_id else key
-        reason = unavailable_reason(action, mode)
+        reason = unavailable_reason(action, context)
         if reason is None:
             table.add_row(Text(shown, style="bold"), does)
         else:
@@ -61,19 +61,19 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "dismiss", "Close", show=False, id="help_close3"),
     ]
 
-    def __init__(self, mode: FeedMode, keymap: dict[str, str]) -> None:
+    def __init__(self, context: ActionContext, keymap: dict[str, str]) -> None:
         super().__init__()
-        self.mode = mode
+        self.context = context
         self.keymap = keymap
 
     def compose(self) -> ComposeResult:
         """One scrollable table."""
         with VerticalScroll(id="help"):
-            yield Static(help_table(self.mode, self.keymap), id="help-keys")
+            yield Static(help_table(self.context, self.keymap), id="help-keys")
             yield Static(
                 'Keys are remapped in the [keys] section of config.toml: binding id = "key" '
-                "(ids: detail, filter, follow, log, slots, mcp, compact, restart_server, transforms, "
-                "mcp_toggle, help, quit).",
+                "(ids: detail, filter, follow, log, slots, mcp, compact, compact_undo, restart_server, "
+                "transforms, mcp_toggle, help, quit).",
                 id="help-note",
             )
 

@@ -21,7 +21,8 @@ from tui.core.logs.facts import ServerFacts
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 from tui.core.records import RequestRecord
 from tui.ui import messages as msg
-from tui.ui.availability import LATER_ACTIONS, unavailable_reason
+from tui.ui.format import grouped
+from tui.ui.screens.main_actions import MainActions
 from tui.ui.widgets.budget_bar import BudgetBar
 from tui.ui.widgets.filter_bar import FilterBar
 from tui.ui.widgets.log_pane import LogPane
@@ -33,12 +34,10 @@ from tui.ui.widgets.slots_panel import SlotsPanel
 from tui.ui.widgets.spark_panel import SparkPanel
 
 PANES = ("slots", "mcp", "log")
-# Compact, restart and transforms come in a later version: one greyed group "c r t not yet" in the footer.
-LATER = Binding.Group("not yet", compact=False)
 PANE_TITLES = {"slots": "slots and checkpoints", "mcp": "MCP servers (selected request)", "log": "log"}
 
 
-class MainScreen(Screen[None]):
+class MainScreen(MainActions, Screen[None]):
     """Renders feed updates; owns the keys that act on the dashboard views."""
 
     BINDINGS = [
@@ -47,18 +46,10 @@ class MainScreen(Screen[None]):
         Binding("l", "pane('log')", "Log", id="log"),
         Binding("s", "pane('slots')", "Slots", id="slots"),
         Binding("m", "pane('mcp')", "MCP", id="mcp"),
-        Binding("c", "compact", "Compact", id="compact", tooltip=LATER_ACTIONS["compact"], group=LATER),
-        Binding(
-            "r",
-            "restart_server",
-            "Restart server",
-            id="restart_server",
-            tooltip=LATER_ACTIONS["restart_server"],
-            group=LATER,
-        ),
-        Binding(
-            "t", "transforms", "Transforms", id="transforms", tooltip=LATER_ACTIONS["transforms"], group=LATER
-        ),
+        Binding("c", "compact", "Compact", id="compact"),
+        Binding("u", "compact_undo", "Undo compact", id="compact_undo"),
+        Binding("r", "restart_server", "Restart server", id="restart_server"),
+        Binding("t", "transforms", "Transforms", id="transforms"),
     ]
 
     pane: reactive[str] = reactive("", init=False)
@@ -105,6 +96,8 @@ class MainScreen(Screen[None]):
         self.query_one("#log-hint", Static).display = False
         self._show_empty_hint()
         self.query_one(RequestsTable).focus()
+        if self.feed.info.mode != "demo":
+            self.poll_control()
 
     # --- feed messages -----------------------------------------------------------------------------
 
@@ -210,7 +203,15 @@ class MainScreen(Screen[None]):
 
     def _refresh_mcp(self, record: RequestRecord | None) -> None:
         calls = self.session_calls.of(record.session_id) if record else {}
-        self.query_one(McpTable).show(mcp_rows(record, self.settings.anatomy.mcp_servers, calls))
+        table = self.query_one(McpTable)
+        table.toggle_reason = self.reason("toggle_server")
+        control = self.control if self.control is not None and self.control.answers else None
+        table.show(mcp_rows(record, self.settings.anatomy.mcp_servers, calls), control)
+        saved_now = record.mcp_saved_tokens if record is not None else None
+        subtitle = f"this request: {grouped(saved_now or 0)} tokens saved by switched-off servers"
+        if control is not None:
+            subtitle += f" · this run: {grouped(control.mcp_saved_tokens)}"
+        self.query_one(McpTable).border_subtitle = subtitle
 
     def _show_empty_hint(self) -> None:
         table = self.query_one(RequestsTable)
@@ -241,10 +242,15 @@ class MainScreen(Screen[None]):
     # --- actions -----------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Later-version actions show greyed out (None); everything else runs."""
-        if unavailable_reason(action, self.feed.info.mode) is not None:
-            return None
-        return True
+        """Acting keys that cannot run now show greyed out (None); undo only shows while it can run."""
+        reason = self.reason(action)
+        if action == "compact_undo" and reason is not None:
+            return False if self.feed.info.mode != "demo" else None
+        return None if reason is not None else True
+
+    @on(McpTable.ToggleRequested)
+    def _toggle_requested(self, event: McpTable.ToggleRequested) -> None:
+        self.confirm_mcp_toggle(event.server)
 
     def watch_pane(self, pane: str) -> None:
         """Show the chosen pane (or none) and keep focus on something visible."""
@@ -312,12 +318,3 @@ class MainScreen(Screen[None]):
         """Open the detail of the selected (or latest) request."""
         if self.selected is not None:
             self._open_detail(RequestsTable.OpenDetail(self.selected))
-
-    def action_compact(self) -> None:
-        """Never enabled in this version (check_action greys it out)."""
-
-    def action_restart_server(self) -> None:
-        """Never enabled in this version (check_action greys it out)."""
-
-    def action_transforms(self) -> None:
-        """Never enabled in this version (check_action greys it out)."""

@@ -1,0 +1,199 @@
+"""Acting keys against the dashboard's own proxy in front of a real llama-server: MCP, transforms, compact."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.llama import RunningServer
+from test_actions_compaction import BODIES, follow_up
+from test_control_api import agent_body
+from test_ui_live import until
+
+from tui.core.config import (
+    AnatomySettings,
+    CompactSettings,
+    JournalSettings,
+    ProxySettings,
+    ServerSettings,
+    Settings,
+)
+from tui.core.control.client import ControlClient
+from tui.core.feed.feed import DashboardFeed
+from tui.core.feed.live import LiveDriver
+from tui.ui.app import CtxBudgetApp, make_app
+from tui.ui.screens.compact_dialog import CompactDialog
+from tui.ui.screens.dialogs import ConfirmDialog
+from tui.ui.screens.main import MainScreen
+from tui.ui.screens.transforms import TransformsScreen
+from tui.ui.widgets.mcp_table import CANDIDATE_NOTE, McpTable
+from tui.ui.widgets.requests_table import RequestsTable
+
+pytestmark = [pytest.mark.llama, pytest.mark.timeout(240)]
+
+
+def dashboard_settings(tmp_path: Path, port: int, upstream: str) -> Settings:
+    return Settings(
+        proxy=ProxySettings(listen=f"127.0.0.1:{port}", upstream=upstream, analysis="thread"),
+        journal=JournalSettings(path=str(tmp_path / "journal.sqlite3")),
+        anatomy=AnatomySettings(mcp_servers=["filesystem"]),
+        server=ServerSettings(url=upstream, poll_interval=0.5),
+        compact=CompactSettings(keep_turns=1, tmux_socket=f"ctxbudget-none-{port}"),
+    )
+
+
+@pytest.fixture
+async def dashboard(
+    shared_llama_server: RunningServer, tmp_path: Path, free_port: int, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[CtxBudgetApp]:
+    """The live dashboard (embedded proxy) with its switch state files in tmp."""
+    monkeypatch.setenv("CTXBUDGET_DATA_DIR", str(tmp_path / "data"))
+    settings = dashboard_settings(tmp_path, free_port, shared_llama_server.url)
+    yield make_app(DashboardFeed(LiveDriver(settings)), settings)
+
+
+async def send(app: CtxBudgetApp, body: dict[str, Any]) -> None:
+    """One agent request through the dashboard's proxy; waits until its row shows."""
+    driver = app.feed.driver
+    assert isinstance(driver, LiveDriver)
+    await until(app, lambda: bool(driver.proxy_url))
+    table = app.main_screen.query_one(RequestsTable)
+    rows = table.row_count
+    async with httpx.AsyncClient(base_url=driver.proxy_url, timeout=120, trust_env=False) as client:
+        response = await client.post("/v1/messages", json=body, headers={"x-api-key": "k"})
+    assert response.status_code == 200, response.text
+    await until(app, lambda: table.row_count > rows, timeout=60)
+    await until(
+        app, lambda: app.main_screen.selected is not None and app.main_screen.selected.anatomy is not None
+    )
+
+
+async def proxy_state(app: CtxBudgetApp) -> dict[str, Any]:
+    """What the proxy itself says (read outside the dashboard)."""
+    driver = app.feed.driver
+    assert isinstance(driver, LiveDriver)
+    return await asyncio.to_thread(ControlClient(driver.proxy_url).state)
+
+
+async def test_mcp_toggle_confirms_with_cost_and_switches_the_proxy(dashboard: CtxBudgetApp) -> None:
+    app = dashboard
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(app, agent_body())
+        main = app.main_screen
+        await until(app, lambda: main.control is not None and main.control.answers)
+        await pilot.press("m")
+        table = main.query_one(McpTable)
+        await until(app, lambda: any(r.name == "filesystem" for r in table.rows_shown))
+        table.move_cursor(row=[r.name for r in table.rows_shown].index("filesystem"))
+        state_cell = str(table.get_cell("filesystem", "state"))
+        assert CANDIDATE_NOTE in state_cell  # offered, never called
+
+        await pilot.press("space")
+        await until(app, lambda: isinstance(app.screen, ConfirmDialog))
+        body = str(app.screen.query_one("#dialog-body").render())
+        assert "saves" in body and "tokens per request" in body and "re-processes ~" in body
+        await pilot.press("enter")  # Cancel has the focus
+        await until(app, lambda: isinstance(app.screen, MainScreen))
+        assert (await proxy_state(app))["mcp"]["servers"][0]["enabled"]
+
+        await pilot.press("space")
+        await until(app, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("tab", "enter")
+        await until(app, lambda: main.control is not None and "filesystem" in main.control.mcp_off)
+        state = await proxy_state(app)
+        assert {s["server"]: s["enabled"] for s in state["mcp"]["servers"]}["filesystem"] is False
+        assert any("filesystem switched off" in n.message for n in app._notifications)
+
+        await send(app, agent_body())  # the next request goes out without the server's tools
+        selected = main.selected
+        assert selected is not None and selected.mcp_saved_tokens and selected.mcp_saved_tokens > 0
+        await until(
+            app,
+            lambda: (
+                "this request: " in str(table.border_subtitle)
+                and "0 tokens" not in str(table.border_subtitle)
+            ),
+        )
+        assert "filesystem" not in (selected.anatomy.mcp_servers if selected.anatomy else {})
+
+
+async def test_transforms_screen_toggles_after_warning(dashboard: CtxBudgetApp) -> None:
+    app = dashboard
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(app, agent_body())
+        await pilot.press("t")
+        await until(app, lambda: isinstance(app.screen, TransformsScreen))
+        screen = app.screen
+        assert isinstance(screen, TransformsScreen)
+        sample = " ".join(str(s.render()) for s in screen.query("#transforms-sample Static"))
+        assert "compress_prose, before" in sample and "after" in sample
+        before = {t.name: t.enabled for t in screen.snapshot.transforms}
+        assert screen.selected_name() == "stabilize" and before["stabilize"]
+
+        await pilot.press("space")
+        await until(app, lambda: isinstance(app.screen, ConfirmDialog))
+        assert "re-processes" in str(app.screen.query_one("#dialog-body").render())
+        await pilot.press("enter")  # Cancel
+        await until(app, lambda: app.screen is screen)
+        assert (await proxy_state(app))["transforms"]["enabled"] == ["stabilize"]
+
+        await pilot.press("space")
+        await until(app, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("tab", "enter")
+        await until(
+            app, lambda: not any(t.enabled for t in screen.snapshot.transforms if t.name == "stabilize")
+        )
+        assert (await proxy_state(app))["transforms"]["enabled"] == []
+        assert any("stabilize off" in n.message for n in app._notifications)
+        await pilot.press("escape")
+        await until(app, lambda: isinstance(app.screen, MainScreen))
+
+
+async def test_proxy_compaction_and_undo(dashboard: CtxBudgetApp) -> None:
+    app = dashboard
+    import tui.ui.app as appmod
+    orig = appmod.CtxBudgetApp.on_worker_state_changed
+    def spy(self, event):  # DEBUG
+        with open("/tmp/k/workers.log", "a") as f:
+            f.write(f"{event.worker.name} {event.state} {event.worker.error!r}\n")
+        orig(self, event)
+    appmod.CtxBudgetApp.on_worker_state_changed = spy
+    async with app.run_test(size=(120, 40)) as pilot:
+        body = {**BODIES["anthropic"](3), "max_tokens": 2}
+        await send(app, body)
+        main = app.main_screen
+        await until(app, lambda: main.control is not None and main.control.answers)
+        assert main.check_action("compact_undo", ()) is False  # nothing to undo: hidden
+        await pilot.press("c")
+        await until(app, lambda: isinstance(app.screen, CompactDialog))
+        dialog = app.screen
+        assert isinstance(dialog, CompactDialog) and dialog.chosen_mode() == "proxy"  # no agent in tmux
+        await pilot.press("enter")  # Cancel
+        await until(app, lambda: isinstance(app.screen, MainScreen))
+        assert (await proxy_state(app))["compactions"]["active"] == []
+
+        await pilot.press("c")
+        await until(app, lambda: isinstance(app.screen, CompactDialog))
+        await pilot.press("tab", "enter")
+        try:
+            await until(app, lambda: main.control is not None and bool(main.control.compactions), timeout=20)
+        except AssertionError:
+            raise AssertionError(
+                ([n.message for n in app._notifications], app.screen, app.focused, list(app.workers), main.control)
+            ) from None
+        (active,) = main.control.compactions
+        assert active.tokens_saved > 0
+        assert any("tokens saved per request" in n.message for n in app._notifications)
+        assert main.check_action("compact_undo", ()) is True
+
+        await send(app, copy.deepcopy({**follow_up(body, "anthropic"), "max_tokens": 2}))
+        assert main.selected is not None and main.selected.compaction_saved_tokens == active.tokens_saved
+
+        await pilot.press("u")
+        await until(app, lambda: main.control is not None and not main.control.compactions)
+        assert any("full history sent again" in n.message for n in app._notifications)

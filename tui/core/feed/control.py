@@ -1,0 +1,101 @@
+"""The proxy's control state as the dashboard sees it: a frozen snapshot read through the control API."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tui.core.config import Settings
+from tui.core.control.client import ControlClient, ControlError, proxy_base_url
+from tui.core.transforms import TRANSFORM_ORDER
+
+
+@dataclass(frozen=True)
+class TransformRow:
+    """One transform: on/off now and the tokens it saved in this proxy run."""
+
+    name: str
+    enabled: bool
+    saved_tokens: int
+
+
+@dataclass(frozen=True)
+class CompactionRow:
+    """One active proxy-side compaction."""
+
+    session_id: str
+    tokens_saved: int
+    keep_turns: int
+
+
+@dataclass(frozen=True)
+class ControlSnapshot:
+    """What the proxy's control API answered (or that it did not), with the time of the answer."""
+
+    answers: bool
+    address: str
+    error: str = ""
+    mcp_off: frozenset[str] = frozenset()
+    mcp_saved_tokens: int = 0
+    never_called: tuple[str, ...] = ()
+    transforms: tuple[TransformRow, ...] = ()
+    transform_saved_tokens: int = 0
+    compactions: tuple[CompactionRow, ...] = ()
+    compaction_saved_tokens: int = 0
+    requests_seen: int = 0
+    ts: float = field(default_factory=time.time)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def snapshot_from_state(state: dict[str, Any], address: str) -> ControlSnapshot:
+    """Parse GET /_ctxbudget/state; unknown or missing fields read as empty."""
+    mcp = state.get("mcp") or {}
+    transforms = state.get("transforms") or {}
+    compactions = state.get("compactions") or {}
+    rows = {
+        str(t.get("name")): TransformRow(
+            str(t.get("name")), bool(t.get("enabled")), _int(t.get("saved_tokens"))
+        )
+        for t in transforms.get("available") or []
+        if isinstance(t, dict)
+    }
+    return ControlSnapshot(
+        answers=True,
+        address=address,
+        mcp_off=frozenset(
+            str(s.get("server"))
+            for s in mcp.get("servers") or []
+            if isinstance(s, dict) and not s.get("enabled")
+        ),
+        mcp_saved_tokens=_int(mcp.get("saved_tokens")),
+        never_called=tuple(
+            str(c.get("server")) for c in mcp.get("never_called") or [] if isinstance(c, dict)
+        ),
+        transforms=tuple(rows.get(name, TransformRow(name, False, 0)) for name in TRANSFORM_ORDER),
+        transform_saved_tokens=_int(transforms.get("saved_tokens")),
+        compactions=tuple(
+            CompactionRow(str(c.get("session_id")), _int(c.get("tokens_saved")), _int(c.get("keep_turns")))
+            for c in compactions.get("active") or []
+            if isinstance(c, dict)
+        ),
+        compaction_saved_tokens=_int(compactions.get("saved_tokens")),
+        requests_seen=_int(state.get("requests_seen")),
+    )
+
+
+def control_client(settings: Settings, proxy_url: str = "") -> ControlClient:
+    """A client for the embedded proxy (its actual URL once it listens) or the one at [proxy] listen."""
+    return ControlClient(proxy_url or proxy_base_url(settings), timeout=5.0)
+
+
+def fetch_control(client: ControlClient) -> ControlSnapshot:
+    """Ask the proxy for its state (blocking: call it from a worker thread)."""
+    address = client.base_url.removeprefix("http://")
+    try:
+        return snapshot_from_state(client.state(), address)
+    except ControlError as exc:
+        return ControlSnapshot(answers=False, address=address, error=str(exc))

@@ -1,0 +1,70 @@
+"""The compaction dialog: pane mode (/compact typed into the agent's tmux pane) or proxy mode."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, RadioButton, RadioSet, Static
+
+PANE_LABEL = "pane: type /compact into the agent's tmux pane (the agent summarises itself)"
+PROXY_LABEL = "proxy: summarise older turns in the proxy; later requests of the session are rewritten"
+
+
+class CompactDialog(ModalScreen[str | None]):
+    """Answers "pane", "proxy" or None (cancelled)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="compact_cancel")]
+
+    def __init__(self, *, panes: int, pane_note: str, proxy_ok: bool, session: str, keep_turns: int) -> None:
+        super().__init__(classes="dialog")
+        self.panes = panes
+        self.pane_note = pane_note
+        self.proxy_ok = proxy_ok
+        self.session = session
+        self.keep_turns = keep_turns
+
+    def default_mode(self) -> str:
+        """Pane when an agent runs in tmux (or the proxy cannot do it), else proxy."""
+        return "pane" if self.panes or not self.proxy_ok else "proxy"
+
+    def compose(self) -> ComposeResult:
+        """Modes, what each needs, Cancel and Compact."""
+        mode = self.default_mode()
+        proxy_note = (
+            f"session {self.session or '(latest)'}, keeping the last {self.keep_turns} user turn(s)"
+            if self.proxy_ok
+            else "the proxy does not answer: proxy mode is not available"
+        )
+        with Vertical(id="dialog-box"):
+            yield Static(
+                Text(f"Compact the agent's context?\n· {self.pane_note}\n· {proxy_note}"), id="dialog-body"
+            )
+            with RadioSet(id="compact-mode"):
+                yield RadioButton(PANE_LABEL, value=mode == "pane", id="mode-pane")
+                yield RadioButton(
+                    PROXY_LABEL, value=mode == "proxy", id="mode-proxy", disabled=not self.proxy_ok
+                )
+            with Horizontal(id="dialog-buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Compact", id="confirm", variant="warning")
+
+    def on_mount(self) -> None:
+        """Title; Cancel has the focus."""
+        self.query_one("#dialog-box").border_title = "compact"
+        self.query_one("#cancel", Button).focus()
+
+    def chosen_mode(self) -> str:
+        """The selected radio button's mode."""
+        pressed = self.query_one(RadioSet).pressed_button
+        return "proxy" if pressed is not None and pressed.id == "mode-proxy" else "pane"
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        """Compact in the chosen mode, or cancel."""
+        self.dismiss(self.chosen_mode() if event.button.id == "confirm" else None)
+
+    def action_cancel(self) -> None:
+        """Escape cancels."""
+        self.dismiss(None)

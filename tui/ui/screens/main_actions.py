@@ -1,0 +1,308 @@
+"""The main screen's acting keys (compact, undo, restart, transforms, MCP toggle): dialogs and workers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from textual import work
+from textual.notifications import SeverityLevel
+from textual.worker import Worker, WorkerState
+
+from tui.core.actions.mcp_switch import switch_cost
+from tui.core.actions.server_control import ServerController, ServerState
+from tui.core.actions.server_launch import ServerControlError
+from tui.core.actions.tmux_compact import PaneError, PaneInfo, find_agent_panes, make_server, send_compact
+from tui.core.control.client import ControlClient, ControlError
+from tui.core.feed.control import ControlSnapshot, control_client, fetch_control
+from tui.ui import action_messages as am
+from tui.ui.availability import ActionContext, unavailable_reason
+from tui.ui.format import grouped
+from tui.ui.screens.compact_dialog import CompactDialog
+from tui.ui.screens.dialogs import ConfirmDialog, PickDialog
+from tui.ui.screens.restart_dialog import RestartDialog, RestartRequest
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+    from tui.core.config import Settings
+    from tui.core.feed.feed import DashboardFeed
+    from tui.core.poll.snapshots import ServerSnapshot
+    from tui.core.records import RequestRecord
+
+    _Base = Screen[None]
+else:
+    _Base = object
+
+CONTROL_POLL_S = 2.0
+
+
+class MainActions(_Base):
+    """Mixed into MainScreen: every blocking call runs in a worker that posts an action message."""
+
+    control: ControlSnapshot | None = None
+    restart_phase: str = ""
+    if TYPE_CHECKING:
+        feed: DashboardFeed
+        settings: Settings
+        selected: RequestRecord | None
+        server: ServerSnapshot | None
+
+        def _refresh_mcp(self, record: RequestRecord | None) -> None: ...
+
+    # --- control state -----------------------------------------------------------------------------
+
+    def control_client(self) -> ControlClient:
+        """The embedded proxy's own URL once it listens, else [proxy] listen."""
+        return control_client(self.settings, str(getattr(self.feed.driver, "proxy_url", "") or ""))
+
+    def action_context(self) -> ActionContext:
+        """What decides which acting keys run now."""
+        info = self.feed.info
+        address = self.control_client().base_url.removeprefix("http://")
+        return ActionContext(info.mode, self.control, address, self.settings.server.model)
+
+    def reason(self, action: str) -> str | None:
+        """Why an action cannot run now (None: it can)."""
+        return unavailable_reason(action, self.action_context())
+
+    @work(exclusive=True, group="control", exit_on_error=False, description="proxy control state")
+    async def poll_control(self) -> None:
+        """Ask the proxy's control API every few seconds (never overlapping)."""
+        while True:
+            snapshot = await asyncio.to_thread(fetch_control, self.control_client())
+            self.post_message(am.ControlChanged(snapshot))
+            await asyncio.sleep(CONTROL_POLL_S)
+
+    @work(thread=True, group="control-once", exit_on_error=False, description="proxy control state")
+    def refresh_control(self) -> None:
+        """One extra read right after an action."""
+        self.post_message(am.ControlChanged(fetch_control(self.control_client())))
+
+    def on_control_changed(self, message: am.ControlChanged) -> None:
+        """Keep the snapshot, re-grey keys, refresh the MCP table."""
+        changed = self.control is None or self.control.answers != message.snapshot.answers
+        self.control = message.snapshot
+        if changed or message.snapshot.compactions:
+            self.refresh_bindings()
+        self._refresh_mcp(self.selected)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """One place for this screen's worker failures: say what broke."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{event.worker.description}: {error}", title="error", severity="error", timeout=10)
+
+    def on_action_result(self, message: am.ActionResult) -> None:
+        """Tell the user how an action went."""
+        severity: SeverityLevel = "error" if message.severity == "error" else "information"
+        self.notify(message.text, title=message.title, severity=severity, timeout=8, markup=False)
+
+    @staticmethod
+    def _then(go: bool, start: Callable[..., object], *args: object) -> None:
+        """A dialog callback: start the worker only when the user confirmed."""
+        if go:
+            start(*args)
+
+    # --- MCP toggle --------------------------------------------------------------------------------
+
+    def confirm_mcp_toggle(self, server: str) -> None:
+        """State the cost from the selected request's anatomy, then switch after confirmation."""
+        enabled = self.control is not None and server in self.control.mcp_off
+        anatomy = self.selected.anatomy if self.selected is not None else None
+        if anatomy is not None:
+            cost = switch_cost(anatomy, server)
+            verb = "adds" if enabled else "saves"
+            cost_text = (
+                f"{verb} {grouped(cost.schema_tokens)} tokens per request; "
+                f"the server re-processes ~{grouped(cost.reprocess_tokens)} tokens once"
+            )
+        else:
+            cost_text = "cost unknown: no analysed request selected"
+        title = f"switch MCP server {server} {'on' if enabled else 'off'}"
+        body = f"{'Send' if enabled else 'Stop sending'} the tools of {server!r} to the model?\n{cost_text}"
+        self.app.push_screen(
+            ConfirmDialog(title, body, "Switch on" if enabled else "Switch off"),
+            lambda ok: self._then(bool(ok), self._switch_mcp, server, enabled),
+        )
+
+    @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="switch MCP server")
+    def _switch_mcp(self, server: str, enabled: bool) -> None:
+        try:
+            answer = self.control_client().set_mcp(server, enabled)
+        except ControlError as exc:
+            self.post_message(am.ActionResult("MCP", str(exc), "error"))
+            return
+        cost = answer.get("cost")
+        extra = ""
+        if isinstance(cost, dict):
+            extra = (
+                f": {grouped(int(cost.get('schema_tokens') or 0))} tokens per request, "
+                f"~{grouped(int(cost.get('reprocess_tokens') or 0))} re-processed once"
+            )
+        self.post_message(am.ActionResult("MCP", f"{server} switched {'on' if enabled else 'off'}{extra}"))
+        self.post_message(am.ControlChanged(fetch_control(self.control_client())))
+
+    # --- compact -----------------------------------------------------------------------------------
+
+    def action_compact(self) -> None:
+        """Look for the agent's tmux pane, then ask which mode."""
+        self._prepare_compact()
+
+    @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="find agent pane")
+    def _prepare_compact(self) -> None:
+        compact = self.settings.compact
+        panes: tuple[PaneInfo, ...] = ()
+        try:
+            server = make_server(compact.tmux_socket or None)
+            panes = tuple(find_agent_panes(server, compact.agent_command)) if server.is_alive() else ()
+            if compact.pane:
+                note = f"pane {compact.pane} ([compact] pane)"
+            elif panes:
+                note = f"{compact.agent_command!r} runs in tmux pane " + ", ".join(p.target for p in panes)
+            else:
+                note = f"no tmux pane runs {compact.agent_command!r} (pane mode lists the panes to pick from)"
+        except Exception as exc:  # tmux missing or its server unreadable: pane mode explains when tried
+            note = f"tmux: {exc}"
+        snapshot = fetch_control(self.control_client())
+        self.post_message(am.ControlChanged(snapshot))
+        self.post_message(am.CompactPrepared(panes, note, snapshot.answers))
+
+    def on_compact_prepared(self, message: am.CompactPrepared) -> None:
+        """Open the dialog (default Cancel)."""
+        session = self.selected.session_id if self.selected is not None else ""
+        dialog = CompactDialog(
+            panes=len(message.panes) + bool(self.settings.compact.pane),
+            pane_note=message.pane_note,
+            proxy_ok=message.proxy_ok,
+            session=session,
+            keep_turns=self.settings.compact.keep_turns,
+        )
+        self.app.push_screen(dialog, lambda mode: self._then(bool(mode), self._run_compact, mode, ""))
+
+    @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="compact")
+    def _run_compact(self, mode: str, pane: str) -> None:
+        compact = self.settings.compact
+        if mode == "pane":
+            try:
+                used = send_compact(
+                    pane or compact.pane, agent=compact.agent_command, socket_name=compact.tmux_socket or None
+                )
+            except PaneError as exc:
+                if exc.candidates:
+                    self.post_message(am.PaneChoiceNeeded(str(exc), exc.candidates))
+                else:
+                    self.post_message(am.ActionResult("compact", str(exc), "error"))
+                return
+            self.post_message(am.ActionResult("compact", f"sent /compact to tmux pane {used.describe()}"))
+            return
+        session = self.selected.session_id if self.selected is not None else None
+        try:
+            answer = self.control_client().compact(session or None, compact.keep_turns)
+        except ControlError as exc:
+            self.post_message(am.ActionResult("compact", str(exc), "error"))
+            return
+        saved = int(answer.get("tokens_saved") or 0)
+        key = self.settings.keys.get("compact_undo", "u")
+        self.post_message(
+            am.ActionResult(
+                "compact",
+                f"session {answer.get('session_id')}: {grouped(saved)} tokens saved per request "
+                f"(press {key} to undo)",
+            )
+        )
+        self.post_message(am.ControlChanged(fetch_control(self.control_client())))
+
+    def on_pane_choice_needed(self, message: am.PaneChoiceNeeded) -> None:
+        """Let the user pick the agent's pane."""
+        choices = [(p.pane_id, p.describe()) for p in message.candidates]
+        self.app.push_screen(
+            PickDialog("which pane runs the agent?", message.problem, choices),
+            lambda pane: self._then(bool(pane), self._run_compact, "pane", pane),
+        )
+
+    def action_compact_undo(self) -> None:
+        """Drop the proxy compaction of the selected session (or the newest)."""
+        self._undo_compaction()
+
+    @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="undo compaction")
+    def _undo_compaction(self) -> None:
+        active = self.control.compactions if self.control is not None else ()
+        selected = self.selected.session_id if self.selected is not None else ""
+        session = selected if any(c.session_id == selected for c in active) else None
+        try:
+            answer = self.control_client().undo_compaction(session)
+        except ControlError as exc:
+            self.post_message(am.ActionResult("undo compaction", str(exc), "error"))
+            return
+        self.post_message(
+            am.ActionResult("undo compaction", f"session {answer.get('session_id')}: full history sent again")
+        )
+        self.post_message(am.ControlChanged(fetch_control(self.control_client())))
+
+    # --- restart -----------------------------------------------------------------------------------
+
+    def action_restart_server(self) -> None:
+        """Read who runs the server, then open the dialog."""
+        self._prepare_restart()
+
+    @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="server status")
+    def _prepare_restart(self) -> None:
+        self.post_message(am.RestartPrepared(ServerController(self.settings).status()))
+
+    def on_restart_prepared(self, message: am.RestartPrepared) -> None:
+        """Current sizes from the poller (else settings), editable; say when the server is not ours."""
+        status, server = message.status, self.server
+        configured = self.settings.server.parallel or 1
+        parallel = (server.n_slots if server else None) or status.total_slots or configured
+        per_slot = (server.n_ctx_slot if server else None) or status.n_ctx_slot
+        ctx_size = per_slot * parallel if per_slot else (self.settings.server.ctx_size or 4096)
+        note = f"llama-server {status.describe()}"
+        if status.phase != "down" and not status.owned:
+            note += "\nIt was not started by ctxbudget: restarting stops it and starts the configured one."
+        note += f"\nmodel: {self.settings.server.model}"
+        self.app.push_screen(
+            RestartDialog(ctx_size=ctx_size, parallel=parallel, note=note),
+            lambda request: self._then(request is not None, self._run_restart, request),
+        )
+
+    @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="restart llama-server")
+    def _run_restart(self, request: RestartRequest) -> None:
+        def progress(state: ServerState) -> None:
+            self.post_message(am.ServerProgress(state))
+
+        controller = ServerController(self.settings, on_state=progress)
+        try:
+            controller.restart(request.ctx_size, request.parallel)
+        except ServerControlError as exc:
+            self.post_message(am.ServerProgress(ServerState("failed", str(exc), url=controller.url)))
+
+    def on_server_progress(self, message: am.ServerProgress) -> None:
+        """Each restart step as a notification (errors with the log's first lines)."""
+        state = message.state
+        self.restart_phase = state.phase
+        text = state.message + ("\n" + "\n".join(state.error_lines[:4]) if state.error_lines else "")
+        severity: SeverityLevel = "error" if state.phase == "failed" else "information"
+        self.notify(text, title=f"llama-server: {state.phase}", severity=severity, timeout=8, markup=False)
+
+    # --- transforms --------------------------------------------------------------------------------
+
+    def action_transforms(self) -> None:
+        """Read the switches, then open the transforms screen."""
+        self._prepare_transforms()
+
+    @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="read transforms")
+    def _prepare_transforms(self) -> None:
+        snapshot = fetch_control(self.control_client())
+        self.post_message(am.ControlChanged(snapshot))
+        self.post_message(am.TransformsReady(snapshot))
+
+    def on_transforms_ready(self, message: am.TransformsReady) -> None:
+        """Open the screen (or say why not)."""
+        from tui.ui.screens.transforms import TransformsScreen
+
+        if not message.snapshot.answers:
+            self.notify(message.snapshot.error, title="transforms", severity="error", markup=False)
+            return
+        self.app.push_screen(TransformsScreen(message.snapshot, self.control_client()))
