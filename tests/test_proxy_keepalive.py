@@ -76,8 +76,10 @@ async def test_pipelined_stream_then_plain_requests_all_succeed(
     assert service.forwarder is not None
     stats = service.forwarder.stats
     assert (stats.requests, stats.upstream_errors) == (60, 0)
-    # Streamed replies' connections are closed, never pooled: no request ever met a dead one.
-    assert stats.retries == 0
+    # llama-server closes the connection after a stream: the first stale pooled connection is retried
+    # once (if the race hits at all), then streamed replies' connections are never pooled again.
+    assert stats.retries <= 1
+    assert service.forwarder.close_after_stream is (stats.retries == 1)
 
 
 @pytest.mark.llama

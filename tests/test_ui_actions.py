@@ -14,6 +14,7 @@ from support.llama import RunningServer
 from test_actions_compaction import BODIES, follow_up
 from test_control_api import agent_body
 from test_ui_live import until
+from textual.screen import Screen
 
 from tui.core.config import (
     AnatomySettings,
@@ -62,15 +63,21 @@ async def send(app: CtxBudgetApp, body: dict[str, Any]) -> None:
     driver = app.feed.driver
     assert isinstance(driver, LiveDriver)
     await until(app, lambda: bool(driver.proxy_url))
-    table = app.main_screen.query_one(RequestsTable)
-    rows = table.row_count
+    main = app.main_screen
+    last = main.selected.id if main.selected is not None else 0
     async with httpx.AsyncClient(base_url=driver.proxy_url, timeout=120, trust_env=False) as client:
         response = await client.post("/v1/messages", json=body, headers={"x-api-key": "k"})
     assert response.status_code == 200, response.text
-    await until(app, lambda: table.row_count > rows, timeout=60)
     await until(
-        app, lambda: app.main_screen.selected is not None and app.main_screen.selected.anatomy is not None
+        app,
+        lambda: main.selected is not None and main.selected.id > last and main.selected.anatomy is not None,
+        timeout=60,
     )
+
+
+def cancel_focused(app: CtxBudgetApp, kind: type[Screen[Any]]) -> bool:
+    """The dialog is up and its Cancel button has the focus (enter would cancel)."""
+    return isinstance(app.screen, kind) and app.focused is not None and app.focused.id == "cancel"
 
 
 async def proxy_state(app: CtxBudgetApp) -> dict[str, Any]:
@@ -94,7 +101,7 @@ async def test_mcp_toggle_confirms_with_cost_and_switches_the_proxy(dashboard: C
         assert CANDIDATE_NOTE in state_cell  # offered, never called
 
         await pilot.press("space")
-        await until(app, lambda: isinstance(app.screen, ConfirmDialog))
+        await until(app, lambda: cancel_focused(app, ConfirmDialog))
         body = str(app.screen.query_one("#dialog-body").render())
         assert "saves" in body and "tokens per request" in body and "re-processes ~" in body
         await pilot.press("enter")  # Cancel has the focus
@@ -102,7 +109,7 @@ async def test_mcp_toggle_confirms_with_cost_and_switches_the_proxy(dashboard: C
         assert (await proxy_state(app))["mcp"]["servers"][0]["enabled"]
 
         await pilot.press("space")
-        await until(app, lambda: isinstance(app.screen, ConfirmDialog))
+        await until(app, lambda: cancel_focused(app, ConfirmDialog))
         await pilot.press("tab", "enter")
         await until(app, lambda: main.control is not None and "filesystem" in main.control.mcp_off)
         state = await proxy_state(app)
@@ -136,14 +143,14 @@ async def test_transforms_screen_toggles_after_warning(dashboard: CtxBudgetApp) 
         assert screen.selected_name() == "stabilize" and before["stabilize"]
 
         await pilot.press("space")
-        await until(app, lambda: isinstance(app.screen, ConfirmDialog))
+        await until(app, lambda: cancel_focused(app, ConfirmDialog))
         assert "re-processes" in str(app.screen.query_one("#dialog-body").render())
         await pilot.press("enter")  # Cancel
         await until(app, lambda: app.screen is screen)
         assert (await proxy_state(app))["transforms"]["enabled"] == ["stabilize"]
 
         await pilot.press("space")
-        await until(app, lambda: isinstance(app.screen, ConfirmDialog))
+        await until(app, lambda: cancel_focused(app, ConfirmDialog))
         await pilot.press("tab", "enter")
         await until(
             app, lambda: not any(t.enabled for t in screen.snapshot.transforms if t.name == "stabilize")
@@ -156,13 +163,6 @@ async def test_transforms_screen_toggles_after_warning(dashboard: CtxBudgetApp) 
 
 async def test_proxy_compaction_and_undo(dashboard: CtxBudgetApp) -> None:
     app = dashboard
-    import tui.ui.app as appmod
-    orig = appmod.CtxBudgetApp.on_worker_state_changed
-    def spy(self, event):  # DEBUG
-        with open("/tmp/k/workers.log", "a") as f:
-            f.write(f"{event.worker.name} {event.state} {event.worker.error!r}\n")
-        orig(self, event)
-    appmod.CtxBudgetApp.on_worker_state_changed = spy
     async with app.run_test(size=(120, 40)) as pilot:
         body = {**BODIES["anthropic"](3), "max_tokens": 2}
         await send(app, body)
@@ -170,7 +170,7 @@ async def test_proxy_compaction_and_undo(dashboard: CtxBudgetApp) -> None:
         await until(app, lambda: main.control is not None and main.control.answers)
         assert main.check_action("compact_undo", ()) is False  # nothing to undo: hidden
         await pilot.press("c")
-        await until(app, lambda: isinstance(app.screen, CompactDialog))
+        await until(app, lambda: cancel_focused(app, CompactDialog))
         dialog = app.screen
         assert isinstance(dialog, CompactDialog) and dialog.chosen_mode() == "proxy"  # no agent in tmux
         await pilot.press("enter")  # Cancel
@@ -178,14 +178,14 @@ async def test_proxy_compaction_and_undo(dashboard: CtxBudgetApp) -> None:
         assert (await proxy_state(app))["compactions"]["active"] == []
 
         await pilot.press("c")
-        await until(app, lambda: isinstance(app.screen, CompactDialog))
-        await pilot.press("tab", "enter")
+        await until(app, lambda: cancel_focused(app, CompactDialog))
+        await pilot.press("tab")
+        assert app.focused is not None and app.focused.id == "confirm"
+        await pilot.press("enter")
         try:
             await until(app, lambda: main.control is not None and bool(main.control.compactions), timeout=20)
         except AssertionError:
-            raise AssertionError(
-                ([n.message for n in app._notifications], app.screen, app.focused, list(app.workers), main.control)
-            ) from None
+            raise AssertionError([n.message for n in app._notifications]) from None
         (active,) = main.control.compactions
         assert active.tokens_saved > 0
         assert any("tokens saved per request" in n.message for n in app._notifications)

@@ -6,14 +6,16 @@ import dataclasses
 import sqlite3
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tui.core.anatomy.analyze import AnalysisResult
-from tui.core.anatomy.exchange import Exchange
 from tui.core.anatomy.model import Anatomy, Part
 from tui.core.records import CacheBreak, RequestRecord, RewriteSavings, TransformSaving, Usage
+
+if TYPE_CHECKING:  # readers (the dashboard) must not import the analyzer, its counters and httpx
+    from tui.core.anatomy.analyze import AnalysisResult
+    from tui.core.anatomy.exchange import Exchange
 
 SCHEMA_VERSION = 2
 

@@ -54,6 +54,9 @@ class Forwarder:
         self.capture_limit = capture_limit
         self.rewriter = rewriter
         self.stats = ForwardStats()
+        # Learned, not assumed: llama-server closes the connection after every stream, a fast upstream
+        # keeps it. Once a stale pooled connection is seen, streamed replies' connections are dropped.
+        self.close_after_stream = False
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Forward one request; never raises for upstream failures (answers 502 instead)."""
@@ -108,6 +111,7 @@ class Forwarder:
                 if isinstance(exc, aiohttp.ClientConnectorError):
                     raise  # could not connect at all: a retry would only double the wait
                 self.stats.retries += 1
+                self.close_after_stream = True
                 upstream = await self._send(request.method, url, headers, body if send_body else None)
         except UPSTREAM_ERRORS as exc:
             self.stats.upstream_errors += 1
@@ -117,8 +121,10 @@ class Forwarder:
             status_body = error_body(dialect_for_path(capture.path), message)
             capture.add_chunk(status_body)
             return None, web.Response(status=502, body=status_body, content_type="application/json")
-        if upstream.headers.get("Content-Type", "").startswith("text/event-stream"):
-            # llama-server closes the connection after a stream; never hand it back to the pool.
+        if self.close_after_stream and upstream.headers.get("Content-Type", "").startswith(
+            "text/event-stream"
+        ):
+            # This upstream closes the connection after a stream; never hand it back to the pool.
             connection = upstream.connection
             if connection is not None and connection.protocol is not None:
                 connection.protocol.force_close()

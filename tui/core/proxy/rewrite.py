@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,14 @@ MODEL_PATHS: dict[str, str] = {
 # With only these stabilizer patterns, a body without the marker cannot change: no need to parse it.
 BILLING_PATTERNS = frozenset({"cc_billing_version", "cc_billing_cch"})
 BILLING_MARKER = b"x-anthropic-billing-header"
+# The same two billing patterns as the stabilizer's, on the raw JSON: the line starts a JSON string (or
+# follows an escaped newline) and never crosses a quote or escape. Claude Code sends this line on every
+# request, so this spares parsing and re-serialising 150 KB on the hot path.
+_BILLING_LINE = rb'(?:(?<=")|(?<=\\n))(x-anthropic-billing-header:[^"\\]*?\b'
+BILLING_BYTES: dict[str, tuple[re.Pattern[bytes], bytes]] = {
+    "cc_billing_version": (re.compile(_BILLING_LINE + rb"cc_version=\d+(?:\.\d+){2})\.[0-9A-Za-z]+"), rb"\1"),
+    "cc_billing_cch": (re.compile(_BILLING_LINE + rb"cch=)[0-9A-Za-z]+"), rb"\g<1>00000"),
+}
 # Raw bodies kept for a later compaction while none is active (parsed only when one is asked for).
 RECENT_BODIES = 8
 
@@ -133,6 +142,17 @@ class RequestRewriter:
             if self.compaction is not None:
                 self.recent.append((body, dialect, session_hint(headers, {})))
             return body, (RewriteNote(dialect, tuple(enabled)) if enabled else None)
+        if (
+            not (off or compacting)
+            and enabled == ("stabilize",)
+            and self.billing_only
+            # Claude Code sends the line once, in system[0]; a second copy (say, pasted into a message)
+            # needs the parsed body to keep the pattern to the system prompt.
+            and body.count(BILLING_MARKER) == 1
+        ):
+            if self.compaction is not None:
+                self.recent.append((body, dialect, session_hint(headers, {})))
+            return self._stabilize_bytes(dialect, body)
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -178,6 +198,33 @@ class RequestRewriter:
         if not note.rewritten:
             return body, note
         return orjson.dumps(current), note
+
+    def _stabilize_bytes(self, dialect: str, body: bytes) -> tuple[bytes, RewriteNote | None]:
+        """The billing-line stabilizer applied to the raw JSON (same result as the parsed path, cheaper)."""
+        try:  # validation only (malformed JSON is forwarded untouched); the tree is not walked or dumped
+            if not isinstance(orjson.loads(body), dict):
+                return body, None
+        except orjson.JSONDecodeError:
+            return body, None
+        pieces: list[bytes] = []
+        done = 0
+        start = body.find(BILLING_MARKER)
+        while start != -1:
+            # The line cannot cross a quote, so the regexes only need the bytes up to the next one.
+            end = body.find(b'"', start)
+            end = len(body) if end == -1 else end
+            lo = max(done, start - 2)  # room for the lookbehind (`"` or an escaped newline)
+            window = body[lo:end]
+            for name in self.settings.stabilizer_builtins:
+                pattern, replacement = BILLING_BYTES[name]
+                window = pattern.sub(replacement, window)
+            pieces += [body[done:lo], window]
+            done = end
+            start = body.find(BILLING_MARKER, end)
+        out = b"".join([*pieces, body[done:]]) if pieces else body
+        if out == body:
+            return body, RewriteNote(dialect, ("stabilize",))
+        return out, RewriteNote(dialect, ("stabilize",), ("stabilize",), body, self.settings)
 
     def _nothing_to_change(self, enabled: tuple[str, ...], body: bytes) -> bool:
         """True when no enabled transform could change this body (decided without parsing it)."""

@@ -214,3 +214,16 @@ def render_markdown(report: Report) -> str:
     out += ["", "## Per session", "", *md_table(SESSION_HEAD, session_rows(report))]
     out += ["", "## Per day", "", *md_table(DAY_HEAD, day_rows(report))]
     return "\n".join(out) + "\n"
+
+
+def summary_view(title: str, s: Summary, prices: Sequence[PriceEntry], prices_label: str) -> list[str]:
+    """One summary as the lines of the dashboard's report view (session or day)."""
+    out = [title, *("  " + line for line in headline(s))]
+    out += ["", f"  Context by category ({s.anatomy_requests:,} requests with anatomy)"]
+    out += ["    " + line for line in category_lines(s)]
+    rows = latency_rows(s)
+    if rows:
+        out += ["", "  Latency by prompt size (ms)", *aligned(LATENCY_HEAD, rows, "    ")]
+    out += ["", f"  Same traffic on a cloud API ({prices_label})"]
+    out += aligned(COST_HEAD, cost_rows(s, prices), "    ")
+    return out

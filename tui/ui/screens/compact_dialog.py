@@ -9,8 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, RadioButton, RadioSet, Static
 
-PANE_LABEL = "pane: type /compact into the agent's tmux pane (the agent summarises itself)"
-PROXY_LABEL = "proxy: summarise older turns in the proxy; later requests of the session are rewritten"
+PANE_LABEL = "pane: type /compact into the agent's tmux pane"
+PROXY_LABEL = "proxy: summarise older turns, rewrite later requests"
 
 
 class CompactDialog(ModalScreen[str | None]):

@@ -245,7 +245,7 @@ class MainScreen(MainActions, Screen[None]):
         """Acting keys that cannot run now show greyed out (None); undo only shows while it can run."""
         reason = self.reason(action)
         if action == "compact_undo" and reason is not None:
-            return False if self.feed.info.mode != "demo" else None
+            return False  # only shown while a compaction can be undone; its key still explains why not
         return None if reason is not None else True
 
     @on(McpTable.ToggleRequested)

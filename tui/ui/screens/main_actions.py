@@ -198,8 +198,15 @@ class MainActions(_Base):
             self.post_message(am.ActionResult("compact", f"sent /compact to tmux pane {used.describe()}"))
             return
         session = self.selected.session_id if self.selected is not None else None
+        client = self.control_client()
         try:
-            answer = self.control_client().compact(session or None, compact.keep_turns)
+            try:
+                answer = client.compact(session or None, compact.keep_turns)
+            except ControlError as exc:
+                if exc.status != 409 or "no request seen" not in str(exc):
+                    raise
+                # The proxy keys conversations its own way: fall back to its latest one.
+                answer = client.compact(None, compact.keep_turns)
         except ControlError as exc:
             self.post_message(am.ActionResult("compact", str(exc), "error"))
             return

@@ -58,7 +58,7 @@ class McpTable(DataTable[Text | str]):
             else:
                 state = Text(row.state, style="bold" if row.state == "on" else "dim")
                 if row.state == "on" and row.calls == 0:
-                    state.append(f"  {CANDIDATE_NOTE}", style="italic")
+                    state = Text.assemble((row.state, "bold"), (f" · {CANDIDATE_NOTE}", "italic"))
             self.add_row(
                 row.name,
                 Text(str(row.tools), justify="right"),
