@@ -204,3 +204,18 @@ def test_service_picks_the_main_conversation_and_rewrites_without_session(tmp_pa
     assert service.observe(follow_up(main, "anthropic"), "anthropic", session_id="any-header-id").applied
     assert not service.observe(side, "anthropic").applied
     assert service.undo() == picked.key and service.undo() is None
+
+
+def test_service_finds_a_conversation_by_its_journal_session_id(tmp_path: Path) -> None:
+    from tui.core.anatomy.analyze import split_body
+    from tui.core.anatomy.sessions import session_id_of
+
+    first, second = anthropic_body(3), anthropic_body(2)
+    second["messages"][0] = {"role": "user", "content": "another conversation entirely"}
+    service = CompactionService(CompactionStore(tmp_path / "c.json"), upstream="http://127.0.0.1:9")
+    service.observe(first, "anthropic")
+    service.observe(second, "anthropic")
+    # The dashboard selects rows by the journal's session id (the anatomy's h-… hash), not the proxy's key.
+    journal_id = session_id_of({}, first, split_body(first, "anthropic", ()))
+    assert journal_id.startswith("h-") and journal_id != conversation_key(first)
+    assert service.pick(journal_id).body is first

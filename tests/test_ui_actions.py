@@ -15,6 +15,7 @@ from test_actions_compaction import BODIES, follow_up
 from test_control_api import agent_body
 from test_ui_live import until
 from textual.screen import Screen
+from textual.widgets import DataTable
 
 from tui.core.config import (
     AnatomySettings,
@@ -27,21 +28,23 @@ from tui.core.config import (
 from tui.core.control.client import ControlClient
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.live import LiveDriver
+from tui.core.transforms import TRANSFORM_ORDER
 from tui.ui.app import CtxBudgetApp, make_app
+from tui.ui.commands import DashboardCommands
+from tui.ui.format import grouped
 from tui.ui.screens.compact_dialog import CompactDialog
 from tui.ui.screens.dialogs import ConfirmDialog
 from tui.ui.screens.main import MainScreen
 from tui.ui.screens.transforms import TransformsScreen
 from tui.ui.widgets.mcp_table import CANDIDATE_NOTE, McpTable
-from tui.ui.widgets.requests_table import RequestsTable
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(240)]
 
 
-def dashboard_settings(tmp_path: Path, port: int, upstream: str) -> Settings:
+def dashboard_settings(tmp_path: Path, port: int, upstream: str, store_bodies: bool = False) -> Settings:
     return Settings(
         proxy=ProxySettings(listen=f"127.0.0.1:{port}", upstream=upstream, analysis="thread"),
-        journal=JournalSettings(path=str(tmp_path / "journal.sqlite3")),
+        journal=JournalSettings(path=str(tmp_path / "journal.sqlite3"), store_bodies=store_bodies),
         anatomy=AnatomySettings(mcp_servers=["filesystem"]),
         server=ServerSettings(url=upstream, poll_interval=0.5),
         compact=CompactSettings(keep_turns=1, tmux_socket=f"ctxbudget-none-{port}"),
@@ -128,6 +131,17 @@ async def test_mcp_toggle_confirms_with_cost_and_switches_the_proxy(dashboard: C
         )
         assert "filesystem" not in (selected.anatomy.mcp_servers if selected.anatomy else {})
 
+        # Switched off, the row stays (configured server) and space offers to switch it back on.
+        await until(app, lambda: "off (switched off" in str(table.get_cell("filesystem", "state")))
+        table.focus()
+        table.move_cursor(row=[r.name for r in table.rows_shown].index("filesystem"))
+        await pilot.press("space")
+        await until(app, lambda: cancel_focused(app, ConfirmDialog))
+        body = str(app.screen.query_one("#dialog-body").render())
+        assert f"adds about {grouped(table.last_tokens['filesystem'])} tokens per request" in body
+        await pilot.press("tab", "enter")
+        await until(app, lambda: main.control is not None and not main.control.mcp_off)
+
 
 async def test_transforms_screen_toggles_after_warning(dashboard: CtxBudgetApp) -> None:
     app = dashboard
@@ -161,6 +175,33 @@ async def test_transforms_screen_toggles_after_warning(dashboard: CtxBudgetApp) 
         await until(app, lambda: isinstance(app.screen, MainScreen))
 
 
+async def test_transform_warning_names_where_the_prefix_changes(
+    shared_llama_server: RunningServer, tmp_path: Path, free_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTXBUDGET_DATA_DIR", str(tmp_path / "data"))
+    settings = dashboard_settings(tmp_path, free_port, shared_llama_server.url, store_bodies=True)
+    app = make_app(DashboardFeed(LiveDriver(settings)), settings)
+    noisy = "\n".join(["compiling module core ... ok"] * 300 + ["all 300 modules built"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await send(app, agent_body(tool_output=noisy))
+        await pilot.press("t")
+        await until(app, lambda: isinstance(app.screen, TransformsScreen))
+        screen = app.screen
+        assert isinstance(screen, TransformsScreen)
+        screen.query_one(DataTable).move_cursor(row=TRANSFORM_ORDER.index("slim_results"))
+        await pilot.press("space")
+        await until(app, lambda: cancel_focused(app, ConfirmDialog))
+        body = str(app.screen.query_one("#dialog-body").render())
+        assert "changes the prompt prefix of the ongoing conversation at messages[2]" in body
+        await pilot.press("escape")
+        await until(app, lambda: app.screen is screen)
+        screen.query_one(DataTable).move_cursor(row=TRANSFORM_ORDER.index("compress_prose"))
+        await pilot.press("space")  # the latest user turn is the only prose: the cached prefix stays
+        await until(app, lambda: cancel_focused(app, ConfirmDialog))
+        body = str(app.screen.query_one("#dialog-body").render())
+        assert "cached prefix stays usable" in body or "stays the same" in body
+
+
 async def test_proxy_compaction_and_undo(dashboard: CtxBudgetApp) -> None:
     app = dashboard
     async with app.run_test(size=(120, 40)) as pilot:
@@ -182,14 +223,16 @@ async def test_proxy_compaction_and_undo(dashboard: CtxBudgetApp) -> None:
         await pilot.press("tab")
         assert app.focused is not None and app.focused.id == "confirm"
         await pilot.press("enter")
-        try:
-            await until(app, lambda: main.control is not None and bool(main.control.compactions), timeout=20)
-        except AssertionError:
-            raise AssertionError([n.message for n in app._notifications]) from None
+        await until(app, lambda: main.control is not None and bool(main.control.compactions), timeout=120)
+        assert main.control is not None
         (active,) = main.control.compactions
         assert active.tokens_saved > 0
         assert any("tokens saved per request" in n.message for n in app._notifications)
         assert main.check_action("compact_undo", ()) is True
+        palette = [name for name, _, _ in DashboardCommands(main)._commands()]
+        assert {"Undo the proxy compaction", "Request transforms"} <= set(palette)
+        assert "Restart llama-server" not in palette  # no [server] model: ctxbudget cannot start one
+        assert "[server] model" in str(main.reason("restart_server"))
 
         await send(app, copy.deepcopy({**follow_up(body, "anthropic"), "max_tokens": 2}))
         assert main.selected is not None and main.selected.compaction_saved_tokens == active.tokens_saved

@@ -18,8 +18,10 @@ from tui.core.config import JournalSettings, ProxySettings, ServerSettings, Sett
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.live import LiveDriver
 from tui.ui.app import CtxBudgetApp, make_app
+from tui.ui.screens.dialogs import ConfirmDialog
 from tui.ui.screens.main import MainScreen
 from tui.ui.screens.restart_dialog import RestartDialog
+from tui.ui.widgets.server_header import ServerHeader
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(240)]
 
@@ -75,11 +77,11 @@ async def test_restart_dialog_restarts_with_new_sizes(
             await until(app, lambda: main.server is not None and main.server.state == "up")
             await pilot.press("r")
             await until(app, lambda: cancel_focused(app, RestartDialog))
-            dialog = app.screen
-            assert isinstance(dialog, RestartDialog)
-            assert dialog.query_one("#ctx-size", Input).value == "2048"
-            assert dialog.query_one("#parallel", Input).value == "1"
-            assert "started by ctxbudget" in str(dialog.query_one("#dialog-body").render())
+            first_dialog = app.screen
+            assert isinstance(first_dialog, RestartDialog)
+            assert first_dialog.query_one("#ctx-size", Input).value == "2048"
+            assert first_dialog.query_one("#parallel", Input).value == "1"
+            assert "started by ctxbudget" in str(first_dialog.query_one("#dialog-body").render())
             await pilot.press("enter")  # Cancel
             await until(app, lambda: isinstance(app.screen, MainScreen))
             assert (await asyncio.to_thread(controller.status)).pid == first.pid
@@ -94,7 +96,10 @@ async def test_restart_dialog_restarts_with_new_sizes(
             dialog.query_one("#parallel", Input).value = "2"
             dialog.query_one("#confirm", Button).press()
             await until(app, lambda: isinstance(app.screen, MainScreen))
+            header = main.query_one(ServerHeader)
+            await until(app, lambda: header.action.startswith("restart: "), timeout=30)
             await until(app, lambda: main.restart_phase in ("up", "failed"), timeout=120)
+            assert header.action == ""
             titles = [str(n.title) for n in app._notifications]
             assert main.restart_phase == "up", [n.message for n in app._notifications]
             assert "llama-server: stopping" in titles and "llama-server: starting" in titles
@@ -119,3 +124,23 @@ async def test_foreign_server_is_named_before_acting(
         await pilot.press("escape")
         await until(app, lambda: isinstance(app.screen, MainScreen))
     assert foreign.proc.poll() is None  # cancelled: the foreign server still runs
+
+
+async def test_refused_restart_can_be_forced_and_fails_with_the_reason(
+    llama_server_bin: Path, tmp_path: Path, free_port: int
+) -> None:
+    missing = tmp_path / "missing.gguf"
+    settings = server_settings(llama_server_bin, missing, free_port, tmp_path, free_port + 1)
+    app = make_app(DashboardFeed(LiveDriver(settings, attach=True)), settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        main = app.main_screen
+        dialog = await open_dialog(app)
+        assert dialog.query_one("#ctx-size", Input).value == "2048"  # server down: the configured size
+        dialog.query_one("#confirm", Button).press()
+        await until(app, lambda: main.restart_phase == "refused", timeout=60)
+        await until(app, lambda: cancel_focused(app, ConfirmDialog))
+        assert "model" in str(app.screen.query_one("#dialog-body").render())
+        await pilot.press("tab", "enter")  # Restart anyway
+        await until(app, lambda: main.restart_phase == "failed", timeout=60)
+        failed = [n for n in app._notifications if str(n.title) == "llama-server: failed"]
+        assert failed and failed[-1].severity == "error" and "missing.gguf" in failed[-1].message

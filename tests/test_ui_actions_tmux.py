@@ -17,6 +17,7 @@ from tui.core.config import CompactSettings, JournalSettings, ProxySettings, Ser
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.live import LiveDriver
 from tui.ui.app import CtxBudgetApp, make_app
+from tui.ui.commands import DashboardCommands
 from tui.ui.screens.compact_dialog import CompactDialog
 from tui.ui.screens.dialogs import PickDialog
 from tui.ui.screens.main import MainScreen
@@ -58,6 +59,9 @@ async def test_pane_compaction_types_compact_into_the_agent_pane(
         assert main.check_action("transforms", ()) is None
         await pilot.press("t")
         await until(app, lambda: any(n.message == reason for n in app._notifications))
+        palette = [name for name, _, _ in DashboardCommands(app.screen)._commands()]
+        assert "Compact the agent's context" in palette and "Request transforms" not in palette
+        assert "Undo the proxy compaction" not in palette
 
         await pilot.press("c")
         await until(app, lambda: cancel_focused(app, CompactDialog))
@@ -104,3 +108,14 @@ async def test_ambiguous_panes_let_the_user_pick(
         other = first_record if expected is second_record else second_record
         wait_for(expected, "/compact")
         assert "/compact" not in other.read_text()
+
+
+async def test_no_tmux_server_says_so(tmp_path: Path, free_port: int) -> None:
+    app = attach_app(tmp_path, free_port, f"ui-none-{uuid.uuid4().hex[:8]}")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("c")
+        await until(app, lambda: cancel_focused(app, CompactDialog))
+        await pilot.press("tab", "enter")
+        await until(app, lambda: any("no tmux server is running" in n.message for n in app._notifications))
+        (note,) = [n for n in app._notifications if "tmux" in n.message]
+        assert note.severity == "error" and note.title == "compact"

@@ -98,7 +98,14 @@ async def test_dead_server_and_missing_log_explain_what_to_do(tmp_path: Path, fr
         assert str(hint.render()) == NO_LOG_FILE
         empty = str(app.screen.query_one("#requests-empty").render())
         assert "ctxbudget proxy" in empty
-        # --attach: the later actions say why, mentioning the attach mode.
-        await pilot.press("c")
-        await pilot.pause()
-        assert any("--attach" in n.message for n in app._notifications)
+        # --attach with no proxy answering: the proxy's actions say why and what to start.
+        main = app.main_screen
+        await until(app, lambda: main.control is not None)
+        await pilot.press("t")
+        await until(
+            app,
+            lambda: any(
+                f"no proxy answers at 127.0.0.1:{free_port}" in n.message for n in app._notifications
+            ),
+        )
+        assert any("start `ctxbudget proxy`" in n.message for n in app._notifications)

@@ -7,6 +7,7 @@ from textual.message import Message
 from tui.core.actions.server_control import ServerState, ServerStatus
 from tui.core.actions.tmux_compact import PaneInfo
 from tui.core.feed.control import ControlSnapshot
+from tui.ui.screens.restart_dialog import RestartRequest
 
 
 class ControlChanged(Message):
@@ -64,6 +65,15 @@ class ServerProgress(Message):
     def __init__(self, state: ServerState) -> None:
         super().__init__()
         self.state = state
+
+
+class RestartRefused(Message):
+    """The doctor found a blocking problem in the planned launch; the user may force it."""
+
+    def __init__(self, request: RestartRequest, reason: str) -> None:
+        super().__init__()
+        self.request = request
+        self.reason = reason
 
 
 class TransformsReady(Message):

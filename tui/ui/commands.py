@@ -57,6 +57,7 @@ class DashboardCommands(Provider):
         if server is not None and main.reason("toggle_server") is None:
             toggle = partial(main.confirm_mcp_toggle, server)
             out.append((f"Switch MCP server {server} on/off", toggle, "space"))
+        out.append(("Report: this session and today", main.action_report, f"key {keys.get('report', 'g')}"))
         out.append(("Keys and help", self.app.action_help, "key ?"))  # type: ignore[attr-defined]
         return out
 

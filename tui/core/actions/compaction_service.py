@@ -46,6 +46,17 @@ def conversation_key(body: dict[str, Any], session_id: str = "") -> str:
     return "conv-" + message_hash(first)[:12]
 
 
+def journal_session_id(item: ObservedBody) -> str:
+    """The session id the journal gives this conversation (the anatomy's), for ids picked in the dashboard."""
+    from tui.core.anatomy.analyze import split_body
+    from tui.core.anatomy.sessions import session_id_of
+
+    try:
+        return session_id_of({}, item.body, split_body(item.body, item.dialect, ()))
+    except Exception:  # an odd body has no journal id; the key still matches
+        return ""
+
+
 class CompactionService:
     """The latest body per conversation plus the active compactions; thread-safe."""
 
@@ -103,7 +114,7 @@ class CompactionService:
             observed = list(self._bodies.values())
         if session_id:
             for item in observed:
-                if item.key == session_id:
+                if item.key == session_id or journal_session_id(item) == session_id:
                     return item
             known = ", ".join(o.key for o in observed) or "none"
             raise CompactionError(f"no request seen for session {session_id!r} (seen: {known})")

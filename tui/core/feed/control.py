@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tui.core.config import Settings
 from tui.core.control.client import ControlClient, ControlError, proxy_base_url
-from tui.core.transforms import TRANSFORM_ORDER
+from tui.core.transforms import TRANSFORM_ORDER, TransformPipeline, TransformSettings, changes_prefix
+from tui.core.transforms.model import DIALECTS
 
 
 @dataclass(frozen=True)
@@ -99,3 +102,27 @@ def fetch_control(client: ControlClient) -> ControlSnapshot:
         return snapshot_from_state(client.state(), address)
     except ControlError as exc:
         return ControlSnapshot(answers=False, address=address, error=str(exc))
+
+
+def switch_prefix_note(
+    body: bytes | None, dialect: str, settings: TransformSettings, before: Sequence[str], after: Sequence[str]
+) -> str:
+    """What switching transforms does to the conversation's cached prefix, judged on a stored request body."""
+    if not body or dialect not in DIALECTS:
+        return ""
+    try:
+        parsed = json.loads(body)
+        pipeline = TransformPipeline(settings)
+        old, _ = pipeline.run(parsed, dialect, list(before))
+        new, _ = pipeline.run(parsed, dialect, list(after))
+    except (ValueError, TypeError):
+        return ""
+    change = changes_prefix(old, new)
+    if change is None:
+        return "The latest request's prompt stays the same: nothing is re-processed."
+    if not change.reprocesses:
+        return f"The change starts in the latest turn ({change.where}): the cached prefix stays usable."
+    return (
+        f"This changes the prompt prefix of the ongoing conversation at {change.where}: llama-server "
+        f"re-processes it once from there (the first {change.unchanged_chars:,} characters stay cached)."
+    )

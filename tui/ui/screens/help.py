@@ -27,6 +27,7 @@ KEY_HELP: tuple[tuple[str, str, str, str], ...] = (
     ("restart_server", "r", "restart llama-server with a new ctx_size / parallel", "restart_server"),
     ("transforms", "t", "request transforms: on/off, tokens saved, prose sample", "transforms"),
     ("mcp_toggle", "space", "switch the highlighted MCP server on/off (MCP pane)", "toggle_server"),
+    ("report", "g", "report: this session's and today's tokens, reuse, latency and cloud cost", "report"),
     ("detail_body", "b", "raw request body (detail screen)", "body"),
     ("detail_back", "escape", "back (detail screen, filter, help)", "back"),
     ("help", "?", "this help", "help"),

@@ -41,15 +41,17 @@ class MainScreen(MainActions, Screen[None]):
     """Renders feed updates; owns the keys that act on the dashboard views."""
 
     BINDINGS = [
-        Binding("slash", "filter", "Filter", id="filter"),
-        Binding("f", "toggle_follow", "Follow", id="follow"),
+        # Footer room at 80 columns goes to the panes and actions; these three are in `?` and ctrl+p.
+        Binding("slash", "filter", "Filter", show=False, id="filter"),
+        Binding("f", "toggle_follow", "Follow", show=False, id="follow"),
         Binding("l", "pane('log')", "Log", id="log"),
         Binding("s", "pane('slots')", "Slots", id="slots"),
         Binding("m", "pane('mcp')", "MCP", id="mcp"),
         Binding("c", "compact", "Compact", id="compact"),
         Binding("u", "compact_undo", "Undo compact", id="compact_undo"),
-        Binding("r", "restart_server", "Restart server", id="restart_server"),
+        Binding("r", "restart_server", "Restart", id="restart_server"),
         Binding("t", "transforms", "Transforms", id="transforms"),
+        Binding("g", "report", "Report", show=False, id="report"),
     ]
 
     pane: reactive[str] = reactive("", init=False)
@@ -313,6 +315,18 @@ class MainScreen(MainActions, Screen[None]):
         from tui.ui.screens.detail import RequestDetailScreen
 
         self.app.push_screen(RequestDetailScreen(event.record, self.feed, self.window(), tz=self.tz))
+
+    def action_report(self) -> None:
+        """The report view: this session's and today's numbers (`ctxbudget report` for the journal)."""
+        from pathlib import Path
+
+        from tui.ui.screens.report import ReportScreen
+
+        records = list(self.query_one(RequestsTable).by_id.values())
+        session = self.selected.session_id if self.selected is not None else None
+        info = self.feed.info
+        journal = Path(info.journal_path) if info.mode != "demo" and info.journal_path else None
+        self.app.push_screen(ReportScreen(records, session, self.settings.report, journal))
 
     def action_open_latest(self) -> None:
         """Open the detail of the selected (or latest) request."""

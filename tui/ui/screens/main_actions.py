@@ -11,7 +11,7 @@ from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState
 
 from tui.core.actions.mcp_switch import switch_cost
-from tui.core.actions.server_control import ServerController, ServerState
+from tui.core.actions.server_control import PreflightError, ServerController, ServerState
 from tui.core.actions.server_launch import ServerControlError
 from tui.core.actions.tmux_compact import PaneError, PaneInfo, find_agent_panes, make_server, send_compact
 from tui.core.control.client import ControlClient, ControlError
@@ -22,6 +22,8 @@ from tui.ui.format import grouped
 from tui.ui.screens.compact_dialog import CompactDialog
 from tui.ui.screens.dialogs import ConfirmDialog, PickDialog
 from tui.ui.screens.restart_dialog import RestartDialog, RestartRequest
+from tui.ui.widgets.mcp_table import McpTable
+from tui.ui.widgets.server_header import ServerHeader
 
 if TYPE_CHECKING:
     from textual.screen import Screen
@@ -111,11 +113,18 @@ class MainActions(_Base):
         """State the cost from the selected request's anatomy, then switch after confirmation."""
         enabled = self.control is not None and server in self.control.mcp_off
         anatomy = self.selected.anatomy if self.selected is not None else None
-        if anatomy is not None:
-            cost = switch_cost(anatomy, server)
-            verb = "adds" if enabled else "saves"
+        if anatomy is not None and enabled:
+            # The selected request went out without the server: its size is known from when it was on.
+            last = self.query_one(McpTable).last_tokens.get(server)
+            size = f"about {grouped(last)}" if last else "its tool schemas'"
             cost_text = (
-                f"{verb} {grouped(cost.schema_tokens)} tokens per request; "
+                f"adds {size} tokens per request; the server re-processes the prompt from the first "
+                f"MCP tool once (~{grouped(anatomy.total_tokens)} tokens at most)"
+            )
+        elif anatomy is not None:
+            cost = switch_cost(anatomy, server)
+            cost_text = (
+                f"saves {grouped(cost.schema_tokens)} tokens per request; "
                 f"the server re-processes ~{grouped(cost.reprocess_tokens)} tokens once"
             )
         else:
@@ -275,20 +284,32 @@ class MainActions(_Base):
         )
 
     @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="restart llama-server")
-    def _run_restart(self, request: RestartRequest) -> None:
+    def _run_restart(self, request: RestartRequest, force: bool = False) -> None:
         def progress(state: ServerState) -> None:
             self.post_message(am.ServerProgress(state))
 
         controller = ServerController(self.settings, on_state=progress)
         try:
-            controller.restart(request.ctx_size, request.parallel)
+            controller.restart(request.ctx_size, request.parallel, force=force)
+        except PreflightError as exc:
+            self.post_message(am.RestartRefused(request, str(exc)))
         except ServerControlError as exc:
             self.post_message(am.ServerProgress(ServerState("failed", str(exc), url=controller.url)))
+
+    def on_restart_refused(self, message: am.RestartRefused) -> None:
+        """The doctor refused the launch: say why, and offer to restart anyway (default Cancel)."""
+        self.restart_phase = "refused"
+        self.app.push_screen(
+            ConfirmDialog("restart refused", message.reason, "Restart anyway", variant="error"),
+            lambda ok: self._then(bool(ok), self._run_restart, message.request, True),
+        )
 
     def on_server_progress(self, message: am.ServerProgress) -> None:
         """Each restart step as a notification (errors with the log's first lines)."""
         state = message.state
         self.restart_phase = state.phase
+        done = state.phase in ("up", "failed", "down")
+        self.query_one(ServerHeader).show(action="" if done else f"restart: {state.phase}…")
         text = state.message + ("\n" + "\n".join(state.error_lines[:4]) if state.error_lines else "")
         severity: SeverityLevel = "error" if state.phase == "failed" else "information"
         self.notify(text, title=f"llama-server: {state.phase}", severity=severity, timeout=8, markup=False)
@@ -312,4 +333,18 @@ class MainActions(_Base):
         if not message.snapshot.answers:
             self.notify(message.snapshot.error, title="transforms", severity="error", markup=False)
             return
-        self.app.push_screen(TransformsScreen(message.snapshot, self.control_client()))
+        selected = self.selected
+        driver = self.feed.driver
+
+        def latest_body() -> tuple[bytes | None, str]:
+            if selected is None:
+                return None, ""
+            return driver.load_body(selected.id), selected.dialect
+
+        screen = TransformsScreen(
+            message.snapshot,
+            self.control_client(),
+            latest_body=latest_body,
+            transform_settings=self.settings.transforms,
+        )
+        self.app.push_screen(screen)

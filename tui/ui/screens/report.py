@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
@@ -19,6 +20,12 @@ from tui.core.report.render import summary_view
 from tui.core.report.summary import day_of, summary_for
 
 
+def start_of_today() -> float:
+    """Epoch seconds of local midnight."""
+    now = time.localtime()
+    return time.mktime((now.tm_year, now.tm_mon, now.tm_mday, 0, 0, 0, 0, 0, -1))
+
+
 def report_text(records: Sequence[RequestRecord], session: str | None, settings: ReportSettings) -> str:
     """The session and today summaries as plain text (pure, so it runs in a worker thread)."""
     label = f"{settings.prices_date} {settings.prices_note}"
@@ -26,8 +33,10 @@ def report_text(records: Sequence[RequestRecord], session: str | None, settings:
     lines: list[str] = []
     if session:
         lines += summary_view(
-            f"This session ({session})", summary_for(records, session=session, prices=settings.prices),
-            settings.prices, label,
+            f"This session ({session})",
+            summary_for(records, session=session, prices=settings.prices),
+            settings.prices,
+            label,
         )
         lines.append("")
     lines += summary_view(
@@ -51,10 +60,15 @@ class ReportScreen(ModalScreen[None]):
             self.text = text
 
     def __init__(
-        self, records: Sequence[RequestRecord], session: str | None, settings: ReportSettings
+        self,
+        records: Sequence[RequestRecord],
+        session: str | None,
+        settings: ReportSettings,
+        journal: Path | None = None,
     ) -> None:
         super().__init__()
         self.records = tuple(records)
+        self.journal = journal
         self.session = session
         self.report_settings = settings
 
@@ -67,8 +81,15 @@ class ReportScreen(ModalScreen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="report", description="build the report")
     def build(self) -> None:
-        """Aggregate in a thread; the handler below owns the widget."""
-        self.post_message(self.Ready(report_text(self.records, self.session, self.report_settings)))
+        """Aggregate in a thread (today's rows from the journal when there is one)."""
+        records: Sequence[RequestRecord] = self.records
+        if self.journal is not None and self.journal.exists():
+            from tui.core.report.build import load_records
+
+            today = load_records(self.journal, since_ts=start_of_today())
+            older = [r for r in self.records if r.ts < start_of_today() and r.session_id == self.session]
+            records = [*older, *today]
+        self.post_message(self.Ready(report_text(records, self.session, self.report_settings)))
 
     def on_report_screen_ready(self, message: ReportScreen.Ready) -> None:
         self.query_one("#report-body", Static).update(message.text)

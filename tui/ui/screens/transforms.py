@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -12,8 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from tui.core.control.client import ControlClient, ControlError
-from tui.core.feed.control import ControlSnapshot, TransformRow, fetch_control
-from tui.core.transforms import TRANSFORM_ORDER, prose_sample
+from tui.core.feed.control import ControlSnapshot, TransformRow, fetch_control, switch_prefix_note
+from tui.core.transforms import TRANSFORM_ORDER, TransformSettings, prose_sample
 from tui.core.transforms.prose import ProseCompressor
 from tui.core.transforms.slimming import ToolResultSlimmer
 from tui.core.transforms.stabilizer import CacheStabilizer
@@ -23,6 +25,19 @@ from tui.ui.screens.dialogs import ConfirmDialog
 
 TRANSFORM_CLASSES = (CacheStabilizer, ToolDescriptionTrimmer, ToolResultSlimmer, ProseCompressor)
 DESCRIPTIONS: dict[str, str] = {t.name: t.description for t in TRANSFORM_CLASSES}
+
+
+BodyLoader = Callable[[], tuple[bytes | None, str]]
+
+
+class SwitchJudged(Message):
+    """What a switch would do to the prefix was worked out: ask the user."""
+
+    def __init__(self, name: str, enabled: bool, note: str) -> None:
+        super().__init__()
+        self.name = name
+        self.enabled = enabled
+        self.note = note
 
 
 class TransformSwitched(Message):
@@ -55,10 +70,19 @@ class TransformsScreen(ModalScreen[None]):
         Binding("space", "toggle_transform", "Toggle", id="transforms_toggle"),
     ]
 
-    def __init__(self, snapshot: ControlSnapshot, client: ControlClient) -> None:
+    def __init__(
+        self,
+        snapshot: ControlSnapshot,
+        client: ControlClient,
+        *,
+        latest_body: BodyLoader = lambda: (None, ""),
+        transform_settings: TransformSettings | None = None,
+    ) -> None:
         super().__init__()
         self.snapshot = snapshot
         self.client = client
+        self.latest_body = latest_body  # blocking: called from a worker thread
+        self.transform_settings = transform_settings or TransformSettings()
 
     def compose(self) -> ComposeResult:
         """Table, then the prose compression sample before/after."""
@@ -109,19 +133,37 @@ class TransformsScreen(ModalScreen[None]):
         return TRANSFORM_ORDER[max(0, self.query_one(DataTable).cursor_row)]
 
     def action_toggle_transform(self) -> None:
-        """Confirm, then switch the highlighted transform."""
+        """Judge what the switch does to the conversation's prefix, then confirm (default Cancel)."""
         name = self.selected_name()
-        enabled = not self.row(name).enabled
-        verb = "on" if enabled else "off"
-        warning = (
-            "This changes the prompt prefix of the ongoing conversation: llama-server re-processes "
-            "it once on the next request (the cache is rebuilt after the first change)."
-            if self.snapshot.requests_seen
-            else "No request went through the proxy yet: nothing is re-processed."
-        )
+        self._judge_switch(name, not self.row(name).enabled)
+
+    @work(
+        exclusive=True, thread=True, group="judge", exit_on_error=False, description="judge transform switch"
+    )
+    def _judge_switch(self, name: str, enabled: bool) -> None:
+        before = [t.name for t in self.snapshot.transforms if t.enabled]
+        after = [n for n in TRANSFORM_ORDER if (n in before and n != name) or (n == name and enabled)]
+        body, dialect = self.latest_body()
+        note = switch_prefix_note(body, dialect, self.transform_settings, before, after)
+        if not note:
+            note = (
+                "This may change the prompt prefix of the ongoing conversation: llama-server then "
+                "re-processes it once on the next request (no stored request body to check exactly)."
+                if self.snapshot.requests_seen
+                else "No request went through the proxy yet: nothing is re-processed."
+            )
+        self.post_message(SwitchJudged(name, enabled, note))
+
+    def on_switch_judged(self, message: SwitchJudged) -> None:
+        """Ask before switching."""
+        verb = "on" if message.enabled else "off"
         self.app.push_screen(
-            ConfirmDialog(f"transform {name}", f"Switch {name} {verb}?\n{warning}", f"Switch {verb}"),
-            lambda ok: self._confirmed(bool(ok), name, enabled),
+            ConfirmDialog(
+                f"transform {message.name}",
+                f"Switch {message.name} {verb}?\n{message.note}",
+                f"Switch {verb}",
+            ),
+            lambda ok: self._confirmed(bool(ok), message.name, message.enabled),
         )
 
     def _confirmed(self, ok: bool, name: str, enabled: bool) -> None:

@@ -31,6 +31,7 @@ class McpTable(DataTable[Text | str]):
         self.rows_shown: tuple[McpServerRow, ...] = ()
         self.off_shown: frozenset[str] | None = None
         self.toggle_reason: str | None = None
+        self.last_tokens: dict[str, int] = {}  # tokens per request of each server when last seen on
 
     def on_mount(self) -> None:
         """Columns."""
@@ -49,6 +50,7 @@ class McpTable(DataTable[Text | str]):
         if rows == self.rows_shown and off == self.off_shown:
             return
         self.rows_shown, self.off_shown = rows, off
+        self.last_tokens.update({row.name: row.tokens for row in rows if row.tokens})
         cursor = self.cursor_row
         self.clear()
         for row in rows:

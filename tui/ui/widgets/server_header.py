@@ -38,6 +38,7 @@ class ServerHeader(Widget):
         self.server: ServerSnapshot | None = None
         self.facts = ServerFacts()
         self.counter = ""
+        self.action = ""  # a running restart's step ("restart: loading"); empty when none
         self._shown_key: object = None
 
     def show(
@@ -45,6 +46,7 @@ class ServerHeader(Widget):
         server: ServerSnapshot | None = None,
         facts: ServerFacts | None = None,
         counter: str | None = None,
+        action: str | None = None,
     ) -> None:
         """Replace what is shown with the given parts (None keeps the current one)."""
         if server is not None:
@@ -53,7 +55,9 @@ class ServerHeader(Widget):
             self.facts = facts
         if counter is not None:
             self.counter = counter
-        key = (_server_key(self.server), self.facts, self.counter)
+        if action is not None:
+            self.action = action
+        key = (_server_key(self.server), self.facts, self.counter, self.action)
         if key != self._shown_key:
             self._shown_key = key
             self.refresh(layout=True)
@@ -85,6 +89,8 @@ class ServerHeader(Widget):
             entries.append(Text.assemble(("proxy ", dim), proxy))
         if self.counter:
             entries.append(Text.assemble(("counter ", dim), self.counter))
+        if self.action:
+            entries.append(Text(self.action, style=self.get_component_rich_style("server-header--loading")))
         if server is not None and server.state != "up":
             hint = server.error or STATE_HINTS.get(server.state, "")
             if hint:
