@@ -44,6 +44,9 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     demo.add_argument(
         "--recording", metavar="PATH", help="another recording (scripts/record_demo.py makes one)"
     )
+    demo.add_argument(
+        "--once", action="store_true", help="stop at the end of the recording instead of looping"
+    )
     demo.set_defaults(func=run_demo)
 
 
