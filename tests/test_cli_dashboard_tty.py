@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket as socket_module
 import subprocess
 import sys
 import time
@@ -16,6 +17,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 def tmux(socket: str, *args: str) -> str:
     return subprocess.run(["tmux", "-L", socket, *args], check=True, capture_output=True, text=True).stdout
+
+
+def free_port() -> int:
+    with socket_module.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_for_screen(socket: str, needle: str, timeout: float = 30.0) -> str:
@@ -34,8 +41,9 @@ def wait_for_screen(socket: str, needle: str, timeout: float = 30.0) -> str:
     [
         (["demo", "--speed", "0", "--once"], "tiny-swa.gguf"),
         (["--attach", "--journal", "{tmp}/none.sqlite3"], "requests"),
+        (["--listen", "127.0.0.1:{port}", "--upstream", "http://127.0.0.1:9"], "127.0.0.1:{port}"),
     ],
-    ids=["demo", "attach"],
+    ids=["demo", "attach", "embedded-proxy"],
 )
 def test_console_script_shows_the_dashboard_and_quits_on_q(
     tmp_path: Path, args: list[str], needle: str
@@ -45,7 +53,9 @@ def test_console_script_shows_the_dashboard_and_quits_on_q(
     config = tmp_path / "config.toml"
     config.write_text(f'[server]\nurl = "http://127.0.0.1:9"\n[journal]\npath = "{tmp_path}/j.sqlite3"\n')
     exit_file = tmp_path / "exit"
-    argv = " ".join(a.replace("{tmp}", str(tmp_path)) for a in args)
+    port = free_port()
+    argv = " ".join(a.replace("{tmp}", str(tmp_path)).replace("{port}", str(port)) for a in args)
+    needle = needle.replace("{port}", str(port))
     # Textual draws on stderr, so it is left on the terminal.
     command = (
         f"cd {tmp_path} && {sys.executable} -m tui --config {config} {argv}; echo $? > {exit_file}; sleep 60"
