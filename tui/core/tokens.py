@@ -11,8 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-import httpx
-
 COUNTER_MODES: tuple[str, ...] = ("auto", "server", "tiktoken")
 TIKTOKEN_NAME = "tiktoken-cl100k"
 SERVER_NAME = "llama-server"
@@ -164,6 +162,9 @@ class ServerCounter:
         self.url = url.rstrip("/")
         self.cache = cache if cache is not None else TokenCache()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        import httpx  # deferred: modules that only need the counter types stay light (dashboard start)
+
+        self._http_error = httpx.HTTPError
         self._client = httpx.Client(
             base_url=self.url,
             headers=headers,
@@ -181,7 +182,7 @@ class ServerCounter:
             data = response.json()
             models = data.get("data") or []
             model_id = str(models[0].get("id", "")) if models else ""
-        except (httpx.HTTPError, ValueError, AttributeError, IndexError) as exc:
+        except (self._http_error, ValueError, AttributeError, IndexError) as exc:
             raise CounterError(f"llama-server at {self.url} not reachable: {exc}") from exc
         self._model_id = model_id
         return model_id
@@ -196,7 +197,7 @@ class ServerCounter:
             response = self._client.post("/tokenize", json={"content": text, "add_special": False})
             response.raise_for_status()
             tokens = response.json()["tokens"]
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        except (self._http_error, ValueError, KeyError, TypeError) as exc:
             raise CounterError(f"llama-server /tokenize failed: {exc}") from exc
         if not isinstance(tokens, list):
             raise CounterError("llama-server /tokenize returned no token list")

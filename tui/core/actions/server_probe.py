@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from tui.core.actions.server_launch import PidRecord
 
 _LOG_PREFIX = re.compile(r"^\d+\.\d+\.\d+\.\d+ [A-Z] ")
@@ -98,6 +96,8 @@ def _headers(api_key: str) -> dict[str, str]:
 
 def probe_health(url: str, timeout: float = 2.0) -> str:
     """ "up" (200), "loading" (503) or "down" (no answer / other)."""
+    import httpx  # deferred: the dashboard imports this module at start
+
     try:
         code = httpx.get(url + "/health", timeout=timeout).status_code
     except httpx.HTTPError:
@@ -107,6 +107,8 @@ def probe_health(url: str, timeout: float = 2.0) -> str:
 
 def fetch_props(url: str, api_key: str = "", timeout: float = 3.0) -> dict[str, Any] | None:
     """GET /props, None when it does not answer 200."""
+    import httpx
+
     try:
         response = httpx.get(url + "/props", headers=_headers(api_key), timeout=timeout)
         data = response.json() if response.status_code == 200 else None

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import libtmux
-from libtmux.exc import LibTmuxException
+if TYPE_CHECKING:  # libtmux loads at first use: the dashboard imports this module at start
+    import libtmux
 
 from tui.core.actions import processes
 
@@ -68,11 +68,15 @@ def _info(pane: Any, agent: str) -> PaneInfo:
 
 def make_server(socket_name: str | None = None) -> libtmux.Server:
     """The tmux server (default socket, or `tmux -L NAME`)."""
+    import libtmux
+
     return libtmux.Server(socket_name=socket_name) if socket_name else libtmux.Server()
 
 
 def list_panes(server: libtmux.Server, agent: str = DEFAULT_AGENT) -> list[PaneInfo]:
     """Every pane of the server, with the agent pid where the agent runs."""
+    from libtmux.exc import LibTmuxException
+
     try:
         panes = list(server.panes)
     except LibTmuxException as exc:
@@ -88,6 +92,8 @@ def find_agent_panes(server: libtmux.Server, agent: str = DEFAULT_AGENT) -> list
 def resolve_pane(server: libtmux.Server, spec: str = "", agent: str = DEFAULT_AGENT) -> PaneInfo:
     """The configured pane (`%3`, `session:window.pane`, any tmux target), else the one agent pane."""
     if spec:
+        from libtmux.exc import LibTmuxException
+
         try:
             out = server.cmd("display-message", "-p", "-t", spec, "#{pane_id}")
         except LibTmuxException as exc:
@@ -115,6 +121,8 @@ def resolve_pane(server: libtmux.Server, spec: str = "", agent: str = DEFAULT_AG
 
 
 def _server_alive(server: libtmux.Server) -> bool:
+    from libtmux.exc import LibTmuxException
+
     try:
         return bool(server.is_alive())
     except LibTmuxException:

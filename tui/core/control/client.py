@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from tui.core.config import Settings
 
 CONTROL_PREFIX = "/_ctxbudget/"
@@ -46,6 +44,8 @@ class ControlClient:
         self, method: str, path: str, payload: dict[str, Any] | None = None, timeout: float | None = None
     ) -> dict[str, Any]:
         url = self.base_url + CONTROL_PREFIX + path
+        import httpx  # deferred: the dashboard's first frame does not wait for it
+
         try:
             response = httpx.request(method, url, json=payload, timeout=timeout or self.timeout)
         except httpx.HTTPError as exc:
@@ -96,6 +96,8 @@ class ControlClient:
     def metrics(self) -> str:
         """GET metrics, in the Prometheus text format."""
         url = self.base_url + CONTROL_PREFIX + "metrics"
+        import httpx
+
         try:
             response = httpx.get(url, timeout=self.timeout)
         except httpx.HTTPError as exc:
