@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,9 @@ else:
     _Base = object
 
 CONTROL_POLL_S = 2.0
+# After this long without traffic, the proxy's control state is read every CONTROL_IDLE_POLL_S.
+CONTROL_IDLE_AFTER_S = 30.0
+CONTROL_IDLE_POLL_S = 10.0
 
 
 class MainActions(_Base):
@@ -56,8 +60,15 @@ class MainActions(_Base):
     # --- control state -----------------------------------------------------------------------------
 
     def control_client(self) -> ControlClient:
-        """The embedded proxy's own URL once it listens, else [proxy] listen."""
-        return control_client(self.settings, str(getattr(self.feed.driver, "proxy_url", "") or ""))
+        """The embedded proxy's own URL once it listens, else [proxy] listen (one pooled client per URL)."""
+        wanted = control_client(self.settings, str(getattr(self.feed.driver, "proxy_url", "") or ""))
+        current: ControlClient | None = getattr(self, "_control_client", None)
+        if current is not None and current.base_url == wanted.base_url:
+            return current
+        if current is not None:
+            current.close()
+        self._control_client = wanted
+        return wanted
 
     def action_context(self) -> ActionContext:
         """What decides which acting keys run now."""
@@ -75,7 +86,9 @@ class MainActions(_Base):
         while True:
             snapshot = await asyncio.to_thread(fetch_control, self.control_client())
             self.post_message(am.ControlChanged(snapshot))
-            await asyncio.sleep(CONTROL_POLL_S)
+            # Nothing changes the proxy's switches while no request flows: poll slower when idle.
+            idle = time.monotonic() - self.feed.last_activity > CONTROL_IDLE_AFTER_S
+            await asyncio.sleep(CONTROL_IDLE_POLL_S if idle else CONTROL_POLL_S)
 
     @work(thread=True, group="control-once", exit_on_error=False, description="proxy control state")
     def refresh_control(self) -> None:
