@@ -48,6 +48,11 @@ def image_piece(source: Any, label: str, key: str, index: int | None) -> Piece:
     size = None
     if isinstance(source, dict) and source.get("type") == "base64":
         size = size_from_base64(str(source.get("data", "")))
+    return sized_image_piece(size, label, key, index)
+
+
+def sized_image_piece(size: tuple[int, int] | None, label: str, key: str, index: int | None) -> Piece:
+    """An image part of known (or unknown) pixel size, in either dialect."""
     detail = f"{size[0]}x{size[1]}" if size else "size unknown"
     return Piece(
         "images",

@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from tui.core.anatomy.images import image_tokens, size_from_data_url
+from tui.core.anatomy.images import size_from_data_url
 from tui.core.anatomy.pieces import Piece, Split, classify_tool, dumps, split_reminders, without
-from tui.core.anatomy.split_anthropic import first_user_text, latest_user_index, user_text_pieces
+from tui.core.anatomy.split_anthropic import (
+    first_user_text,
+    latest_user_index,
+    sized_image_piece,
+    user_text_pieces,
+)
 
 SYSTEM_ROLES = ("system", "developer")
 
@@ -37,17 +42,7 @@ def _function_tools(tools: list[Any], servers: tuple[str, ...]) -> tuple[list[Pi
 def _image_piece(part: dict[str, Any], label: str, key: str, index: int) -> Piece:
     image = part.get("image_url")
     url = str(image.get("url", "")) if isinstance(image, dict) else str(image or "")
-    size = size_from_data_url(url)
-    detail = f"{size[0]}x{size[1]}" if size else "size unknown"
-    return Piece(
-        "images",
-        f"{label} ({detail})",
-        "",
-        "messages",
-        key,
-        message_index=index,
-        fixed_tokens=image_tokens(size),
-    )
+    return sized_image_piece(size_from_data_url(url), label, key, index)
 
 
 def _parts(content: Any) -> list[Any]:
