@@ -11,7 +11,7 @@ from support.llama import RunningServer
 from test_actions_compaction import BODIES, follow_up
 
 from tui.core.actions.compaction import CompactionError, CompactionStore, validation_problems
-from tui.core.actions.compaction_summary import compact
+from tui.core.actions.compaction_summary import compact_async
 from tui.core.tokens import ServerCounter
 
 COUNT_PATHS = {"anthropic": "/v1/messages/count_tokens", "openai": "/v1/chat/completions/input_tokens"}
@@ -25,18 +25,18 @@ def prompt_tokens(client: httpx.Client, dialect: str, body: dict[str, Any]) -> i
 
 
 @pytest.mark.parametrize("dialect", ["anthropic", "openai"])
-def test_compaction_round_trip_on_real_server(
+async def test_compaction_round_trip_on_real_server(
     shared_llama_server: RunningServer, dialect: str, tmp_path: Path
 ) -> None:
     body = BODIES[dialect](3)
     sent: list[str] = []
 
-    def record(request: httpx.Request) -> None:
+    async def record(request: httpx.Request) -> None:
         sent.append(f"{request.method} {request.url.path}")
 
     counter = ServerCounter(shared_llama_server.url)
-    with httpx.Client(timeout=120, event_hooks={"request": [record]}) as client:
-        item = compact(
+    async with httpx.AsyncClient(timeout=120, event_hooks={"request": [record]}) as client:
+        item = await compact_async(
             body,
             dialect,
             "sess-1",
@@ -66,13 +66,15 @@ def test_compaction_round_trip_on_real_server(
         assert answer.status_code == 200, answer.text
 
 
-def test_long_conversation_is_trimmed_to_the_server_context(shared_llama_server: RunningServer) -> None:
+async def test_long_conversation_is_trimmed_to_the_server_context(shared_llama_server: RunningServer) -> None:
     body = BODIES["openai"](30)
     with shared_llama_server.client() as client:
         n_ctx = int(client.get("/props").json()["default_generation_settings"]["n_ctx"])
     with pytest.raises(CompactionError, match="exceeds the available context size"):
-        compact(body, "openai", "long", upstream=shared_llama_server.url, keep_turns=1, max_tokens=16)
-    item = compact(
+        await compact_async(
+            body, "openai", "long", upstream=shared_llama_server.url, keep_turns=1, max_tokens=16
+        )
+    item = await compact_async(
         body,
         "openai",
         "long",

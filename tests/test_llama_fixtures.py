@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.llama import RunningServer, StartServer
+from support.llama import RunningServer, StartServer, long_conversation
 from support.tiny_models import reference_encoding
 
 pytestmark = pytest.mark.llama
@@ -108,17 +108,6 @@ def test_factory_applies_options_and_stops(llama_server: StartServer) -> None:
     assert "sk-test-key" not in server.log_text()
 
 
-def _long_conversation(turns: int, words: int) -> list[dict[str, str]]:
-    """Alternating user/assistant messages, each much longer than the 64-token sliding window."""
-    messages = [{"role": "system", "content": "You are a test assistant. " * 20}]
-    for turn in range(turns):
-        filler = " ".join(f"item{turn}_{i}" for i in range(words))
-        messages.append({"role": "user", "content": f"Question {turn}: {filler}"})
-        messages.append({"role": "assistant", "content": f"Answer {turn}: {filler}"})
-    messages.append({"role": "user", "content": "And finally?"})
-    return messages
-
-
 def _checkpoint_lines(server: RunningServer) -> list[str]:
     return [line for line in server.log_text().splitlines() if "created context checkpoint" in line]
 
@@ -127,7 +116,7 @@ def test_swa_model_creates_and_restores_context_checkpoints(
     llama_server: StartServer, swa_model: Path
 ) -> None:
     server = llama_server(swa_model, extra_args=["--checkpoint-min-step", "64"])
-    conversation = _long_conversation(turns=4, words=150)
+    conversation = long_conversation(turns=4, words=150)
     _chat(server, conversation, max_tokens=4)
     server.wait_for_log("stop processing")
     lines = _checkpoint_lines(server)
@@ -140,7 +129,7 @@ def test_swa_model_creates_and_restores_context_checkpoints(
 
 def test_dense_model_creates_no_checkpoints(llama_server: StartServer) -> None:
     server = llama_server(extra_args=["--checkpoint-min-step", "64"])
-    _chat(server, _long_conversation(turns=4, words=150), max_tokens=4)
+    _chat(server, long_conversation(turns=4, words=150), max_tokens=4)
     server.wait_for_log("stop processing")
     assert _checkpoint_lines(server) == []
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from gguf import GGUFReader
-from support.llama import RunningServer, StartServer
+from support.llama import RunningServer, StartServer, long_conversation
 
 from tui.core.logs import events as ev
 from tui.core.logs.monitor import LogMonitor
@@ -24,16 +24,6 @@ def chat(server: RunningServer, messages: list[dict[str, str]], max_tokens: int 
     with server.client() as client:
         resp = client.post("/v1/chat/completions", json={"messages": messages, "max_tokens": max_tokens})
     return resp.status_code, resp.json()
-
-
-def conversation(turns: int, words: int) -> list[dict[str, str]]:
-    messages = [{"role": "system", "content": "You are a test assistant. " * 20}]
-    for turn in range(turns):
-        filler = " ".join(f"item{turn}_{i}" for i in range(words))
-        messages.append({"role": "user", "content": f"Question {turn}: {filler}"})
-        messages.append({"role": "assistant", "content": f"Answer {turn}: {filler}"})
-    messages.append({"role": "user", "content": "And finally?"})
-    return messages
 
 
 def wait_count(server: RunningServer, needle: str, count: int, timeout: float = 15.0) -> str:
@@ -142,7 +132,7 @@ def test_swa_server_log_checkpoints_created_restored_erased(
     llama_server: StartServer, swa_model: Path
 ) -> None:
     server = llama_server(swa_model, extra_args=["--checkpoint-min-step", "64"])
-    talk = conversation(turns=4, words=150)
+    talk = long_conversation(turns=4, words=150)
     assert chat(server, talk)[0] == 200
     wait_count(server, "stop processing", 1)
     status, branch_body = chat(server, [*talk[:5], {"role": "user", "content": "Something else"}])

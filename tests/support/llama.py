@@ -227,3 +227,14 @@ def _start_once(
         server.stop()
         raise
     return server
+
+
+def long_conversation(turns: int, words: int) -> list[dict[str, str]]:
+    """Alternating user/assistant messages, each much longer than the SWA model's 64-token window."""
+    messages = [{"role": "system", "content": "You are a test assistant. " * 20}]
+    for turn in range(turns):
+        filler = " ".join(f"item{turn}_{i}" for i in range(words))
+        messages.append({"role": "user", "content": f"Question {turn}: {filler}"})
+        messages.append({"role": "assistant", "content": f"Answer {turn}: {filler}"})
+    messages.append({"role": "user", "content": "And finally?"})
+    return messages

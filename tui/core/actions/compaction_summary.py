@@ -180,35 +180,6 @@ def _headers(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
-def compact(
-    body: dict[str, Any],
-    dialect: str,
-    session_id: str,
-    *,
-    upstream: str,
-    keep_turns: int = 2,
-    api_key: str = "",
-    counter: TokenCounter | None = None,
-    client: httpx.Client | None = None,
-    max_tokens: int = DEFAULT_MAX_TOKENS,
-    context_tokens: int = 0,
-    timeout: float = 600.0,
-) -> Compaction:
-    """Summarise all but the last `keep_turns` turns with the upstream model (blocking)."""
-    plan = plan_compaction(body, dialect, session_id, keep_turns, max_tokens, context_tokens)
-    url = upstream.rstrip("/") + plan.call.path
-    own = client is None
-    http = client or httpx.Client(timeout=timeout)
-    try:
-        response = http.post(url, json=plan.call.body, headers=_headers(api_key))
-    except httpx.HTTPError as exc:
-        raise CompactionError(f"summary request to {url} failed: {exc}") from exc
-    finally:
-        if own:
-            http.close()
-    return finish_compaction(plan, parse_summary(dialect, response.status_code, response.text), counter)
-
-
 async def compact_async(
     body: dict[str, Any],
     dialect: str,
@@ -223,7 +194,7 @@ async def compact_async(
     context_tokens: int = 0,
     timeout: float = 600.0,
 ) -> Compaction:
-    """The same as `compact`, for the proxy's event loop."""
+    """Summarise all but the last `keep_turns` turns with the upstream model itself."""
     plan = plan_compaction(body, dialect, session_id, keep_turns, max_tokens, context_tokens)
     url = upstream.rstrip("/") + plan.call.path
     own = client is None
