@@ -3,14 +3,17 @@
 Run:  python bench/dashboard_bench.py [--only idle|latency|first-frame] [--idle-seconds 20]
       [--settle 35] [--rows 10000]
 
-1. idle: the real dashboard (`ctxbudget` code path: LiveDriver with the embedded proxy, log tailer,
+Every child runs the real command line (`tui.cli.main`, what the `ctxbudget` script calls, with a
+config file), headless at 100x36, with hooks that report frames.
+
+1. idle: the real dashboard (`ctxbudget`: LiveDriver with the embedded proxy, log tailer,
    server poller every [server] poll_interval, GPU sampler) runs headless in a child process against a
    real llama-server (tiny model from tests/support) with no traffic; CPU seconds and RSS of the child
    are read from /proc over the window, after a warm-up.
-2. latency: the dashboard in --attach mode runs in a child; this process appends journal rows with
+2. latency: `ctxbudget --attach` runs in a child; this process appends journal rows with
    the real Journal writer; the child reports when each row is in the requests table (same clock).
-3. first frame: a child opens a journal of N rows in --attach mode; the time from process start to
-   the first frame that shows rows is measured (imports included).
+3. first frame: `ctxbudget --attach` opens a journal of N rows; the time from spawning the process to
+   the first frame that shows rows is measured (interpreter start and imports included).
 Targets: idle CPU <= 1% of one core, RSS <= 150 MB, latency <= 250 ms, first frame <= 1 s.
 """
 
@@ -36,43 +39,58 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # --- child modes ---------------------------------------------------------------------------------
 
 
-def child_app(settings_json: str, attach: bool, report: str, watch_rows: bool) -> None:
-    """Run the dashboard headless; write events (first frame, rows seen) as JSON lines to `report`."""
-    import asyncio
+def child_app(config: str, attach: bool, report: str, watch_rows: bool) -> None:
+    """Run `ctxbudget [--attach]` through the real CLI entry point, headless; write events to `report`.
 
-    from tui.core.config import settings_from_dict
-    from tui.core.feed.feed import DashboardFeed
-    from tui.core.feed.live import LiveDriver
-    from tui.ui.app import make_app
+    The hooks need the app class, so tui.ui.app is imported first; the CLI imports it anyway.
+    """
+    from tui.ui.app import CtxBudgetApp
     from tui.ui.widgets.requests_table import RequestsTable
 
-    settings = settings_from_dict(json.loads(settings_json))
-    app = make_app(DashboardFeed(LiveDriver(settings, attach=attach)), settings)
     out = open(report, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
 
     def emit(event: str, **data: Any) -> None:
         out.write(json.dumps({"event": event, "t": time.time(), **data}) + "\n")
 
     seen: set[int] = set()
+    mounted = CtxBudgetApp.on_mount
 
-    def watch() -> None:
-        table = app.main_screen.query_one(RequestsTable)
-        new = set(table.by_id) - seen
-        if new:
-            if not seen:
-                app.call_after_refresh(lambda: emit("first_rows_frame", rows=table.row_count))
-            for row_id in new:
-                emit("row_visible", id=row_id)
-            seen.update(new)
+    def on_mount(app: CtxBudgetApp) -> None:
+        def watch() -> None:
+            table = app.main_screen.query_one(RequestsTable)
+            new = set(table.by_id) - seen
+            if new:
+                if not seen:
+                    app.call_after_refresh(lambda: emit("first_rows_frame", rows=table.row_count))
+                for row_id in new:
+                    emit("row_visible", id=row_id)
+                seen.update(new)
 
-    async def main() -> None:
+        mounted(app)
         app.call_later(lambda: app.call_after_refresh(lambda: emit("first_frame")))
         if watch_rows:  # a 5 ms probe for the latency runs only: it would distort the idle numbers
             app.call_later(lambda: app.set_interval(0.005, watch))
-        await app.run_async(headless=True, size=(100, 36))
 
+    def run(app: CtxBudgetApp, **_: Any) -> None:
+        super(CtxBudgetApp, app).run(headless=True, size=(100, 36))
+
+    CtxBudgetApp.on_mount = on_mount  # type: ignore[method-assign]
+    CtxBudgetApp.run = run  # type: ignore[method-assign]
     emit("started")
-    asyncio.run(main())
+    from tui.cli import main
+
+    main(["--config", config, *(["--attach"] if attach else [])])
+
+
+def write_config(settings: dict[str, dict[str, Any]], path: Path) -> Path:
+    """A config.toml holding `settings` (tables of strings, numbers and booleans)."""
+    lines: list[str] = []
+    for table, values in settings.items():
+        lines.append(f"[{table}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def child_baseline(report: str, stay: bool = False) -> None:
@@ -116,12 +134,13 @@ def proc_stats(pid: int) -> tuple[float, int]:
 def spawn(
     settings: dict[str, Any], attach: bool, report: Path, watch: bool = True
 ) -> subprocess.Popen[bytes]:
+    config = write_config(settings, report.with_suffix(".toml"))
     return subprocess.Popen(
         [
             sys.executable,
             __file__,
             "--child-app",
-            json.dumps(settings),
+            str(config),
             "1" if attach else "0",
             str(report),
             "1" if watch else "0",

@@ -21,7 +21,7 @@ from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.recording import DEMO_RECORDING, RecordingWriter, load_recording
 from tui.core.feed.updates import FeedUpdate, LogUpdate, RecordsUpdate, SlotsUpdate, SourceStatus
 from tui.core.feed.views import RequestHistory, SessionCalls, budget_of, mcp_calls, mcp_rows
-from tui.core.logs.facts import ServerFacts
+from tui.core.logs.state import ServerFacts
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 
 RECORDING = load_recording(DEMO_RECORDING)

@@ -14,9 +14,13 @@ from support.llama import RunningServer, StartServer
 from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, ServerSettings, Settings
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.live import NO_LOG_FILE, LiveDriver
-from tui.core.feed.updates import FeedUpdate, LogUpdate, RecordsUpdate, SlotsUpdate, SourceStatus
+from tui.core.feed.updates import FeedInfo, FeedUpdate, LogUpdate, RecordsUpdate, SlotsUpdate, SourceStatus
+from tui.core.journal_reader import JournalReader
+from tui.core.logs.parse import LogParser
+from tui.core.logs.timeline import Timeline
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 from tui.core.proxy import ProxyService
+from tui.core.records import RequestRecord
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(180)]
 
@@ -160,3 +164,73 @@ async def test_missing_log_and_busy_port_are_reported(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         blocker.close()
+
+
+class _NoDriver:
+    """A driver with nothing to run: the test pushes observations into the feed itself."""
+
+    info = FeedInfo(mode="attach")
+
+    async def run(self, feed: DashboardFeed) -> None:
+        await asyncio.Event().wait()
+
+    def load_body(self, record_id: int) -> bytes | None:
+        return None
+
+    def load_record(self, record_id: int) -> RequestRecord | None:
+        return None
+
+
+async def test_backlog_rows_get_speeds_from_the_log_backlog_only(
+    llama_server: StartServer, tmp_path: Path, free_port: int
+) -> None:
+    server = llama_server()
+    settings = live_settings(server, tmp_path, free_port)
+    proxy = ProxyService(settings, journal_path=settings.journal_path())
+    await proxy.start()
+    try:
+        assert await post(proxy.url, BODY) == 200
+        reader = JournalReader(settings.journal_path())
+        for _ in range(200):
+            rows = reader.latest(5)
+            if rows and rows[-1].usage.prompt_tokens:
+                break
+            await asyncio.sleep(0.05)
+        reader.close()
+    finally:
+        await proxy.stop()
+    row = rows[-1]
+    assert row.usage.prompt_per_second is None  # an Anthropic stream: the journal has no speeds
+    log_text = server.log_path.read_text()
+    timeline = Timeline()
+    timeline.feed_many(LogParser().parse_lines(log_text.splitlines()))
+    task = next(t for t in timeline.requests() if t.done and t.prompt_tokens == row.usage.prompt_tokens)
+
+    # The dashboard starting now: the journal backlog row takes its speeds from the log's backlog.
+    driver = LiveDriver(settings, attach=True, journal_path=settings.journal_path())
+    feed = DashboardFeed(driver)
+    updates: list[FeedUpdate] = []
+    feed.subscribe(updates.append)
+    running = asyncio.create_task(feed.run())
+    try:
+        initial = await wait_for(updates, lambda u: isinstance(u, RecordsUpdate) and u.initial)
+        assert [r.id for r in initial.records] == [row.id]
+        timed = await wait_for(updates, lambda u: isinstance(u, RecordsUpdate) and u.replaced)
+        assert [r.id for r in timed.records] == [row.id]
+        assert timed.records[0].usage.prompt_per_second == task.prompt_per_s
+        assert timed.records[0].usage.gen_per_second == task.eval_per_s
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+    # Log lines that come after the log's backlog are a newer task's: an old row must not take them.
+    feed = DashboardFeed(_NoDriver())
+    updates = []
+    feed.subscribe(updates.append)
+    feed.add_records([row], initial=True)
+    feed.log_backlog_read()
+    feed.add_log_lines(["main: server is listening on http://127.0.0.1:1234"])
+    feed.flush()
+    feed.add_log_lines(log_text.splitlines())
+    feed.flush()
+    assert not [u for u in updates if isinstance(u, RecordsUpdate) and u.replaced]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.message import Message
 
-from tui.core.actions.server_control import ServerState, ServerStatus
-from tui.core.actions.tmux_compact import PaneInfo
-from tui.core.feed.control import ControlSnapshot
-from tui.ui.screens.restart_dialog import RestartRequest
+if TYPE_CHECKING:
+    from tui.core.actions.server_control import ServerState, ServerStatus
+    from tui.core.actions.tmux_compact import PaneInfo
+    from tui.core.feed.control import ControlSnapshot
+    from tui.ui.screens.restart_dialog import RestartRequest
 
 
 class ControlChanged(Message):

@@ -11,7 +11,7 @@ from tui.core.feed.updates import (
     SlotsUpdate,
     SourceStatus,
 )
-from tui.core.logs.facts import ServerFacts
+from tui.core.logs.state import ServerFacts
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 
 

@@ -6,12 +6,14 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui.core.config import Settings
 from tui.core.control.client import ControlClient, ControlError, proxy_base_url
-from tui.core.transforms import TRANSFORM_ORDER, TransformPipeline, TransformSettings, changes_prefix
-from tui.core.transforms.model import DIALECTS
+
+# The transform modules load with the first control answer, not with the dashboard.
+if TYPE_CHECKING:
+    from tui.core.transforms import TransformSettings
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ def _int(value: object) -> int:
 
 def snapshot_from_state(state: dict[str, Any], address: str) -> ControlSnapshot:
     """Parse GET /_ctxbudget/state; unknown or missing fields read as empty."""
+    from tui.core.transforms import TRANSFORM_ORDER
+
     mcp = state.get("mcp") or {}
     transforms = state.get("transforms") or {}
     compactions = state.get("compactions") or {}
@@ -108,6 +112,9 @@ def switch_prefix_note(
     body: bytes | None, dialect: str, settings: TransformSettings, before: Sequence[str], after: Sequence[str]
 ) -> str:
     """What switching transforms does to the conversation's cached prefix, judged on a stored request body."""
+    from tui.core.transforms import TransformPipeline, changes_prefix
+    from tui.core.transforms.model import DIALECTS
+
     if not body or dialect not in DIALECTS:
         return ""
     try:

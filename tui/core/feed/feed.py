@@ -7,7 +7,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tui.core.feed.timings import needs_timings, with_timings
 from tui.core.feed.updates import (
@@ -19,11 +19,12 @@ from tui.core.feed.updates import (
     SlotsUpdate,
     SourceStatus,
 )
-from tui.core.logs import events as ev
-from tui.core.logs.monitor import LogMonitor
-from tui.core.poll.buffers import buffers_from_events
 from tui.core.poll.snapshots import BufferSizes, GpuSnapshot, ServerSnapshot
 from tui.core.records import RequestRecord
+
+if TYPE_CHECKING:
+    from tui.core.logs import events as ev
+    from tui.core.logs.monitor import LogMonitor
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ class DashboardFeed:
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
     ) -> None:
         self.driver = driver
-        self.monitor = LogMonitor()
+        # The log pipeline loads with the first log lines, so the first frame does not wait for it.
+        self._monitor: LogMonitor | None = None
         self._listeners: list[Listener] = []
         self._pending_lines: deque[LogLine] = deque(maxlen=max(50, log_lines))
         self._dropped = 0
@@ -65,14 +67,29 @@ class DashboardFeed:
         self._facts_shown: object = None
         self._buffer_events: deque[ev.LogEvent] = deque(maxlen=64)
         self._awaiting_timings: deque[RequestRecord] = deque(maxlen=32)
+        # Backlog rows get one try, once the log's own backlog is read, so an old row never takes a new
+        # task's speeds.
+        self._backlog_awaiting: list[RequestRecord] = []
+        self._log_backlog_read = False
         self._timed_tasks: set[int] = set()
         self._flush_interval = flush_interval
         self._wake = asyncio.Event()
+        # Set by the UI once its first frame shows the journal rows: drivers start slower sources then.
+        self.ui_ready = asyncio.Event()
         self.server: ServerSnapshot | None = None
         # Monotonic time of the last sign of work (a record, a slot log line): drivers poll slower when quiet.
         self.last_activity = time.monotonic()
         self.on_activity: Callable[[], None] | None = None
         self.gpu: GpuSnapshot | None = None
+
+    @property
+    def monitor(self) -> LogMonitor:
+        """The log parser and its trackers (created with the first log lines)."""
+        if self._monitor is None:
+            from tui.core.logs.monitor import LogMonitor
+
+            self._monitor = LogMonitor()
+        return self._monitor
 
     @property
     def info(self) -> FeedInfo:
@@ -100,7 +117,10 @@ class DashboardFeed:
             self._note_activity()
         out: list[RequestRecord] = []
         for record in records:
-            if not initial and needs_timings(record):
+            if initial:
+                if needs_timings(record):
+                    self._backlog_awaiting.append(record)
+            elif needs_timings(record):
                 filled = self._fill_timings(record)
                 if filled is None:
                     self._awaiting_timings.append(record)
@@ -110,11 +130,30 @@ class DashboardFeed:
         self._emit(RecordsUpdate(tuple(out), initial=initial))
 
     def _fill_timings(self, record: RequestRecord) -> RequestRecord | None:
-        tasks = reversed(self.monitor.timeline.requests(64))
+        if self._monitor is None:
+            return None
+        tasks = reversed(self._monitor.timeline.requests(64))
         return with_timings(record, tasks, self._timed_tasks)
+
+    def _timed_rows(self) -> list[RequestRecord]:
+        """Rows waiting for speeds that the log now has, newest first (newest rows match newest tasks)."""
+        filled: list[RequestRecord] = []
+        if self._awaiting_timings:
+            filled = [r for r in map(self._fill_timings, reversed(self._awaiting_timings)) if r is not None]
+            done = {r.id for r in filled}
+            kept = [r for r in self._awaiting_timings if r.id not in done]
+            self._awaiting_timings.clear()
+            self._awaiting_timings.extend(kept)
+        if self._backlog_awaiting and self._log_backlog_read:
+            backlog = reversed(self._backlog_awaiting)
+            self._backlog_awaiting = []
+            filled += [r for r in map(self._fill_timings, backlog) if r is not None]
+        return filled
 
     def add_log_lines(self, lines: Sequence[str]) -> None:
         """Raw log lines: parsed and folded now (LogMonitor), emitted in batches every flush interval."""
+        from tui.core.logs import events as ev
+
         texts = [line.rstrip("\r\n") for line in lines]
         events = self.monitor.feed_lines(texts)
         active = False
@@ -132,6 +171,11 @@ class DashboardFeed:
         self._wake.set()
         if active:
             self._note_activity()
+
+    def log_backlog_read(self) -> None:
+        """The log lines written before the dashboard started are all in: match the journal backlog now."""
+        self._log_backlog_read = True
+        self._wake.set()
 
     def _note_activity(self) -> None:
         self.last_activity = time.monotonic()
@@ -154,7 +198,9 @@ class DashboardFeed:
 
     def buffers(self) -> tuple[BufferSizes, ...]:
         """Per-device buffer sizes from the log (the GPU sampler's no-GPU memory facts)."""
-        return buffers_from_events(self._buffer_events)
+        from tui.core.poll.buffers import buffers_from_events
+
+        return buffers_from_events(tuple(self._buffer_events))
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -181,19 +227,16 @@ class DashboardFeed:
             self._pending_lines.clear()
             self._emit(LogUpdate(lines, self._dropped))
             self._dropped = 0
-        if self._awaiting_timings:
-            filled = [r for r in map(self._fill_timings, tuple(self._awaiting_timings)) if r is not None]
-            if filled:
-                done = {r.id for r in filled}
-                kept = [r for r in self._awaiting_timings if r.id not in done]
-                self._awaiting_timings.clear()
-                self._awaiting_timings.extend(kept)
-                self._emit(RecordsUpdate(tuple(filled), replaced=True))
-        tracker = self.monitor.slot_tracker
+        if self._monitor is None:
+            return
+        filled = self._timed_rows()
+        if filled:
+            self._emit(RecordsUpdate(tuple(filled), replaced=True))
+        tracker = self._monitor.slot_tracker
         if tracker.generation != self._slots_generation:
             self._slots_generation = tracker.generation
             self._emit(SlotsUpdate(tracker.slots()))
-        facts = self.monitor.facts_tracker.facts
+        facts = self._monitor.facts_tracker.facts
         if facts is not self._facts_shown and facts != self._facts_shown:
             self._facts_shown = facts
             self._emit(facts)

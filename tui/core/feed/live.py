@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BACKLOG_ROWS = 150
-# Pollers start a moment later so the first frame (journal rows) is not held up by HTTP client setup.
-SECONDARY_START_DELAY_S = 0.5
+# The log, server and GPU sources start once the UI has drawn the journal rows (feed.ui_ready), so the
+# first frame is not held up by their imports and HTTP client setup; without a UI, after this long.
+SECONDARY_START_MAX_WAIT_S = 1.0
 JOURNAL_POLL_S = 0.1
 LOG_FALLBACK_POLL_S = 2.0
 # With no request and no slot activity for QUIET_AFTER_S, the server is polled every QUIET_POLL_S
@@ -73,16 +74,20 @@ class LiveDriver:
 
     async def run(self, feed: DashboardFeed) -> None:
         """All sources until cancelled."""
-        sources: list[tuple[str, Callable[[DashboardFeed], Awaitable[None]]]] = [
-            ("journal", self._attach_journal if self.attach else self._embedded_proxy),
-            ("log", self._follow_log),
-            ("server", self._poll_server),
-            ("gpu", self._sample_gpu),
-        ]
-        tasks = [
-            asyncio.create_task(self._guard(name, run, feed), name=f"feed-{name}") for name, run in sources
-        ]
+        journal = self._attach_journal if self.attach else self._embedded_proxy
+        tasks = [asyncio.create_task(self._guard("journal", journal, feed), name="feed-journal")]
         try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(feed.ui_ready.wait(), SECONDARY_START_MAX_WAIT_S)
+            secondary: list[tuple[str, Callable[[DashboardFeed], Awaitable[None]]]] = [
+                ("log", self._follow_log),
+                ("server", self._poll_server),
+                ("gpu", self._sample_gpu),
+            ]
+            tasks += [
+                asyncio.create_task(self._guard(name, run, feed), name=f"feed-{name}")
+                for name, run in secondary
+            ]
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
@@ -186,11 +191,15 @@ class LiveDriver:
             path, backlog_lines=self.settings.dashboard.log_lines, poll_interval=LOG_FALLBACK_POLL_S
         )
         first = True
+        backlog = True
         async for batch in tailer.batches():
             if first:
                 first = False
                 feed.set_status(SourceStatus("log", "ok", f"following {path}"))
             feed.add_log_lines(batch)
+            if backlog and not tailer.pending_lines:
+                backlog = False
+                feed.log_backlog_read()
 
     async def _poll_server(self, feed: DashboardFeed) -> None:
         from tui.core.poll.server_poller import ServerPoller

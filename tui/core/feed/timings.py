@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from tui.core.logs.timeline import RequestTimeline
 from tui.core.records import RequestRecord
+
+if TYPE_CHECKING:
+    from tui.core.logs.timeline import RequestTimeline
 
 
 def needs_timings(record: RequestRecord) -> bool:

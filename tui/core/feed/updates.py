@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from tui.core.logs.facts import ServerFacts
-from tui.core.logs.slots import SlotState
+from tui.core.logs.state import ServerFacts, SlotState
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 from tui.core.records import RequestRecord
 

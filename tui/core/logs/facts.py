@@ -6,59 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tui.core.logs import events as ev
-
-
-@dataclass(frozen=True)
-class BufferFact:
-    """One buffer allocation (kind model/kv/compute/rs/output) on one device."""
-
-    buffer: str
-    device: str
-    size_mib: float
-
-
-@dataclass(frozen=True)
-class ServerFacts:
-    """Everything the startup log said; state is unknown, loading, up, sleeping, failed or stopped."""
-
-    state: str = "unknown"
-    build: int | None = None
-    commit: str | None = None
-    model: str | None = None
-    url: str | None = None
-    n_slots: int | None = None
-    n_ctx_slot: int | None = None
-    kv_unified: bool | None = None
-    n_ctx: int | None = None
-    n_ctx_seq: int | None = None
-    n_seq_max: int | None = None
-    n_batch: int | None = None
-    n_ubatch: int | None = None
-    n_ctx_train: int | None = None
-    n_swa: int | None = None
-    flash_attn: str | None = None
-    kv_cache_mib: float | None = None
-    buffers: tuple[BufferFact, ...] = ()
-    warnings: tuple[str, ...] = ()
-    load_error: str | None = None
-    updated_ts: float | None = None
-
-    def buffer_mib(self, buffer: str, device: str | None = None) -> float:
-        """Total MiB of one buffer kind, on one device or all."""
-        return sum(b.size_mib for b in self.buffers if b.buffer == buffer and device in (None, b.device))
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        out: dict[str, Any] = {"kind": "server_facts"}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if name == "buffers":
-                value = [{"buffer": b.buffer, "device": b.device, "size_mib": b.size_mib} for b in value]
-            elif name == "warnings":
-                value = list(value)
-            out[name] = value
-        return out
-
+from tui.core.logs.state import BufferFact, ServerFacts
 
 _CONTEXT_INTS = {
     "n_ctx": "n_ctx",

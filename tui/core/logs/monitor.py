@@ -8,9 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tui.core.logs import events as ev
-from tui.core.logs.facts import FactsTracker, ServerFacts
+from tui.core.logs.facts import FactsTracker
 from tui.core.logs.parse import LogParser
-from tui.core.logs.slots import SlotState, SlotTracker
+from tui.core.logs.slots import SlotTracker
+from tui.core.logs.state import ServerFacts, SlotState
 from tui.core.logs.timeline import DEFAULT_MAX_REQUESTS, RequestTimeline, Timeline
 
 DEFAULT_MAX_EVENTS = 2000

@@ -6,56 +6,9 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 from tui.core.logs import events as ev
+from tui.core.logs.state import CheckpointMark, SlotState
 
 MAX_CHECKPOINTS_KEPT = 64  # the server default keeps 32 per slot; erased ones stay visible a while
-
-
-@dataclass(frozen=True)
-class CheckpointMark:
-    """One context checkpoint of a slot; state is "live", "restored" (live and used) or "erased"."""
-
-    pos_min: int | None
-    pos_max: int | None
-    n_tokens: int | None
-    size_mib: float | None
-    task: int | None
-    state: str
-    restores: int = 0
-    erase_reason: str | None = None
-
-
-@dataclass(frozen=True)
-class SlotState:
-    """What one slot is doing now, as far as the log tells; phase is idle, queued, prompt or generating."""
-
-    slot: int
-    n_ctx: int | None
-    task: int | None
-    last_task: int | None
-    phase: str
-    progress: float | None
-    prompt_tokens: int | None
-    reused_tokens: int | None
-    n_tokens: int | None
-    n_gen: int | None
-    truncated: bool | None
-    checkpoints: tuple[CheckpointMark, ...]
-    updated_ts: float | None
-
-    @property
-    def busy(self) -> bool:
-        """True while a task runs on the slot."""
-        return self.phase in ("prompt", "generating")
-
-    @property
-    def live_checkpoints(self) -> int:
-        """Checkpoints not erased."""
-        return sum(1 for c in self.checkpoints if c.state != "erased")
-
-    @property
-    def checkpoint_mib(self) -> float:
-        """Host RAM held by the slot's live checkpoints."""
-        return sum(c.size_mib or 0.0 for c in self.checkpoints if c.state != "erased")
 
 
 @dataclass

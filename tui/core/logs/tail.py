@@ -183,6 +183,11 @@ class LogTailer:
             self._fh.close()
             self._fh = None
 
+    @property
+    def pending_lines(self) -> int:
+        """Lines read from the file but not handed out yet."""
+        return len(self._pending)
+
     def read_available(self) -> list[str]:
         """Synchronously pull whatever is new (opening, rotating, truncating as needed); bounded."""
         self._check_file()

@@ -17,7 +17,7 @@ from tui.core.config import Settings
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.updates import SourceStatus
 from tui.core.feed.views import RequestHistory, SessionCalls, budget_of, mcp_rows
-from tui.core.logs.facts import ServerFacts
+from tui.core.logs.state import ServerFacts
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 from tui.core.records import RequestRecord
 from tui.ui import messages as msg
@@ -123,6 +123,8 @@ class MainScreen(MainActions, Screen[None]):
             counter = "exact" if anatomy.exact else f"approx ({anatomy.counter or '?'})"
             self.query_one(ServerHeader).show(counter=counter)
         self._show_empty_hint()
+        if message.update.initial:
+            self.call_after_refresh(self.feed.ui_ready.set)
 
     def on_log_added(self, message: msg.LogAdded) -> None:
         """A batch of log lines."""

@@ -11,28 +11,26 @@ from textual import work
 from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState
 
-from tui.core.actions.mcp_switch import switch_cost
-from tui.core.actions.server_control import PreflightError, ServerController, ServerState
-from tui.core.actions.server_launch import ServerControlError
-from tui.core.actions.tmux_compact import PaneError, PaneInfo, find_agent_panes, make_server, send_compact
 from tui.core.control.client import ControlClient, ControlError
 from tui.core.feed.control import ControlSnapshot, control_client, fetch_control
 from tui.ui import action_messages as am
 from tui.ui.availability import ActionContext, unavailable_reason
 from tui.ui.format import grouped
-from tui.ui.screens.compact_dialog import CompactDialog
 from tui.ui.screens.dialogs import ConfirmDialog, PickDialog
-from tui.ui.screens.restart_dialog import RestartDialog, RestartRequest
 from tui.ui.widgets.mcp_table import McpTable
 from tui.ui.widgets.server_header import ServerHeader
 
+# The action modules (tmux, server control, dialogs) load when an action first runs, not at start-up.
 if TYPE_CHECKING:
     from textual.screen import Screen
 
+    from tui.core.actions.server_control import ServerState
+    from tui.core.actions.tmux_compact import PaneInfo
     from tui.core.config import Settings
     from tui.core.feed.feed import DashboardFeed
     from tui.core.poll.snapshots import ServerSnapshot
     from tui.core.records import RequestRecord
+    from tui.ui.screens.restart_dialog import RestartRequest
 
     _Base = Screen[None]
 else:
@@ -135,6 +133,8 @@ class MainActions(_Base):
                 f"MCP tool once (~{grouped(anatomy.total_tokens)} tokens at most)"
             )
         elif anatomy is not None:
+            from tui.core.actions.mcp_switch import switch_cost
+
             cost = switch_cost(anatomy, server)
             cost_text = (
                 f"saves {grouped(cost.schema_tokens)} tokens per request; "
@@ -174,6 +174,8 @@ class MainActions(_Base):
 
     @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="find agent pane")
     def _prepare_compact(self) -> None:
+        from tui.core.actions.tmux_compact import find_agent_panes, make_server
+
         compact = self.settings.compact
         panes: tuple[PaneInfo, ...] = ()
         try:
@@ -193,6 +195,8 @@ class MainActions(_Base):
 
     def on_compact_prepared(self, message: am.CompactPrepared) -> None:
         """Open the dialog (default Cancel)."""
+        from tui.ui.screens.compact_dialog import CompactDialog
+
         session = self.selected.session_id if self.selected is not None else ""
         dialog = CompactDialog(
             panes=len(message.panes) + bool(self.settings.compact.pane),
@@ -205,6 +209,8 @@ class MainActions(_Base):
 
     @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="compact")
     def _run_compact(self, mode: str, pane: str) -> None:
+        from tui.core.actions.tmux_compact import PaneError, send_compact
+
         compact = self.settings.compact
         if mode == "pane":
             try:
@@ -278,10 +284,14 @@ class MainActions(_Base):
 
     @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="server status")
     def _prepare_restart(self) -> None:
+        from tui.core.actions.server_control import ServerController
+
         self.post_message(am.RestartPrepared(ServerController(self.settings).status()))
 
     def on_restart_prepared(self, message: am.RestartPrepared) -> None:
         """Current sizes from the poller (else settings), editable; say when the server is not ours."""
+        from tui.ui.screens.restart_dialog import RestartDialog
+
         status, server = message.status, self.server
         configured = self.settings.server.parallel or 1
         parallel = (server.n_slots if server else None) or status.total_slots or configured
@@ -298,6 +308,9 @@ class MainActions(_Base):
 
     @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="restart llama-server")
     def _run_restart(self, request: RestartRequest, force: bool = False) -> None:
+        from tui.core.actions.server_control import PreflightError, ServerController, ServerState
+        from tui.core.actions.server_launch import ServerControlError
+
         def progress(state: ServerState) -> None:
             self.post_message(am.ServerProgress(state))
 

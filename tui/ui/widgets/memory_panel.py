@@ -6,7 +6,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
-from tui.core.logs.facts import ServerFacts
+from tui.core.logs.state import ServerFacts
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 from tui.ui.format import flow, gauge, gib_bytes, mib, percent, tokens
 

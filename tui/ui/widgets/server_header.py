@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from tui.core.feed.updates import FeedInfo
-from tui.core.logs.facts import ServerFacts
+from tui.core.logs.state import ServerFacts
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.ui.format import flow, grouped
 

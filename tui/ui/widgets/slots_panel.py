@@ -6,7 +6,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
-from tui.core.logs.slots import SlotState
+from tui.core.logs.state import SlotState
 from tui.core.poll.snapshots import ServerSnapshot, SlotSnapshot
 from tui.ui.format import flow, gauge, grouped, mib, percent, rate, tokens
 
