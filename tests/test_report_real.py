@@ -21,7 +21,7 @@ from tui.commands import report_cmd
 from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
 from tui.core.journal import JournalReader
 from tui.core.proxy import ProxyService
-from tui.core.report import DEFAULT_PRICES, build_report, load_records, render, summary_for
+from tui.core.report import DEFAULT_PRICES, build_report, load_records, render_report, summary_for
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(240)]
 
@@ -300,4 +300,4 @@ def test_report_command_filters_by_session_and_date(
 def test_render_matches_build_for_the_same_rows(traffic: Any) -> None:
     journal, _ = traffic
     report = build_report(load_records(journal))
-    assert json.loads(render(report, "json"))["overall"]["requests"] == report.overall.requests
+    assert json.loads(render_report(report, "json"))["overall"]["requests"] == report.overall.requests

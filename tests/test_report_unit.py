@@ -23,7 +23,7 @@ from tui.core.report import (
     build_report,
     parse_since,
     percentile,
-    render,
+    render_report,
     report_settings_from_dict,
     size_bucket,
     sparkline,
@@ -186,7 +186,7 @@ def test_empty_summary_reports_unknowns() -> None:
     assert s.requests == 0 and s.reuse_rate is None and s.prompt_p50 is None
     assert s.tokens_per_joule is None and s.to_json()["energy"]["note"] == "not recorded"
     for fmt in ("table", "md", "json", "csv"):
-        assert render(build_report([]), fmt)
+        assert render_report(build_report([]), fmt)
 
 
 def test_grouping_by_session_and_day() -> None:
@@ -207,17 +207,17 @@ def test_grouping_by_session_and_day() -> None:
     assert build_report(rows, session="b").overall.prompt_tokens == 200
     assert build_report(rows, since_ts=day2).overall.requests == 1
 
-    table = render(report, "csv")
+    table = render_report(report, "csv")
     parsed = list(csv.DictReader(io.StringIO(table)))
     assert len(parsed) == 3 and all(len(r) == len(parsed[0]) for r in parsed)
     assert [int(r["prompt_tokens"]) for r in parsed] == [100, 200, 300]
-    md = render(report, "md")
+    md = render_report(report, "md")
     assert "## Trend" in md and "prompt tokens per day" in md  # a sparkline once there are two days
-    assert json.loads(render(report, "json"))["days"][1]["day"] == "2026-11-20"
+    assert json.loads(render_report(report, "json"))["days"][1]["day"] == "2026-11-20"
     with pytest.raises(ValueError, match="unknown report format"):
-        render(report, "xml")
+        render_report(report, "xml")
 
 
 def test_markdown_escapes_pipes_in_session_ids() -> None:
-    md = render(build_report([record(1, 10, 0, 1, session="a|b", ts=time.time())]), "md")
+    md = render_report(build_report([record(1, 10, 0, 1, session="a|b", ts=time.time())]), "md")
     assert "| a\\|b |" in md

@@ -147,6 +147,8 @@ async def test_transforms_screen_toggles_after_warning(dashboard: CtxBudgetApp) 
     app = dashboard
     async with app.run_test(size=(120, 40)) as pilot:
         await send(app, agent_body())
+        main = app.main_screen
+        await until(app, lambda: main.control is not None and main.control.answers)
         await pilot.press("t")
         await until(app, lambda: isinstance(app.screen, TransformsScreen))
         screen = app.screen
@@ -184,6 +186,8 @@ async def test_transform_warning_names_where_the_prefix_changes(
     noisy = "\n".join(["compiling module core ... ok"] * 300 + ["all 300 modules built"])
     async with app.run_test(size=(120, 40)) as pilot:
         await send(app, agent_body(tool_output=noisy))
+        main = app.main_screen
+        await until(app, lambda: main.control is not None and main.control.answers)
         await pilot.press("t")
         await until(app, lambda: isinstance(app.screen, TransformsScreen))
         screen = app.screen

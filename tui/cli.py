@@ -11,6 +11,8 @@ from tui import __version__
 from tui.core.config import ConfigError, Settings, load_settings
 
 # Each module defines `register(subparsers)`; a subcommand sets `func(args, settings) -> int`.
+# build_parser() imports them all, so they import only what register() needs at module level and the
+# rest inside the command functions (tests/test_cli_imports.py keeps heavy libraries out of startup).
 COMMAND_MODULES: tuple[str, ...] = (
     "tui.commands.dashboard_cmd",
     "tui.commands.proxy_cmd",

@@ -7,9 +7,6 @@ import json
 import sys
 from typing import Any
 
-import httpx
-
-from tui.core.actions.tmux_compact import DEFAULT_AGENT, PaneError, send_compact
 from tui.core.config import Settings
 
 CONTROL_PATH = "/_ctxbudget/compact"
@@ -58,6 +55,8 @@ def request_proxy_compaction(
     settings: Settings, session: str | None, keep_turns: int, undo: bool = False, timeout: float = 600.0
 ) -> dict[str, Any]:
     """POST the compaction (or its undo) to the running proxy's control API; RuntimeError when it fails."""
+    import httpx
+
     url = proxy_base(settings) + CONTROL_PATH + ("/undo" if undo else "")
     payload: dict[str, Any] = {"session": session}
     if not undo:
@@ -85,6 +84,8 @@ def run_compact(args: argparse.Namespace, settings: Settings) -> int:
     """Compact in the chosen mode; 0 on success, 1 on failure."""
     mode = args.mode or _compact_opt(settings, "mode", "pane")
     if mode == "pane":
+        from tui.core.actions.tmux_compact import DEFAULT_AGENT, PaneError, send_compact
+
         if args.undo:
             print("ctxbudget compact: --undo only applies to proxy mode", file=sys.stderr)
             return 2

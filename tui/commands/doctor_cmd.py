@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
 from tui.core.config import Settings
-from tui.core.doctor import diagnose, exit_code, render_json, render_text
 
 
 def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
@@ -31,9 +29,14 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
 
 def run_doctor(args: argparse.Namespace, settings: Settings) -> int:
     """Run every check and print the results; 1 when any check fails."""
+    import asyncio
+
+    from tui.core.doctor import diagnose, exit_code, render_json, render_text
+
     facts, results = asyncio.run(
-        diagnose(settings, server_url=args.server, model=args.model, ctx_size=args.ctx_size,
-                 parallel=args.parallel)
+        diagnose(
+            settings, server_url=args.server, model=args.model, ctx_size=args.ctx_size, parallel=args.parallel
+        )
     )
     print(render_json(results) if args.json else render_text(results, facts))
     return exit_code(results)

@@ -10,10 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from tui.core.config import Settings, with_overrides
-from tui.core.proxy import parse_listen
 
 CLIENTS = ("claude", "opencode")
 PROBE_TIMEOUT_S = 3.0
@@ -36,7 +33,7 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
         description=(
             "Print shell exports (claude) or a config snippet (opencode) that send the agent's traffic "
             "through the proxy, with its context window set to the server's real per-slot n_ctx. "
-            "Use: eval \"$(ctxbudget env)\"."
+            'Use: eval "$(ctxbudget env)".'
         ),
     )
     parser.add_argument("--client", choices=CLIENTS, default=None, help="agent (default: agent.client)")
@@ -50,6 +47,8 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
 
 def probe_upstream(url: str, api_key: str, timeout: float = PROBE_TIMEOUT_S) -> UpstreamFacts:
     """Ask /props for the per-slot n_ctx and /v1/models for the model id."""
+    import httpx
+
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         with httpx.Client(base_url=url, headers=headers, timeout=timeout, trust_env=False) as client:
@@ -125,6 +124,8 @@ def opencode_config(base_url: str, api_key: str, window: int | None, model: str 
 
 def run_env(args: argparse.Namespace, settings: Settings) -> int:
     """Handler for `ctxbudget env`."""
+    from tui.core.proxy import parse_listen
+
     settings = with_overrides(settings, "proxy", listen=args.listen, upstream=args.upstream)
     address = parse_listen(settings.proxy.listen, allow_remote=True)
     base_url = address.url()
@@ -138,8 +139,10 @@ def run_env(args: argparse.Namespace, settings: Settings) -> int:
         api_key = server_key if args.reveal_key else "REPLACE_WITH_SERVER_KEY"
     client = args.client or settings.agent.client
     if server_key and not args.reveal_key:
-        print("# the server has an API key ([server] api_key): rerun with --reveal-key to include it",
-              file=sys.stderr)
+        print(
+            "# the server has an API key ([server] api_key): rerun with --reveal-key to include it",
+            file=sys.stderr,
+        )
     if client == "opencode":
         if facts.error:
             print(f"# warning: {facts.error}; context limit from {source}", file=sys.stderr)

@@ -6,15 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tui.core.anatomy.analyze import anatomy_of, split_body
-from tui.core.anatomy.body import BodyError, decode_bytes, parse_json_object, route
-from tui.core.anatomy.model import CATEGORIES, Anatomy
-from tui.core.config import Settings
-from tui.core.control.transform_state import TransformSwitchStore
-from tui.core.tokens import COUNTER_MODES, CounterError, TokenCounter, make_counter
-from tui.core.transforms import measure_savings, unified_diff_preview
+from tui.core.config import COUNTER_MODES, Settings
+
+if TYPE_CHECKING:
+    from tui.core.anatomy.model import Anatomy
+    from tui.core.tokens import TokenCounter
 
 TOP_TOOLS = 10
 
@@ -58,6 +56,8 @@ class InspectError(Exception):
 
 def load_request(file: str) -> tuple[dict[str, Any], str]:
     """(request body, dialect or "auto") from a body file or a {"body": ..., "path": ...} wrapper."""
+    from tui.core.anatomy.body import BodyError, decode_bytes, parse_json_object, route
+
     try:
         data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:
@@ -90,6 +90,9 @@ def load_request(file: str) -> tuple[dict[str, Any], str]:
 
 def run_inspect(args: argparse.Namespace, settings: Settings) -> int:
     """Handler: print the anatomy table or JSON; 1 on unreadable input or counter failure."""
+    from tui.core.anatomy.analyze import anatomy_of, split_body
+    from tui.core.tokens import CounterError, make_counter
+
     try:
         body, dialect = load_request(args.file)
     except InspectError as exc:
@@ -127,6 +130,9 @@ def transform_preview(
     body: dict[str, Any], dialect: str, counter: TokenCounter, settings: Settings
 ) -> dict[str, Any]:
     """The enabled transforms (config plus runtime switches) applied to a body: savings and a diff."""
+    from tui.core.control.transform_state import TransformSwitchStore
+    from tui.core.transforms import measure_savings, unified_diff_preview
+
     enabled = list(TransformSwitchStore(settings.transforms.enabled).enabled())
     new_body, savings = measure_savings(body, dialect, counter, enabled, settings.transforms)
     return {
@@ -165,6 +171,8 @@ def render_preview(preview: dict[str, Any]) -> str:
 
 def render_table(anatomy: Anatomy, with_parts: bool = False) -> str:
     """Plain-text report: categories with tokens and %, MCP servers, top tools."""
+    from tui.core.anatomy.model import CATEGORIES
+
     total = anatomy.total_tokens
     kind = "exact" if anatomy.exact else "estimate"
     lines = [

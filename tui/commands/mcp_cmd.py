@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tui.core.actions.mcp_switch import McpSwitchStore
-from tui.core.anatomy.model import MCP_HELPERS_SERVER
 from tui.core.config import Settings
-from tui.core.control.client import ControlClient, ControlError
-from tui.core.records import RequestRecord
+
+if TYPE_CHECKING:
+    from tui.core.actions.mcp_switch import McpSwitchStore
+    from tui.core.control.client import ControlClient
+    from tui.core.records import RequestRecord
 
 
 def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
@@ -44,6 +45,8 @@ def _latest_record(settings: Settings) -> RequestRecord | None:
 
 def server_rows(settings: Settings, store: McpSwitchStore) -> list[dict[str, Any]]:
     """Known servers (config, last request, state file) with on/off and their last-request cost."""
+    from tui.core.anatomy.model import MCP_HELPERS_SERVER
+
     off = store.off()
     record = _latest_record(settings)
     seen: dict[str, dict[str, int]] = {}
@@ -63,6 +66,8 @@ def server_rows(settings: Settings, store: McpSwitchStore) -> list[dict[str, Any
 
 def _run_live(args: argparse.Namespace, client: ControlClient) -> int:
     """The same actions through the running proxy's control API (switches answer with the cost)."""
+    from tui.core.control.client import ControlError
+
     try:
         if args.action == "list":
             mcp = client.state()["mcp"]
@@ -106,6 +111,9 @@ def _run_live(args: argparse.Namespace, client: ControlClient) -> int:
 
 def run_mcp(args: argparse.Namespace, settings: Settings) -> int:
     """List servers, or switch one on/off: through the running proxy, else in the state file it reads."""
+    from tui.core.actions.mcp_switch import McpSwitchStore
+    from tui.core.control.client import ControlClient
+
     if args.action != "list" and not args.name:
         print(f"ctxbudget mcp {args.action}: name the MCP server (see `ctxbudget mcp list`)")
         return 2

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import functools
 import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TextIO
-
-import orjson
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tui.core.config import Settings
-from tui.core.logs import events as ev
-from tui.core.logs.parse import LogParser
-from tui.core.logs.tail import LogTailer, read_lines
-from tui.core.logs.timeline import RequestTimeline, Timeline
+
+if TYPE_CHECKING:
+    from tui.core.logs import events as ev
+    from tui.core.logs.timeline import RequestTimeline
 
 _COMMON = ("kind", "slot", "task", "ts", "level", "line")
 
@@ -37,6 +35,14 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run_parse_log)
 
 
+@functools.cache
+def _raw_type() -> type[ev.Raw]:
+    """The Raw event class, imported at first use: the events module is slow to import."""
+    from tui.core.logs.events import Raw
+
+    return Raw
+
+
 def event_text(event: ev.LogEvent) -> str:
     """One human-readable line for an event."""
     where = ""
@@ -45,7 +51,7 @@ def event_text(event: ev.LogEvent) -> str:
     if event.task is not None:
         where += f"task {event.task}"
     ts = "" if event.ts is None else f"{event.ts:.6f}"
-    if isinstance(event, ev.Raw):
+    if isinstance(event, _raw_type()):
         detail = event.message
     else:
         data = event.to_json(include_line=False)
@@ -55,6 +61,8 @@ def event_text(event: ev.LogEvent) -> str:
 
 def dumps(data: dict[str, Any]) -> str:
     """One JSON line; falls back to the stdlib for values orjson refuses (huge ints from garbled logs)."""
+    import orjson
+
     try:
         return orjson.dumps(data).decode()
     except TypeError:
@@ -104,6 +112,9 @@ class _Printer:
     """Prints events as they come and the task summary at the end."""
 
     def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
+        from tui.core.logs.parse import LogParser
+        from tui.core.logs.timeline import Timeline
+
         self.json = bool(args.json)
         self.no_raw = bool(args.no_raw)
         self.summary_only = bool(args.summary_only)
@@ -118,7 +129,7 @@ class _Printer:
             return
         write = self.out.write
         for event in events:
-            if self.no_raw and isinstance(event, ev.Raw):
+            if self.no_raw and isinstance(event, _raw_type()):
                 continue
             if self.json:
                 write(dumps(event.to_json()) + "\n")
@@ -144,6 +155,10 @@ class _Printer:
 
 def run_parse_log(args: argparse.Namespace, settings: Settings) -> int:
     """Handler for `ctxbudget parse-log`."""
+    import asyncio
+
+    from tui.core.logs.tail import read_lines
+
     path = Path(args.path).expanduser()
     if not path.exists():
         print(f"ctxbudget parse-log: no such file: {path}", file=sys.stderr)
@@ -177,6 +192,8 @@ def run_parse_log(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _follow(path: Path, printer: _Printer) -> None:
+    from tui.core.logs.tail import LogTailer
+
     tailer = LogTailer(path, from_start=True)
     async for batch in tailer.batches():
         printer.lines(batch)

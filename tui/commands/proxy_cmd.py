@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
-import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tui.core.config import Settings, with_overrides
-from tui.core.proxy import JournalOpenError, ProxyService
-from tui.core.records import RequestRecord
+
+if TYPE_CHECKING:
+    from tui.core.proxy import ProxyService
+    from tui.core.records import RequestRecord
 
 TOP_CATEGORIES = 3
 
@@ -25,7 +25,7 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
         help="run the recording proxy without the dashboard",
         description=(
             "Forward every request to llama-server unchanged and journal where its context tokens go. "
-            "Point the agent at it with `eval \"$(ctxbudget env)\"`."
+            'Point the agent at it with `eval "$(ctxbudget env)"`.'
         ),
     )
     add_proxy_options(parser)
@@ -44,7 +44,10 @@ def add_proxy_options(parser: argparse.ArgumentParser) -> None:
         "--allow-remote", action="store_true", default=None, help="allow a non-loopback listen address"
     )
     parser.add_argument(
-        "--mcp-server", action="append", default=[], metavar="NAME",
+        "--mcp-server",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="MCP server name for tools named <server>_<tool> (repeatable; adds to anatomy.mcp_servers)",
     )
 
@@ -83,9 +86,8 @@ def format_record(record: RequestRecord) -> str:
     if prompt is not None:
         top = ""
         if record.anatomy is not None:
-            ranked = sorted(
-                ((n, c) for c, n in record.anatomy.categories.items() if n > 0), reverse=True
-            )[:TOP_CATEGORIES]
+            positive = ((n, c) for c, n in record.anatomy.categories.items() if n > 0)
+            ranked = sorted(positive, reverse=True)[:TOP_CATEGORIES]
             top = " (" + ", ".join(f"{c} {short_tokens(n)}" for n, c in ranked) + ")" if ranked else ""
         fields.append(f"prompt {prompt:,}{top}")
     reused = record.reused_fraction
@@ -103,6 +105,9 @@ def format_record(record: RequestRecord) -> str:
 
 async def serve(service: ProxyService, out: TextIO) -> None:
     """Run until SIGINT/SIGTERM."""
+    import asyncio
+    import signal
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -121,6 +126,10 @@ async def serve(service: ProxyService, out: TextIO) -> None:
 
 def run_proxy(args: argparse.Namespace, settings: Settings) -> int:
     """Handler for `ctxbudget proxy`."""
+    import asyncio
+
+    from tui.core.proxy import JournalOpenError, ProxyService
+
     settings = apply_proxy_options(args, settings)
     out = sys.stdout
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.config import Settings
-from tui.core.report import FORMATS, ReportSettings, build_report, load_records, parse_since, render
+from tui.core.report import FORMATS, render_report
+from tui.core.report.prices import ReportSettings
 
 
 def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
@@ -42,6 +43,8 @@ def report_settings(settings: Settings) -> ReportSettings:
 
 def run_report(args: argparse.Namespace, settings: Settings) -> int:
     """Handler for `ctxbudget report`."""
+    from tui.core.report import build_report, load_records, parse_since
+
     journal = getattr(args, "journal", None)
     path = Path(journal).expanduser() if journal else settings.journal_path()
     if not path.exists():
@@ -54,7 +57,7 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     records = load_records(path, since_ts, args.session)
     report = build_report(records, report_settings(settings), since_ts=since_ts, session=args.session)
-    text = render(report, args.format)
+    text = render_report(report, args.format)
     if args.out:
         out = Path(args.out).expanduser()
         try:

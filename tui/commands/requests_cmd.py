@@ -6,13 +6,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
-
-import orjson
+from typing import TYPE_CHECKING, Any
 
 from tui.core.config import Settings
-from tui.core.journal import JournalReader
-from tui.core.records import RequestRecord
+
+if TYPE_CHECKING:
+    from tui.core.records import RequestRecord
 
 
 def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
@@ -23,9 +22,7 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
         description="List the newest rows of the traffic journal, oldest first.",
     )
     parser.add_argument("--last", type=int, default=20, metavar="N", help="how many rows (default 20)")
-    parser.add_argument(
-        "--json", action="store_true", help="one JSON object per line (JSONL), newest last"
-    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per line (JSONL), newest last")
     parser.add_argument(
         "--journal", metavar="PATH", default=argparse.SUPPRESS, help="journal file (default: user data dir)"
     )
@@ -47,12 +44,18 @@ def table_line(record: RequestRecord) -> str:
     ).rstrip()
 
 
-HEADER = f"{'id':>6}  {'time':<14}  {'session':<8}  {'kind':<8}  {'st':>3}  {'prompt':>9}  {'reuse':>5}  " \
+HEADER = (
+    f"{'id':>6}  {'time':<14}  {'session':<8}  {'kind':<8}  {'st':>3}  {'prompt':>9}  {'reuse':>5}  "
     f"{'ttfb ms':>7}  request"
+)
 
 
 def run_requests(args: argparse.Namespace, settings: Settings) -> int:
     """Handler for `ctxbudget requests`."""
+    import orjson
+
+    from tui.core.journal import JournalReader
+
     journal = getattr(args, "journal", None)
     path = Path(journal).expanduser() if journal else settings.journal_path()
     if not path.exists():

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tui.core.actions.server_control import PreflightError, ServerController, ServerState
-from tui.core.actions.server_launch import ServerControlError
 from tui.core.config import Settings
+
+if TYPE_CHECKING:
+    from tui.core.actions.server_control import ServerState
 
 
 def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
@@ -41,6 +42,9 @@ def _printer(quiet: bool) -> Any:
 
 def run_server(args: argparse.Namespace, settings: Settings) -> int:
     """Run one server action; exit 0 on success, 1 when it failed, 2 when it was refused."""
+    from tui.core.actions.server_control import PreflightError, ServerController
+    from tui.core.actions.server_launch import ServerControlError
+
     controller = ServerController(settings, on_state=_printer(bool(args.json)))
     if args.action == "status":
         status = controller.status()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui.core.config import Settings
-from tui.core.control.client import ControlClient, ControlError
-from tui.core.control.transform_state import TransformSwitchStore
 from tui.core.transforms import TRANSFORM_ORDER
+
+if TYPE_CHECKING:
+    from tui.core.control.transform_state import TransformSwitchStore
 
 
 def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
@@ -52,6 +53,9 @@ def _print_rows(rows: list[dict[str, Any]], where: str) -> None:
 
 def run_transforms(args: argparse.Namespace, settings: Settings) -> int:
     """List or switch transforms, live when the proxy runs; 0 on success."""
+    from tui.core.control.client import ControlClient, ControlError
+    from tui.core.control.transform_state import TransformSwitchStore
+
     client = ControlClient.from_settings(settings)
     live = client.reachable()
     store = TransformSwitchStore(settings.transforms.enabled)

@@ -45,6 +45,11 @@ class JournalSettings:
     max_rows: int = 200_000
 
 
+# Valid values of [anatomy] counter (tui.core.tokens.make_counter builds each); here so that the CLI can
+# offer them without importing the counters.
+COUNTER_MODES: tuple[str, ...] = ("auto", "server", "tiktoken")
+
+
 @dataclass(frozen=True)
 class AnatomySettings:
     """How requests are split into categories and counted."""

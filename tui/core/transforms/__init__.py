@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tui.core.transforms.model import TransformReport, TransformResult, TransformSavings
     from tui.core.transforms.pipeline import (
-        TRANSFORM_ORDER,
         PrefixChange,
         TransformPipeline,
         changes_prefix,
@@ -24,7 +23,12 @@ if TYPE_CHECKING:
         validate_settings,
     )
     from tui.core.transforms.prose import compress_prose, prose_sample
-    from tui.core.transforms.settings import PatternSpecError, TransformSettings, parse_pattern_spec
+    from tui.core.transforms.settings import (
+        TRANSFORM_ORDER,
+        PatternSpecError,
+        TransformSettings,
+        parse_pattern_spec,
+    )
     from tui.core.transforms.slimming import slim_text
     from tui.core.transforms.stabilizer import BUILTIN_PATTERNS
     from tui.core.transforms.suggest import suggest_pattern, suggest_pattern_spec
@@ -33,7 +37,7 @@ _HOMES: dict[str, str] = {
     "TransformReport": "model",
     "TransformResult": "model",
     "TransformSavings": "model",
-    "TRANSFORM_ORDER": "pipeline",
+    "TRANSFORM_ORDER": "settings",
     "PrefixChange": "pipeline",
     "TransformPipeline": "pipeline",
     "changes_prefix": "pipeline",

@@ -10,16 +10,13 @@ from typing import TYPE_CHECKING, Any
 from tui.core.transforms.body_slots import layout_entries
 from tui.core.transforms.model import Transform, TransformReport, TransformSavings
 from tui.core.transforms.prose import ProseCompressor, _compress_cached
-from tui.core.transforms.settings import TransformSettings
+from tui.core.transforms.settings import TRANSFORM_ORDER, TransformSettings
 from tui.core.transforms.slimming import ToolResultSlimmer, _slim_cached
 from tui.core.transforms.stabilizer import CacheStabilizer
 from tui.core.transforms.trim_tools import ToolDescriptionTrimmer
 
 if TYPE_CHECKING:  # tokens imports httpx; config loading (which imports this package) must stay light
     from tui.core.tokens import TokenCounter
-
-# Prefix-side transforms first, so later ones see the stabilized text.
-TRANSFORM_ORDER: tuple[str, ...] = ("stabilize", "trim_descriptions", "slim_results", "compress_prose")
 
 
 def make_transforms(settings: TransformSettings) -> dict[str, Transform]:

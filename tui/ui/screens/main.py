@@ -164,6 +164,8 @@ class MainScreen(MainActions, Screen[None]):
             hint.set_class(status.health in ("missing", "error"), "-problem")
         elif status.source in ("journal", "proxy"):
             self._show_empty_hint()
+            if status.source == "proxy" and status.health == "ok":
+                self.refresh_control()  # the acting keys light up now, not at the next control poll
         if status.health == "error":
             self.notify(status.message, title=status.source, severity="error", timeout=8, markup=False)
 
