@@ -4,10 +4,11 @@ Run:  python bench/dashboard_bench.py [--only idle|latency|first-frame] [--idle-
       [--settle 35] [--rows 10000]
 
 Every child runs the real command line (`tui.cli.main`, what the `ctxbudget` script calls, with a
-config file), headless at 100x36, with hooks that report frames.
+config file) on a 100x36 pseudo-terminal (the real terminal driver: frames are encoded and written),
+with a hook on the terminal write that reports frames; so does the bare Textual baseline.
 
 1. idle: the real dashboard (`ctxbudget`: LiveDriver with the embedded proxy, log tailer,
-   server poller every [server] poll_interval, GPU sampler) runs headless in a child process against a
+   server poller every [server] poll_interval, GPU sampler) runs in a child process against a
    real llama-server (tiny model from tests/support) with no traffic; CPU seconds and RSS of the child
    are read from /proc over the window, after a warm-up.
 2. latency: `ctxbudget --attach` runs in a child; this process appends journal rows with
@@ -20,15 +21,25 @@ Targets: idle CPU <= 1% of one core, RSS <= 150 MB, latency <= 250 ms, first fra
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
+import pty
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    pass
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -40,46 +51,61 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def child_app(config: str, attach: bool, report: str, watch_rows: bool) -> None:
-    """Run `ctxbudget [--attach]` through the real CLI entry point, headless; write events to `report`.
+    """Run `ctxbudget [--attach]` through the real CLI entry point; write frame events to `report`.
 
-    The hooks need the app class, so tui.ui.app is imported first; the CLI imports it anyway.
+    The hooks go in where the CLI imports the UI (right after it starts reading the journal's newest
+    rows), so imports happen in the same order as for a user.
     """
-    from tui.ui.app import CtxBudgetApp
-    from tui.ui.widgets.requests_table import RequestsTable
+    from tui.core.feed.live import LiveDriver
 
     out = open(report, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
 
     def emit(event: str, **data: Any) -> None:
         out.write(json.dumps({"event": event, "t": time.time(), **data}) + "\n")
 
-    seen: set[int] = set()
-    mounted = CtxBudgetApp.on_mount
+    prefetch = LiveDriver.prefetch_backlog
 
-    def on_mount(app: CtxBudgetApp) -> None:
-        def watch() -> None:
-            table = app.main_screen.query_one(RequestsTable)
-            new = set(table.by_id) - seen
-            if new:
-                if not seen:
-                    app.call_after_refresh(lambda: emit("first_rows_frame", rows=table.row_count))
-                for row_id in new:
-                    emit("row_visible", id=row_id)
-                seen.update(new)
+    def prefetch_then_hook(driver: LiveDriver) -> None:
+        prefetch(driver)
+        install_hooks(emit, watch_rows)
 
-        mounted(app)
-        app.call_later(lambda: app.call_after_refresh(lambda: emit("first_frame")))
-        if watch_rows:  # a 5 ms probe for the latency runs only: it would distort the idle numbers
-            app.call_later(lambda: app.set_interval(0.005, watch))
-
-    def run(app: CtxBudgetApp, **_: Any) -> None:
-        super(CtxBudgetApp, app).run(headless=True, size=(100, 36))
-
-    CtxBudgetApp.on_mount = on_mount  # type: ignore[method-assign]
-    CtxBudgetApp.run = run  # type: ignore[method-assign]
+    LiveDriver.prefetch_backlog = prefetch_then_hook  # type: ignore[method-assign]
     emit("started")
     from tui.cli import main
 
     main(["--config", config, *(["--attach"] if attach else [])])
+
+
+def install_hooks(emit: Callable[..., None], watch_rows: bool) -> None:
+    """Report frames as they are written to the terminal: the first one, and the first showing each row."""
+    from tui.ui.app import CtxBudgetApp
+    from tui.ui.widgets.requests_table import RequestsTable
+
+    reported: set[int] = set()
+    display = CtxBudgetApp._display
+    state = {"frames": 0}
+
+    def displayed(app: CtxBudgetApp, screen: Any, renderable: Any) -> None:
+        display(app, screen, renderable)  # the terminal write
+        if renderable is None:
+            return
+        state["frames"] += 1
+        if state["frames"] == 1:
+            emit("first_frame")
+        if not watch_rows or screen is not app.main_screen:
+            return
+        table = screen.query_one(RequestsTable)
+        if table.virtual_size.height <= 1:  # rows are laid out (and so painted) once it has a height
+            return
+        new = set(table.by_id) - reported
+        if new:
+            if not reported:
+                emit("first_rows_frame", rows=table.row_count)
+            for row_id in new:
+                emit("row_visible", id=row_id)
+            reported.update(new)
+
+    CtxBudgetApp._display = displayed  # type: ignore[method-assign]
 
 
 def write_config(settings: dict[str, dict[str, Any]], path: Path) -> Path:
@@ -95,8 +121,6 @@ def write_config(settings: dict[str, dict[str, Any]], path: Path) -> Path:
 
 def child_baseline(report: str, stay: bool = False) -> None:
     """A bare Textual app (Static, DataTable, Footer): the floor for first frame and idle CPU here."""
-    import asyncio
-
     from textual.app import App, ComposeResult
     from textual.widgets import DataTable, Footer, Static
 
@@ -106,15 +130,14 @@ def child_baseline(report: str, stay: bool = False) -> None:
             yield DataTable()
             yield Footer()
 
-        def on_mount(self) -> None:
-            def done() -> None:
+        def _display(self, screen: Any, renderable: Any) -> None:
+            super()._display(screen, renderable)
+            if renderable is not None and not Path(report).exists():
                 Path(report).write_text(json.dumps({"event": "first_rows_frame", "t": time.time()}) + "\n")
                 if not stay:
                     self.exit()
 
-            self.call_after_refresh(done)
-
-    asyncio.run(Bare().run_async(headless=True, size=(100, 36)))
+    Bare().run()
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -131,23 +154,40 @@ def proc_stats(pid: int) -> tuple[float, int]:
     return cpu, rss
 
 
+def on_terminal(args: list[str]) -> subprocess.Popen[bytes]:
+    """Run `python bench/dashboard_bench.py ARGS` on a 100x36 pseudo-terminal whose output is drained.
+
+    A real terminal driver, so each frame is encoded and written as it would be for a user.
+    """
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 36, 100, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "36"},
+        start_new_session=True,
+    )
+    os.close(slave)
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(master, 65536):
+                pass
+        os.close(master)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return proc
+
+
 def spawn(
     settings: dict[str, Any], attach: bool, report: Path, watch: bool = True
 ) -> subprocess.Popen[bytes]:
     config = write_config(settings, report.with_suffix(".toml"))
-    return subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--child-app",
-            str(config),
-            "1" if attach else "0",
-            str(report),
-            "1" if watch else "0",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
+    return on_terminal(
+        ["--child-app", str(config), "1" if attach else "0", str(report), "1" if watch else "0"]
     )
 
 
@@ -239,9 +279,7 @@ def bench_idle(seconds: float, tmp: Path, settle: float = 5.0) -> dict[str, floa
     finally:
         server.stop()
     bare_report = tmp / "bare-idle.jsonl"
-    bare = subprocess.Popen(
-        [sys.executable, __file__, "--child-baseline", str(bare_report), "stay"], cwd=ROOT
-    )
+    bare = on_terminal(["--child-baseline", str(bare_report), "stay"])
     try:
         wait_event(bare_report, "first_rows_frame")
         time.sleep(5.0)
@@ -328,7 +366,7 @@ def bench_first_frame(rows: int, tmp: Path) -> dict[str, float]:
             stop(proc)
         report = tmp / f"bare{attempt}.jsonl"
         spawned = time.time()
-        proc = subprocess.Popen([sys.executable, __file__, "--child-baseline", str(report)], cwd=ROOT)
+        proc = on_terminal(["--child-baseline", str(report)])
         try:
             bare.append(wait_event(report, "first_rows_frame")["t"] - spawned)
         finally:

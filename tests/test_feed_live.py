@@ -180,6 +180,9 @@ class _NoDriver:
     def load_record(self, record_id: int) -> RequestRecord | None:
         return None
 
+    def take_backlog(self) -> list[RequestRecord] | None:
+        return None
+
 
 async def test_backlog_rows_get_speeds_from_the_log_backlog_only(
     llama_server: StartServer, tmp_path: Path, free_port: int

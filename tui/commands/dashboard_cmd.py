@@ -68,12 +68,14 @@ def run_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     """Open the live dashboard (starting the embedded proxy unless --attach)."""
     from tui.core.feed.feed import DashboardFeed
     from tui.core.feed.live import LiveDriver
-    from tui.ui.app import make_app
 
     settings = dashboard_settings(args, settings)
     driver = LiveDriver(
         settings, attach=bool(getattr(args, "attach", False)), journal_path=settings.journal_path()
     )
+    driver.prefetch_backlog()  # reads the newest rows while the UI below imports
+    from tui.ui.app import make_app
+
     feed = DashboardFeed(driver, log_lines=settings.dashboard.log_lines)
     make_app(feed, settings).run()
     return 0

@@ -53,6 +53,10 @@ class DemoDriver:
         self.finished = False
         self._records: dict[int, RequestRecord] = {}
 
+    def take_backlog(self) -> list[RequestRecord] | None:
+        """No journal backlog: the replay delivers its rows itself."""
+        return None
+
     def load_body(self, record_id: int) -> bytes | None:
         """Bodies stored in the recording (only some requests carry one)."""
         return self.recording.bodies.get(record_id)

@@ -46,6 +46,9 @@ class FeedDriver(Protocol):
     def load_record(self, record_id: int) -> RequestRecord | None:
         """One record with its anatomy parts (blocking; call it from a worker thread)."""
 
+    def take_backlog(self) -> list[RequestRecord] | None:
+        """Journal rows already read for the first frame (once), or None."""
+
 
 class DashboardFeed:
     """Owns the per-slot tracker and the log buffer; calls listeners from the event loop."""
@@ -128,6 +131,14 @@ class DashboardFeed:
                     record = filled
             out.append(record)
         self._emit(RecordsUpdate(tuple(out), initial=initial))
+
+    def deliver_backlog(self) -> bool:
+        """Emit the journal's newest rows now if the driver has already read them (for the first frame)."""
+        rows = self.driver.take_backlog()
+        if rows is None:
+            return False
+        self.add_records(rows, initial=True)
+        return True
 
     def _fill_timings(self, record: RequestRecord) -> RequestRecord | None:
         if self._monitor is None:

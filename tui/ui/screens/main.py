@@ -100,6 +100,7 @@ class MainScreen(MainActions, Screen[None]):
         self.query_one(RequestsTable).focus()
         if self.feed.info.mode != "demo":
             self.poll_control()
+        self.feed.deliver_backlog()  # rows read while the UI loaded go into the first frame
 
     # --- feed messages -----------------------------------------------------------------------------
 

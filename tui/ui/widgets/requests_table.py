@@ -116,6 +116,8 @@ class RequestsTable(DataTable[Text | str | int]):
                 added = True
         if added:
             self.sort("id", reverse=True)
+            # Sized now rather than when the table next idles, so the frame being built shows the rows.
+            self._update_dimensions(())
             if self.following:
                 self._go_newest()
             elif selected is not None and str(selected.id) in self.rows:
