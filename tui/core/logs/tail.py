@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 DEFAULT_BACKLOG_LINES = 200
+# How long watchfiles waits for more changes before it reports them; it also checks for a stop request
+# that often (taking the GIL). 10 ms cost 0.53% of a core with an idle log, 30 ms 0.25%, and isolated
+# lines still arrive within ~40 ms.
+WATCH_STEP_MS = 30
 DEFAULT_BACKLOG_BYTES = 1 << 20
 DEFAULT_STARTUP_BYTES = 512 * 1024
 DEFAULT_BATCH_INTERVAL = 0.05
@@ -246,7 +250,7 @@ class LogTailer:
                     folder,
                     watch_filter=lambda _change, p: os.path.basename(p) == name,
                     debounce=max(10, int(self.batch_interval * 1000)),
-                    step=10,
+                    step=WATCH_STEP_MS,
                     stop_event=stop,
                     recursive=False,
                     rust_timeout=int(self.poll_interval * 1000) or 500,
