@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import threading
 import time
@@ -38,6 +39,12 @@ NO_LOG_FILE = (
     "no log file configured: set [server] log_file in config.toml, or start llama-server with "
     "--log-file PATH --log-colors off and set [server] log_file = PATH"
 )
+
+
+async def load_off_loop(*modules: str) -> None:
+    """Import modules in a worker thread, so the UI keeps answering keys meanwhile (~0.1 s each)."""
+    for name in modules:
+        await asyncio.to_thread(importlib.import_module, name)
 
 
 class LiveDriver:
@@ -214,6 +221,7 @@ class LiveDriver:
             await asyncio.to_thread(reader.close)
 
     async def _follow_log(self, feed: DashboardFeed) -> None:
+        await load_off_loop("tui.core.logs.tail", "tui.core.logs.monitor")
         from tui.core.logs.tail import LogTailer
 
         path_text = self.settings.server.log_file
@@ -243,12 +251,14 @@ class LiveDriver:
                 feed.log_backlog_read()
 
     async def _poll_server(self, feed: DashboardFeed) -> None:
+        await load_off_loop("tui.core.poll.server_poller")
         from tui.core.poll.server_poller import ServerPoller
 
         server = self.settings.server
         busy_interval = server.poll_interval
         quiet_interval = max(busy_interval, QUIET_POLL_S)
         poller = ServerPoller(server.url, server.api_key, interval=busy_interval)
+        await asyncio.to_thread(poller.open_client)  # loads TLS certificates (~50 ms) off the loop
         self._poke_server = poller.poke
 
         def wake() -> None:
@@ -269,6 +279,7 @@ class LiveDriver:
             await poller.aclose()
 
     async def _sample_gpu(self, feed: DashboardFeed) -> None:
+        await load_off_loop("tui.core.poll.gpu", "tui.core.poll.buffers")
         from tui.core.poll.gpu import GpuSampler
 
         gpu = self.settings.gpu

@@ -70,6 +70,10 @@ class ServerPoller:
         """The most recent snapshot, if any poll has run."""
         return self.history[-1] if self.history else None
 
+    def open_client(self) -> None:
+        """Create the HTTP client now (it loads TLS certificates; may run in a worker thread)."""
+        self._http()
+
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             # trust_env off: a local server must not be reached through HTTP(S)_PROXY.
