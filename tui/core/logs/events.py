@@ -1,40 +1,31 @@
-"""Typed events parsed from llama-server log lines (frozen dataclasses with a JSON form)."""
+"""Typed events parsed from llama-server log lines (frozen dataclasses with a JSON form).
+
+Per-request events live here; the startup facts live in startup_events and are re-exported, so
+`events.X` names every event type.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-@dataclass(frozen=True, slots=True)
-class LogEvent:
-    """Fields every event has: where it came from (slot/task), when (log elapsed seconds) and the raw line."""
-
-    kind: ClassVar[str] = "event"
-
-    ts: float | None
-    level: str | None
-    slot: int | None
-    task: int | None
-    line: str
-
-    def to_json(self, include_line: bool = True) -> dict[str, Any]:
-        """Plain-JSON form: {"kind": ..., slot, task, ts, level, typed fields (numbers as numbers), line}."""
-        cls = type(self)
-        names = _FIELD_NAMES.get(cls)
-        if names is None:
-            ordered = [f.name for f in fields(cls) if f.name != "line"]
-            names = (ordered[2], ordered[3], ordered[0], ordered[1], *ordered[4:], "line")
-            _FIELD_NAMES[cls] = names
-        out: dict[str, Any] = {"kind": cls.kind}
-        for name in names:
-            if name == "line" and not include_line:
-                continue
-            out[name] = getattr(self, name)
-        return out
-
+from tui.core.logs.event_base import LogEvent, install_fast_init
+from tui.core.logs.startup_events import (
+    BufferSize,
+    BuildInfo,
+    ContextParam,
+    FlashAttention,
+    KvCacheSize,
+    Listening,
+    ModelInfo,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    ServerInit,
+    ServerStopping,
+    SlotInit,
+    TrainContextCapped,
+)
 
 # --- per-request events -------------------------------------------------------------------------
 
@@ -265,151 +256,6 @@ class SlotPurged(LogEvent):
     n_tokens: int
 
 
-# --- startup facts ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BuildInfo(LogEvent):
-    """Build number, commit and compiler of the server."""
-
-    kind: ClassVar[str] = "build_info"
-
-    build: int | None
-    commit: str | None
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class ModelLoading(LogEvent):
-    """The server started loading a model (name or path as logged)."""
-
-    kind: ClassVar[str] = "model_loading"
-
-    model: str
-
-
-@dataclass(frozen=True, slots=True)
-class ModelLoadFailed(LogEvent):
-    """Loading the model failed."""
-
-    kind: ClassVar[str] = "model_load_failed"
-
-    model: str
-
-
-@dataclass(frozen=True, slots=True)
-class ModelLoaded(LogEvent):
-    """The model is loaded and the server is about to serve."""
-
-    kind: ClassVar[str] = "model_loaded"
-
-
-@dataclass(frozen=True, slots=True)
-class SlotInit(LogEvent):
-    """One slot was created with its context size (`new slot, n_ctx = …`)."""
-
-    kind: ClassVar[str] = "slot_init"
-
-    n_ctx_slot: int
-
-
-@dataclass(frozen=True, slots=True)
-class ServerInit(LogEvent):
-    """Slot layout: number of slots, per-slot context, unified KV."""
-
-    kind: ClassVar[str] = "server_init"
-
-    n_slots: int
-    n_ctx_slot: int | None
-    kv_unified: bool | None
-
-
-@dataclass(frozen=True, slots=True)
-class Listening(LogEvent):
-    """The HTTP server URL."""
-
-    kind: ClassVar[str] = "listening"
-
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
-class ServerStopping(LogEvent):
-    """The server is shutting down."""
-
-    kind: ClassVar[str] = "server_stopping"
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo(LogEvent):
-    """One `print_info: key = value` fact (n_ctx_train, n_layer, n_swa, arch, file size, …)."""
-
-    kind: ClassVar[str] = "model_info"
-
-    name: str
-    value: int | None
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ContextParam(LogEvent):
-    """One `llama_context: key = value` fact (n_ctx, n_ctx_seq, n_seq_max, n_batch, flash_attn, …)."""
-
-    kind: ClassVar[str] = "context_param"
-
-    name: str
-    value: int | None
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class TrainContextCapped(LogEvent):
-    """The context asked for exceeds the model's training context; source is "server" or "llama"."""
-
-    kind: ClassVar[str] = "train_context_capped"
-
-    n_ctx: int
-    n_ctx_train: int
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class BufferSize(LogEvent):
-    """A buffer allocation; buffer is "model", "kv", "compute", "rs" or "output"."""
-
-    kind: ClassVar[str] = "buffer_size"
-
-    buffer: str
-    device: str
-    size_mib: float
-
-
-@dataclass(frozen=True, slots=True)
-class KvCacheSize(LogEvent):
-    """The KV cache summary line (total, cells per stream, layers, seqs/streams, K and V parts)."""
-
-    kind: ClassVar[str] = "kv_cache_size"
-
-    size_mib: float
-    cells: int
-    layers: int
-    seqs: int | None
-    streams: int | None
-    k_type: str | None
-    k_mib: float | None
-    v_type: str | None
-    v_mib: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class FlashAttention(LogEvent):
-    """Whether flash attention ended up enabled."""
-
-    kind: ClassVar[str] = "flash_attention"
-
-    enabled: bool
-
-
 @dataclass(frozen=True, slots=True)
 class Raw(LogEvent):
     """A line the parser does not interpret (message is the line without its prefix)."""
@@ -419,26 +265,6 @@ class Raw(LogEvent):
     component: str | None
     func: str | None
     message: str
-
-
-def _install_fast_init(cls: type[LogEvent]) -> None:
-    """Replace the frozen dataclass __init__ with one that sets slots through their descriptors.
-
-    Why: the parser builds 100k+ events/s and the generated frozen __init__ goes through
-    object.__setattr__ for every field (about 40% slower); immutability afterwards is unchanged.
-    """
-    names = [f.name for f in fields(cls)]
-    setters: dict[str, Any] = {}
-    for name in names:
-        owner = next(k for k in cls.__mro__ if name in k.__dict__)
-        setters[f"_set_{name}"] = owner.__dict__[name].__set__
-    body = "".join(f"    _set_{name}(self, {name})\n" for name in names)
-    namespace: dict[str, Any] = {}
-    exec(f"def __init__(self, {', '.join(names)}):\n{body}", setters, namespace)  # noqa: S102
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__doc__ = cls.__init__.__doc__
-    type.__setattr__(cls, "__init__", init)
 
 
 EVENT_TYPES: tuple[type[LogEvent], ...] = (
@@ -480,5 +306,47 @@ EVENT_TYPES: tuple[type[LogEvent], ...] = (
     Raw,
 )
 for _event_type in EVENT_TYPES:
-    _install_fast_init(_event_type)
+    install_fast_init(_event_type)
 EVENT_KINDS: dict[str, type[LogEvent]] = {cls.kind: cls for cls in EVENT_TYPES}
+
+__all__ = [
+    "AllSlotsIdle",
+    "BufferSize",
+    "BuildInfo",
+    "CachedPrefix",
+    "CheckpointCreated",
+    "CheckpointErased",
+    "CheckpointRestored",
+    "ContextParam",
+    "ContextShift",
+    "EVENT_KINDS",
+    "EVENT_TYPES",
+    "FlashAttention",
+    "FullReprocess",
+    "GenProgress",
+    "GraphsReused",
+    "KvCacheSize",
+    "Listening",
+    "LogEvent",
+    "ModelInfo",
+    "ModelLoadFailed",
+    "ModelLoaded",
+    "ModelLoading",
+    "NewPrompt",
+    "PromptDone",
+    "PromptProgress",
+    "Raw",
+    "RequestDone",
+    "ServerError",
+    "ServerInit",
+    "ServerStopping",
+    "SleepState",
+    "SlotInit",
+    "SlotPurged",
+    "SlotReleased",
+    "SlotSelected",
+    "TaskCancelled",
+    "TaskLaunched",
+    "Timing",
+    "TrainContextCapped",
+]
