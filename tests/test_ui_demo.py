@@ -181,6 +181,19 @@ async def test_filter_requests_and_log() -> None:
         assert slot_lines and len(log.lines) == len(slot_lines)
 
 
+async def test_log_pane_shows_the_last_line_when_opened() -> None:
+    last = [e.data for e in RECORDING.entries if e.type == "log"][-1]
+    for size in ((80, 24), (120, 40)):
+        app = demo_app()
+        async with app.run_test(size=size) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.press("l")
+            await pilot.pause()
+            log = app.screen.query_one(LogPane)
+            assert log.scroll_offset.y == log.max_scroll_y, size
+            assert last.split(" I ", 1)[0] in app.export_screenshot(), size
+
+
 async def test_log_follow_pauses_when_scrolled_up() -> None:
     app = demo_app()
     async with app.run_test(size=(80, 24)) as pilot:

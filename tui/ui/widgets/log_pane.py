@@ -89,12 +89,9 @@ class LogPane(RichLog):
             self._stale = True
             return
         keep_end = self.follow and (self.at_end or not self.size.height)
-        for line in lines:
-            self.kept.append(line)
-            if self._matches(line):
-                self.write(self._styled(line), scroll_end=False)
-        if keep_end:
-            self.scroll_end(animate=False, immediate=False)
+        lines = list(lines)
+        self.kept.extend(lines)
+        self._write(lines, keep_end)
 
     def set_query(self, query: str) -> None:
         """Re-filter the kept lines."""
@@ -102,10 +99,14 @@ class LogPane(RichLog):
         self._filter = parse_log_filter(self.filter_text)
         self.update_title()
         self.clear()
-        for line in self.kept:
-            if self._matches(line):
-                self.write(self._styled(line), scroll_end=False)
-        self.scroll_end(animate=False, immediate=False)
+        self._write(self.kept, self.follow)
+
+    def _write(self, lines: Iterable[LogLine], scroll_end: bool) -> None:
+        shown = [line for line in lines if self._matches(line)]
+        for n, line in enumerate(shown, 1):
+            # Only the last write scrolls; RichLog replays writes made before its size was known, with
+            # this flag, once it is known, so the end is reached after the lines are laid out.
+            self.write(self._styled(line), scroll_end=scroll_end and n == len(shown))
 
     def set_active(self, active: bool) -> None:
         """The pane became visible (render what was kept meanwhile) or hidden."""
