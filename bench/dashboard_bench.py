@@ -12,7 +12,7 @@ with a hook on the terminal write that reports frames; so does the bare Textual 
    real llama-server (tiny model from tests/support) with no traffic; CPU seconds and RSS of the child
    are read from /proc over the window, after a warm-up.
 2. latency: `ctxbudget --attach` runs in a child; this process appends journal rows with
-   the real Journal writer; the child reports when each row is in the requests table (same clock).
+   the real Journal writer; the child reports the first frame that shows each row (same clock).
 3. first frame: `ctxbudget --attach` opens a journal of N rows; the time from spawning the process to
    the first frame that shows rows is measured (interpreter start and imports included).
 Targets: idle CPU <= 1% of one core, RSS <= 150 MB, latency <= 250 ms, first frame <= 1 s.
