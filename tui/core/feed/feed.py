@@ -132,13 +132,11 @@ class DashboardFeed:
             out.append(record)
         self._emit(RecordsUpdate(tuple(out), initial=initial))
 
-    def deliver_backlog(self) -> bool:
+    def deliver_backlog(self) -> None:
         """Emit the journal's newest rows now if the driver has already read them (for the first frame)."""
         rows = self.driver.take_backlog()
-        if rows is None:
-            return False
-        self.add_records(rows, initial=True)
-        return True
+        if rows is not None:
+            self.add_records(rows, initial=True)
 
     def _fill_timings(self, record: RequestRecord) -> RequestRecord | None:
         if self._monitor is None:
