@@ -300,7 +300,7 @@ def bench_idle(seconds: float, tmp: Path, settle: float = 5.0) -> dict[str, floa
 
 
 def bench_latency(n: int, tmp: Path) -> dict[str, float]:
-    from tui.core.journal import Journal
+    from tui.core.journal.writer import Journal
 
     path = tmp / "latency.sqlite3"
     journal = Journal(path)
@@ -338,7 +338,7 @@ def bench_latency(n: int, tmp: Path) -> dict[str, float]:
 
 
 def bench_first_frame(rows: int, tmp: Path) -> dict[str, float]:
-    from tui.core.journal import Journal
+    from tui.core.journal.writer import Journal
 
     path = tmp / "big.sqlite3"
     journal = Journal(path, max_rows=max(rows * 2, 200_000))

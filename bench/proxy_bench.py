@@ -215,7 +215,7 @@ async def proxy_main(
         journal=JournalSettings(path=journal),
         anatomy=AnatomySettings(counter="tiktoken", mcp_servers=["filesystem", "memory"]),
     )
-    from tui.core.pipeline import NullAnalyzer
+    from tui.core.analysis.sinks import NullAnalyzer
 
     factory = NullAnalyzer if analysis == "off" else None
     # rewrite on: the default [transforms] (the stabilizer rewrites the body's billing header each time).
@@ -454,7 +454,7 @@ async def journal_visibility(
 ) -> dict[str, Any]:
     """Time from a finished proxied response to its row being visible to another process's reader."""
     sys.path.insert(0, str(REPO))
-    from tui.core.journal import JournalReader
+    from tui.core.journal.writer import JournalReader
 
     reader = JournalReader(journal)
     delays: list[float] = []

@@ -42,7 +42,7 @@ from tui.core.config import (  # noqa: E402
 )
 from tui.core.feed.codec import gpu_to_json, record_to_json, server_to_json  # noqa: E402
 from tui.core.feed.recording import DEMO_RECORDING, RecordingWriter  # noqa: E402
-from tui.core.journal_reader import JournalReader  # noqa: E402
+from tui.core.journal.reader import JournalReader  # noqa: E402
 from tui.core.llama_binary import find_llama_server  # noqa: E402
 from tui.core.logs.tail import LogTailer  # noqa: E402
 from tui.core.poll.gpu import GpuSampler  # noqa: E402

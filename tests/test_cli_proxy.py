@@ -14,7 +14,7 @@ import httpx
 import pytest
 from support.llama import RunningServer, free_port
 
-from tui.core.journal import JournalReader
+from tui.core.journal.writer import JournalReader
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(180)]
 

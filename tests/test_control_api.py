@@ -16,7 +16,7 @@ from support.llama import RunningServer
 from test_actions_compaction import BODIES, follow_up
 
 from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
-from tui.core.journal import JournalReader
+from tui.core.journal.writer import JournalReader
 from tui.core.proxy import ProxyService
 from tui.core.records import RequestRecord
 

@@ -15,12 +15,13 @@ from aiohttp.test_utils import make_mocked_request
 from test_journal import make_exchange, make_result
 
 from tui.core.actions.mcp_switch import McpSwitchStore
+from tui.core.analysis.capture import RewriteNote
+from tui.core.analysis.savings import savings_for
 from tui.core.control.api import is_loopback, loopback_only
 from tui.core.control.transform_state import TransformSwitchStore
-from tui.core.journal import Journal, JournalReader
-from tui.core.journal_schema import ADDED_COLUMNS, SCHEMA
-from tui.core.pipeline_savings import savings_for
-from tui.core.proxy.rewrite import RequestRewriter, RewriteNote
+from tui.core.journal.schema import ADDED_COLUMNS, SCHEMA
+from tui.core.journal.writer import Journal, JournalReader
+from tui.core.proxy.rewrite import RequestRewriter
 from tui.core.records import RewriteSavings, TransformSaving
 from tui.core.tokens import TiktokenCounter
 from tui.core.transforms import TransformSettings

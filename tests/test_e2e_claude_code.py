@@ -12,7 +12,7 @@ from support.agents import filesystem_mcp, list_mcp_tools, make_claude_project, 
 from support.llama import RunningServer, StartServer
 from support.proxy_process import ProxyProcess, start_proxy
 
-from tui.core.journal_reader import JournalReader
+from tui.core.journal.reader import JournalReader
 from tui.core.records import RequestRecord
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]

@@ -15,7 +15,7 @@ from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Ser
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.live import NO_LOG_FILE, LiveDriver
 from tui.core.feed.updates import FeedInfo, FeedUpdate, LogUpdate, RecordsUpdate, SlotsUpdate, SourceStatus
-from tui.core.journal_reader import JournalReader
+from tui.core.journal.reader import JournalReader
 from tui.core.logs.parse import LogParser
 from tui.core.logs.timeline import Timeline
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot

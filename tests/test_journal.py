@@ -16,7 +16,7 @@ import pytest
 from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.anatomy.exchange import Exchange
 from tui.core.anatomy.model import Anatomy, Part, ToolCost
-from tui.core.journal import Journal, JournalReader
+from tui.core.journal.writer import Journal, JournalReader
 from tui.core.records import CacheBreak, Usage
 
 REPO = Path(__file__).resolve().parent.parent
@@ -139,7 +139,7 @@ WRITER = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {tests!r})
     from test_journal import make_exchange, make_result
-    from tui.core.journal import Journal
+    from tui.core.journal.writer import Journal
     journal = Journal({path!r})
     for i in range({count}):
         rid = journal.append(make_exchange(i, started=time.time()), make_result(i))
@@ -194,7 +194,7 @@ def test_rows_survive_kill_9_of_the_writer(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("store_bodies", [False, True])
 def test_secrets_never_reach_the_file(tmp_path: Path, store_bodies: bool) -> None:
-    from tui.core.proxy.capture import Capture
+    from tui.core.analysis.capture import Capture
 
     secret = "sk-ant-TOPSECRET-123456"
     capture = Capture(

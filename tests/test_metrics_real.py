@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.llama import RunningServer
 
 from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
-from tui.core.journal import JournalReader
+from tui.core.journal.writer import JournalReader
 from tui.core.poll.server_poller import ServerPoller
 from tui.core.prom import METRICS_PATH, ProxyMetrics, mount_metrics
 from tui.core.proxy import ProxyService

@@ -245,7 +245,7 @@ async def test_sequential_and_concurrent_requests_all_journaled(
         assert await asyncio.gather(*(one(i) for i in range(16))) == [200] * 16
     records = await proxy.flushed()
     assert len(records) == 516
-    from tui.core.journal import JournalReader
+    from tui.core.journal.writer import JournalReader
 
     reader = JournalReader(proxy.service.journal_path)
     rows = reader.latest(1000)

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from support.llama import RunningServer
 
+from tui.core.analysis.sinks import NullAnalyzer
 from tui.core.config import JournalSettings, ProxySettings, Settings
-from tui.core.pipeline import NullAnalyzer
 from tui.core.proxy import ProxyService
 
 pytestmark = [pytest.mark.timeout(240)]

@@ -14,7 +14,7 @@ import pytest
 from support.llama import RunningServer, StartServer
 
 from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
-from tui.core.journal import JournalReader
+from tui.core.journal.writer import JournalReader
 from tui.core.proxy import ProxyService
 from tui.core.records import RequestRecord
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from test_proxy_fakes import JSON_BODY, FakeUpstream, ProxyFactory, client_session, fake_upstream, start_proxy
 
+from tui.core.analysis.capture import Capture
+from tui.core.analysis.sinks import NullAnalyzer, Pipeline
+from tui.core.analysis.worker import ProcessPipeline
 from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.anatomy.exchange import Exchange
 from tui.core.config import JournalSettings, Settings
-from tui.core.journal import Journal, JournalReader
-from tui.core.pipeline import NullAnalyzer, Pipeline
-from tui.core.pipeline_process import ProcessPipeline
-from tui.core.proxy.capture import Capture
+from tui.core.journal.writer import Journal, JournalReader
 from tui.core.records import RequestRecord
 
 __all__ = ["fake_upstream", "start_proxy"]

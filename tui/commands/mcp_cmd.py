@@ -32,7 +32,7 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
 
 def _latest_record(settings: Settings) -> RequestRecord | None:
     try:
-        from tui.core.journal_reader import JournalReader
+        from tui.core.journal.reader import JournalReader
 
         rows = JournalReader(settings.journal_path()).latest(20)
     except Exception:  # a missing or locked journal only means no per-server figures

@@ -54,7 +54,7 @@ def run_requests(args: argparse.Namespace, settings: Settings) -> int:
     """Handler for `ctxbudget requests`."""
     import orjson
 
-    from tui.core.journal import JournalReader
+    from tui.core.journal.writer import JournalReader
 
     journal = getattr(args, "journal", None)
     path = Path(journal).expanduser() if journal else settings.journal_path()

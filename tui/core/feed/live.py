@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from tui.core.config import Settings
 from tui.core.feed.updates import FeedInfo, SourceStatus
-from tui.core.journal_reader import JournalReader
+from tui.core.journal.reader import JournalReader
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.core.records import RequestRecord
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from tui.core.proxy.capture import DEFAULT_CAPTURE_LIMIT, Capture
+from tui.core.analysis.capture import DEFAULT_CAPTURE_LIMIT, Capture
 from tui.core.proxy.errors import dialect_for_path, error_body, sse_error_event
 from tui.core.proxy.headers import auto_headers_to_skip, forwardable
 from tui.core.proxy.rewrite import RequestRewriter

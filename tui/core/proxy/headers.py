@@ -26,13 +26,6 @@ HOP_BY_HOP: frozenset[str] = frozenset(
 # Headers aiohttp's client would add on its own: suppressed when the client did not send them.
 CLIENT_AUTO_HEADERS: tuple[str, ...] = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
-SECRET_HEADERS: frozenset[str] = frozenset(
-    {"authorization", "x-api-key", "cookie", "set-cookie", "proxy-authorization", "api-key"}
-)
-SECRET_WORDS: tuple[str, ...] = ("token", "secret", "key")
-REDACTED = "[redacted]"
-
-
 def _connection_listed(headers: Iterable[tuple[str, str]]) -> set[str]:
     listed: set[str] = set()
     for name, value in headers:
@@ -51,19 +44,3 @@ def forwardable(headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
 def auto_headers_to_skip(sent: CIMultiDict[str]) -> list[str]:
     """Auto headers the client did not send, so the upstream sees exactly what the client sent."""
     return [name for name in CLIENT_AUTO_HEADERS if name not in sent]
-
-
-def is_secret_header(name: str) -> bool:
-    """Whether a header's value must never be stored or shown."""
-    lower = name.lower()
-    return lower in SECRET_HEADERS or any(word in lower for word in SECRET_WORDS)
-
-
-def redact(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Headers as a dict (repeats joined with ", ") with secret values replaced by "[redacted]"."""
-    out: dict[str, str] = {}
-    for name, value in headers:
-        key = name.lower()
-        shown = REDACTED if is_secret_header(key) else value
-        out[key] = f"{out[key]}, {shown}" if key in out and shown != REDACTED else shown
-    return out

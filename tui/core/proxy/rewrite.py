@@ -6,13 +6,13 @@ import logging
 import re
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from tui.core.actions.compaction_service import CompactionService
 from tui.core.actions.mcp_switch import McpSwitchStore, filter_tools, tool_name
+from tui.core.analysis.capture import RewriteNote
 from tui.core.anatomy.sessions import SESSION_HEADERS
 from tui.core.control.transform_state import TransformSwitchStore
 from tui.core.transforms import TransformPipeline, TransformSettings
@@ -39,25 +39,6 @@ BILLING_BYTES: dict[str, tuple[re.Pattern[bytes], bytes]] = {
 }
 # Raw bodies kept for a later compaction while none is active (parsed only when one is asked for).
 RECENT_BODIES = 8
-
-
-@dataclass(frozen=True)
-class RewriteNote:
-    """What the hook did to one request; travels with the capture so the worker can count the tokens."""
-
-    dialect: str
-    transforms: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
-    transform_input: bytes | None = None  # JSON of the body the transforms started from
-    transform_settings: TransformSettings | None = None
-    mcp_removed: tuple[dict[str, Any], ...] = ()
-    compaction_saved: int | None = None
-    error: str | None = None
-
-    @property
-    def rewritten(self) -> bool:
-        """Whether the forwarded body differs from the client's."""
-        return bool(self.changed or self.mcp_removed or self.compaction_saved is not None)
 
 
 def dialect_of(method: str, raw_path: str) -> str | None:

@@ -17,23 +17,23 @@ from aiohttp import web
 from tui.core.actions.compaction import CompactionStore
 from tui.core.actions.compaction_service import CompactionService
 from tui.core.actions.mcp_switch import McpSwitchStore
-from tui.core.config import Settings
-from tui.core.control.api import CONTROL_PREFIX, ControlApi, loopback_only
-from tui.core.control.tracker import RunTracker
-from tui.core.control.transform_state import TransformSwitchStore
-from tui.core.journal import Journal
-from tui.core.pipeline import (
+from tui.core.analysis.capture import DEFAULT_CAPTURE_LIMIT
+from tui.core.analysis.sinks import (
     DEFAULT_BACKLOG_BYTES,
     AnalyzerFactory,
     CaptureSink,
     Pipeline,
     SettingsAnalyzer,
 )
-from tui.core.pipeline_process import ProcessPipeline
+from tui.core.analysis.worker import ProcessPipeline
+from tui.core.config import Settings
+from tui.core.control.api import CONTROL_PREFIX, ControlApi, loopback_only
+from tui.core.control.tracker import RunTracker
+from tui.core.control.transform_state import TransformSwitchStore
+from tui.core.journal.writer import Journal
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.core.prom import ProxyMetrics
 from tui.core.proxy.address import ListenAddress, parse_listen
-from tui.core.proxy.capture import DEFAULT_CAPTURE_LIMIT
 from tui.core.proxy.forward import Forwarder
 from tui.core.proxy.rewrite import RequestRewriter
 from tui.core.records import RequestRecord

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from tui.core.anatomy.model import Anatomy
-from tui.core.journal_schema import LIST_COLUMNS, connect, record_from_row
+from tui.core.journal.schema import LIST_COLUMNS, connect, record_from_row
 from tui.core.records import RequestRecord
 from tui.core.report.prices import ReportSettings
 from tui.core.report.summary import Summary, day_of, is_model_request, summarize

@@ -13,9 +13,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from tui.core.config import Settings
-from tui.core.journal import Journal
-from tui.core.pipeline import (
+from tui.core.analysis.sinks import (
     DEFAULT_BACKLOG_BYTES,
     AnalyzerFactory,
     BacklogGate,
@@ -23,10 +21,12 @@ from tui.core.pipeline import (
     RecordCallback,
     SettingsAnalyzer,
 )
+from tui.core.config import Settings
+from tui.core.journal.writer import Journal
 from tui.core.records import RequestRecord
 
 if TYPE_CHECKING:  # the proxy package imports this module; avoid the cycle at runtime
-    from tui.core.proxy.capture import Capture
+    from tui.core.analysis.capture import Capture
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ STOP_TIMEOUT_S = 10.0
 WORKER_LOG_NAME = "analysis-worker.log"
 PIPE_BUFFER_BYTES = 1024 * 1024
 WORKER_ENTRY = (
-    "import sys; from tui.core.pipeline_process import _main; raise SystemExit(_main(sys.argv[1:]))"
+    "import sys; from tui.core.analysis.worker import _main; raise SystemExit(_main(sys.argv[1:]))"
 )
 # The directory holding the `tui` package, so the worker imports the same code as the proxy.
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])

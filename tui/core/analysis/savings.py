@@ -11,7 +11,7 @@ from tui.core.records import RewriteSavings, TransformSaving
 from tui.core.tokens import TokenCounter
 
 if TYPE_CHECKING:  # the proxy package imports the pipeline; avoid the cycle at runtime
-    from tui.core.proxy.rewrite import RewriteNote
+    from tui.core.analysis.capture import RewriteNote
 
 log = logging.getLogger(__name__)
 

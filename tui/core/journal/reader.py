@@ -8,7 +8,7 @@ import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from tui.core.journal_schema import connect, list_columns, record_from_row, unpack_parts
+from tui.core.journal.schema import connect, list_columns, record_from_row, unpack_parts
 from tui.core.records import RequestRecord
 
 

@@ -9,16 +9,16 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from tui.core.analysis.savings import savings_for
 from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.anatomy.exchange import Exchange
 from tui.core.config import Settings
-from tui.core.journal import Journal
-from tui.core.journal_schema import record_for
-from tui.core.pipeline_savings import savings_for
+from tui.core.journal.schema import record_for
+from tui.core.journal.writer import Journal
 from tui.core.records import RequestRecord
 
 if TYPE_CHECKING:  # the proxy package imports this module; avoid the cycle at runtime
-    from tui.core.proxy.capture import Capture
+    from tui.core.analysis.capture import Capture
 
 log = logging.getLogger(__name__)
 

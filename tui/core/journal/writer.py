@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.anatomy.exchange import Exchange
-from tui.core.journal_reader import JournalReader
-from tui.core.journal_schema import INSERT_SQL, connect, pack_parts, row_values
+from tui.core.journal.reader import JournalReader
+from tui.core.journal.schema import INSERT_SQL, connect, pack_parts, row_values
 from tui.core.records import RewriteSavings
 
 __all__ = ["Journal", "JournalReader"]

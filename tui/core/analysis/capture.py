@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+from typing import Any
 
 from tui.core.anatomy.exchange import Exchange
-from tui.core.proxy.headers import redact
-from tui.core.proxy.rewrite import RewriteNote
+from tui.core.redact import redact
+from tui.core.transforms.settings import TransformSettings
 
 DEFAULT_CAPTURE_LIMIT = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RewriteNote:
+    """What the hook did to one request; travels with the capture so the worker can count the tokens."""
+
+    dialect: str
+    transforms: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    transform_input: bytes | None = None  # JSON of the body the transforms started from
+    transform_settings: TransformSettings | None = None
+    mcp_removed: tuple[dict[str, Any], ...] = ()
+    compaction_saved: int | None = None
+    error: str | None = None
+
+    @property
+    def rewritten(self) -> bool:
+        """Whether the forwarded body differs from the client's."""
+        return bool(self.changed or self.mcp_removed or self.compaction_saved is not None)
 
 
 class Capture:

@@ -1,0 +1,1 @@
+"""Off-the-hot-path analysis: captures from the proxy, the worker process, savings, sinks."""

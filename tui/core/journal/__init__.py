@@ -1,0 +1,1 @@
+"""SQLite journal of proxied requests: schema, writer and reader."""
