@@ -26,6 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tui.commands.compact_cmd",
     "tui.commands.transforms_cmd",
     "tui.commands.report_cmd",
+    "tui.commands.findings_cmd",
+    "tui.commands.statusline_cmd",
 )
 
 

@@ -42,6 +42,9 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reveal-key", action="store_true", help="print the server API key ([server] api_key) in the output"
     )
+    parser.add_argument(
+        "--statusline", action="store_true", help="print the Claude Code settings.json statusLine snippet"
+    )
     parser.set_defaults(func=run_env)
 
 
@@ -127,6 +130,11 @@ def run_env(args: argparse.Namespace, settings: Settings) -> int:
     from tui.core.proxy import parse_listen
 
     settings = with_overrides(settings, "proxy", listen=args.listen, upstream=args.upstream)
+    if args.statusline:
+        from tui.commands.statusline_cmd import settings_snippet
+
+        print(json.dumps(settings_snippet(settings), indent=2))
+        return 0
     address = parse_listen(settings.proxy.listen, allow_remote=True)
     base_url = address.url()
     upstream = settings.proxy.upstream.rstrip("/")
