@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tui.core.config import Settings
-
-if TYPE_CHECKING:
-    from tui.core.insight.model import FindingsReport
 
 
 def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
@@ -32,26 +29,12 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run_findings)
 
 
-def render_text(report: FindingsReport) -> str:
-    """The human listing: one block per finding, best first."""
-    speed = f", prompt speed {report.prompt_per_second:,.0f} tok/s" if report.prompt_per_second else ""
-    lines = [f"session {report.session or '-'}: {report.requests} requests{speed}"]
-    if not report.findings:
-        lines.append("no findings: nothing in this session is worth changing")
-    for i, finding in enumerate(report.findings, 1):
-        lines.append("")
-        lines.append(f"{i}. {finding.title}")
-        lines.extend(f"   {line}" for line in finding.lines)
-        lines.append(f"   apply: {finding.apply}")
-    lines.extend(f"note: {note}" for note in report.notes)
-    return "\n".join(lines)
-
-
 def run_findings(args: argparse.Namespace, settings: Settings) -> int:
     """Handler for `ctxbudget findings`."""
     import json
 
     from tui.core.insight.gather import SessionNotFound, build_findings
+    from tui.core.insight.model import render_text
 
     journal = getattr(args, "journal", None)
     path = Path(journal).expanduser() if journal else settings.journal_path()

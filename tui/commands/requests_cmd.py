@@ -64,12 +64,18 @@ def run_requests(args: argparse.Namespace, settings: Settings) -> int:
     reader = JournalReader(path)
     try:
         records = reader.latest(max(args.last, 0))
+        history = reader.latest(max(args.last, 500)) if args.json else records  # the forecast's turns
     finally:
         reader.close()
     if args.json:
+        from tui.core.insight.forecast import agent_window, forecasts_by_row
+        from tui.core.insight.window import slot_n_ctx
+
+        n_ctx = slot_n_ctx(settings.proxy.upstream, settings.server.api_key, 1.0) or None
+        forecasts = forecasts_by_row(history, n_ctx, agent_window(n_ctx, settings.agent.context_window))
         out = sys.stdout.buffer
         for record in records:
-            out.write(orjson.dumps(record.to_json()) + b"\n")
+            out.write(orjson.dumps(record.to_json() | {"forecast": forecasts[record.id].to_json()}) + b"\n")
         out.flush()
         return 0
     print(HEADER)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from tui.core.config import Settings
 
 # Claude Code runs it on every update: with --journal it starts without the parser or the config
-# (tui/launch.py) and imports only sqlite3, json and the pure forecast (bench/statusline_bench.py measures it).
+# (tui/launch.py) and imports only sqlite3, json and the pure forecast (bench/statusline_bench.py).
 PROPS_TIMEOUT_S = 0.1
 
 

@@ -71,7 +71,7 @@ def forecast(prompts: Sequence[int], n_ctx: int | None, compact_at: int | None =
         if prompts[i] < prompts[i - 1]:
             start = i  # the context shrank: growth before that no longer predicts
     growth = [b - a for a, b in zip(prompts[start:], prompts[start + 1 :], strict=False)][-GROWTH_WINDOW:]
-    per_turn = max(1, round(sum(growth) / len(growth))) if growth else None
+    per_turn = round(sum(growth) / len(growth)) if growth else None
     return Forecast(
         prompt_tokens=current,
         per_turn=per_turn,
@@ -105,3 +105,30 @@ def session_forecast(
     if compact_window and any(r.dialect == "anthropic" for r in same):
         compact_at = claude_compact_threshold(compact_window)
     return forecast(main_prompts(same), n_ctx, compact_at)
+
+
+def forecasts_by_row(
+    records: Sequence[RequestRecord], n_ctx: int | None, compact_window: int | None = None
+) -> dict[int, Forecast]:
+    """Each row's forecast from the rows of its session up to it (for `requests --json`)."""
+    out: dict[int, Forecast] = {}
+    seen: dict[str, list[RequestRecord]] = {}
+    for record in records:
+        rows = seen.setdefault(record.session_id, [])
+        rows.append(record)
+        out[record.id] = session_forecast(rows, n_ctx, compact_window)
+    return out
+
+
+def agent_window(n_ctx: int | None, configured: int = 0) -> int | None:
+    """The window Claude Code compacts against: its environment's, else what `ctxbudget env` gives it."""
+    from tui.core.insight.window import env_window
+
+    return env_window() or n_ctx or (configured or None)
+
+
+def budget_phrase(records: Sequence[RequestRecord], record: RequestRecord, n_ctx: int | None) -> str:
+    """The budget bar's forecast for a request: its session's turns up to it, "" when nothing to say."""
+    same = [r for r in records if r.session_id == record.session_id and r.id <= record.id]
+    same.sort(key=lambda r: r.id)
+    return ", ".join(session_forecast(same, n_ctx, agent_window(n_ctx)).phrases())

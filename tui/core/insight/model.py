@@ -68,3 +68,18 @@ def rank(findings: list[Finding]) -> tuple[Finding, ...]:
             ),
         )
     )
+
+
+def render_text(report: FindingsReport) -> str:
+    """The human listing: one block per finding, best first."""
+    speed = f", prompt speed {report.prompt_per_second:,.0f} tok/s" if report.prompt_per_second else ""
+    lines = [f"session {report.session or '-'}: {report.requests} requests{speed}"]
+    if not report.findings:
+        lines.append("no findings: nothing in this session is worth changing")
+    for i, finding in enumerate(report.findings, 1):
+        lines.append("")
+        lines.append(f"{i}. {finding.title}")
+        lines.extend(f"   {line}" for line in finding.lines)
+        lines.append(f"   apply: {finding.apply}")
+    lines.extend(f"note: {note}" for note in report.notes)
+    return "\n".join(lines)

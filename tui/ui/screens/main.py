@@ -52,6 +52,7 @@ class MainScreen(MainActions, Screen[None]):
         Binding("r", "restart_server", "Restart", id="restart_server"),
         Binding("t", "transforms", "Transforms", id="transforms"),
         Binding("g", "report", "Report", show=False, id="report"),
+        Binding("i", "findings", "Findings", show=False, id="findings"),
     ]
 
     pane: reactive[str] = reactive("", init=False)
@@ -206,7 +207,11 @@ class MainScreen(MainActions, Screen[None]):
         record = self.selected
         bar = self.query_one(BudgetBar)
         follow = bar.following if following is None else following
-        bar.show(record, budget_of(record, self.window()) if record else None, follow)
+        from tui.core.insight.forecast import budget_phrase
+
+        rows = list(self.query_one(RequestsTable).by_id.values())
+        forecast = budget_phrase(rows, record, self.window() or None) if record else ""
+        bar.show(record, budget_of(record, self.window()) if record else None, follow, forecast)
 
     def _refresh_mcp(self, record: RequestRecord | None) -> None:
         calls = self.session_calls.of(record.session_id) if record else {}
@@ -332,6 +337,15 @@ class MainScreen(MainActions, Screen[None]):
         info = self.feed.info
         journal = Path(info.journal_path) if info.mode != "demo" and info.journal_path else None
         self.app.push_screen(ReportScreen(records, session, self.settings.report, journal))
+
+    def action_findings(self) -> None:
+        """The findings pane for the selected request's session (tui/ui/screens/findings.py)."""
+        from tui.ui.screens.findings import FindingsScreen
+
+        info = self.feed.info
+        journal = info.journal_path if info.mode != "demo" and info.journal_path else None
+        session = self.selected.session_id if self.selected is not None else None
+        self.app.push_screen(FindingsScreen(journal, session, self.settings))
 
     def action_open_latest(self) -> None:
         """Open the detail of the selected (or latest) request."""

@@ -35,11 +35,15 @@ class BudgetBar(Widget):
         self.record: RequestRecord | None = None
         self.following = True
         self.empty_hint = "no requests yet"
+        self.forecast = ""
         self._shown_key: object = None
 
-    def show(self, record: RequestRecord | None, budget: Budget | None, following: bool) -> None:
-        """Show the budget of `record` (None: the empty state)."""
-        key = (record, budget, following, self.empty_hint)
+    def show(
+        self, record: RequestRecord | None, budget: Budget | None, following: bool, forecast: str = ""
+    ) -> None:
+        """Show the budget of `record` (None: the empty state) and its session's forecast."""
+        key = (record, budget, following, self.empty_hint, forecast)
+        self.forecast = forecast
         if key == self._shown_key:
             return
         self._shown_key = key
@@ -76,6 +80,8 @@ class BudgetBar(Widget):
         else:
             title.append(f"{grouped(budget.used)} tokens", style=level_style)
             title.append(" (window unknown)", style=dim)
+        if self.forecast:
+            title.append(f"  {self.forecast}", style=dim)
         bar = self._bar(budget, width)
         legend = flow(
             [self._legend_entry(seg.label, seg.tokens, seg.style_key, budget) for seg in budget.segments],
