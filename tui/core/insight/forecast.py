@@ -41,6 +41,15 @@ class Forecast:
         """The `forecast` object of `requests --json`."""
         return dict(self.__dict__)
 
+    def short(self) -> str:
+        """Compact form for the status line and budget bar: "~6 turns to full, ~4 to auto-compact"."""
+        out = []
+        if self.turns_to_full is not None:
+            out.append(f"~{self.turns_to_full} {_turns(self.turns_to_full)} to full")
+        if self.turns_to_compact is not None:
+            out.append(f"~{self.turns_to_compact} to auto-compact")
+        return ", ".join(out)
+
     def phrases(self) -> list[str]:
         """Short phrases for the budget bar and the status line ("~6 turns until the slot is full")."""
         out: list[str] = []
@@ -131,4 +140,4 @@ def budget_phrase(records: Sequence[RequestRecord], record: RequestRecord, n_ctx
     """The budget bar's forecast for a request: its session's turns up to it, "" when nothing to say."""
     same = [r for r in records if r.session_id == record.session_id and r.id <= record.id]
     same.sort(key=lambda r: r.id)
-    return ", ".join(session_forecast(same, n_ctx, agent_window(n_ctx)).phrases())
+    return session_forecast(same, n_ctx, agent_window(n_ctx)).short()

@@ -77,12 +77,6 @@ def render(gauge: Gauge) -> str:
         parts.append(f"reuse {gauge.reused:.0%}")
     if gauge.mcp_share is not None and gauge.mcp_share > 0:
         parts.append(f"MCP {gauge.mcp_share:.0%}")
-    f = gauge.forecast
-    turns = []
-    if f.turns_to_full is not None:
-        turns.append(f"~{f.turns_to_full} turns to full")
-    if f.turns_to_compact is not None:
-        turns.append(f"~{f.turns_to_compact} to auto-compact")
-    if turns:
-        parts.append(", ".join(turns))
+    if gauge.forecast.short():
+        parts.append(gauge.forecast.short())
     return " | ".join(parts)

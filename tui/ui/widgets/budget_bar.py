@@ -80,8 +80,10 @@ class BudgetBar(Widget):
         else:
             title.append(f"{grouped(budget.used)} tokens", style=level_style)
             title.append(" (window unknown)", style=dim)
-        if self.forecast:
-            title.append(f"  {self.forecast}", style=dim)
+        for forecast in (self.forecast, self.forecast.split(", ")[0]):  # the whole, else the slot part
+            if forecast and title.cell_len + 2 + len(forecast) <= width:
+                title.append(f"  {forecast}", style=dim)
+                break
         bar = self._bar(budget, width)
         legend = flow(
             [self._legend_entry(seg.label, seg.tokens, seg.style_key, budget) for seg in budget.segments],
