@@ -131,7 +131,7 @@ def cache_breaks(
                 fixes.append(fix)
         if not avoidable:
             lines.append("not avoidable: the conversation itself changed (compaction or an edit)")
-        apply = "add the pattern to [transforms] stabilizer_patterns (or `t` in the dashboard)"
+        apply = "add the pattern named above to [transforms] in config.toml, then restart the proxy"
         if cause == "tool list":
             apply = "keep the tool list fixed during a session (switch MCP servers between sessions)"
         elif not avoidable:
