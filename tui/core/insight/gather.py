@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tui.core.insight import findings as rows_findings
 from tui.core.insight.model import Finding, FindingsReport, rank
 from tui.core.journal.reader import JournalReader
-from tui.core.journal.schema import list_columns, record_from_row
+from tui.core.journal.schema import connect, list_columns, record_from_row
 from tui.core.records import RequestRecord
 
 if TYPE_CHECKING:
@@ -38,11 +39,16 @@ def ask_server(settings: Settings) -> ServerFigures:
     return ServerFigures(slot_n_ctx(upstream, key, 1.0), measured_prompt_speed(upstream, key))
 
 
-def session_rows(reader: JournalReader, session: str | None) -> list[RequestRecord]:
+def session_rows(path: Path, session: str | None) -> list[RequestRecord]:
     """Rows of one session (an id or a unique prefix; default: the newest agent session), oldest first."""
-    conn = reader._connection()  # noqa: SLF001 - same package family; the reader has no session query
-    if conn is None:
-        return []
+    conn = connect(path, readonly=True)
+    try:
+        return _session_rows(conn, session)
+    finally:
+        conn.close()
+
+
+def _session_rows(conn: sqlite3.Connection, session: str | None) -> list[RequestRecord]:
     if session is None:
         row = conn.execute(
             "SELECT session_id FROM requests WHERE kind IN ('main', 'subagent') ORDER BY id DESC LIMIT 1"
@@ -109,7 +115,7 @@ def build_findings(
     server = server if server is not None else ask_server(settings)
     reader = JournalReader(path)
     try:
-        records = session_rows(reader, session)
+        records = session_rows(path, session)
         if not records:
             return FindingsReport(session or "", 0, None, (), ("the journal has no agent session yet",))
         notes: list[str] = []
