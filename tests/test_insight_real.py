@@ -201,3 +201,18 @@ async def test_findings_pane_lists_the_session_findings(
     assert text.splitlines()[0].startswith(f"session {SESSION}:")
     assert "1. 1 request overflowed the 16,384-token slot" in text
     assert "MCP server filesystem: 5 tools never called" in text and "MCP server memory" in text
+
+
+def test_history_share_names_what_a_compaction_frees(
+    held: tuple[RunningServer, HeldJournal, HeldJournal], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, journal, _ = held
+    (history,) = by_kind(findings_json(server, journal.path, capsys), "history")
+    rows = [r for r in JournalReader(journal.path).latest(50) if r.kind == "main" and r.status == 200]
+    newest = rows[-1].anatomy
+    assert newest is not None and history["data"]["request"] == rows[-1].id
+    cats = newest.categories
+    held_back = cats["history"] + cats["thinking"] + cats["tool_calls"] + cats["tool_results"]
+    assert history["data"]["history_tokens"] == held_back == history["tokens_saved"]
+    assert history["data"]["share"] == round(held_back / newest.total_tokens, 3) >= 0.4
+    assert f"of a {N_CTX:,}-token slot" in history["lines"][0] and "ctxbudget compact" in history["apply"]

@@ -80,7 +80,7 @@ def request(messages: list[dict[str, Any]], date: str, *, subagent: bool = False
     }
 
 
-def session_bodies(turns: int = 6) -> list[dict[str, Any]]:
+def session_bodies(turns: int = 8) -> list[dict[str, Any]]:
     """The whole session in order (the last body overflows a 16k slot)."""
     bodies = [cc_title_request(SESSION)]
     for t in range(turns):

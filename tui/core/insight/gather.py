@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from tui.core.tokens import TokenCounter
 
 
+# Breaks a stabilizer pattern can prevent (found by comparing the two stored bodies).
+PATTERN_CAUSES = frozenset({"system prompt", "billing header"})
+
+
 class SessionNotFound(LookupError):
     """No journal row belongs to the asked session."""
 
@@ -89,7 +93,10 @@ def _preventions(reader: JournalReader, records: list[RequestRecord]) -> tuple[d
     out: dict[int, str] = {}
     missing = False
     for i, r in enumerate(records):
-        if r.cache_break is None or rows_findings.break_cause(r.cache_break.description) != "system prompt":
+        if (
+            r.cache_break is None
+            or rows_findings.break_cause(r.cache_break.description) not in PATTERN_CAUSES
+        ):
             continue
         before = next((p for p in reversed(records[:i]) if p.kind == r.kind and p.status < 400), None)
         old, new = (_body(reader, before.id) if before else None), _body(reader, r.id)
