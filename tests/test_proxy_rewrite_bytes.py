@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,102 @@ def test_a_second_copy_of_the_line_outside_system_is_left_alone(tmp_path: Path) 
     assert forwarded == slow(body, settings)
     assert forwarded["messages"][0]["content"][-1]["text"] == BILLING
     assert "cch=00000" in forwarded["system"][0]["text"]
+
+
+# ---------------------------------------------------------------- bytes outside the rewrite stay the client's
+
+# Members a re-serialisation would change: a trailing zero, a 30-digit integer, a duplicate key.
+ODD_MEMBERS = '{"temperature": 0.70, "seed": 123456789012345678901234567890, "dup": 1, "dup": 2,\n'
+ODD_KEYS = ("temperature", "seed", "dup")
+
+
+def hostile(body: dict[str, Any]) -> bytes:
+    """How some other client writes JSON: indented, every non-ASCII character escaped, odd members first."""
+    text = json.dumps(body, indent=1, ensure_ascii=True)
+    return (ODD_MEMBERS + text[1:]).encode()
+
+
+def without_odd(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in ODD_KEYS}
+
+
+def accented_request() -> dict[str, Any]:
+    body = cc_request(billing=BILLING)
+    body["messages"][0]["content"][-1]["text"] = "répare le test, s'il te plaît"
+    return body
+
+
+PLACES = {
+    "user-message": lambda b: b["messages"][0]["content"][-1].update(text=BILLING),
+    "tool-result": lambda b: b["messages"][2]["content"][0].update(content=BILLING),
+    "tool-input": lambda b: b["messages"][1]["content"][-1]["input"].update(command=BILLING),
+    "tool-description": lambda b: b["tools"][0].update(description=BILLING),
+}
+
+
+@pytest.mark.parametrize("place", list(PLACES))
+def test_billing_line_outside_the_system_prompt_is_never_rewritten(tmp_path: Path, place: str) -> None:
+    body = cc_request(billing="You are an agent.")
+    PLACES[place](body)
+    raw = orjson.dumps(body)
+    assert raw.count(b"x-anthropic-billing-header") == 1
+    out, note = hook(tmp_path, TransformSettings()).process("POST", "/v1/messages", {}, raw)
+    assert out is raw
+    assert note is not None and note.changed == ()
+
+
+def test_billing_line_in_a_tool_result_only_is_left_alone_and_system_copy_is_rewritten(
+    tmp_path: Path,
+) -> None:
+    body = cc_request(billing=BILLING)
+    body["messages"][1]["content"].append({"type": "text", "text": BILLING})
+    raw = hostile(body)
+    out, note = hook(tmp_path, TransformSettings()).process("POST", "/v1/messages", {}, raw)
+    new_line = BILLING.replace("2.1.197.9e1", "2.1.197").replace("cch=a1b2c", "cch=00000")
+    assert out == raw.replace(BILLING.encode(), new_line.encode(), 1)
+    assert out.count(BILLING.encode()) == 1
+    assert note is not None and note.changed == ("stabilize",)
+
+
+def test_a_parsed_rewrite_keeps_every_other_byte(tmp_path: Path) -> None:
+    # Marker twice (system and a user message): the parsed path runs and splices.
+    body = accented_request()
+    body["messages"][0]["content"].append({"type": "text", "text": BILLING})
+    raw = hostile(body)
+    settings = TransformSettings()
+    out, note = hook(tmp_path, settings).process("POST", "/v1/messages", {}, raw)
+    expected = slow(orjson.loads(raw), settings)
+    assert orjson.loads(out) == expected
+    assert out == hostile(without_odd(expected))
+    assert b"r\\u00e9pare" in out and note is not None and note.changed == ("stabilize",)
+
+
+def test_mcp_switched_off_removes_only_its_tool_elements(tmp_path: Path) -> None:
+    body = accented_request()
+    raw = hostile(body)
+    mcp = McpSwitchStore(tmp_path / "m.json")
+    mcp.set_enabled("memory", False)
+    settings = TransformSettings()
+    rewriter = RequestRewriter(
+        settings, ("filesystem", "memory"), mcp, TransformSwitchStore(settings.enabled, tmp_path / "t.json")
+    )
+    out, note = rewriter.process("POST", "/v1/messages", {}, raw)
+    assert note is not None and [t["name"] for t in note.mcp_removed] == [
+        "mcp__memory__create_entities",
+        "mcp__memory__read_graph",
+    ]
+    kept = [t for t in body["tools"] if not t["name"].startswith("mcp__memory__")]
+    expected = slow({**body, "tools": kept}, settings)
+    assert out == hostile(expected)
+
+
+def test_another_transform_rewrites_only_its_strings(tmp_path: Path) -> None:
+    body = accented_request()
+    for tool in body["tools"][:3]:
+        tool["description"] = "First paragraph.\n\n" + "more words " * 60
+    raw = hostile(body)
+    settings = TransformSettings(enabled=["stabilize", "trim_descriptions"])
+    out, note = hook(tmp_path, settings).process("POST", "/v1/messages", {}, raw)
+    assert note is not None and note.changed == ("stabilize", "trim_descriptions")
+    expected = without_odd(TransformPipeline(settings).run(orjson.loads(raw), "anthropic")[0])
+    assert out == hostile(expected)

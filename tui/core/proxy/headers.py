@@ -26,6 +26,7 @@ HOP_BY_HOP: frozenset[str] = frozenset(
 # Headers aiohttp's client would add on its own: suppressed when the client did not send them.
 CLIENT_AUTO_HEADERS: tuple[str, ...] = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
+
 def _connection_listed(headers: Iterable[tuple[str, str]]) -> set[str]:
     listed: set[str] = set()
     for name, value in headers:

@@ -15,6 +15,7 @@ from tui.core.actions.mcp_switch import McpSwitchStore, filter_tools, tool_name
 from tui.core.analysis.capture import RewriteNote
 from tui.core.anatomy.sessions import SESSION_HEADERS
 from tui.core.control.transform_state import TransformSwitchStore
+from tui.core.proxy.json_splice import splice_body
 from tui.core.transforms import TransformPipeline, TransformSettings
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,10 @@ BILLING_BYTES: dict[str, tuple[re.Pattern[bytes], bytes]] = {
     "cc_billing_version": (re.compile(_BILLING_LINE + rb"cc_version=\d+(?:\.\d+){2})\.[0-9A-Za-z]+"), rb"\1"),
     "cc_billing_cch": (re.compile(_BILLING_LINE + rb"cch=)[0-9A-Za-z]+"), rb"\g<1>00000"),
 }
-# Raw bodies kept for a later compaction while none is active (parsed only when one is asked for).
+# Raw bodies kept for a later compaction while none is active (parsed only when one is asked for): at
+# most this many, and at most RECENT_BYTES together (older ones are forgotten first).
 RECENT_BODIES = 8
+RECENT_BYTES = 64 * 1024 * 1024
 
 
 def dialect_of(method: str, raw_path: str) -> str | None:
@@ -91,6 +94,7 @@ class RequestRewriter:
             not transforms.stabilizer_patterns and set(transforms.stabilizer_builtins) <= BILLING_PATTERNS
         )
         self.recent: deque[tuple[bytes, str, str]] = deque(maxlen=RECENT_BODIES)
+        self.recent_bytes = 0
         self.last_raw: tuple[bytes, str] | None = None
         self.failures = 0
 
@@ -120,8 +124,7 @@ class RequestRewriter:
         off = self.mcp.off()
         compacting = self.compaction is not None and bool(self.compaction.store.all())
         if not (off or compacting) and self._nothing_to_change(enabled, body):
-            if self.compaction is not None:
-                self.recent.append((body, dialect, session_hint(headers, {})))
+            self._remember(body, dialect, session_hint(headers, {}))
             return body, (RewriteNote(dialect, tuple(enabled)) if enabled else None)
         if (
             not (off or compacting)
@@ -131,9 +134,10 @@ class RequestRewriter:
             # needs the parsed body to keep the pattern to the system prompt.
             and body.count(BILLING_MARKER) == 1
         ):
-            if self.compaction is not None:
-                self.recent.append((body, dialect, session_hint(headers, {})))
-            return self._stabilize_bytes(dialect, body)
+            fast = self._stabilize_bytes(dialect, body)
+            if fast is not None:
+                self._remember(body, dialect, session_hint(headers, {}))
+                return fast
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -151,13 +155,14 @@ class RequestRewriter:
         compaction_saved: int | None = None
         if self.compaction is not None and compacting:
             self.recent.clear()
+            self.recent_bytes = 0
             result = self.compaction.observe(parsed, dialect, session_hint(headers, parsed))
             if result.applied:
                 compaction_saved = result.tokens_saved
                 current = {**current, "messages": result.body["messages"]}
-        elif self.compaction is not None:
+        else:
             # Keep bytes, not the parsed tree: a retained 150 KB tree makes every GC pass slower.
-            self.recent.append((body, dialect, session_hint(headers, parsed)))
+            self._remember(body, dialect, session_hint(headers, parsed))
         changed: tuple[str, ...] = ()
         transform_input = current
         if enabled and self.pipeline is not None:
@@ -178,14 +183,40 @@ class RequestRewriter:
         )
         if not note.rewritten:
             return body, note
-        return orjson.dumps(current), note
+        return self._splice(body, parsed, current), note
 
-    def _stabilize_bytes(self, dialect: str, body: bytes) -> tuple[bytes, RewriteNote | None]:
-        """The billing-line stabilizer applied to the raw JSON (same result as the parsed path, cheaper)."""
-        try:  # validation only (malformed JSON is forwarded untouched); the tree is not walked or dumped
-            if not isinstance(orjson.loads(body), dict):
-                return body, None
+    def _splice(self, body: bytes, parsed: dict[str, Any], current: dict[str, Any]) -> bytes:
+        """The client's bytes with only the changed values rewritten (checked: it parses to `current`)."""
+        try:
+            out = splice_body(body, parsed, current)
+            if orjson.loads(out) == current:
+                return out
+            problem = "the spliced body does not parse to the rewritten one"
+        except (ValueError, StopIteration, orjson.JSONDecodeError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        self.failures += 1
+        log.error("request splice failed (%s); forwarding the rewrite re-serialised", problem)
+        return orjson.dumps(current)
+
+    def _remember(self, body: bytes, dialect: str, session: str) -> None:
+        """Keep a raw body for a later compaction, within RECENT_BODIES and RECENT_BYTES."""
+        if self.compaction is None:
+            return
+        if len(self.recent) == self.recent.maxlen:
+            self.recent_bytes -= len(self.recent[0][0])
+        self.recent.append((body, dialect, session))
+        self.recent_bytes += len(body)
+        while self.recent_bytes > RECENT_BYTES and self.recent:
+            self.recent_bytes -= len(self.recent.popleft()[0])
+
+    def _stabilize_bytes(self, dialect: str, body: bytes) -> tuple[bytes, RewriteNote | None] | None:
+        """The billing-line stabilizer applied to the raw JSON; None when the result would differ from
+        the parsed path's (a marker outside the system prompt, an escaped line): then parse and splice."""
+        try:  # the tree is only compared, never dumped: the forwarded bytes are the client's
+            parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
+            return body, None
+        if not isinstance(parsed, dict) or self.pipeline is None:
             return body, None
         pieces: list[bytes] = []
         done = 0
@@ -203,8 +234,12 @@ class RequestRewriter:
             done = end
             start = body.find(BILLING_MARKER, end)
         out = b"".join([*pieces, body[done:]]) if pieces else body
+        # The stabilizer's own result (system prompt only) is the reference: the bytes must parse to it.
+        expected, _ = self.pipeline.run(parsed, dialect, ("stabilize",))
         if out == body:
-            return body, RewriteNote(dialect, ("stabilize",))
+            return (body, RewriteNote(dialect, ("stabilize",))) if expected is parsed else None
+        if expected is parsed or orjson.loads(out) != expected:
+            return None
         return out, RewriteNote(dialect, ("stabilize",), ("stabilize",), body, self.settings)
 
     def _nothing_to_change(self, enabled: tuple[str, ...], body: bytes) -> bool:
