@@ -75,11 +75,9 @@ async def test_pipelined_stream_then_plain_requests_all_succeed(
     assert data.count(b"HTTP/1.1 200 ") == 60, data.count(b"HTTP/1.1 502")
     assert service.forwarder is not None
     stats = service.forwarder.stats
+    # llama-server closes the connection after a stream: the pool never hands out such a connection
+    # (it is found closed before anything is written), so no POST needs a retry.
     assert (stats.requests, stats.upstream_errors) == (60, 0)
-    # llama-server closes the connection after a stream: the first stale pooled connection is retried
-    # once (if the race hits at all), then streamed replies' connections are never pooled again.
-    assert stats.retries <= 1
-    assert service.forwarder.close_after_stream is (stats.retries == 1)
 
 
 @pytest.mark.llama
@@ -99,9 +97,9 @@ async def test_sequential_stream_and_plain_requests_all_succeed(
     assert statuses == [200] * 60
 
 
-async def test_request_retried_once_when_the_pooled_connection_was_closed(tmp_path: Path) -> None:
-    # An upstream that answers one request per connection with keep-alive, then hangs up on the next
-    # (POST: aiohttp itself retries only idempotent methods).
+async def test_post_not_resent_when_the_upstream_drops_it_after_reading(tmp_path: Path) -> None:
+    # An upstream that answers one request per connection with keep-alive, then reads the start of the
+    # next one and hangs up: it may have acted on it, so the POST is answered 502, never sent twice.
     connections = 0
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -122,13 +120,13 @@ async def test_request_retried_once_when_the_pooled_connection_was_closed(tmp_pa
     service = await start_proxy(f"http://127.0.0.1:{port}", tmp_path)
     try:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
-            codes = [(await client.post("/v1/messages", json=BODY)).status_code for _ in range(3)]
+            replies = [await client.post("/v1/messages", json=BODY) for _ in range(3)]
     finally:
         await service.stop()
         server.close()
         await server.wait_closed()
-    assert codes == [200, 200, 200], connections
+    assert [r.status_code for r in replies] == [200, 502, 200], connections
+    assert replies[1].json()["type"] == "error"  # the Anthropic dialect, as the client asked
     assert service.forwarder is not None
-    assert service.forwarder.stats.retries == 2, connections
-    assert service.forwarder.stats.upstream_errors == 0
-    assert connections == 3
+    assert service.forwarder.stats.upstream_errors == 1
+    assert connections == 2

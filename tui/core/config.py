@@ -33,6 +33,8 @@ class ProxySettings:
     analysis: str = "process"
     capture_limit_mb: int = 32
     backlog_mb: int = 16
+    header_timeout: float = 60.0
+    body_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,7 @@ def settings_from_dict(data: dict[str, Any], source: str = "<dict>") -> Settings
 def _validate_proxy(proxy: ProxySettings, source: str) -> None:
     if proxy.analysis not in ("process", "thread"):
         raise ConfigError(f'{source}: [proxy] analysis: {proxy.analysis!r}; use "process" or "thread"')
-    for key in ("capture_limit_mb", "backlog_mb"):
+    for key in ("capture_limit_mb", "backlog_mb", "header_timeout", "body_timeout"):
         if getattr(proxy, key) < 1:
             raise ConfigError(f"{source}: [proxy] {key}: {getattr(proxy, key)} is too small; use 1 or more")
 

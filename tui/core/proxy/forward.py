@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import select
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -21,9 +25,42 @@ from tui.core.proxy.rewrite import RequestRewriter
 UPSTREAM_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 # Errors writing to the client: it went away (aiohttp raises ClientConnectionResetError here too).
 CLIENT_GONE_ERRORS = (ConnectionError, aiohttp.ClientConnectionError)
-# A pooled keep-alive connection the upstream had already closed: nothing was answered, so the
-# (fully buffered) request is sent once more on a fresh connection.
-STALE_CONNECTION_ERRORS = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+# The upstream closed the connection without answering. The proxy never sends a request twice itself:
+# aiohttp retries idempotent methods once (RFC 9112 §9.3.1.1); a POST may have been received in full,
+# so it is answered 502. Pooled connections the upstream already closed are never used (LivePoolConnector).
+# Seconds allowed between two chunks of a request body ([proxy] body_timeout).
+DEFAULT_BODY_TIMEOUT = 60.0
+# Content codings whose request bodies the analysis gets decompressed (others it sees as sent).
+DECODABLE = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
+
+
+class LivePoolConnector(aiohttp.TCPConnector):
+    """A connection pool that never hands out a pooled connection the upstream has already closed.
+
+    llama-server closes the connection after a streamed reply; its FIN can still be unread when the
+    next request takes the connection from the pool. A readable idle socket (EOF or stray bytes) is
+    dropped before anything is written on it, so such requests need no retry.
+    """
+
+    peer_closed = 0
+
+    async def _get(self, *args: Any, **kwargs: Any) -> Any:
+        while True:
+            conn = await super()._get(*args, **kwargs)
+            if conn is None or not _readable(conn.transport):
+                return conn
+            self.peer_closed += 1
+            conn.close()
+
+
+def _readable(transport: Any) -> bool:
+    """Whether an idle connection has something to read (the peer closed it, or sent bytes unasked)."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 @dataclass
@@ -34,7 +71,7 @@ class ForwardStats:
     in_flight: int = 0
     upstream_errors: int = 0
     client_gone: int = 0
-    retries: int = 0
+    bad_requests: int = 0
 
 
 class Forwarder:
@@ -47,25 +84,41 @@ class Forwarder:
         sink: Callable[[Capture], None],
         capture_limit: int = DEFAULT_CAPTURE_LIMIT,
         rewriter: RequestRewriter | None = None,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
-        self.upstream = upstream.rstrip("/")
+        base = URL(upstream.rstrip("/"))
+        # Credentials in [proxy] upstream become a header; the URL used (and shown in errors) has none.
+        self.upstream_auth: str | None = None
+        if base.user is not None or base.password is not None:
+            pair = f"{base.user or ''}:{base.password or ''}".encode()
+            self.upstream_auth = "Basic " + base64.b64encode(pair).decode("ascii")
+            base = base.with_user(None)
+        self.upstream = str(base).rstrip("/")
         self.session = session
+        self.body_timeout = body_timeout
         self.sink = sink
         self.capture_limit = capture_limit
         self.rewriter = rewriter
         self.stats = ForwardStats()
-        # Learned, not assumed: llama-server closes the connection after every stream, a fast upstream
-        # keeps it. Once a stale pooled connection is seen, streamed replies' connections are dropped.
-        self.close_after_stream = False
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Forward one request; never raises for upstream failures (answers 502 instead)."""
         started = time.time()
         t0 = time.perf_counter()
         raw_path = request.raw_path
-        body = await request.read()
+        problem = self._refuse(request)
+        if problem is not None:
+            return self._answer_locally(request, started, *problem)
+        try:
+            body, rest = await self._read_body(request)
+        except TimeoutError:
+            message = (
+                f"ctxbudget proxy: no request body bytes for {self.body_timeout:g} s ([proxy] body_timeout)"
+            )
+            return self._answer_locally(request, started, 408, message)
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
         note = None
-        if self.rewriter is not None:
+        if self.rewriter is not None and rest is None and encoding == "identity":
             body, note = self.rewriter.process(request.method, raw_path, request.headers, body)
         capture = Capture(
             request.method, raw_path, list(request.headers.items()), body, started, self.capture_limit
@@ -76,7 +129,7 @@ class Forwarder:
         upstream: aiohttp.ClientResponse | None = None
         clean = False
         try:
-            upstream, response = await self._open(request, body, capture)
+            upstream, response = await self._open(request, body, rest, capture)
             if response is not None:
                 clean = True
                 return response
@@ -95,43 +148,122 @@ class Forwarder:
                     upstream.close()  # drop the connection so llama-server cancels the task
             capture.total_ms = (time.perf_counter() - t0) * 1000.0
             self.stats.in_flight -= 1
+            if encoding in DECODABLE and rest is None:
+                decoded = _decoded(body, DECODABLE[encoding], self.capture_limit)
+                capture.truncated = capture.truncated or len(decoded) > self.capture_limit
+                capture.request_body = decoded[: self.capture_limit]
             self.sink(capture)
 
+    def _refuse(self, request: web.Request) -> tuple[int, str] | None:
+        """A (status, message) for a request this proxy cannot forward as it stands, else None."""
+        if not request.raw_path.startswith("/"):
+            return 400, (
+                "ctxbudget proxy: only origin-form request targets (/v1/messages) are forwarded, "
+                f"not {request.raw_path[:200]!r}; point the client's base URL at the proxy"
+            )
+        if self.upstream_auth is not None and "Authorization" in request.headers:
+            return 502, (
+                "ctxbudget proxy: [proxy] upstream carries user:password credentials and the client "
+                "sent its own Authorization header; remove one of the two"
+            )
+        return None
+
+    def _answer_locally(
+        self, request: web.Request, started: float, status: int, message: str
+    ) -> web.Response:
+        """An error in the client's dialect for a request never sent upstream; journaled like any other."""
+        self.stats.bad_requests += 1
+        try:
+            path = URL(request.raw_path).raw_path
+        except ValueError:
+            path = ""
+        capture = Capture(request.method, request.raw_path, list(request.headers.items()), b"", started)
+        capture.status = status
+        capture.error = message
+        payload = error_body(dialect_for_path(path), message, status)
+        capture.add_chunk(payload)
+        capture.total_ms = (time.time() - started) * 1000.0
+        self.sink(capture)
+        response = web.Response(status=status, body=payload, content_type="application/json")
+        response.force_close()
+        return response
+
+    async def _read_body(self, request: web.Request) -> tuple[bytes, AsyncIterator[bytes] | None]:
+        """The body as received (still compressed, if it was), buffered up to the capture limit.
+
+        Beyond the limit the rest is not buffered: the second value streams it to the upstream.
+        Raises TimeoutError when the client sends nothing for body_timeout seconds.
+        """
+        content = request.content
+        chunks: list[bytes] = []
+        size = 0
+        while size <= self.capture_limit:
+            chunk = await asyncio.wait_for(content.readany(), self.body_timeout)
+            if not chunk:
+                return b"".join(chunks), None
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks), self._rest_of_body(content)
+
+    async def _rest_of_body(self, content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+        while True:
+            chunk = await asyncio.wait_for(content.readany(), self.body_timeout)
+            if not chunk:
+                return
+            yield chunk
+
     async def _open(
-        self, request: web.Request, body: bytes, capture: Capture
+        self, request: web.Request, body: bytes, rest: AsyncIterator[bytes] | None, capture: Capture
     ) -> tuple[aiohttp.ClientResponse | None, web.StreamResponse | None]:
         headers = forwardable(request.headers.items())
-        framed = "Content-Length" in request.headers or "Transfer-Encoding" in request.headers
-        send_body = bool(body) or framed
+        if self.upstream_auth is not None:
+            headers["Authorization"] = self.upstream_auth
+        data: bytes | AsyncIterator[bytes] | None
+        if rest is not None:
+            data = self._streamed(body, rest, capture)
+            if "Content-Length" in request.headers:  # keep the client's framing (no chunking)
+                headers["Content-Length"] = request.headers["Content-Length"]
+        else:
+            framed = "Content-Length" in request.headers or "Transfer-Encoding" in request.headers
+            data = body if (body or framed) else None
         url = URL(self.upstream + capture.path, encoded=True)
         try:
-            try:
-                upstream = await self._send(request.method, url, headers, body if send_body else None)
-            except STALE_CONNECTION_ERRORS as exc:
-                if isinstance(exc, aiohttp.ClientConnectorError):
-                    raise  # could not connect at all: a retry would only double the wait
-                self.stats.retries += 1
-                self.close_after_stream = True
-                upstream = await self._send(request.method, url, headers, body if send_body else None)
-        except UPSTREAM_ERRORS as exc:
-            self.stats.upstream_errors += 1
-            message = f"ctxbudget proxy: upstream {self.upstream} unreachable: {_describe(exc)}"
-            capture.error = message
-            capture.status = 502
-            status_body = error_body(dialect_for_path(capture.path), message)
-            capture.add_chunk(status_body)
-            return None, web.Response(status=502, body=status_body, content_type="application/json")
-        if self.close_after_stream and upstream.headers.get("Content-Type", "").startswith(
-            "text/event-stream"
-        ):
-            # This upstream closes the connection after a stream; never hand it back to the pool.
+            upstream = await self._send(request.method, url, headers, data)
+        except (*UPSTREAM_ERRORS, ValueError) as exc:
+            return None, self._failed(capture, exc)
+        if upstream.headers.get("Content-Type", "").startswith("text/event-stream"):
+            # llama-server closes the connection right after a stream without saying so; reusing it
+            # races with its FIN, and a POST lost in that race cannot be sent again. Streams last far
+            # longer than a new loopback connection takes, so a streamed reply's connection is not pooled.
             connection = upstream.connection
             if connection is not None and connection.protocol is not None:
                 connection.protocol.force_close()
         return upstream, None
 
+    def _failed(self, capture: Capture, exc: BaseException) -> web.Response:
+        """The 502 for a request the upstream did not answer (in the client's dialect)."""
+        self.stats.upstream_errors += 1
+        what = "unreachable" if isinstance(exc, aiohttp.ClientConnectorError) else "failed"
+        message = f"ctxbudget proxy: upstream {self.upstream} {what}: {_describe(exc)}"
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            message += " (closed the connection without answering; a POST is not sent twice)"
+        capture.error = message
+        capture.status = 502
+        status_body = error_body(dialect_for_path(capture.path), message)
+        capture.add_chunk(status_body)
+        return web.Response(status=502, body=status_body, content_type="application/json")
+
+    async def _streamed(
+        self, head: bytes, rest: AsyncIterator[bytes], capture: Capture
+    ) -> AsyncIterator[bytes]:
+        """A body over the capture limit, passed through as it arrives (the capture keeps its head)."""
+        yield head
+        async for chunk in rest:
+            capture.request_bytes += len(chunk)
+            yield chunk
+
     async def _send(
-        self, method: str, url: URL, headers: CIMultiDict[str], data: bytes | None
+        self, method: str, url: URL, headers: CIMultiDict[str], data: bytes | AsyncIterator[bytes] | None
     ) -> aiohttp.ClientResponse:
         return await self.session.request(
             method,
@@ -212,6 +344,19 @@ class Forwarder:
         # Not SSE (or cannot append): cut the connection so the client sees an incomplete body.
         if request.transport is not None:
             request.transport.close()
+
+
+def _decoded(body: bytes, wbits: int, limit: int) -> bytes:
+    """A decompressed copy of a request body for the analysis (at most `limit` bytes; as sent if corrupt)."""
+    try:
+        return zlib.decompressobj(wbits).decompress(body, limit + 1)
+    except zlib.error:
+        if wbits == zlib.MAX_WBITS:  # "deflate" sent raw, without the zlib wrapper
+            try:
+                return zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, limit + 1)
+            except zlib.error:
+                pass
+        return body
 
 
 def _describe(exc: BaseException) -> str:

@@ -34,7 +34,7 @@ from tui.core.journal.writer import Journal
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.core.prom import ProxyMetrics
 from tui.core.proxy.address import ListenAddress, parse_listen
-from tui.core.proxy.forward import Forwarder
+from tui.core.proxy.forward import Forwarder, LivePoolConnector
 from tui.core.proxy.rewrite import RequestRewriter
 from tui.core.records import RequestRecord
 
@@ -150,20 +150,34 @@ class ProxyService:
         self.pipeline = pipeline
         pipeline.start()
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30.0),
+            # Idle connections are let go before llama-server's own 5 s keep-alive ends them.
+            connector=LivePoolConnector(limit=0, keepalive_timeout=4.0),
             auto_decompress=False,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
         self.forwarder = Forwarder(
-            self.upstream, self._session, pipeline.submit, self.capture_limit, self.rewriter
+            self.upstream,
+            self._session,
+            pipeline.submit,
+            self.capture_limit,
+            self.rewriter,
+            body_timeout=self.settings.proxy.body_timeout,
         )
         app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[loopback_only])
         app.router.add_route("GET", CONTROL_PREFIX + "health", self._health)
         ControlApi(self, self.tracker).mount(app)
         app.router.add_route("*", CONTROL_PREFIX + "{tail:.*}", self._control_not_found)
         app.router.add_route("*", "/{tail:.*}", self.forwarder.handle)
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        self._runner = web.AppRunner(
+            app,
+            handler_cancellation=True,
+            access_log=None,
+            # Bodies reach the upstream as sent (compressed ones too); the head of each request, and
+            # an idle keep-alive connection, get header_timeout seconds (slow clients are dropped).
+            auto_decompress=False,
+            keepalive_timeout=self.settings.proxy.header_timeout,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.address.host, self.address.port, reuse_address=True)
         try:
