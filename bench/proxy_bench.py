@@ -7,6 +7,7 @@ A B B A so drift cancels. The request body is a ~150 KB Claude-Code-shaped /v1/m
     python bench/proxy_bench.py                 # full run (about a minute on 2 cores)
     python bench/proxy_bench.py --iterations 50 # quicker
     python bench/proxy_bench.py --json out.json # also write the numbers
+    python bench/proxy_bench.py --baseline ../main  # before/after: another checkout's proxy, interleaved
 """
 
 from __future__ import annotations
@@ -498,14 +499,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def spawn(*role_args: str) -> subprocess.Popen[str]:
-    """Start this script in another role and wait for its "ready" line."""
+def spawn(*role_args: str, repo: Path = REPO) -> subprocess.Popen[str]:
+    """Start this script (or `repo`'s copy of it) in another role and wait for its "ready" line."""
     proc = subprocess.Popen(
-        [sys.executable, __file__, *role_args],
+        [sys.executable, str(repo / "bench" / "proxy_bench.py"), *role_args],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -518,7 +519,7 @@ def spawn(*role_args: str) -> subprocess.Popen[str]:
 def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -> dict[str, Any]:
     """Start one proxy implementation, load it, stop it; returns the client's measurements."""
     port = free_port()
-    proxied = kind in ("ctxbudget", "ctxbudget-no-rewrite")
+    proxied = kind in ("ctxbudget", "ctxbudget-no-rewrite", "baseline")
     journal = os.path.join(tmp, f"journal-{kind}.sqlite3") if proxied else ""
     if proxied:
         role = [
@@ -535,7 +536,8 @@ def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -
         ]
     else:
         role = ["--role", "minimal-proxy" if kind == "minimal-aiohttp" else "httpx-proxy"]
-    proxy = spawn(*role, "--port", str(port), "--upstream", f"http://127.0.0.1:{upstream_port}")
+    repo = Path(args.baseline).resolve() if kind == "baseline" else REPO
+    proxy = spawn(*role, "--port", str(port), "--upstream", f"http://127.0.0.1:{upstream_port}", repo=repo)
     try:
         client = subprocess.run(
             [
@@ -638,6 +640,11 @@ def main() -> None:
     )
     parser.add_argument("--json", metavar="PATH", help="write all results as JSON")
     parser.add_argument(
+        "--baseline",
+        metavar="CHECKOUT",
+        help="also measure the proxy of another checkout (e.g. main), runs interleaved with this one",
+    )
+    parser.add_argument(
         "--rewrite",
         choices=["on", "off"],
         default="on",
@@ -686,6 +693,8 @@ def main() -> None:
                 kinds = ["ctxbudget"]
                 if args.rewrite_compare:
                     kinds = ["ctxbudget-no-rewrite", "ctxbudget", "ctxbudget-no-rewrite", "ctxbudget"]
+                if args.baseline:
+                    kinds = ["baseline", "ctxbudget", "baseline", "ctxbudget"]
                 if args.compare:
                     kinds += ["minimal-aiohttp", "aiohttp+httpx"]
                 for i, kind in enumerate(kinds):

@@ -10,8 +10,11 @@ import orjson
 import pytest
 from builders import cc_request
 
+from tui.core.actions.compaction import CompactionStore
+from tui.core.actions.compaction_service import CompactionService
 from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.control.transform_state import TransformSwitchStore
+from tui.core.proxy import rewrite
 from tui.core.proxy.rewrite import RequestRewriter
 from tui.core.transforms import TransformPipeline, TransformSettings
 
@@ -181,3 +184,23 @@ def test_another_transform_rewrites_only_its_strings(tmp_path: Path) -> None:
     assert note is not None and note.changed == ("stabilize", "trim_descriptions")
     expected = without_odd(TransformPipeline(settings).run(orjson.loads(raw), "anthropic")[0])
     assert out == hostile(expected)
+
+
+def test_bodies_kept_for_compaction_are_capped_in_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rewrite, "RECENT_BYTES", 2_500_000)
+    settings = TransformSettings()
+    rewriter = RequestRewriter(
+        settings,
+        (),
+        McpSwitchStore(tmp_path / "m.json"),
+        TransformSwitchStore(settings.enabled, tmp_path / "t.json"),
+        CompactionService(CompactionStore(tmp_path / "c.json"), upstream="http://127.0.0.1:9"),
+    )
+    bodies = [orjson.dumps(cc_request(billing=f"turn {i}", prompt_words=160_000)) for i in range(8)]
+    assert all(1_000_000 < len(b) < 1_250_000 for b in bodies)
+    for body in bodies:
+        assert rewriter.process("POST", "/v1/messages", {}, body)[0] is body
+        assert rewriter.recent_bytes == sum(len(b) for b, _, _ in rewriter.recent) <= 2_500_000
+    assert [b for b, _, _ in rewriter.recent] == bodies[-2:]

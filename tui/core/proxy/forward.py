@@ -197,17 +197,21 @@ class Forwarder:
         content = request.content
         chunks: list[bytes] = []
         size = 0
-        while size <= self.capture_limit:
-            chunk = await asyncio.wait_for(content.readany(), self.body_timeout)
-            if not chunk:
-                return b"".join(chunks), None
-            chunks.append(chunk)
-            size += len(chunk)
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.body_timeout) as deadline:  # idle time, renewed per chunk
+            while size <= self.capture_limit:
+                chunk = await content.readany()
+                if not chunk:
+                    return b"".join(chunks), None
+                chunks.append(chunk)
+                size += len(chunk)
+                deadline.reschedule(loop.time() + self.body_timeout)
         return b"".join(chunks), self._rest_of_body(content)
 
     async def _rest_of_body(self, content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
         while True:
-            chunk = await asyncio.wait_for(content.readany(), self.body_timeout)
+            async with asyncio.timeout(self.body_timeout):
+                chunk = await content.readany()
             if not chunk:
                 return
             yield chunk

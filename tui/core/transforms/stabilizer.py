@@ -68,6 +68,12 @@ BUILTIN_PATTERNS: tuple[StabilizerPattern, ...] = (
 )
 
 BUILTIN_NAMES: tuple[str, ...] = tuple(p.name for p in BUILTIN_PATTERNS)
+# Text a built-in pattern cannot match without: a slot lacking it is skipped before the regex runs
+# (Claude Code's 30 KB system prompt would otherwise be scanned on every request).
+_REQUIRED_TEXT = {
+    "cc_billing_version": "x-anthropic-billing-header",
+    "cc_billing_cch": "x-anthropic-billing-header",
+}
 
 
 def active_patterns(settings: TransformSettings) -> list[StabilizerPattern]:
@@ -108,6 +114,9 @@ class CacheStabilizer:
             hits: list[str] = []
             for pattern in self.patterns:
                 if slot.region not in (_SCOPE_REGIONS[s] for s in pattern.scopes):
+                    continue
+                required = _REQUIRED_TEXT.get(pattern.name)
+                if required is not None and required not in text:
                     continue
                 text, count = pattern.regex.subn(pattern.replacement, text)
                 if count:
