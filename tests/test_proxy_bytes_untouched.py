@@ -19,6 +19,7 @@ from builders import cc_request
 from tui.core.actions.compaction import CompactionStore
 from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.anatomy.analyze import AnalysisResult
+from tui.core.anatomy.body import decode_bytes
 from tui.core.anatomy.exchange import Exchange
 from tui.core.config import JournalSettings, ProxySettings, Settings
 from tui.core.control.transform_state import TransformSwitchStore
@@ -107,14 +108,14 @@ class RawUpstream:
 
 
 class KeepBodies:
-    """Records what the analysis was handed (the request body it will parse)."""
+    """Records the request body the analysis reads (decoded by its Content-Encoding, as the worker does)."""
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
 
     def analyze(self, exchange: Exchange) -> AnalysisResult:
-        """Keep the request body; nothing else."""
-        self.bodies.append(exchange.request_body)
+        """Keep the decoded request body; nothing else."""
+        self.bodies.append(decode_bytes(exchange.request_body, exchange.request_headers))
         return AnalysisResult(unparsed_reason="test analyzer")
 
 

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import select
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +29,6 @@ CLIENT_GONE_ERRORS = (ConnectionError, aiohttp.ClientConnectionError)
 # so it is answered 502. Pooled connections the upstream already closed are never used (LivePoolConnector).
 # Seconds allowed between two chunks of a request body ([proxy] body_timeout).
 DEFAULT_BODY_TIMEOUT = 60.0
-# Content codings whose request bodies the analysis gets decompressed (others it sees as sent).
-DECODABLE = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
 
 
 class LivePoolConnector(aiohttp.TCPConnector):
@@ -116,6 +113,8 @@ class Forwarder:
                 f"ctxbudget proxy: no request body bytes for {self.body_timeout:g} s ([proxy] body_timeout)"
             )
             return self._answer_locally(request, started, 408, message)
+        # A compressed body is forwarded and captured as received: the analysis worker decompresses
+        # its copy by the Content-Encoding header; it is never rewritten.
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
         note = None
         if self.rewriter is not None and rest is None and encoding == "identity":
@@ -148,10 +147,6 @@ class Forwarder:
                     upstream.close()  # drop the connection so llama-server cancels the task
             capture.total_ms = (time.perf_counter() - t0) * 1000.0
             self.stats.in_flight -= 1
-            if encoding in DECODABLE and rest is None:
-                decoded = _decoded(body, DECODABLE[encoding], self.capture_limit)
-                capture.truncated = capture.truncated or len(decoded) > self.capture_limit
-                capture.request_body = decoded[: self.capture_limit]
             self.sink(capture)
 
     def _refuse(self, request: web.Request) -> tuple[int, str] | None:
@@ -348,19 +343,6 @@ class Forwarder:
         # Not SSE (or cannot append): cut the connection so the client sees an incomplete body.
         if request.transport is not None:
             request.transport.close()
-
-
-def _decoded(body: bytes, wbits: int, limit: int) -> bytes:
-    """A decompressed copy of a request body for the analysis (at most `limit` bytes; as sent if corrupt)."""
-    try:
-        return zlib.decompressobj(wbits).decompress(body, limit + 1)
-    except zlib.error:
-        if wbits == zlib.MAX_WBITS:  # "deflate" sent raw, without the zlib wrapper
-            try:
-                return zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, limit + 1)
-            except zlib.error:
-                pass
-        return body
 
 
 def _describe(exc: BaseException) -> str:
