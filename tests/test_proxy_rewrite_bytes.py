@@ -12,6 +12,7 @@ from builders import cc_request
 
 from tui.core.actions.compaction import CompactionStore
 from tui.core.actions.compaction_service import CompactionService
+from tui.core.actions.compaction_summary import finish_compaction, plan_compaction
 from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.control.transform_state import TransformSwitchStore
 from tui.core.proxy import rewrite
@@ -34,6 +35,7 @@ def slow(body: dict[str, Any], settings: TransformSettings) -> dict[str, Any]:
 
 
 BILLING = "x-anthropic-billing-header: cc_version=2.1.197.9e1; cc_entrypoint=cli; cch=a1b2c;"
+STABLE_LINE = "x-anthropic-billing-header: cc_version=2.1.197; cc_entrypoint=cli; cch=00000;"
 CASES = {
     "claude-code": cc_request(billing=BILLING),
     "system-string-with-newline": {
@@ -204,3 +206,59 @@ def test_bodies_kept_for_compaction_are_capped_in_bytes(
         assert rewriter.process("POST", "/v1/messages", {}, body)[0] is body
         assert rewriter.recent_bytes == sum(len(b) for b, _, _ in rewriter.recent) <= 2_500_000
     assert [b for b, _, _ in rewriter.recent] == bodies[-2:]
+
+
+def test_openai_billing_line_only_in_system_or_developer_messages(tmp_path: Path) -> None:
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "developer", "content": BILLING + "\nbe brief"},
+            {"role": "user", "content": "why is it slow?"},
+        ],
+    }
+    raw = hostile(body)
+    out, note = hook(tmp_path, TransformSettings()).process("POST", "/v1/chat/completions", {}, raw)
+    new_line = BILLING.replace("2.1.197.9e1", "2.1.197").replace("cch=a1b2c", "cch=00000")
+    assert out == raw.replace(BILLING.encode(), new_line.encode())
+    assert note is not None and note.changed == ("stabilize",)
+    body["messages"] = [{"role": "user", "content": BILLING}]
+    raw = hostile(body)
+    out, _ = hook(tmp_path, TransformSettings()).process("POST", "/v1/chat/completions", {}, raw)
+    assert out is raw
+
+
+def test_compaction_replaces_only_the_compacted_messages(tmp_path: Path) -> None:
+    body = accented_request()
+    for n in range(4):
+        body["messages"] += [
+            {"role": "assistant", "content": [{"type": "text", "text": f"réponse {n}"}]},
+            {"role": "user", "content": [{"type": "text", "text": f"tour {n}: et ça ?"}]},
+        ]
+    raw = hostile(body)
+    parsed = orjson.loads(raw)
+    plan = plan_compaction(without_odd(parsed), "anthropic", "s1", keep_turns=2)
+    item = finish_compaction(plan, "Earlier: the user asked to fix a test; it was read and edited.")
+    store = CompactionStore(tmp_path / "c.json")
+    store.add(item)
+    settings = TransformSettings()
+    rewriter = RequestRewriter(
+        settings,
+        (),
+        McpSwitchStore(tmp_path / "m.json"),
+        TransformSwitchStore(settings.enabled, tmp_path / "t.json"),
+        CompactionService(store, upstream="http://127.0.0.1:9"),
+    )
+    out, note = rewriter.process("POST", "/v1/messages", {}, raw)
+    assert note is not None and note.compaction_saved == item.tokens_saved
+    cut = len(item.prefix_hashes)
+    expected = slow(
+        {**without_odd(parsed), "messages": [*item.replacement, *parsed["messages"][cut:]]}, settings
+    )
+    assert orjson.loads(out) == {**parsed, **expected}
+    # Everything outside the replaced run is the client's bytes: the head up to the first message and the
+    # kept messages to the end.
+    text = raw.decode()
+    first_kept = json.dumps(parsed["messages"][cut], indent=1, ensure_ascii=True).replace("\n", "\n  ")
+    tail = text[text.index(first_kept) :]
+    head = text[: text.index('"messages": [') + len('"messages": [')]
+    assert out.decode().startswith(head.replace(BILLING, STABLE_LINE)) and out.decode().endswith(tail)
