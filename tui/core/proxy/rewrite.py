@@ -38,10 +38,53 @@ BILLING_BYTES: dict[str, tuple[re.Pattern[bytes], bytes]] = {
     "cc_billing_version": (re.compile(_BILLING_LINE + rb"cc_version=\d+(?:\.\d+){2})\.[0-9A-Za-z]+"), rb"\1"),
     "cc_billing_cch": (re.compile(_BILLING_LINE + rb"cch=)[0-9A-Za-z]+"), rb"\g<1>00000"),
 }
+# A \u escape of a printable ASCII character: a body with one might spell the marker escaped somewhere.
+_ESCAPED_ASCII = re.compile(rb"\\u00[2-7][0-9a-fA-F]")
 # Raw bodies kept for a later compaction while none is active (parsed only when one is asked for): at
 # most this many, and at most RECENT_BYTES together (older ones are forgotten first).
 RECENT_BODIES = 8
 RECENT_BYTES = 64 * 1024 * 1024
+
+
+def _has_escaped_ascii(body: bytes) -> bool:
+    """Whether the body spells a printable ASCII character as a \\u escape anywhere."""
+    first = body.find(b"\\u00")
+    return first != -1 and _ESCAPED_ASCII.search(body, first) is not None
+
+
+def changed_strings(old: Any, new: Any) -> list[tuple[str, str]] | None:
+    """The (old, new) strings a rewrite changed, found where the trees stop sharing objects; None when
+    anything other than a string changed."""
+    if new is old:
+        return []
+    if isinstance(old, str) and isinstance(new, str):
+        return [(old, new)] if old != new else []
+    out: list[tuple[str, str]] = []
+    if isinstance(old, dict) and isinstance(new, dict) and old.keys() == new.keys():
+        pairs = [(old[k], new[k]) for k in new]
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        pairs = list(zip(old, new, strict=True))
+    else:
+        return None if old != new or type(old) is not type(new) else []
+    for a, b in pairs:
+        found = changed_strings(a, b)
+        if found is None:
+            return None
+        out += found
+    return out
+
+
+def _unescaped_quote(body: bytes, at: int, step: int) -> int:
+    """The nearest `"` before (step -1) or after (step 1) offset `at` that is not escaped; -1 if none."""
+    i = body.rfind(b'"', 0, at) if step < 0 else body.find(b'"', at)
+    while i != -1:
+        j = i
+        while j > 0 and body[j - 1] == 0x5C:  # a backslash
+            j -= 1
+        if (i - j) % 2 == 0:
+            return i
+        i = body.rfind(b'"', 0, i) if step < 0 else body.find(b'"', i + 1)
+    return -1
 
 
 def dialect_of(method: str, raw_path: str) -> str | None:
@@ -210,36 +253,36 @@ class RequestRewriter:
             self.recent_bytes -= len(self.recent.popleft()[0])
 
     def _stabilize_bytes(self, dialect: str, body: bytes) -> tuple[bytes, RewriteNote | None] | None:
-        """The billing-line stabilizer applied to the raw JSON; None when the result would differ from
-        the parsed path's (a marker outside the system prompt, an escaped line): then parse and splice."""
+        """The billing stabilizer on the raw JSON, for a body holding the marker once; None: parse instead.
+
+        Exact, not a shortcut with other results: with no escaped printable ASCII anywhere, the one raw
+        marker is in every string that holds it decoded, so the string rewritten here must be the one
+        system text the stabilizer itself changes, and its old and new values are checked against it.
+        """
         try:  # the tree is only compared, never dumped: the forwarded bytes are the client's
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
             return body, None
-        if not isinstance(parsed, dict) or self.pipeline is None:
-            return body, None
-        pieces: list[bytes] = []
-        done = 0
-        start = body.find(BILLING_MARKER)
-        while start != -1:
-            # The line cannot cross a quote, so the regexes only need the bytes up to the next one.
-            end = body.find(b'"', start)
-            end = len(body) if end == -1 else end
-            lo = max(done, start - 2)  # room for the lookbehind (`"` or an escaped newline)
-            window = body[lo:end]
-            for name in self.settings.stabilizer_builtins:
-                pattern, replacement = BILLING_BYTES[name]
-                window = pattern.sub(replacement, window)
-            pieces += [body[done:lo], window]
-            done = end
-            start = body.find(BILLING_MARKER, end)
-        out = b"".join([*pieces, body[done:]]) if pieces else body
-        # The stabilizer's own result (system prompt only) is the reference: the bytes must parse to it.
-        expected, _ = self.pipeline.run(parsed, dialect, ("stabilize",))
-        if out == body:
-            return (body, RewriteNote(dialect, ("stabilize",))) if expected is parsed else None
-        if expected is parsed or orjson.loads(out) != expected:
+        if not isinstance(parsed, dict) or self.pipeline is None or _has_escaped_ascii(body):
             return None
+        marker = body.find(BILLING_MARKER)
+        opening, closing = _unescaped_quote(body, marker, -1), _unescaped_quote(body, marker, 1)
+        if opening < 0 or closing < 0:
+            return None
+        lo = max(opening, marker - 2)  # room for the lookbehind (`"` or an escaped newline)
+        window = body[lo : closing + 1]
+        for name in self.settings.stabilizer_builtins:
+            pattern, replacement = BILLING_BYTES[name]
+            window = pattern.sub(replacement, window)
+        expected, _ = self.pipeline.run(parsed, dialect, ("stabilize",))
+        changes = changed_strings(parsed, expected)
+        if window == body[lo : closing + 1]:
+            return (body, RewriteNote(dialect, ("stabilize",))) if not changes else None
+        old_text = orjson.loads(body[opening : closing + 1])
+        new_text = orjson.loads(body[opening:lo] + window)
+        if changes != [(old_text, new_text)]:
+            return None
+        out = body[:lo] + window + body[closing + 1 :]
         return out, RewriteNote(dialect, ("stabilize",), ("stabilize",), body, self.settings)
 
     def _nothing_to_change(self, enabled: tuple[str, ...], body: bytes) -> bool:
