@@ -315,10 +315,15 @@ async def test_absolute_form_target_answered_400_in_the_client_dialect(
     status, body = status_and_body(data)
     assert status == 400
     assert body["type"] == "error" and "origin-form" in body["error"]["message"]
-    openai = await exchange(proxy.service.port, post(b"{}", path="http://h/v1/chat/completions"))
+    openai = await exchange(proxy.service.port, post(b"{}", path="http://u:pw-9@h/v1/chat/completions"))
     assert status_and_body(openai)[1]["error"]["code"] == 400
+    assert b"pw-9" not in openai
     assert upstream.seen == []
-    assert len(await proxy.flushed()) == 2
+    records = await proxy.flushed()
+    assert sorted(r.path for r in records) == [
+        "http://elsewhere.example/v1/messages",
+        "http://h/v1/chat/completions",
+    ]
 
 
 async def test_body_over_the_capture_limit_is_streamed_untouched(

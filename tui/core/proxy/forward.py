@@ -24,9 +24,6 @@ from tui.core.proxy.rewrite import RequestRewriter
 UPSTREAM_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 # Errors writing to the client: it went away (aiohttp raises ClientConnectionResetError here too).
 CLIENT_GONE_ERRORS = (ConnectionError, aiohttp.ClientConnectionError)
-# The upstream closed the connection without answering. The proxy never sends a request twice itself:
-# aiohttp retries idempotent methods once (RFC 9112 §9.3.1.1); a POST may have been received in full,
-# so it is answered 502. Pooled connections the upstream already closed are never used (LivePoolConnector).
 # Seconds allowed between two chunks of a request body ([proxy] body_timeout).
 DEFAULT_BODY_TIMEOUT = 60.0
 
@@ -36,7 +33,9 @@ class LivePoolConnector(aiohttp.TCPConnector):
 
     llama-server closes the connection after a streamed reply; its FIN can still be unread when the
     next request takes the connection from the pool. A readable idle socket (EOF or stray bytes) is
-    dropped before anything is written on it, so such requests need no retry.
+    dropped before anything is written on it. The proxy itself never sends a request twice: when the
+    upstream closes without answering, aiohttp retries an idempotent method once (RFC 9112 §9.3.1.1)
+    and a POST, which the upstream may have received in full, is answered 502.
     """
 
     peer_closed = 0
@@ -154,7 +153,7 @@ class Forwarder:
         if not request.raw_path.startswith("/"):
             return 400, (
                 "ctxbudget proxy: only origin-form request targets (/v1/messages) are forwarded, "
-                f"not {request.raw_path[:200]!r}; point the client's base URL at the proxy"
+                f"not {_target(request.raw_path)[:200]!r}; point the client's base URL at the proxy"
             )
         if self.upstream_auth is not None and "Authorization" in request.headers:
             return 502, (
@@ -168,11 +167,12 @@ class Forwarder:
     ) -> web.Response:
         """An error in the client's dialect for a request never sent upstream; journaled like any other."""
         self.stats.bad_requests += 1
+        target = _target(request.raw_path)
         try:
-            path = URL(request.raw_path).raw_path
+            path = URL(target).raw_path
         except ValueError:
             path = ""
-        capture = Capture(request.method, request.raw_path, list(request.headers.items()), b"", started)
+        capture = Capture(request.method, target, list(request.headers.items()), b"", started)
         capture.status = status
         capture.error = message
         payload = error_body(dialect_for_path(path), message, status)
@@ -343,6 +343,16 @@ class Forwarder:
         # Not SSE (or cannot append): cut the connection so the client sees an incomplete body.
         if request.transport is not None:
             request.transport.close()
+
+
+def _target(raw: str) -> str:
+    """A request target as it may be shown or stored: an absolute form loses any user:password@."""
+    if raw.startswith("/"):
+        return raw
+    try:
+        return str(URL(raw, encoded=True).with_user(None))
+    except ValueError:
+        return "(unreadable request target)"
 
 
 def _describe(exc: BaseException) -> str:
