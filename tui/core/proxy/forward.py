@@ -104,14 +104,14 @@ class Forwarder:
         raw_path = request.raw_path
         problem = self._refuse(request)
         if problem is not None:
-            return self._answer_locally(request, started, *problem)
+            return await self._answer_locally(request, started, *problem)
         try:
             body, rest = await self._read_body(request)
         except TimeoutError:
             message = (
                 f"ctxbudget proxy: no request body bytes for {self.body_timeout:g} s ([proxy] body_timeout)"
             )
-            return self._answer_locally(request, started, 408, message)
+            return await self._answer_locally(request, started, 408, message)
         # A compressed body is forwarded and captured as received: the analysis worker decompresses
         # its copy by the Content-Encoding header; it is never rewritten.
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
@@ -162,10 +162,13 @@ class Forwarder:
             )
         return None
 
-    def _answer_locally(
+    async def _answer_locally(
         self, request: web.Request, started: float, status: int, message: str
-    ) -> web.Response:
-        """An error in the client's dialect for a request never sent upstream; journaled like any other."""
+    ) -> web.StreamResponse:
+        """An error in the client's dialect for a request never sent upstream; journaled like any other.
+
+        The connection is closed right after it: the rest of the request is not waited for.
+        """
         self.stats.bad_requests += 1
         target = _target(request.raw_path)
         try:
@@ -181,6 +184,13 @@ class Forwarder:
         self.sink(capture)
         response = web.Response(status=status, body=payload, content_type="application/json")
         response.force_close()
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except CLIENT_GONE_ERRORS:
+            pass
+        if request.transport is not None:
+            request.transport.close()  # no lingering read of a body that may never come
         return response
 
     async def _read_body(self, request: web.Request) -> tuple[bytes, AsyncIterator[bytes] | None]:

@@ -46,7 +46,9 @@ MIB = 1024 * 1024
 class JournalOpenError(RuntimeError):
     """The journal file could not be created or opened (the message names the path)."""
 
-MAX_REQUEST_BYTES = 1024 * 1024 * 1024
+# Bodies read whole by aiohttp: only the control API's small JSON ones (forwarded bodies are read by
+# the forwarder, streamed past capture_limit_mb).
+MAX_REQUEST_BYTES = 1024 * 1024
 
 
 class ProxyService:
