@@ -185,3 +185,9 @@ def test_removing_every_element_or_a_member() -> None:
     assert splice_body(raw, parsed, new) == b'{"x": 1.0}'
     emptied = {**parsed, "tools": []}
     assert splice_body(raw, parsed, emptied) == b'{"tools": [  ], "tool_choice": {"type": "tool"} , "x": 1.0}'
+
+
+def test_a_removed_key_takes_its_earlier_duplicates_along() -> None:
+    raw = b'{"tools": [1], "model": "m", "tools": [2]}'
+    parsed = orjson.loads(raw)
+    assert splice_body(raw, parsed, {"model": "m"}) == b'{"model": "m"}'

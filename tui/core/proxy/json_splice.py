@@ -142,9 +142,11 @@ def _render_object(
     spans = [(key_start, value_end) for _, key_start, _, value_end in members]
     items: list[tuple[int | None, str]] = []
     for i, (key, key_start, value_start, value_end) in enumerate(members):
+        if key not in new:
+            continue  # removed, with any earlier duplicate of it
         if last[key] != i or key not in old:
             items.append((i, text[key_start:value_end]))  # an earlier duplicate: left as it was
-        elif key in new:
+        else:
             piece: list[str] = [text[key_start:value_start]]
             _render(locator, value_start, value_end, old[key], new[key], piece)
             items.append((i, "".join(piece)))
