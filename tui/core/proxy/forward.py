@@ -235,8 +235,8 @@ class Forwarder:
         else:
             framed = "Content-Length" in request.headers or "Transfer-Encoding" in request.headers
             data = body if (body or framed) else None
-        url = URL(self.upstream + capture.path, encoded=True)
         try:
+            url = URL(self.upstream + capture.path, encoded=True)
             upstream = await self._send(request.method, url, headers, data)
         except (*UPSTREAM_ERRORS, ValueError) as exc:
             return None, self._failed(capture, exc)

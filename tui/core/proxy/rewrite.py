@@ -289,7 +289,12 @@ class RequestRewriter:
         """True when no enabled transform could change this body (decided without parsing it)."""
         if not enabled:
             return True
-        return enabled == ("stabilize",) and self.billing_only and BILLING_MARKER not in body
+        return (
+            enabled == ("stabilize",)
+            and self.billing_only
+            and BILLING_MARKER not in body
+            and not _has_escaped_ascii(body)  # the marker could be spelled with \u escapes
+        )
 
     def replay_recent(self) -> None:
         """Let the compaction service see the recent bodies kept unparsed (before a compaction)."""
