@@ -24,7 +24,7 @@ from tui.core.anatomy.exchange import Exchange
 from tui.core.config import JournalSettings, ProxySettings, Settings
 from tui.core.control.transform_state import TransformSwitchStore
 from tui.core.proxy import ProxyService
-from tui.core.proxy.forward import LivePoolConnector
+from tui.core.proxy.pool import LivePoolConnector
 from tui.core.records import RequestRecord
 
 pytestmark = pytest.mark.timeout(60)

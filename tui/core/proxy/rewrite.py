@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +14,12 @@ from tui.core.actions.mcp_switch import McpSwitchStore, filter_tools, tool_name
 from tui.core.analysis.capture import RewriteNote
 from tui.core.anatomy.sessions import SESSION_HEADERS
 from tui.core.control.transform_state import TransformSwitchStore
+from tui.core.proxy.billing_bytes import (
+    BILLING_MARKER,
+    BILLING_PATTERNS,
+    billing_splice,
+    has_escaped_ascii,
+)
 from tui.core.proxy.json_splice import splice_body
 from tui.core.transforms import TransformPipeline, TransformSettings
 
@@ -27,64 +32,10 @@ MODEL_PATHS: dict[str, str] = {
     "/v1/chat/completions": "openai",
     "/chat/completions": "openai",
 }
-# With only these stabilizer patterns, a body without the marker cannot change: no need to parse it.
-BILLING_PATTERNS = frozenset({"cc_billing_version", "cc_billing_cch"})
-BILLING_MARKER = b"x-anthropic-billing-header"
-# The same two billing patterns as the stabilizer's, on the raw JSON: the line starts a JSON string (or
-# follows an escaped newline) and never crosses a quote or escape. Claude Code sends this line on every
-# request, so this spares parsing and re-serialising 150 KB on the hot path.
-_BILLING_LINE = rb'(?:(?<=")|(?<=\\n))(x-anthropic-billing-header:[^"\\]*?\b'
-BILLING_BYTES: dict[str, tuple[re.Pattern[bytes], bytes]] = {
-    "cc_billing_version": (re.compile(_BILLING_LINE + rb"cc_version=\d+(?:\.\d+){2})\.[0-9A-Za-z]+"), rb"\1"),
-    "cc_billing_cch": (re.compile(_BILLING_LINE + rb"cch=)[0-9A-Za-z]+"), rb"\g<1>00000"),
-}
-# A \u escape of a printable ASCII character: a body with one might spell the marker escaped somewhere.
-_ESCAPED_ASCII = re.compile(rb"\\u00[2-7][0-9a-fA-F]")
 # Raw bodies kept for a later compaction while none is active (parsed only when one is asked for): at
 # most this many, and at most RECENT_BYTES together (older ones are forgotten first).
 RECENT_BODIES = 8
 RECENT_BYTES = 64 * 1024 * 1024
-
-
-def _has_escaped_ascii(body: bytes) -> bool:
-    """Whether the body spells a printable ASCII character as a \\u escape anywhere."""
-    first = body.find(b"\\u00")
-    return first != -1 and _ESCAPED_ASCII.search(body, first) is not None
-
-
-def changed_strings(old: Any, new: Any) -> list[tuple[str, str]] | None:
-    """The (old, new) strings a rewrite changed, found where the trees stop sharing objects; None when
-    anything other than a string changed."""
-    if new is old:
-        return []
-    if isinstance(old, str) and isinstance(new, str):
-        return [(old, new)] if old != new else []
-    out: list[tuple[str, str]] = []
-    if isinstance(old, dict) and isinstance(new, dict) and old.keys() == new.keys():
-        pairs = [(old[k], new[k]) for k in new]
-    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        pairs = list(zip(old, new, strict=True))
-    else:
-        return None if old != new or type(old) is not type(new) else []
-    for a, b in pairs:
-        found = changed_strings(a, b)
-        if found is None:
-            return None
-        out += found
-    return out
-
-
-def _unescaped_quote(body: bytes, at: int, step: int) -> int:
-    """The nearest `"` before (step -1) or after (step 1) offset `at` that is not escaped; -1 if none."""
-    i = body.rfind(b'"', 0, at) if step < 0 else body.find(b'"', at)
-    while i != -1:
-        j = i
-        while j > 0 and body[j - 1] == 0x5C:  # a backslash
-            j -= 1
-        if (i - j) % 2 == 0:
-            return i
-        i = body.rfind(b'"', 0, i) if step < 0 else body.find(b'"', i + 1)
-    return -1
 
 
 def dialect_of(method: str, raw_path: str) -> str | None:
@@ -253,36 +204,19 @@ class RequestRewriter:
             self.recent_bytes -= len(self.recent.popleft()[0])
 
     def _stabilize_bytes(self, dialect: str, body: bytes) -> tuple[bytes, RewriteNote | None] | None:
-        """The billing stabilizer on the raw JSON, for a body holding the marker once; None: parse instead.
-
-        Exact, not a shortcut with other results: with no escaped printable ASCII anywhere, the one raw
-        marker is in every string that holds it decoded, so the string rewritten here must be the one
-        system text the stabilizer itself changes, and its old and new values are checked against it.
-        """
+        """The billing stabilizer on the raw JSON of a body holding the marker once; None: parse instead."""
         try:  # the tree is only compared, never dumped: the forwarded bytes are the client's
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
             return body, None
-        if not isinstance(parsed, dict) or self.pipeline is None or _has_escaped_ascii(body):
+        if not isinstance(parsed, dict) or self.pipeline is None or has_escaped_ascii(body):
             return None
-        marker = body.find(BILLING_MARKER)
-        opening, closing = _unescaped_quote(body, marker, -1), _unescaped_quote(body, marker, 1)
-        if opening < 0 or closing < 0:
-            return None
-        lo = max(opening, marker - 2)  # room for the lookbehind (`"` or an escaped newline)
-        window = body[lo : closing + 1]
-        for name in self.settings.stabilizer_builtins:
-            pattern, replacement = BILLING_BYTES[name]
-            window = pattern.sub(replacement, window)
         expected, _ = self.pipeline.run(parsed, dialect, ("stabilize",))
-        changes = changed_strings(parsed, expected)
-        if window == body[lo : closing + 1]:
-            return (body, RewriteNote(dialect, ("stabilize",))) if not changes else None
-        old_text = orjson.loads(body[opening : closing + 1])
-        new_text = orjson.loads(body[opening:lo] + window)
-        if changes != [(old_text, new_text)]:
+        out = billing_splice(body, parsed, expected, self.settings.stabilizer_builtins)
+        if out is None:
             return None
-        out = body[:lo] + window + body[closing + 1 :]
+        if out is body:
+            return body, RewriteNote(dialect, ("stabilize",))
         return out, RewriteNote(dialect, ("stabilize",), ("stabilize",), body, self.settings)
 
     def _nothing_to_change(self, enabled: tuple[str, ...], body: bytes) -> bool:
@@ -293,7 +227,7 @@ class RequestRewriter:
             enabled == ("stabilize",)
             and self.billing_only
             and BILLING_MARKER not in body
-            and not _has_escaped_ascii(body)  # the marker could be spelled with \u escapes
+            and not has_escaped_ascii(body)  # the marker could be spelled with \u escapes
         )
 
     def replay_recent(self) -> None:

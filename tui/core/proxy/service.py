@@ -34,7 +34,8 @@ from tui.core.journal.writer import Journal
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.core.prom import ProxyMetrics
 from tui.core.proxy.address import ListenAddress, parse_listen
-from tui.core.proxy.forward import Forwarder, LivePoolConnector
+from tui.core.proxy.forward import Forwarder
+from tui.core.proxy.pool import LivePoolConnector
 from tui.core.proxy.rewrite import RequestRewriter
 from tui.core.records import RequestRecord
 
