@@ -191,3 +191,9 @@ def test_a_removed_key_takes_its_earlier_duplicates_along() -> None:
     raw = b'{"tools": [1], "model": "m", "tools": [2]}'
     parsed = orjson.loads(raw)
     assert splice_body(raw, parsed, {"model": "m"}) == b'{"model": "m"}'
+
+
+def test_values_nested_deeper_than_the_scanner_goes_are_skipped_by_their_brackets() -> None:
+    raw = b'{"a": ' + b"[" * 1000 + b'"s]\\"["' + b"]" * 1000 + b', "b": "x"}'
+    parsed = orjson.loads(raw)
+    assert splice_body(raw, parsed, {**parsed, "b": "y"}) == raw.replace(b'"x"', b'"y"')

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 _WS = re.compile(r"[ \t\n\r]*")
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 # The C scanner of the standard library: the end offset of a value at a given offset, at C speed.
 _scan_value: Any = scanner.make_scanner(JSONDecoder())  # type: ignore[arg-type]  # typeshed names it oddly
 _scan_string: Any = decoder.scanstring  # type: ignore[attr-defined]  # public in the module, not in typeshed
@@ -27,8 +28,23 @@ class SpanLocator:
 
     def value_end(self, start: int) -> int:
         """The offset just past the value that starts at `start`."""
-        _, end = _scan_value(self.text, start)
+        try:
+            _, end = _scan_value(self.text, start)
+        except RecursionError:  # nested deeper than the C scanner goes: count brackets instead
+            return self._container_end(start)
         return int(end)
+
+    def _container_end(self, start: int) -> int:
+        depth = 0
+        for token in _STRING_OR_BRACKET.finditer(self.text, start):
+            kind = token.group()[0]
+            if kind in "[{":
+                depth += 1
+            elif kind in "]}":
+                depth -= 1
+                if depth == 0:
+                    return token.end()
+        raise ValueError(f"unterminated container at {start}")
 
     def members(self, start: int) -> list[tuple[str, int, int, int]]:
         """(key, key start, value start, value end) of the object at `start`, duplicates too."""

@@ -186,7 +186,7 @@ class RequestRewriter:
             if orjson.loads(out) == current:
                 return out
             problem = "the spliced body does not parse to the rewritten one"
-        except (ValueError, StopIteration, orjson.JSONDecodeError) as exc:
+        except (ValueError, StopIteration, RecursionError, orjson.JSONDecodeError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
         self.failures += 1
         log.error("request splice failed (%s); forwarding the rewrite re-serialised", problem)
