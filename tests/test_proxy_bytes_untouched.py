@@ -21,7 +21,7 @@ from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.anatomy.body import decode_bytes
 from tui.core.anatomy.exchange import Exchange
-from tui.core.config import JournalSettings, ProxySettings, Settings
+from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
 from tui.core.control.transform_state import TransformSwitchStore
 from tui.core.proxy import ProxyService
 from tui.core.proxy.pool import LivePoolConnector
@@ -363,3 +363,35 @@ async def test_slow_loris_is_dropped_while_a_normal_request_goes_through(
     for _, writer in [*lorises, slow_body]:
         writer.close()
     assert len(upstream.seen) == 1
+
+
+async def test_the_real_analyzer_reads_a_gzip_body_the_proxy_forwarded_compressed(
+    upstream: RawUpstream, tmp_path: Path
+) -> None:
+    settings = Settings(
+        proxy=ProxySettings(listen="127.0.0.1:0", upstream=upstream.url),
+        journal=JournalSettings(path=str(tmp_path / "journal.sqlite3")),
+        anatomy=AnatomySettings(counter="tiktoken"),
+    )
+    records: list[RequestRecord] = []
+    service = ProxyService(
+        settings,
+        on_record=records.append,
+        analysis="thread",
+        mcp_store=McpSwitchStore(tmp_path / "mcp.json"),
+        transform_switches=TransformSwitchStore(settings.transforms.enabled, tmp_path / "t.json"),
+        compaction_store=CompactionStore(tmp_path / "compactions.json"),
+    )
+    await service.start()
+    try:
+        packed = gzip.compress(orjson.dumps(cc_request(billing=BILLING)))
+        reply = await exchange(service.port, post(packed, extra="Content-Encoding: gzip\r\n"))
+        assert status_and_body(reply)[0] == 200
+        assert await asyncio.to_thread(service.flush, 30.0)
+        await asyncio.sleep(0.01)
+    finally:
+        await service.stop()
+    assert upstream.seen[0].body == packed
+    (record,) = records
+    assert record.model == "claude-sonnet-4-5" and record.anatomy is not None
+    assert record.anatomy.categories["system"] > 0
