@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 _WS = re.compile(r"[ \t\n\r]*")
+_UNKNOWN: Any = object()
 _STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 # The C scanner of the standard library: the end offset of a value at a given offset, at C speed.
 _scan_value: Any = scanner.make_scanner(JSONDecoder())  # type: ignore[arg-type]  # typeshed names it oddly
@@ -26,8 +27,17 @@ class SpanLocator:
         match = _WS.match(self.text, at)
         return match.end() if match else at
 
-    def value_end(self, start: int) -> int:
-        """The offset just past the value that starts at `start`."""
+    def value_end(self, start: int, parsed: Any = _UNKNOWN) -> int:
+        """The offset just past the value that starts at `start` (`parsed`: what it is known to parse to)."""
+        if isinstance(parsed, dict | list | str):
+            # Most clients (Claude Code among them) write compact JSON just as orjson does: then the end
+            # is found by one comparison instead of a scan. Self-delimiting values only (not "1.50").
+            try:
+                compact = orjson.dumps(parsed).decode("utf-8")
+            except (TypeError, orjson.JSONEncodeError):
+                compact = ""
+            if compact and self.text.startswith(compact, start):
+                return start + len(compact)
         try:
             _, end = _scan_value(self.text, start)
         except RecursionError:  # nested deeper than the C scanner goes: count brackets instead
@@ -46,7 +56,7 @@ class SpanLocator:
                     return token.end()
         raise ValueError(f"unterminated container at {start}")
 
-    def members(self, start: int) -> list[tuple[str, int, int, int]]:
+    def members(self, start: int, parsed: dict[str, Any] | None = None) -> list[tuple[str, int, int, int]]:
         """(key, key start, value start, value end) of the object at `start`, duplicates too."""
         text = self.text
         out: list[tuple[str, int, int, int]] = []
@@ -60,7 +70,7 @@ class SpanLocator:
             if text[at] != ":":
                 raise ValueError(f"expected ':' at {at}")
             value_start = self.skip_ws(at + 1)
-            value_end = self.value_end(value_start)
+            value_end = self.value_end(value_start, parsed.get(key, _UNKNOWN) if parsed else _UNKNOWN)
             out.append((key, key_start, value_start, value_end))
             at = self.skip_ws(value_end)
             if text[at] == "}":
@@ -69,7 +79,7 @@ class SpanLocator:
                 raise ValueError(f"expected ',' or '}}' at {at}")
             at = self.skip_ws(at + 1)
 
-    def elements(self, start: int) -> list[tuple[int, int]]:
+    def elements(self, start: int, parsed: list[Any] | None = None) -> list[tuple[int, int]]:
         """(value start, value end) of each element of the array at `start`."""
         text = self.text
         out: list[tuple[int, int]] = []
@@ -77,7 +87,8 @@ class SpanLocator:
         if text[at] == "]":
             return out
         while True:
-            end = self.value_end(at)
+            hint = parsed[len(out)] if parsed is not None and len(out) < len(parsed) else _UNKNOWN
+            end = self.value_end(at, hint)
             out.append((at, end))
             at = self.skip_ws(end)
             if text[at] == "]":
@@ -153,7 +164,7 @@ def _render_object(
     locator: SpanLocator, start: int, end: int, old: dict[str, Any], new: dict[str, Any], out: list[str]
 ) -> None:
     text = locator.text
-    members = locator.members(start)
+    members = locator.members(start, old)
     last = {key: i for i, (key, _, _, _) in enumerate(members)}  # duplicate keys: the last one counts
     spans = [(key_start, value_end) for _, key_start, _, value_end in members]
     items: list[tuple[int | None, str]] = []
@@ -189,7 +200,7 @@ def _render_array(
     locator: SpanLocator, start: int, end: int, old: list[Any], new: list[Any], out: list[str]
 ) -> None:
     text = locator.text
-    spans = locator.elements(start)
+    spans = locator.elements(start, old)
     if len(spans) != len(old):
         out.append(_dump(new))
         return
