@@ -395,3 +395,18 @@ async def test_the_real_analyzer_reads_a_gzip_body_the_proxy_forwarded_compresse
     (record,) = records
     assert record.model == "claude-sonnet-4-5" and record.anatomy is not None
     assert record.anatomy.categories["system"] > 0
+
+
+async def test_an_mcp_server_switched_off_reaches_the_upstream_as_a_cut(
+    upstream: RawUpstream, start_proxy: StartProxy
+) -> None:
+    proxy = await start_proxy(upstream.url)
+    proxy.service.mcp_store.set_enabled("memory", False)
+    body = cc_request(billing=BILLING)
+    raw = hostile(body)
+    status, _ = status_and_body(await exchange(proxy.service.port, post(raw)))
+    assert status == 200
+    kept = [t for t in body["tools"] if not t["name"].startswith("mcp__memory__")]
+    assert len(kept) < len(body["tools"])
+    expected = hostile({**body, "tools": kept}).replace(BILLING.encode(), STABLE.encode(), 1)
+    assert upstream.seen[0].body == expected
