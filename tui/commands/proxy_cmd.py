@@ -136,7 +136,12 @@ def run_proxy(args: argparse.Namespace, settings: Settings) -> int:
     def show(record: RequestRecord) -> None:
         print(format_record(record), file=out, flush=True)
 
+    def problem(text: str | None) -> None:  # journal trouble is shown even with --quiet
+        text = text or "journal ok again: rows are being committed"
+        print(f"ctxbudget proxy: {text}", file=out, flush=True)
+
     service = ProxyService(settings, on_record=None if args.quiet else show)
+    service.on_problem = problem
     try:
         asyncio.run(serve(service, out))
     except OSError as exc:

@@ -43,12 +43,18 @@ def report_settings(settings: Settings) -> ReportSettings:
 
 def run_report(args: argparse.Namespace, settings: Settings) -> int:
     """Handler for `ctxbudget report`."""
+    from tui.core.journal.reader import JournalUnreadable, check_readable
     from tui.core.report import build_report, load_records, parse_since
 
     journal = getattr(args, "journal", None)
     path = Path(journal).expanduser() if journal else settings.journal_path()
     if not path.exists():
         print(f"ctxbudget report: no journal at {path} (run `ctxbudget proxy` first)", file=sys.stderr)
+        return 1
+    try:
+        check_readable(path)
+    except JournalUnreadable as exc:
+        print(f"ctxbudget report: {exc}", file=sys.stderr)
         return 1
     try:
         since_ts = parse_since(args.since) if args.since else None

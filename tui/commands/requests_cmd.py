@@ -54,12 +54,17 @@ def run_requests(args: argparse.Namespace, settings: Settings) -> int:
     """Handler for `ctxbudget requests`."""
     import orjson
 
-    from tui.core.journal.writer import JournalReader
+    from tui.core.journal.reader import JournalReader, JournalUnreadable, check_readable
 
     journal = getattr(args, "journal", None)
     path = Path(journal).expanduser() if journal else settings.journal_path()
     if not path.exists():
         print(f"ctxbudget requests: no journal at {path} (run `ctxbudget proxy` first)", file=sys.stderr)
+        return 1
+    try:
+        check_readable(path)
+    except JournalUnreadable as exc:
+        print(f"ctxbudget requests: {exc}", file=sys.stderr)
         return 1
     reader = JournalReader(path)
     try:

@@ -65,6 +65,10 @@ class CaptureSink(Protocol):
     @property
     def processed(self) -> int: ...
     @property
+    def journaled(self) -> int: ...
+    @property
+    def not_journaled(self) -> int: ...
+    @property
     def failures(self) -> int: ...
 
     def start(self) -> None: ...
@@ -80,11 +84,12 @@ class CaptureProcessor:
         self.journal = journal
         self.analyzer_factory = analyzer_factory
         self.failures = 0
+        self.journal_error: str | None = None  # why the last append failed (None once one succeeds)
         self._analyzer: ExchangeAnalyzer | None = None
         self._analyzer_error: str | None = None
 
-    def process(self, capture: Capture) -> RequestRecord:
-        """The journaled record (id 0 when no journal or the append failed)."""
+    def process(self, capture: Capture, key: str | None = None) -> RequestRecord:
+        """The journaled record (id 0 when no journal or the append failed); `key` dedupes resends."""
         exchange = capture.to_exchange()
         result = self._analyze(exchange, capture.dropped)
         savings = savings_for(capture.rewrite, getattr(self._analyzer, "counter", None))
@@ -98,10 +103,13 @@ class CaptureProcessor:
                     request_bytes=capture.request_bytes,
                     response_bytes=capture.response_bytes,
                     savings=savings,
+                    delivery_key=key,
                 )
                 has_body = self.journal.store_bodies and bool(exchange.request_body)
-            except Exception:
+                self.journal_error = None
+            except Exception as exc:
                 self.failures += 1
+                self.journal_error = f"{type(exc).__name__}: {exc}"
                 log.exception("journal append failed")
         return record_for(
             row_id,
@@ -192,6 +200,8 @@ class Pipeline:
         self.processor = CaptureProcessor(journal, analyzer_factory)
         self.on_record = on_record
         self.processed = 0
+        self.journaled = 0  # rows committed
+        self.not_journaled = 0  # captures whose row could not be written
         self._gate = BacklogGate(max_backlog_bytes)
         self._queue: queue.SimpleQueue[Capture | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -231,6 +241,11 @@ class Pipeline:
             try:
                 record = self.processor.process(capture)
                 self.processed += 1
+                if self.processor.journal is not None:
+                    if record.id > 0:
+                        self.journaled += 1
+                    else:
+                        self.not_journaled += 1
                 if self.on_record is not None:
                     self.on_record(record)
             except Exception:  # a bad exchange must never stop the pipeline

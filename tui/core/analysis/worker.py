@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import pickle
 import queue
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from tui.core.analysis.sinks import (
     DEFAULT_BACKLOG_BYTES,
     AnalyzerFactory,
-    BacklogGate,
     CaptureProcessor,
     RecordCallback,
     SettingsAnalyzer,
 )
+from tui.core.analysis.spool import Spool, spool_dir
 from tui.core.config import Settings
-from tui.core.journal.writer import Journal
+from tui.core.journal.files import FILE_MODE, private_dir
+from tui.core.journal.writer import Journal, ProblemCallback
 from tui.core.records import RequestRecord
 
 if TYPE_CHECKING:  # the proxy package imports this module; avoid the cycle at runtime
@@ -39,6 +43,9 @@ WORKER_ENTRY = (
 # The directory holding the `tui` package, so the worker imports the same code as the proxy.
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 WORKER_NICE = 10
+# Worker deaths with the same capture at the head of the backlog before that capture is given up.
+POISON_DEATHS = 3
+RESTART_MIN_INTERVAL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -51,37 +58,73 @@ class WorkerConfig:
 
 
 def worker_main(inbox: Connection, outbox: Connection) -> None:
-    """Worker loop: config first, then captures; analyze, journal, reply (size, record, failures)."""
+    """Worker loop: config first, then (key, capture) pairs; analyze, journal, then acknowledge.
+
+    Replies are ("ack", key, record or None, committed, error, failures) once the row is committed (or
+    has failed for good), and ("problem", text or None) while the journal is locked, replaced or bad.
+    A proxy that died mid-way is no reason to stop: what is already in the pipe still gets journaled.
+    """
     config: WorkerConfig = inbox.recv()
+    os.umask(0o077)  # the journal's WAL/SHM and anything else this process creates: owner only
     _lower_priority()
+    replies = _Replies(outbox)
     journal = None
+    journal_error: str | None = None
     if config.journal_path is not None:
         js = config.settings.journal
-        journal = Journal(
-            config.journal_path,
-            store_bodies=js.store_bodies,
-            retention_days=js.retention_days,
-            max_rows=js.max_rows,
-        )
+        try:
+            journal = Journal(
+                config.journal_path,
+                store_bodies=js.store_bodies,
+                retention_days=js.retention_days,
+                max_rows=js.max_rows,
+                on_problem=lambda text: replies.send(("problem", text)),
+            )
+        except Exception as exc:
+            journal_error = f"cannot open the journal {config.journal_path}: {type(exc).__name__}: {exc}"
+            log.exception("analysis worker cannot open the journal")
+            replies.send(("problem", journal_error))
     processor = CaptureProcessor(journal, config.analyzer_factory or SettingsAnalyzer(config.settings))
     try:
         while True:
             try:
-                capture = inbox.recv()
+                item = inbox.recv()
             except EOFError:
                 break
-            if capture is None:
+            if item is None:
                 break
+            key, capture = item
             record: RequestRecord | None = None
             try:
-                record = processor.process(capture)
+                record = processor.process(capture, key)
             except Exception:
                 processor.failures += 1
                 log.exception("analysis worker failed on one exchange")
-            outbox.send((capture.approx_size, record, processor.failures))
+            wanted = config.journal_path is not None
+            committed = record is not None and (record.id > 0 or not wanted)
+            error = None
+            if not committed:
+                error = journal_error or processor.journal_error or "analysis failed (see the worker log)"
+            replies.send(("ack", key, record, committed, error, processor.failures))
     finally:
         if journal is not None:
             journal.close()
+
+
+class _Replies:
+    """The worker's outbox; once the proxy is gone, replies are dropped and journaling goes on."""
+
+    def __init__(self, outbox: Connection) -> None:
+        self.outbox = outbox
+        self.broken = False
+
+    def send(self, message: tuple[object, ...]) -> None:
+        if self.broken:
+            return
+        try:
+            self.outbox.send(message)
+        except OSError:
+            self.broken = True
 
 
 @dataclass
@@ -89,16 +132,34 @@ class _Worker:
     process: subprocess.Popen[bytes]
     to_worker: Connection
     receiver: threading.Thread
+    generation: int
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
 
+@dataclass
+class _Pending:
+    """A capture sent (or about to be sent) to the worker and not yet acknowledged."""
+
+    payload: bytes
+    size: int
+    deaths: int = 0
+
+
+@dataclass(frozen=True)
+class _WorkerDied:
+    generation: int
+
+
 class ProcessPipeline:
     """Hands captures to a worker process (restarted if it dies); records come back to on_record.
 
-    The worker is a plain `python -c` child (not multiprocessing, which would re-run the caller's
-    unguarded __main__); its stderr goes to `worker_log` (default: next to the journal).
+    Every capture is spooled to disk (off the event loop, in the sender thread) and kept until the
+    worker acknowledges its committed row; a restarted worker gets all unacknowledged captures again,
+    and the journal's delivery keys keep a resent capture from becoming a second row. The worker is a
+    plain `python -c` child (not multiprocessing, which would re-run the caller's unguarded __main__);
+    its stderr goes to `worker_log` (default: next to the journal, mode 0600).
     """
 
     def __init__(
@@ -109,22 +170,53 @@ class ProcessPipeline:
         analyzer_factory: AnalyzerFactory | None = None,
         max_backlog_bytes: int = DEFAULT_BACKLOG_BYTES,
         worker_log: Path | None = None,
+        on_problem: ProblemCallback | None = None,
+        spool: bool = True,
     ) -> None:
         self.config = WorkerConfig(settings, str(journal_path) if journal_path else None, analyzer_factory)
         self.on_record = on_record
+        self.on_problem = on_problem
         self.worker_log = worker_log or (journal_path.parent / WORKER_LOG_NAME if journal_path else None)
-        self.processed = 0
-        self.failures = 0
+        self.max_backlog_bytes = max_backlog_bytes
+        self.spool = Spool(spool_dir(journal_path)) if spool and journal_path is not None else None
+        self.processed = 0  # acknowledged captures
+        self.journaled = 0  # of which rows committed
+        self.failures = 0  # analysis or journal failures, and captures given up
+        self.not_journaled = 0  # captures that got no row (each also reported to on_problem)
+        self.worker_restarts = 0
+        self.spooled = 0
+        self.spool_errors = 0
+        self.replayed = 0
+        self.problem: str | None = None
         self._worker_failures = 0
-        self._gate = BacklogGate(max_backlog_bytes)
-        self._queue: queue.SimpleQueue[Capture | None] = queue.SimpleQueue()
+        self._lock = threading.Condition()
+        self._unacked: dict[str, _Pending] = {}
+        self._queued = 0
+        self._bytes = 0
+        self._seq = 0
+        self._queue: queue.SimpleQueue[Capture | _WorkerDied | None] = queue.SimpleQueue()
         self._sender: threading.Thread | None = None
         self._worker: _Worker | None = None
+        self._generation = 0
+        self._last_spawn = 0.0
         self._stopping = False
 
+    @property
+    def worker_pid(self) -> int | None:
+        """The current worker process id (None before start)."""
+        worker = self._worker
+        return worker.process.pid if worker is not None else None
+
     def start(self) -> None:
-        """Start the worker process and the sender thread (idempotent)."""
+        """Start the worker process and the sender thread (idempotent); replay an earlier spool."""
         if self._sender is None:
+            if self.spool is not None:
+                try:
+                    for key, payload in self.spool.recover():
+                        self._unacked[key] = _Pending(payload, len(payload))
+                        self.replayed += 1
+                except OSError as exc:
+                    log.error("cannot read the spool %s: %s", self.spool.directory, exc)
             self._worker = self._spawn()
             self._sender = threading.Thread(
                 target=self._send_loop, name="ctxbudget-pipeline-send", daemon=True
@@ -132,16 +224,27 @@ class ProcessPipeline:
             self._sender.start()
 
     def submit(self, capture: Capture) -> None:
-        """Queue a finished capture; never blocks."""
-        self._gate.admit(capture)
+        """Queue a finished capture; never blocks (bodies are dropped past the backlog limit)."""
+        with self._lock:
+            if self._bytes + capture.approx_size > self.max_backlog_bytes:
+                capture.drop_bodies("analysis backlog full: bodies dropped")
+            self._bytes += capture.approx_size
+            self._queued += 1
         self._queue.put(capture)
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything submitted so far is journaled; False on timeout."""
-        return self._gate.wait_idle(timeout)
+        """Wait until everything submitted (and replayed) so far is acknowledged; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._queued or self._unacked:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(remaining)
+        return True
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Let the worker finish what it has, then stop it."""
+        """Let the worker finish what it has, then stop it; what it did not finish stays spooled."""
         if self._sender is None:
             return
         self._queue.put(None)
@@ -151,25 +254,34 @@ class ProcessPipeline:
             try:
                 worker.process.wait(timeout)
             except subprocess.TimeoutExpired:
+                log.error("analysis worker did not finish in %ss; its captures stay in the spool", timeout)
                 worker.process.kill()
                 worker.process.wait(timeout)
             worker.receiver.join(timeout)
             worker.to_worker.close()
+        if self.spool is not None:
+            self.spool.close()
         self._sender = None
         self._worker = None
 
     def _spawn(self) -> _Worker:
+        wait = RESTART_MIN_INTERVAL_S - (time.monotonic() - self._last_spawn)
+        if wait > 0:
+            time.sleep(wait)  # a worker that dies at once must not turn into a busy loop
+        self._last_spawn = time.monotonic()
+        self._generation += 1
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         _grow_pipe(to_child_w)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
-        stderr: int | IO[bytes] = subprocess.DEVNULL
-        log_file: IO[bytes] | None = None
+        stderr: int = subprocess.DEVNULL
         if self.worker_log is not None:
             try:
-                self.worker_log.parent.mkdir(parents=True, exist_ok=True)
-                log_file = stderr = open(self.worker_log, "ab")  # noqa: SIM115  (handed to the child)
+                private_dir(self.worker_log.parent)
+                stderr = os.open(self.worker_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+                if os.fstat(stderr).st_mode & 0o077:
+                    os.fchmod(stderr, FILE_MODE)
             except OSError:
                 stderr = subprocess.DEVNULL
         try:
@@ -185,65 +297,164 @@ class ProcessPipeline:
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
-            if log_file is not None:
-                log_file.close()
+            if stderr >= 0:
+                os.close(stderr)
         to_worker = Connection(to_child_w, readable=False)
         to_worker.send(self.config)
         receiver = threading.Thread(
             target=self._receive_loop,
-            args=(Connection(from_child_r, writable=False),),
+            args=(Connection(from_child_r, writable=False), self._generation),
             name="ctxbudget-pipeline-receive",
             daemon=True,
         )
         receiver.start()
-        return _Worker(process, to_worker, receiver)
+        return _Worker(process, to_worker, receiver, self._generation)
 
     def _send_loop(self) -> None:
+        self._resend_unacked()
         while True:
-            capture = self._queue.get()
-            worker = self._worker
-            if capture is None:
+            item = self._queue.get()
+            if item is None:
                 self._stopping = True
+                worker = self._worker
                 if worker is not None:
-                    try:
+                    with contextlib.suppress(OSError):
                         worker.to_worker.send(None)
-                    except OSError:
-                        pass
                 return
-            for _attempt in range(2):
-                if worker is None or not worker.alive():
-                    worker = self._worker = self._spawn()
-                try:
-                    worker.to_worker.send(capture)
-                    break
-                except OSError:
-                    log.warning("analysis worker gone; restarting it")
-                    worker = None
-            else:
-                self.failures += 1
-                self._gate.done(capture.approx_size)
+            if isinstance(item, _WorkerDied):
+                if self._worker is not None and item.generation == self._worker.generation:
+                    self._restart(died=True)
+                continue
+            key, pending = self._spool(item)
+            try:
+                self._send(key, pending.payload)
+            except OSError:
+                self._restart(died=True)  # resends this capture with the others
 
-    def _receive_loop(self, conn: Connection) -> None:
+    def _spool(self, capture: Capture) -> tuple[str, _Pending]:
+        self._seq += 1
+        key = f"{self.spool.run_id if self.spool else os.getpid()}:{self._seq}"
+        payload = pickle.dumps((key, capture), pickle.HIGHEST_PROTOCOL)
+        pending = _Pending(payload, capture.approx_size)
+        if self.spool is not None:
+            try:
+                self.spool.append(key, payload)
+                self.spooled += 1
+            except OSError as exc:
+                self.spool_errors += 1
+                if self.spool_errors == 1 or self.spool_errors % 100 == 0:
+                    log.error("cannot spool captures (%s); they are kept in memory only", exc)
+        with self._lock:
+            self._queued -= 1
+            self._unacked[key] = pending
+        return key, pending
+
+    def _send(self, key: str, payload: bytes) -> None:
+        worker = self._worker
+        if worker is None or not worker.alive():
+            raise OSError("analysis worker is not running")
+        worker.to_worker.send_bytes(payload)
+
+    def _restart(self, *, died: bool) -> None:
+        """Replace the worker and resend every unacknowledged capture (oldest first)."""
+        old = self._worker
+        if old is not None:
+            if old.alive():
+                old.process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                old.process.wait(STOP_TIMEOUT_S)
+            with contextlib.suppress(OSError):
+                old.to_worker.close()
+        if died:
+            self.worker_restarts += 1
+            self._give_up_on_poison()
+            log.error(
+                "analysis worker exited unexpectedly; restarting it and resending %d captures",
+                len(self._unacked),
+            )
+        self._worker = self._spawn()
+        self._resend_unacked()
+
+    def _give_up_on_poison(self) -> None:
+        """A capture the worker died on POISON_DEATHS times in a row is dropped (counted, reported)."""
+        with self._lock:
+            head = next(iter(self._unacked), None)
+            if head is None:
+                return
+            pending = self._unacked[head]
+            pending.deaths += 1
+            if pending.deaths < POISON_DEATHS:
+                return
+        self._finish(head, committed=False, error=f"analysis worker died {POISON_DEATHS} times on it")
+
+    def _resend_unacked(self) -> None:
+        with self._lock:
+            backlog = list(self._unacked.items())
+        for key, pending in backlog:
+            try:
+                self._send(key, pending.payload)
+            except OSError:
+                return  # the receiver notices the death and asks for another restart
+
+    def _receive_loop(self, conn: Connection, generation: int) -> None:
+        self._worker_failures = 0
         while True:
             try:
-                size, record, worker_failures = conn.recv()
+                message = conn.recv()
             except (EOFError, OSError):
                 break
-            self.processed += 1
+            if message[0] == "problem":
+                self._set_problem(message[1])
+                continue
+            _, key, record, committed, error, worker_failures = message
             self.failures += max(0, worker_failures - self._worker_failures)
             self._worker_failures = worker_failures
-            try:
-                if record is not None and self.on_record is not None:
-                    self.on_record(record)
-            except Exception:
-                log.exception("on_record callback failed")
-            finally:
-                self._gate.done(size)
+            if self._finish(key, committed=committed, error=error) and committed and record is not None:
+                self._deliver(record)
         conn.close()
         if not self._stopping:
-            log.error("analysis worker exited unexpectedly; captures in flight were lost")
-            self._worker_failures = 0
-            self._gate.clear()
+            self._queue.put(_WorkerDied(generation))
+
+    def _finish(self, key: str, *, committed: bool, error: str | None) -> bool:
+        """Forget an acknowledged capture; False if it was already acknowledged."""
+        with self._lock:
+            pending = self._unacked.pop(key, None)
+            if pending is None:
+                return False
+            self._bytes = max(0, self._bytes - pending.size)
+            self.processed += 1
+            if committed:
+                self.journaled += 1
+            else:
+                self.not_journaled += 1
+            self._lock.notify_all()
+        if self.spool is not None:
+            self.spool.ack(key)
+        if not committed:
+            if error and "died" in error:
+                self.failures += 1
+            self._set_problem(f"a request was not journaled: {error}", keep=True)
+        elif self.problem is not None:
+            self._set_problem(None)
+        return True
+
+    def _set_problem(self, text: str | None, keep: bool = False) -> None:
+        if text == self.problem and not keep:
+            return
+        self.problem = text
+        if self.on_problem is not None:
+            try:
+                self.on_problem(text)
+            except Exception:
+                log.exception("problem callback failed")
+
+    def _deliver(self, record: RequestRecord) -> None:
+        if self.on_record is None:
+            return
+        try:
+            self.on_record(record)
+        except Exception:
+            log.exception("on_record callback failed")
 
 
 def _lower_priority() -> None:

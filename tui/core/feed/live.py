@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tui.core.config import Settings
-from tui.core.feed.updates import FeedInfo, SourceStatus
+from tui.core.feed.updates import FeedInfo, SourceHealth, SourceStatus
 from tui.core.journal.reader import JournalReader
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.core.records import RequestRecord
@@ -174,7 +174,12 @@ class LiveDriver:
                 feed.add_records([record])
                 self._poke_server()  # slot fill right after a request, not up to poll_interval later
 
+        def on_problem(text: str | None) -> None:  # journal trouble: a toast, and the header shows it
+            health: SourceHealth = "error" if text else "ok"
+            feed.set_status(SourceStatus("journal", health, text or f"journal {self.journal_path} ok"))
+
         proxy = ProxyService(self.settings, journal_path=self.journal_path, on_record=on_record)
+        proxy.on_problem = on_problem
         listen = self.settings.proxy.listen
         try:
             await proxy.start()

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import zlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from tui.core.journal.schema import connect, list_columns, record_from_row, unpack_parts
 from tui.core.records import RequestRecord
+
+
+class JournalUnreadable(Exception):
+    """The file at the journal path is not a readable ctxbudget journal (the message says why)."""
+
+
+def check_readable(path: Path) -> None:
+    """Raise JournalUnreadable unless `path` is a journal this version can read."""
+    try:
+        conn = connect(path, readonly=True)
+    except sqlite3.Error as exc:
+        raise JournalUnreadable(f"cannot open the journal {path}: {exc}") from exc
+    try:
+        conn.execute("SELECT id FROM requests LIMIT 1").fetchall()
+    except sqlite3.Error as exc:
+        raise JournalUnreadable(
+            f"{path} is not a ctxbudget journal ({exc}); pass --journal PATH or move the file aside"
+        ) from exc
+    finally:
+        conn.close()
 
 
 class JournalReader:
@@ -104,14 +122,6 @@ class JournalReader:
         if not self.changed():
             return []
         return self.since(self.last_id)
-
-    async def follow(self, interval: float = 0.1) -> AsyncIterator[list[RequestRecord]]:
-        """Yield each non-empty batch of new rows, checking every `interval` seconds."""
-        while True:
-            batch = self.poll()
-            if batch:
-                yield batch
-            await asyncio.sleep(interval)
 
     def close(self) -> None:
         """Close the connection."""

@@ -120,6 +120,15 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+def _headers_json(headers: dict[str, str]) -> str:
+    """Headers as JSON; bytes that were not UTF-8 (surrogate-escaped by aiohttp) are stored as \\xNN."""
+    return orjson.dumps({_text(k): _text(v) for k, v in headers.items()}).decode()
+
+
+def _text(value: str) -> str:
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def row_values(
     exchange: Exchange,
     result: AnalysisResult,
@@ -153,8 +162,8 @@ def row_values(
         _dumps(result.cache_break.to_json() if result.cache_break else None),
         result.unparsed_reason,
         exchange.error,
-        _dumps(exchange.request_headers),
-        _dumps(exchange.response_headers),
+        _headers_json(exchange.request_headers),
+        _headers_json(exchange.response_headers),
         _dumps([t.to_json() for t in saved.transforms]) if saved.transforms else None,
         saved.transform_saved_tokens,
         saved.mcp_saved_tokens,

@@ -1,27 +1,80 @@
-"""The traffic journal: one SQLite row per forwarded request, written by the pipeline thread."""
+"""The traffic journal: one SQLite row per forwarded request, written by the analysis worker."""
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.anatomy.exchange import Exchange
+from tui.core.journal.files import make_private, set_aside
 from tui.core.journal.reader import JournalReader
 from tui.core.journal.schema import INSERT_SQL, connect, pack_parts, row_values
 from tui.core.records import RewriteSavings
 
 __all__ = ["Journal", "JournalReader"]
 
+log = logging.getLogger(__name__)
+
 PRUNE_EVERY_ROWS = 500
 PRUNE_EVERY_S = 600.0
+# How often append() checks that the path still names the file it writes to (one stat call).
+IDENTITY_CHECK_S = 1.0
+# Backoff while another process holds the write lock (each try also waits SQLite's busy timeout).
+BUSY_RETRY_MAX_S = 1.0
+# SQLite result codes that mean "this file is not a usable database" (not a lock, not a full disk).
+CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+# Which capture each row came from, so a capture resent after a crash is not journaled twice.
+DELIVERY_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS deliveries (key TEXT PRIMARY KEY, row_id INTEGER NOT NULL) WITHOUT ROWID"
+)
+
+ProblemCallback = Callable[[str | None], None]
+
+
+def is_corrupt(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite says the file is not a database (or a damaged one)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF in CORRUPT_CODES) or "not a database" in str(exc)
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether another connection holds the lock (worth retrying)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF in BUSY_CODES) or "locked" in str(exc)
+
+
+def open_writable(path: Path) -> tuple[sqlite3.Connection, Path | None]:
+    """Connect to the journal (private files); a non-database file is moved aside first.
+
+    Returns the connection and where a bad file was moved (None when the file was fine).
+    """
+    make_private(path)
+    try:
+        return connect(path), None
+    except sqlite3.DatabaseError as exc:
+        if not is_corrupt(exc):
+            raise
+        moved = set_aside(path)
+        log.error("journal %s is not a database (%s); moved it to %s, starting a new one", path, exc, moved)
+        make_private(path)
+        return connect(path), moved
 
 
 class Journal:
-    """Append-only writer (one per process); commits every row so a killed proxy loses nothing."""
+    """Append-only writer (one per process); commits every row so a killed proxy loses nothing.
+
+    A locked journal is retried, never dropped; a journal file deleted or replaced under the writer is
+    noticed (at most one stat per IDENTITY_CHECK_S) and reopened. `on_problem` hears a one-line
+    description of each such condition, and None once a row is committed again.
+    """
 
     def __init__(
         self,
@@ -30,16 +83,35 @@ class Journal:
         store_bodies: bool = False,
         retention_days: float = 30.0,
         max_rows: int = 200_000,
+        on_problem: ProblemCallback | None = None,
     ) -> None:
         self.path = Path(path)
         self.store_bodies = store_bodies
         self.retention_days = retention_days
         self.max_rows = max_rows
+        self.on_problem = on_problem
+        self.reopened = 0
+        self.set_aside: Path | None = None
+        self._problem: str | None = None
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = connect(self.path)
+        self._conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
+        self._checked_at = 0.0
         self._since_prune = 0
         self._last_prune = 0.0
+        self._open()
         self.prune()
+
+    def _open(self) -> None:
+        conn, moved = open_writable(self.path)
+        conn.execute(DELIVERY_SCHEMA)
+        self._conn = conn
+        st = os.stat(self.path)
+        self._identity = (st.st_dev, st.st_ino)
+        self._checked_at = time.monotonic()
+        if moved is not None:
+            self.set_aside = moved
+            self._report(f"journal {self.path} was not a database: moved to {moved}; started a new journal")
 
     def append(
         self,
@@ -49,8 +121,9 @@ class Journal:
         request_bytes: int | None = None,
         response_bytes: int | None = None,
         savings: RewriteSavings | None = None,
+        delivery_key: str | None = None,
     ) -> int:
-        """Store one exchange and its analysis; returns the new row id."""
+        """Store one exchange and its analysis; returns the row id (the earlier one for a known key)."""
         keep_body = self.store_bodies and bool(exchange.request_body)
         body = zlib.compress(exchange.request_body, 6) if keep_body else None
         values = row_values(
@@ -63,31 +136,25 @@ class Journal:
         )
         parts = pack_parts(result.anatomy)
         with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN")
-            try:
-                row_id = int(conn.execute(INSERT_SQL, values).lastrowid or 0)
-                if parts is not None or body is not None:
-                    conn.execute(
-                        "INSERT INTO details (id, anatomy_parts, request_body) VALUES (?, ?, ?)",
-                        (row_id, parts, body),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            self._check_identity()
+            row_id = self._retry_busy(lambda conn: _insert(conn, values, parts, body, delivery_key))
             self._since_prune += 1
+        if self._problem is not None:
+            self._report(None)
         if self._since_prune >= PRUNE_EVERY_ROWS or time.monotonic() - self._last_prune > PRUNE_EVERY_S:
-            self.prune()
+            try:
+                self.prune()
+            except sqlite3.Error:
+                log.exception("journal prune failed (the row was written)")
         return row_id
 
     def prune(self, now: float | None = None) -> int:
         """Apply retention_days and max_rows; returns how many rows were removed."""
         now = time.time() if now is None else now
-        removed = 0
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN")
+
+        def run(conn: sqlite3.Connection) -> int:
+            removed = 0
+            conn.execute("BEGIN IMMEDIATE")
             try:
                 if self.retention_days > 0:
                     cutoff = now - self.retention_days * 86400.0
@@ -99,10 +166,18 @@ class Journal:
                     ).rowcount
                 if removed:
                     conn.execute("DELETE FROM details WHERE id NOT IN (SELECT id FROM requests)")
+                    conn.execute(
+                        "DELETE FROM deliveries WHERE row_id < (SELECT COALESCE(MIN(id), 0) FROM requests)"
+                    )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
+            return removed
+
+        with self._lock:
+            removed = self._retry_busy(run)
             self._since_prune = 0
             self._last_prune = time.monotonic()
         return removed
@@ -113,11 +188,85 @@ class Journal:
             if self._conn is not None:
                 try:
                     self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass  # locked or full: the WAL is checkpointed by the next writer
                 finally:
                     self._conn.close()
                     self._conn = None
+
+    def _retry_busy(self, run: Callable[[sqlite3.Connection], int]) -> int:
+        delay = 0.05
+        while True:
+            try:
+                return run(self._connection())
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                self._report(f"journal {self.path} is locked by another process ({exc}); retrying")
+                time.sleep(delay)
+                delay = min(delay * 2, BUSY_RETRY_MAX_S)
+
+    def _check_identity(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < IDENTITY_CHECK_S:
+            return
+        self._checked_at = now
+        try:
+            st = os.stat(self.path)
+            same = (st.st_dev, st.st_ino) == self._identity and st.st_nlink > 0
+        except FileNotFoundError:
+            same = False
+        if same:
+            return
+        log.error("journal %s was deleted or replaced while in use; reopening it", self.path)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._open()
+        self.reopened += 1
+        self._report(f"journal {self.path} was deleted or replaced while in use: reopened it")
+
+    def _report(self, problem: str | None) -> None:
+        if problem == self._problem:
+            return
+        self._problem = problem
+        if self.on_problem is not None:
+            try:
+                self.on_problem(problem)
+            except Exception:
+                log.exception("journal problem callback failed")
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise sqlite3.ProgrammingError(f"journal {self.path} is closed")
         return self._conn
+
+
+def _insert(
+    conn: sqlite3.Connection,
+    values: tuple[object, ...],
+    parts: bytes | None,
+    body: bytes | None,
+    key: str | None,
+) -> int:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if key is not None:
+            known = conn.execute("SELECT row_id FROM deliveries WHERE key = ?", (key,)).fetchone()
+            if known is not None:
+                conn.execute("COMMIT")
+                return int(known[0])
+        row_id = int(conn.execute(INSERT_SQL, values).lastrowid or 0)
+        if parts is not None or body is not None:
+            conn.execute(
+                "INSERT INTO details (id, anatomy_parts, request_body) VALUES (?, ?, ?)",
+                (row_id, parts, body),
+            )
+        if key is not None:
+            conn.execute("INSERT INTO deliveries (key, row_id) VALUES (?, ?)", (key, row_id))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return row_id

@@ -50,6 +50,7 @@ class JournalOpenError(RuntimeError):
 # Bodies read whole by aiohttp: only the control API's small JSON ones (forwarded bodies are read by
 # the forwarder, streamed past capture_limit_mb).
 MAX_REQUEST_BYTES = 1024 * 1024
+PROBLEM_REPEAT_S = 5.0
 
 
 class ProxyService:
@@ -59,6 +60,9 @@ class ProxyService:
     `analysis` is "process" (a spawned worker analyzes and journals, so the event loop never waits for
     the GIL) or "thread" (same process; needed for unpicklable analyzer factories); None: [proxy] analysis.
     The switch stores default to the state files in the user data dir.
+    `on_problem` (set it before `start()`) is called on the loop with a one-line description of each
+    journal problem (a request not journaled, a locked, replaced or corrupt journal, a worker restart)
+    and with None once rows are committed again; /health counts the same (`not_journaled`, ...).
     """
 
     def __init__(
@@ -125,6 +129,9 @@ class ProxyService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_at = 0.0
         self.port = self.address.port
+        self.on_problem: Callable[[str | None], None] | None = None
+        self.problem: str | None = None
+        self._problem_shown_at = 0.0
 
     @property
     def url(self) -> str:
@@ -144,6 +151,7 @@ class ProxyService:
                 self._deliver_from_thread,
                 self.analyzer_factory,
                 self.max_backlog_bytes,
+                on_problem=self._problem_from_thread,
             )
         else:
             if self.journal_enabled:
@@ -202,6 +210,7 @@ class ProxyService:
                 store_bodies=js.store_bodies,
                 retention_days=js.retention_days,
                 max_rows=js.max_rows,
+                on_problem=self._problem_from_thread,
             )
         except (OSError, sqlite3.Error) as exc:
             raise JournalOpenError(f"cannot open the journal {self.journal_path}: {exc}") from exc
@@ -239,8 +248,11 @@ class ProxyService:
             "in_flight": stats.in_flight if stats else 0,
             "upstream_errors": stats.upstream_errors if stats else 0,
             "client_disconnects": stats.client_gone if stats else 0,
-            "journaled": self.pipeline.processed if self.pipeline else 0,
+            "journaled": self.pipeline.journaled if self.pipeline else 0,
+            "not_journaled": self.pipeline.not_journaled if self.pipeline else 0,
             "pipeline_failures": self.pipeline.failures if self.pipeline else 0,
+            "worker_restarts": getattr(self.pipeline, "worker_restarts", 0),
+            "journal_problem": self.problem,
         }
 
     async def _health(self, request: web.Request) -> web.Response:
@@ -282,7 +294,37 @@ class ProxyService:
         except RuntimeError:
             pass  # loop closed while shutting down
 
+    def _problem_from_thread(self, text: str | None) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._show_problem(text)  # before start(): opening the journal
+            return
+        try:
+            loop.call_soon_threadsafe(self._show_problem, text)
+        except RuntimeError:
+            pass  # loop closed while shutting down
+
+    def _show_problem(self, text: str | None) -> None:
+        """Record the problem and tell on_problem (a repeat at most every PROBLEM_REPEAT_S)."""
+        now = time.monotonic()
+        if text is not None and text == self.problem and now - self._problem_shown_at < PROBLEM_REPEAT_S:
+            return
+        if text is None and self.problem is None:
+            return
+        self.problem = text
+        self._problem_shown_at = now
+        not_journaled = self.pipeline.not_journaled if self.pipeline is not None else 0
+        if text is not None and not_journaled:
+            text = f"{text} ({not_journaled} requests not journaled so far)"
+        if self.on_problem is not None:
+            try:
+                self.on_problem(text)
+            except Exception:
+                log.exception("on_problem callback failed")
+
     def _on_loop(self, record: RequestRecord) -> None:
+        if self.journal_enabled and record.id <= 0:
+            return  # not committed: counted as not_journaled, never shown as a row or in metrics
         try:
             self.metrics.observe(record)
             self.tracker.observe(record)

@@ -1,0 +1,174 @@
+"""Captures not yet journaled, appended to local files so a killed proxy replays them on its next start.
+
+Each record is `<key length, payload length, crc32>` + key + payload (the pickled capture the worker
+gets). A segment is deleted once every capture in it is journaled; the owner holds an flock on its
+segments, so a second proxy on the same journal never replays a live proxy's spool. Writes are not
+fsynced: a killed process loses nothing written, a power cut may lose the last unsynced bytes (a torn
+record at the end is skipped on replay).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import struct
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tui.core.journal.files import FILE_MODE, private_dir
+
+log = logging.getLogger(__name__)
+
+RECORD_HEADER = struct.Struct("<HII")
+SEGMENT_BYTES = 8 * 1024 * 1024
+SUFFIX = ".spool"
+
+
+def spool_dir(journal_path: Path) -> Path:
+    """Where the spool of a journal lives (next to it, as private as it)."""
+    return journal_path.with_name(journal_path.name + "-spool")
+
+
+@dataclass
+class _Segment:
+    path: Path
+    fd: int
+    size: int = 0
+    outstanding: int = 0
+
+
+class Spool:
+    """Append-only segments of (key, payload); `ack(key)` once the capture's row is committed."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.run_id = f"{time.time_ns():020d}-{os.getpid()}"
+        self._lock = threading.Lock()
+        self._segments: list[_Segment] = []
+        self._current: _Segment | None = None
+        self._where: dict[str, _Segment] = {}
+        self._next_segment = 0
+
+    def recover(self) -> list[tuple[str, bytes]]:
+        """Captures left by proxies that died before they were journaled (oldest first); now ours."""
+        private_dir(self.directory)
+        found: list[tuple[str, bytes]] = []
+        for path in sorted(self.directory.glob("*" + SUFFIX)):
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)  # a live proxy's segment
+                continue
+            records = _read_records(fd)
+            segment = _Segment(path, fd, os.fstat(fd).st_size, len(records))
+            with self._lock:
+                self._segments.append(segment)
+                for key, _ in records:
+                    self._where[key] = segment
+            found.extend(records)
+            if not records:
+                self._drop(segment)
+        if found:
+            log.warning("replaying %d captures an earlier proxy spooled but did not journal", len(found))
+        return found
+
+    def append(self, key: str, payload: bytes) -> None:
+        """Write one record (raises OSError, e.g. on a full disk: the capture is then only in memory)."""
+        key_bytes = key.encode()
+        record = (
+            RECORD_HEADER.pack(len(key_bytes), len(payload), zlib.crc32(payload, zlib.crc32(key_bytes)))
+            + key_bytes
+            + payload
+        )
+        with self._lock:
+            segment = self._current
+            if segment is None or segment.size >= SEGMENT_BYTES:
+                segment = self._rotate()
+            written = os.write(segment.fd, record)
+            if written != len(record):
+                segment.size += written
+                raise OSError(f"short write to the spool {segment.path}")
+            segment.size += written
+            segment.outstanding += 1
+            self._where[key] = segment
+
+    def ack(self, key: str) -> None:
+        """The capture is journaled (or given up): forget it; delete segments with nothing left."""
+        with self._lock:
+            segment = self._where.pop(key, None)
+            if segment is None:
+                return
+            segment.outstanding -= 1
+            if segment.outstanding <= 0 and (segment is not self._current or segment.size >= SEGMENT_BYTES):
+                self._drop(segment)
+
+    def close(self) -> None:
+        """Release the segments; those with captures not yet journaled stay for the next start."""
+        with self._lock:
+            for segment in list(self._segments):
+                if segment.outstanding <= 0:
+                    self._drop(segment)
+                else:
+                    os.close(segment.fd)
+                    self._segments.remove(segment)
+            self._current = None
+            self._where.clear()
+
+    @property
+    def pending(self) -> int:
+        """Captures in the spool not yet acknowledged."""
+        return len(self._where)
+
+    def _rotate(self) -> _Segment:
+        if self._current is not None and self._current.outstanding <= 0:
+            self._drop(self._current)
+        private_dir(self.directory)
+        self._next_segment += 1
+        path = self.directory / f"{self.run_id}-{self._next_segment:06d}{SUFFIX}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, FILE_MODE)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        segment = _Segment(path, fd)
+        self._segments.append(segment)
+        self._current = segment
+        return segment
+
+    def _drop(self, segment: _Segment) -> None:
+        with contextlib.suppress(OSError):
+            segment.path.unlink()
+        with contextlib.suppress(OSError):
+            os.close(segment.fd)
+        if segment in self._segments:
+            self._segments.remove(segment)
+        if segment is self._current:
+            self._current = None
+
+
+def _read_records(fd: int) -> list[tuple[str, bytes]]:
+    """Every complete, intact record of a segment; reading stops at a torn or damaged one."""
+    with os.fdopen(os.dup(fd), "rb") as f:
+        data = f.read()
+    records: list[tuple[str, bytes]] = []
+    offset = 0
+    while offset + RECORD_HEADER.size <= len(data):
+        key_len, payload_len, crc = RECORD_HEADER.unpack_from(data, offset)
+        start = offset + RECORD_HEADER.size
+        end = start + key_len + payload_len
+        if end > len(data):
+            break
+        key_bytes = data[start : start + key_len]
+        payload = data[start + key_len : end]
+        if zlib.crc32(payload, zlib.crc32(key_bytes)) != crc:
+            log.error("spool segment damaged after %d records; the rest is skipped", len(records))
+            break
+        records.append((key_bytes.decode(errors="replace"), payload))
+        offset = end
+    return records
