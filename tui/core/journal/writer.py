@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.anatomy.exchange import Exchange
-from tui.core.journal.files import make_private, set_aside
+from tui.core.journal.files import COMPANION_SUFFIXES, make_private, set_aside
 from tui.core.journal.reader import JournalReader
 from tui.core.journal.schema import INSERT_SQL, connect, pack_parts, row_values
 from tui.core.records import RewriteSavings
@@ -26,6 +27,8 @@ PRUNE_EVERY_ROWS = 500
 PRUNE_EVERY_S = 600.0
 # How often append() checks that the path still names the file it writes to (one stat call).
 IDENTITY_CHECK_S = 1.0
+# A short SQLite busy timeout: a lock held longer is reported, then retried (never dropped).
+BUSY_TIMEOUT_MS = 2000
 # Backoff while another process holds the write lock (each try also waits SQLite's busy timeout).
 BUSY_RETRY_MAX_S = 1.0
 # SQLite result codes that mean "this file is not a usable database" (not a lock, not a full disk).
@@ -104,6 +107,7 @@ class Journal:
 
     def _open(self) -> None:
         conn, moved = open_writable(self.path)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute(DELIVERY_SCHEMA)
         self._conn = conn
         st = os.stat(self.path)
@@ -220,8 +224,16 @@ class Journal:
             return
         log.error("journal %s was deleted or replaced while in use; reopening it", self.path)
         if self._conn is not None:
+            # SQLite does not checkpoint a moved file on close: do it now, so a renamed journal is
+            # complete and its WAL (still at the old name) is empty before a new file takes the name.
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
             self._conn = None
+        if not self.path.exists():
+            for suffix in COMPANION_SUFFIXES:  # the deleted file's WAL must not be replayed into a new one
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.with_name(self.path.name + suffix).unlink()
         self._open()
         self.reopened += 1
         self._report(f"journal {self.path} was deleted or replaced while in use: reopened it")

@@ -252,6 +252,8 @@ class ProxyService:
             "not_journaled": self.pipeline.not_journaled if self.pipeline else 0,
             "pipeline_failures": self.pipeline.failures if self.pipeline else 0,
             "worker_restarts": getattr(self.pipeline, "worker_restarts", 0),
+            "worker_pid": getattr(self.pipeline, "worker_pid", None),
+            "spooled": getattr(self.pipeline, "spooled", 0),
             "journal_problem": self.problem,
         }
 
@@ -324,7 +326,10 @@ class ProxyService:
 
     def _on_loop(self, record: RequestRecord) -> None:
         if self.journal_enabled and record.id <= 0:
-            return  # not committed: counted as not_journaled, never shown as a row or in metrics
+            # Not committed (thread pipeline; the worker never sends these): counted as not_journaled.
+            error = getattr(getattr(self.pipeline, "processor", None), "journal_error", None)
+            self._show_problem(f"a request was not journaled: {error or 'journal write failed'}")
+            return
         try:
             self.metrics.observe(record)
             self.tracker.observe(record)
