@@ -229,7 +229,8 @@ async def test_journal_files_are_private(
     assert await send(service.url, 2) == 2
     await flushed(service)
     spool = data / "journal.sqlite3-spool"
-    files = [journal, data / "journal.sqlite3-wal", data / "journal.sqlite3-shm", data / "analysis-worker.log"]
+    names = ["journal.sqlite3", "journal.sqlite3-wal", "journal.sqlite3-shm", "analysis-worker.log"]
+    files = [data / name for name in names]
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in files}
     assert modes == dict.fromkeys(modes, 0o600)
     assert stat.S_IMODE(data.stat().st_mode) == 0o700

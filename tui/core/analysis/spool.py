@@ -93,10 +93,14 @@ class Spool:
             segment = self._current
             if segment is None or segment.size >= SEGMENT_BYTES:
                 segment = self._rotate()
-            written = os.write(segment.fd, record)
-            if written != len(record):
-                segment.size += written
-                raise OSError(f"short write to the spool {segment.path}")
+            try:
+                written = os.write(segment.fd, record)
+                if written != len(record):
+                    raise OSError(f"short write to the spool {segment.path} (disk full?)")
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(segment.fd, segment.size)  # no torn record before later ones
+                raise
             segment.size += written
             segment.outstanding += 1
             self._where[key] = segment
