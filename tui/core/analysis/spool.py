@@ -51,13 +51,13 @@ class Spool:
         self._lock = threading.Lock()
         self._segments: list[_Segment] = []
         self._current: _Segment | None = None
-        self._where: dict[str, _Segment] = {}
+        self._where: dict[str, tuple[_Segment, int, int]] = {}  # key -> segment, offset, length
         self._next_segment = 0
 
-    def recover(self) -> list[tuple[str, bytes]]:
-        """Captures left by proxies that died before they were journaled (oldest first); now ours."""
+    def recover(self) -> list[str]:
+        """Keys of captures left by proxies that died before journaling them (oldest first); now ours."""
         private_dir(self.directory)
-        found: list[tuple[str, bytes]] = []
+        found: list[str] = []
         for path in sorted(self.directory.glob("*" + SUFFIX)):
             try:
                 fd = os.open(path, os.O_RDWR)
@@ -72,11 +72,11 @@ class Spool:
             segment = _Segment(path, fd, os.fstat(fd).st_size, len(records))
             with self._lock:
                 self._segments.append(segment)
-                for key, _ in records:
-                    self._where[key] = segment
-            found.extend(records)
-            if not records:
-                self._drop(segment)
+                for key, offset, length in records:
+                    self._where[key] = (segment, offset, length)
+                    found.append(key)
+                if not records:
+                    self._drop(segment)
         if found:
             log.warning("replaying %d captures an earlier proxy spooled but did not journal", len(found))
         return found
@@ -101,16 +101,26 @@ class Spool:
                 with contextlib.suppress(OSError):
                     os.ftruncate(segment.fd, segment.size)  # no torn record before later ones
                 raise
+            self._where[key] = (segment, segment.size + len(record) - len(payload), len(payload))
             segment.size += written
             segment.outstanding += 1
-            self._where[key] = segment
+
+    def read(self, key: str) -> bytes | None:
+        """The payload spooled under `key` (None once acknowledged)."""
+        with self._lock:
+            where = self._where.get(key)
+            if where is None:
+                return None
+            segment, offset, length = where
+            return os.pread(segment.fd, length, offset)
 
     def ack(self, key: str) -> None:
         """The capture is journaled (or given up): forget it; delete segments with nothing left."""
         with self._lock:
-            segment = self._where.pop(key, None)
-            if segment is None:
+            where = self._where.pop(key, None)
+            if where is None:
                 return
+            segment = where[0]
             segment.outstanding -= 1
             if segment.outstanding <= 0 and (segment is not self._current or segment.size >= SEGMENT_BYTES):
                 self._drop(segment)
@@ -138,7 +148,7 @@ class Spool:
         private_dir(self.directory)
         self._next_segment += 1
         path = self.directory / f"{self.run_id}-{self._next_segment:06d}{SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, FILE_MODE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_EXCL, FILE_MODE)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         segment = _Segment(path, fd)
         self._segments.append(segment)
@@ -156,11 +166,11 @@ class Spool:
             self._current = None
 
 
-def _read_records(fd: int) -> list[tuple[str, bytes]]:
-    """Every complete, intact record of a segment; reading stops at a torn or damaged one."""
-    with os.fdopen(os.dup(fd), "rb") as f:
-        data = f.read()
-    records: list[tuple[str, bytes]] = []
+def _read_records(fd: int) -> list[tuple[str, int, int]]:
+    """(key, payload offset, payload length) of every intact record; stops at a torn or damaged one."""
+    size = os.fstat(fd).st_size
+    data = os.pread(fd, size, 0)
+    records: list[tuple[str, int, int]] = []
     offset = 0
     while offset + RECORD_HEADER.size <= len(data):
         key_len, payload_len, crc = RECORD_HEADER.unpack_from(data, offset)
@@ -173,6 +183,6 @@ def _read_records(fd: int) -> list[tuple[str, bytes]]:
         if zlib.crc32(payload, zlib.crc32(key_bytes)) != crc:
             log.error("spool segment damaged after %d records; the rest is skipped", len(records))
             break
-        records.append((key_bytes.decode(errors="replace"), payload))
+        records.append((key_bytes.decode(errors="replace"), start + key_len, payload_len))
         offset = end
     return records

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -140,24 +141,21 @@ class _Worker:
 
 @dataclass
 class _Pending:
-    """A capture sent (or about to be sent) to the worker and not yet acknowledged."""
+    """A capture not yet acknowledged; its bytes are read back from the spool when not kept here."""
 
-    payload: bytes
+    payload: bytes | None
     size: int
     deaths: int = 0
-
-
-@dataclass(frozen=True)
-class _WorkerDied:
-    generation: int
 
 
 class ProcessPipeline:
     """Hands captures to a worker process (restarted if it dies); records come back to on_record.
 
-    Every capture is spooled to disk (off the event loop, in the sender thread) and kept until the
-    worker acknowledges its committed row; a restarted worker gets all unacknowledged captures again,
-    and the journal's delivery keys keep a resent capture from becoming a second row. The worker is a
+    Two threads, so a slow worker never delays spooling: the spooler pickles each capture and
+    appends it to the spool (off the event loop); the feeder sends spooled captures to the worker
+    in order. Each is kept (on disk, or in memory when the spool cannot be written) until the worker
+    acknowledges its committed row; a restarted worker gets every unacknowledged capture again, and
+    the journal's delivery keys keep a resent capture from becoming a second row. The worker is a
     plain `python -c` child (not multiprocessing, which would re-run the caller's unguarded __main__);
     its stderr goes to `worker_log` (default: next to the journal, mode 0600).
     """
@@ -191,14 +189,18 @@ class ProcessPipeline:
         self._worker_failures = 0
         self._lock = threading.Condition()
         self._unacked: dict[str, _Pending] = {}
+        self._to_send: collections.deque[str] = collections.deque()
+        self._died: int | None = None  # generation of a worker the receiver saw exit
         self._queued = 0
         self._bytes = 0
         self._seq = 0
-        self._queue: queue.SimpleQueue[Capture | _WorkerDied | None] = queue.SimpleQueue()
-        self._sender: threading.Thread | None = None
+        self._queue: queue.SimpleQueue[Capture | None] = queue.SimpleQueue()
+        self._spooler: threading.Thread | None = None
+        self._feeder: threading.Thread | None = None
         self._worker: _Worker | None = None
         self._generation = 0
         self._last_spawn = 0.0
+        self._spooling_done = False
         self._stopping = False
 
     @property
@@ -208,20 +210,22 @@ class ProcessPipeline:
         return worker.process.pid if worker is not None else None
 
     def start(self) -> None:
-        """Start the worker process and the sender thread (idempotent); replay an earlier spool."""
-        if self._sender is None:
-            if self.spool is not None:
-                try:
-                    for key, payload in self.spool.recover():
-                        self._unacked[key] = _Pending(payload, len(payload))
-                        self.replayed += 1
-                except OSError as exc:
-                    log.error("cannot read the spool %s: %s", self.spool.directory, exc)
-            self._worker = self._spawn()
-            self._sender = threading.Thread(
-                target=self._send_loop, name="ctxbudget-pipeline-send", daemon=True
-            )
-            self._sender.start()
+        """Start the worker process and both threads (idempotent); replay an earlier spool first."""
+        if self._spooler is not None:
+            return
+        if self.spool is not None:
+            try:
+                for key in self.spool.recover():
+                    self._unacked[key] = _Pending(None, 0)
+                    self._to_send.append(key)
+                    self.replayed += 1
+            except OSError as exc:
+                log.error("cannot read the spool %s: %s", self.spool.directory, exc)
+        self._worker = self._spawn()
+        self._spooler = threading.Thread(target=self._spool_loop, name="ctxbudget-spool", daemon=True)
+        self._feeder = threading.Thread(target=self._feed_loop, name="ctxbudget-feed", daemon=True)
+        self._spooler.start()
+        self._feeder.start()
 
     def submit(self, capture: Capture) -> None:
         """Queue a finished capture; never blocks (bodies are dropped past the backlog limit)."""
@@ -245,10 +249,11 @@ class ProcessPipeline:
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Let the worker finish what it has, then stop it; what it did not finish stays spooled."""
-        if self._sender is None:
+        if self._spooler is None or self._feeder is None:
             return
         self._queue.put(None)
-        self._sender.join(timeout)
+        self._spooler.join(timeout)
+        self._feeder.join(timeout)
         worker = self._worker
         if worker is not None:
             try:
@@ -261,8 +266,130 @@ class ProcessPipeline:
             worker.to_worker.close()
         if self.spool is not None:
             self.spool.close()
-        self._sender = None
+        self._spooler = None
+        self._feeder = None
         self._worker = None
+
+    def _spool_loop(self) -> None:
+        while True:
+            capture = self._queue.get()
+            if capture is None:
+                with self._lock:
+                    self._spooling_done = True
+                    self._lock.notify_all()
+                return
+            self._seq += 1
+            key = f"{self.spool.run_id if self.spool else os.getpid()}:{self._seq}"
+            payload = pickle.dumps((key, capture), pickle.HIGHEST_PROTOCOL)
+            kept: bytes | None = payload
+            if self.spool is not None:
+                try:
+                    self.spool.append(key, payload)
+                    self.spooled += 1
+                    kept = None  # on disk now: read back when sent, so memory stays flat under backlog
+                except OSError as exc:
+                    self.spool_errors += 1
+                    if self.spool_errors == 1 or self.spool_errors % 100 == 0:
+                        log.error("cannot spool captures (%s); they are kept in memory only", exc)
+            with self._lock:
+                self._queued -= 1
+                self._unacked[key] = _Pending(kept, capture.approx_size)
+                self._to_send.append(key)
+                self._lock.notify_all()
+
+    def _feed_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._to_send and self._died is None and not self._spooling_done:
+                    self._lock.wait()
+                died, self._died = self._died, None
+                if died is None and not self._to_send:
+                    break  # spooling is done and everything was sent
+                key = self._to_send.popleft() if died is None else None
+                pending = self._unacked.get(key) if key is not None else None
+            if died is not None:
+                if self._worker is not None and died == self._worker.generation:
+                    self._restart()
+                continue
+            if key is None or pending is None:
+                continue  # acknowledged meanwhile
+            payload = pending.payload if pending.payload is not None else self._read_spooled(key)
+            if payload is None:
+                continue
+            try:
+                self._send(payload)
+            except OSError:
+                self._restart()  # resends this capture with the others
+        self._stopping = True
+        worker = self._worker
+        if worker is not None:
+            with contextlib.suppress(OSError):
+                worker.to_worker.send(None)
+
+    def _read_spooled(self, key: str) -> bytes | None:
+        assert self.spool is not None
+        try:
+            return self.spool.read(key)
+        except OSError as exc:
+            self._finish(key, committed=False, error=f"cannot read it back from the spool: {exc}")
+            return None
+
+    def _send(self, payload: bytes) -> None:
+        worker = self._worker
+        if worker is None or not worker.alive():
+            raise OSError("analysis worker is not running")
+        worker.to_worker.send_bytes(payload)
+
+    def _restart(self) -> None:
+        """Replace a dead worker and queue every unacknowledged capture again (oldest first)."""
+        old = self._worker
+        if old is not None:
+            if old.alive():
+                old.process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                old.process.wait(STOP_TIMEOUT_S)
+            with contextlib.suppress(OSError):
+                old.to_worker.close()
+        self.worker_restarts += 1
+        self._give_up_on_poison()
+        with self._lock:
+            self._to_send = collections.deque(self._unacked)
+            backlog = len(self._to_send)
+        log.error("analysis worker exited unexpectedly; restarted it, resending %d captures", backlog)
+        self._worker = self._spawn()
+
+    def _give_up_on_poison(self) -> None:
+        """A capture the worker died on POISON_DEATHS times in a row is dropped (counted, reported)."""
+        with self._lock:
+            head = next(iter(self._unacked), None)
+            if head is None:
+                return
+            pending = self._unacked[head]
+            pending.deaths += 1
+            if pending.deaths < POISON_DEATHS:
+                return
+        self._finish(head, committed=False, error=f"analysis worker died {POISON_DEATHS} times on it")
+
+    def _receive_loop(self, conn: Connection, generation: int) -> None:
+        self._worker_failures = 0
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                break
+            if message[0] == "problem":
+                self._set_problem(message[1])
+                continue
+            _, key, record, committed, error, worker_failures = message
+            self.failures += max(0, worker_failures - self._worker_failures)
+            self._worker_failures = worker_failures
+            if self._finish(key, committed=committed, error=error) and committed and record is not None:
+                self._deliver(record)
+        conn.close()
+        if not self._stopping:
+            with self._lock:
+                self._died = generation
+                self._lock.notify_all()
 
     def _spawn(self) -> _Worker:
         wait = RESTART_MIN_INTERVAL_S - (time.monotonic() - self._last_spawn)
@@ -309,111 +436,6 @@ class ProcessPipeline:
         )
         receiver.start()
         return _Worker(process, to_worker, receiver, self._generation)
-
-    def _send_loop(self) -> None:
-        self._resend_unacked()
-        while True:
-            item = self._queue.get()
-            if item is None:
-                self._stopping = True
-                worker = self._worker
-                if worker is not None:
-                    with contextlib.suppress(OSError):
-                        worker.to_worker.send(None)
-                return
-            if isinstance(item, _WorkerDied):
-                if self._worker is not None and item.generation == self._worker.generation:
-                    self._restart(died=True)
-                continue
-            key, pending = self._spool(item)
-            try:
-                self._send(key, pending.payload)
-            except OSError:
-                self._restart(died=True)  # resends this capture with the others
-
-    def _spool(self, capture: Capture) -> tuple[str, _Pending]:
-        self._seq += 1
-        key = f"{self.spool.run_id if self.spool else os.getpid()}:{self._seq}"
-        payload = pickle.dumps((key, capture), pickle.HIGHEST_PROTOCOL)
-        pending = _Pending(payload, capture.approx_size)
-        if self.spool is not None:
-            try:
-                self.spool.append(key, payload)
-                self.spooled += 1
-            except OSError as exc:
-                self.spool_errors += 1
-                if self.spool_errors == 1 or self.spool_errors % 100 == 0:
-                    log.error("cannot spool captures (%s); they are kept in memory only", exc)
-        with self._lock:
-            self._queued -= 1
-            self._unacked[key] = pending
-        return key, pending
-
-    def _send(self, key: str, payload: bytes) -> None:
-        worker = self._worker
-        if worker is None or not worker.alive():
-            raise OSError("analysis worker is not running")
-        worker.to_worker.send_bytes(payload)
-
-    def _restart(self, *, died: bool) -> None:
-        """Replace the worker and resend every unacknowledged capture (oldest first)."""
-        old = self._worker
-        if old is not None:
-            if old.alive():
-                old.process.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                old.process.wait(STOP_TIMEOUT_S)
-            with contextlib.suppress(OSError):
-                old.to_worker.close()
-        if died:
-            self.worker_restarts += 1
-            self._give_up_on_poison()
-            log.error(
-                "analysis worker exited unexpectedly; restarting it and resending %d captures",
-                len(self._unacked),
-            )
-        self._worker = self._spawn()
-        self._resend_unacked()
-
-    def _give_up_on_poison(self) -> None:
-        """A capture the worker died on POISON_DEATHS times in a row is dropped (counted, reported)."""
-        with self._lock:
-            head = next(iter(self._unacked), None)
-            if head is None:
-                return
-            pending = self._unacked[head]
-            pending.deaths += 1
-            if pending.deaths < POISON_DEATHS:
-                return
-        self._finish(head, committed=False, error=f"analysis worker died {POISON_DEATHS} times on it")
-
-    def _resend_unacked(self) -> None:
-        with self._lock:
-            backlog = list(self._unacked.items())
-        for key, pending in backlog:
-            try:
-                self._send(key, pending.payload)
-            except OSError:
-                return  # the receiver notices the death and asks for another restart
-
-    def _receive_loop(self, conn: Connection, generation: int) -> None:
-        self._worker_failures = 0
-        while True:
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                break
-            if message[0] == "problem":
-                self._set_problem(message[1])
-                continue
-            _, key, record, committed, error, worker_failures = message
-            self.failures += max(0, worker_failures - self._worker_failures)
-            self._worker_failures = worker_failures
-            if self._finish(key, committed=committed, error=error) and committed and record is not None:
-                self._deliver(record)
-        conn.close()
-        if not self._stopping:
-            self._queue.put(_WorkerDied(generation))
 
     def _finish(self, key: str, *, committed: bool, error: str | None) -> bool:
         """Forget an acknowledged capture; False if it was already acknowledged."""
