@@ -204,7 +204,8 @@ async def upstream_main(port: int, burst: bool) -> None:
 
 
 async def proxy_main(
-    port: int, upstream: str, journal: str, analysis: str, pipeline: str, rewrite: bool = True
+    port: int, upstream: str, journal: str, analysis: str, pipeline: str, rewrite: bool = True,
+    spool: bool = True,
 ) -> None:
     """The real ProxyService (journal + analyzer in its background thread)."""
     sys.path.insert(0, str(REPO))
@@ -222,6 +223,8 @@ async def proxy_main(
     # rewrite on: the default [transforms] (the stabilizer rewrites the body's billing header each time).
     service = ProxyService(settings, analyzer_factory=factory, analysis=pipeline, rewrite=rewrite)
     await service.start()
+    if not spool and service.pipeline is not None:
+        service.pipeline.spool = None  # type: ignore[attr-defined]  # measure the spool's own cost
     print("ready", flush=True)
     await asyncio.Event().wait()
 
@@ -519,7 +522,7 @@ def spawn(*role_args: str, repo: Path = REPO) -> subprocess.Popen[str]:
 def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -> dict[str, Any]:
     """Start one proxy implementation, load it, stop it; returns the client's measurements."""
     port = free_port()
-    proxied = kind in ("ctxbudget", "ctxbudget-no-rewrite", "baseline")
+    proxied = kind in ("ctxbudget", "ctxbudget-no-rewrite", "ctxbudget-no-spool", "baseline")
     journal = os.path.join(tmp, f"journal-{kind}.sqlite3") if proxied else ""
     if proxied:
         role = [
@@ -534,6 +537,8 @@ def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -
             "--rewrite",
             "off" if kind == "ctxbudget-no-rewrite" else "on",
         ]
+        if kind == "ctxbudget-no-spool":
+            role += ["--spool", "off"]  # only then: a --baseline checkout's copy may not know the flag
     else:
         role = ["--role", "minimal-proxy" if kind == "minimal-aiohttp" else "httpx-proxy"]
     repo = Path(args.baseline).resolve() if kind == "baseline" else REPO
@@ -656,6 +661,17 @@ def main() -> None:
         help="also measure the proxy with the rewrite hook off (the hook's own cost)",
     )
     parser.add_argument(
+        "--spool",
+        choices=["on", "off"],
+        default="on",
+        help="proxy role: spool captures to disk before the worker (off only to measure its cost)",
+    )
+    parser.add_argument(
+        "--spool-compare",
+        action="store_true",
+        help="also measure the proxy with the capture spool off, interleaved (the spool's own cost)",
+    )
+    parser.add_argument(
         "--analysis",
         choices=["on", "off"],
         default="on",
@@ -673,7 +689,8 @@ def main() -> None:
     elif args.role == "proxy":
         asyncio.run(
             proxy_main(
-                args.port, args.upstream, args.journal, args.analysis, args.pipeline, args.rewrite == "on"
+                args.port, args.upstream, args.journal, args.analysis, args.pipeline, args.rewrite == "on",
+                args.spool == "on",
             )
         )
     elif args.role == "minimal-proxy":
@@ -695,6 +712,8 @@ def main() -> None:
                     kinds = ["ctxbudget-no-rewrite", "ctxbudget", "ctxbudget-no-rewrite", "ctxbudget"]
                 if args.baseline:
                     kinds = ["baseline", "ctxbudget", "baseline", "ctxbudget"]
+                if args.spool_compare:
+                    kinds = ["ctxbudget-no-spool", "ctxbudget", "ctxbudget-no-spool", "ctxbudget"]
                 if args.compare:
                     kinds += ["minimal-aiohttp", "aiohttp+httpx"]
                 for i, kind in enumerate(kinds):

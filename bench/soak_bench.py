@@ -64,7 +64,7 @@ async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
             await reader.readexactly(length)
             writer.write(head.encode() + REPLY)
             await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
         pass
     finally:
         writer.close()
