@@ -166,6 +166,8 @@ class MainScreen(MainActions, Screen[None]):
             hint.set_class(status.health in ("missing", "error"), "-problem")
         elif status.source in ("journal", "proxy"):
             self._show_empty_hint()
+            if status.source == "journal":
+                self.query_one(ServerHeader).show(journal=status.message if status.health == "error" else "")
             if status.source == "proxy" and status.health == "ok":
                 self.refresh_control()  # the acting keys light up now, not at the next control poll
         if status.health == "error":

@@ -39,6 +39,7 @@ class ServerHeader(Widget):
         self.facts = ServerFacts()
         self.counter = ""
         self.action = ""  # a running restart's step ("restart: loading"); empty when none
+        self.journal = ""  # the proxy's journal problem (rows not journaled...); empty when none
         self._shown_key: object = None
 
     def show(
@@ -47,6 +48,7 @@ class ServerHeader(Widget):
         facts: ServerFacts | None = None,
         counter: str | None = None,
         action: str | None = None,
+        journal: str | None = None,
     ) -> None:
         """Replace what is shown with the given parts (None keeps the current one)."""
         if server is not None:
@@ -57,7 +59,9 @@ class ServerHeader(Widget):
             self.counter = counter
         if action is not None:
             self.action = action
-        key = (_server_key(self.server), self.facts, self.counter, self.action)
+        if journal is not None:
+            self.journal = journal
+        key = (_server_key(self.server), self.facts, self.counter, self.action, self.journal)
         if key != self._shown_key:
             self._shown_key = key
             self.refresh(layout=True)
@@ -91,6 +95,8 @@ class ServerHeader(Widget):
             entries.append(Text.assemble(("counter ", dim), self.counter))
         if self.action:
             entries.append(Text(self.action, style=self.get_component_rich_style("server-header--loading")))
+        if self.journal:
+            entries.append(Text(self.journal, style=self.get_component_rich_style("server-header--down")))
         if server is not None and server.state != "up":
             hint = server.error or STATE_HINTS.get(server.state, "")
             if hint:
