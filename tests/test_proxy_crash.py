@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 from support.proxy_process import ProxyProcess, start_proxy
 from test_journal_faults import flushed, process_proxy, rows, send
-from test_proxy_fakes import FakeUpstream, client_session, fake_upstream
+from test_proxy_fakes import FakeUpstream, client_session, fake_upstream, proxy_settings
 
+from tui.core.anatomy.analyze import AnalysisResult
+from tui.core.anatomy.exchange import Exchange
 from tui.core.proxy import ProxyService
 
 __all__ = ["fake_upstream"]
@@ -214,3 +216,40 @@ async def test_full_journal_is_counted_and_reported(
     assert status["journaled"] + status["not_journaled"] == 43 and status["not_journaled"] > 0
     assert any(text and "full" in text for text in seen)
     assert rows(journal) == status["journaled"]
+
+
+class DiesOnPoison:
+    """Analyzer factory and analyzer: the worker process kills itself on a path containing "poison"."""
+
+    def __call__(self) -> DiesOnPoison:
+        return self
+
+    def analyze(self, exchange: Exchange) -> AnalysisResult:
+        """Die on poison, pass everything else."""
+        if "poison" in exchange.path:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return AnalysisResult(unparsed_reason="passed")
+
+
+async def test_a_capture_that_kills_the_worker_is_given_up_and_counted(
+    fake_upstream: FakeUpstream, tmp_path: Path, services: list[ProxyService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the worker unpickles DiesOnPoison
+    journal = tmp_path / "journal.sqlite3"
+    service = ProxyService(
+        proxy_settings(fake_upstream.url, journal), analyzer_factory=DiesOnPoison(), analysis="process",
+        rewrite=False,
+    )
+    seen: list[str | None] = []
+    service.on_problem = seen.append
+    await service.start()
+    services.append(service)
+    async with client_session() as session:
+        for path in ["a", "b", "poison", "c", "d"]:
+            async with session.post(f"{service.url}/v1/messages?{path}", data=b"{}") as r:
+                assert r.status == 200
+    await flushed(service)
+    status = service.status()
+    assert rows(journal) == 4 == status["journaled"]
+    assert status["not_journaled"] == 1 and status["worker_restarts"] == 3
+    assert any(text and "died 3 times" in text for text in seen)

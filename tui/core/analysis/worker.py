@@ -61,8 +61,9 @@ class WorkerConfig:
 def worker_main(inbox: Connection, outbox: Connection) -> None:
     """Worker loop: config first, then (key, capture) pairs; analyze, journal, then acknowledge.
 
-    Replies are ("ack", key, record or None, committed, error, failures) once the row is committed (or
-    has failed for good), and ("problem", text or None) while the journal is locked, replaced or bad.
+    Replies are ("begin", key) before each capture, ("ack", key, record or None, committed, error,
+    failures) once its row is committed (or has failed for good), and ("problem", text or None) while
+    the journal is locked, replaced or bad.
     A proxy that died mid-way is no reason to stop: what is already in the pipe still gets journaled.
     """
     config: WorkerConfig = inbox.recv()
@@ -95,6 +96,7 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
             if item is None:
                 break
             key, capture = item
+            replies.send(("begin", key))  # if this worker dies now, this capture is the suspect
             record: RequestRecord | None = None
             try:
                 record = processor.process(capture, key)
@@ -187,6 +189,7 @@ class ProcessPipeline:
         self.replayed = 0
         self.problem: str | None = None
         self._worker_failures = 0
+        self._begun: str | None = None  # the capture the worker said it is working on
         self._lock = threading.Condition()
         self._unacked: dict[str, _Pending] = {}
         self._to_send: collections.deque[str] = collections.deque()
@@ -359,16 +362,16 @@ class ProcessPipeline:
         self._worker = self._spawn()
 
     def _give_up_on_poison(self) -> None:
-        """A capture the worker died on POISON_DEATHS times in a row is dropped (counted, reported)."""
+        """A capture the worker died on (begun, not acknowledged) POISON_DEATHS times is dropped."""
+        suspect, self._begun = self._begun, None
         with self._lock:
-            head = next(iter(self._unacked), None)
-            if head is None:
+            pending = self._unacked.get(suspect) if suspect is not None else None
+            if suspect is None or pending is None:
                 return
-            pending = self._unacked[head]
             pending.deaths += 1
             if pending.deaths < POISON_DEATHS:
                 return
-        self._finish(head, committed=False, error=f"analysis worker died {POISON_DEATHS} times on it")
+        self._finish(suspect, committed=False, error=f"analysis worker died {POISON_DEATHS} times on it")
 
     def _receive_loop(self, conn: Connection, generation: int) -> None:
         self._worker_failures = 0
@@ -377,6 +380,9 @@ class ProcessPipeline:
                 message = conn.recv()
             except (EOFError, OSError):
                 break
+            if message[0] == "begin":
+                self._begun = message[1]
+                continue
             if message[0] == "problem":
                 self._set_problem(message[1])
                 continue
