@@ -134,6 +134,10 @@ class CaptureProcessor:
             log.exception("analysis failed for %s %s", exchange.method, exchange.path)
             return AnalysisResult(unparsed_reason=f"analysis failed: {type(exc).__name__}: {exc}")
 
+    def warm_up(self) -> None:
+        """Build the analyzer now (loading a tokenizer can take seconds) rather than on the first capture."""
+        self._get_analyzer()
+
     def _get_analyzer(self) -> ExchangeAnalyzer | None:
         if self._analyzer is None and self._analyzer_error is None:
             try:

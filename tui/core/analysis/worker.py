@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tui.core.analysis.sinks import (
     DEFAULT_BACKLOG_BYTES,
@@ -87,6 +87,7 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
             log.exception("analysis worker cannot open the journal")
             replies.send(("problem", journal_error))
     processor = CaptureProcessor(journal, config.analyzer_factory or SettingsAnalyzer(config.settings))
+    processor.warm_up()  # before any "begin": a kill during start-up must not blame a capture
     try:
         while True:
             try:
@@ -380,17 +381,10 @@ class ProcessPipeline:
                 message = conn.recv()
             except (EOFError, OSError):
                 break
-            if message[0] == "begin":
-                self._begun = message[1]
-                continue
-            if message[0] == "problem":
-                self._set_problem(message[1])
-                continue
-            _, key, record, committed, error, worker_failures = message
-            self.failures += max(0, worker_failures - self._worker_failures)
-            self._worker_failures = worker_failures
-            if self._finish(key, committed=committed, error=error) and committed and record is not None:
-                self._deliver(record)
+            try:
+                self._on_message(message)
+            except Exception:  # a bad reply must not stop the acknowledgements behind it
+                log.exception("unexpected reply from the analysis worker: %r", message[:2])
         conn.close()
         if not self._stopping:
             with self._lock:
@@ -442,6 +436,18 @@ class ProcessPipeline:
         )
         receiver.start()
         return _Worker(process, to_worker, receiver, self._generation)
+
+    def _on_message(self, message: tuple[Any, ...]) -> None:
+        if message[0] == "begin":
+            self._begun = message[1]
+        elif message[0] == "problem":
+            self._set_problem(message[1])
+        else:
+            _, key, record, committed, error, worker_failures = message
+            self.failures += max(0, worker_failures - self._worker_failures)
+            self._worker_failures = worker_failures
+            if self._finish(key, committed=committed, error=error) and committed and record is not None:
+                self._deliver(record)
 
     def _finish(self, key: str, *, committed: bool, error: str | None) -> bool:
         """Forget an acknowledged capture; False if it was already acknowledged."""
