@@ -247,3 +247,31 @@ def test_existing_world_readable_journal_is_made_private(tmp_path: Path) -> None
     journal.chmod(0o644)
     Journal(journal).close()
     assert stat.S_IMODE(journal.stat().st_mode) == 0o600
+
+
+async def test_spool_holds_no_secret_headers(
+    fake_upstream: FakeUpstream, tmp_path: Path, services: list[ProxyService]
+) -> None:
+    import os
+    import signal
+
+    journal = tmp_path / "journal.sqlite3"
+    service, _ = await process_proxy(fake_upstream.url, journal)
+    services.append(service)
+    worker = service.status()["worker_pid"]
+    assert isinstance(worker, int)
+    os.kill(worker, signal.SIGSTOP)  # the capture stays in the spool while we look
+    try:
+        async with client_session() as session:
+            headers = {"x-api-key": "sk-spool-secret", "Authorization": "Bearer sk-spool-bearer"}
+            async with session.post(service.url + "/v1/messages", data=b'{"marker":"m4rk"}', headers=headers):
+                pass
+        while service.status()["spooled"] != 1:
+            await asyncio.sleep(0.02)
+        spooled = b"".join(p.read_bytes() for p in (tmp_path / "journal.sqlite3-spool").glob("*.spool"))
+        assert b"m4rk" in spooled  # the capture is there (bodies are kept until journaled) ...
+        assert b"sk-spool-secret" not in spooled and b"sk-spool-bearer" not in spooled  # ... its secrets not
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    await flushed(service)
+    assert rows(journal) == 1

@@ -228,5 +228,6 @@ async def test_api_key_forwarded_but_never_stored(llama_server: StartServer, tmp
         assert [r.status for r in rows] == [200, 200, 401]
     finally:
         await service.stop()
-    on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("j.sqlite3"))
+    stored = [p for p in tmp_path.rglob("*") if p.is_file() and "j.sqlite3" in str(p.relative_to(tmp_path))]
+    on_disk = b"".join(p.read_bytes() for p in stored)  # journal, WAL, SHM and the capture spool
     assert secret.encode() not in on_disk

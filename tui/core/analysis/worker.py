@@ -29,6 +29,7 @@ from tui.core.config import Settings
 from tui.core.journal.files import FILE_MODE, private_dir
 from tui.core.journal.writer import Journal, ProblemCallback
 from tui.core.records import RequestRecord
+from tui.core.redact import redact
 
 if TYPE_CHECKING:  # the proxy package imports this module; avoid the cycle at runtime
     from tui.core.analysis.capture import Capture
@@ -284,6 +285,7 @@ class ProcessPipeline:
                 return
             self._seq += 1
             key = f"{self.spool.run_id if self.spool else os.getpid()}:{self._seq}"
+            _scrub(capture)
             payload = pickle.dumps((key, capture), pickle.HIGHEST_PROTOCOL)
             kept: bytes | None = payload
             if self.spool is not None:
@@ -489,6 +491,12 @@ class ProcessPipeline:
             self.on_record(record)
         except Exception:
             log.exception("on_record callback failed")
+
+
+def _scrub(capture: Capture) -> None:
+    """Redact secrets before the capture reaches the spool (the worker would redact them anyway)."""
+    capture.request_headers = list(redact(capture.request_headers).items())
+    capture.response_headers = list(redact(capture.response_headers).items())
 
 
 def _lower_priority() -> None:
