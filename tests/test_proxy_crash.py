@@ -216,6 +216,10 @@ async def test_full_journal_is_counted_and_reported(
     assert status["journaled"] + status["not_journaled"] == 43 and status["not_journaled"] > 0
     assert any(text and "full" in text for text in seen)
     assert rows(journal) == status["journaled"]
+    async with client_session() as session, session.get(service.url + "/_ctxbudget/metrics") as r:
+        metrics = await r.text()
+    counted = float(status["journaled"])
+    assert f'ctxbudget_requests_total{{kind="other",status="200"}} {counted}' in metrics
 
 
 class DiesOnPoison:
