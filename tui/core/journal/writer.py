@@ -87,6 +87,7 @@ class Journal:
         retention_days: float = 30.0,
         max_rows: int = 200_000,
         on_problem: ProblemCallback | None = None,
+        wait_for_lock: bool = True,
     ) -> None:
         self.path = Path(path)
         self.store_bodies = store_bodies
@@ -102,11 +103,26 @@ class Journal:
         self._checked_at = 0.0
         self._since_prune = 0
         self._last_prune = 0.0
+        self._wait_for_lock = wait_for_lock
         self._open()
-        self.prune()
+        try:
+            self._prune_now(time.time())
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise  # locked: pruning waits for the next PRUNE_EVERY_ROWS
 
     def _open(self) -> None:
-        conn, moved = open_writable(self.path)
+        delay = 0.05
+        while True:
+            try:
+                conn, moved = open_writable(self.path)
+                break
+            except sqlite3.OperationalError as exc:
+                if not (self._wait_for_lock and is_busy(exc)):
+                    raise
+                self._report(f"journal {self.path} is locked by another process ({exc}); retrying")
+                time.sleep(delay)
+                delay = min(delay * 2, BUSY_RETRY_MAX_S)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute(DELIVERY_SCHEMA)
         self._conn = conn
@@ -153,37 +169,41 @@ class Journal:
         return row_id
 
     def prune(self, now: float | None = None) -> int:
-        """Apply retention_days and max_rows; returns how many rows were removed."""
-        now = time.time() if now is None else now
-
-        def run(conn: sqlite3.Connection) -> int:
-            removed = 0
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if self.retention_days > 0:
-                    cutoff = now - self.retention_days * 86400.0
-                    removed += conn.execute("DELETE FROM requests WHERE ts < ?", (cutoff,)).rowcount
-                if self.max_rows > 0:
-                    removed += conn.execute(
-                        "DELETE FROM requests WHERE id <= (SELECT MAX(id) FROM requests) - ?",
-                        (self.max_rows,),
-                    ).rowcount
-                if removed:
-                    conn.execute("DELETE FROM details WHERE id NOT IN (SELECT id FROM requests)")
-                    conn.execute(
-                        "DELETE FROM deliveries WHERE row_id < (SELECT COALESCE(MIN(id), 0) FROM requests)"
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return removed
-
+        """Apply retention_days and max_rows (waiting out a lock); returns how many rows were removed."""
         with self._lock:
-            removed = self._retry_busy(run)
+            removed = self._retry_busy(lambda conn: self._prune(conn, time.time() if now is None else now))
             self._since_prune = 0
             self._last_prune = time.monotonic()
+        return removed
+
+    def _prune_now(self, now: float) -> int:
+        with self._lock:
+            removed = self._prune(self._connection(), now)
+            self._since_prune = 0
+            self._last_prune = time.monotonic()
+        return removed
+
+    def _prune(self, conn: sqlite3.Connection, now: float) -> int:
+        removed = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if self.retention_days > 0:
+                cutoff = now - self.retention_days * 86400.0
+                removed += conn.execute("DELETE FROM requests WHERE ts < ?", (cutoff,)).rowcount
+            if self.max_rows > 0:
+                removed += conn.execute(
+                    "DELETE FROM requests WHERE id <= (SELECT MAX(id) FROM requests) - ?", (self.max_rows,)
+                ).rowcount
+            if removed:
+                conn.execute("DELETE FROM details WHERE id NOT IN (SELECT id FROM requests)")
+                conn.execute(
+                    "DELETE FROM deliveries WHERE row_id < (SELECT COALESCE(MIN(id), 0) FROM requests)"
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         return removed
 
     def close(self) -> None:

@@ -30,7 +30,7 @@ from tui.core.config import Settings
 from tui.core.control.api import CONTROL_PREFIX, ControlApi, loopback_only
 from tui.core.control.tracker import RunTracker
 from tui.core.control.transform_state import TransformSwitchStore
-from tui.core.journal.writer import Journal
+from tui.core.journal.writer import Journal, is_busy
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.core.prom import ProxyMetrics
 from tui.core.proxy.address import ListenAddress, parse_listen
@@ -144,7 +144,7 @@ class ProxyService:
         pipeline: CaptureSink
         if self.analysis == "process":
             if self.journal_enabled:
-                self._open_journal().close()  # create it and surface path errors here, not in the worker
+                self._check_journal()
             pipeline = ProcessPipeline(
                 self.settings,
                 self.journal_path if self.journal_enabled else None,
@@ -202,7 +202,20 @@ class ProxyService:
         self._started_at = time.time()
         gc.freeze()  # long-lived startup objects leave the GC's view: shorter collection pauses mid-stream
 
-    def _open_journal(self) -> Journal:
+    def _check_journal(self) -> None:
+        """Create the journal, surface path errors and set a corrupt file aside here, not in the worker.
+
+        A journal locked by another process does not stop the proxy: the worker waits for the lock.
+        """
+        try:
+            self._open_journal(wait_for_lock=False).close()
+        except JournalOpenError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, sqlite3.OperationalError) and is_busy(cause)):
+                raise
+            self._show_problem(f"journal {self.journal_path} is locked by another process; rows wait for it")
+
+    def _open_journal(self, wait_for_lock: bool = True) -> Journal:
         js = self.settings.journal
         try:
             return Journal(
@@ -211,6 +224,7 @@ class ProxyService:
                 retention_days=js.retention_days,
                 max_rows=js.max_rows,
                 on_problem=self._problem_from_thread,
+                wait_for_lock=wait_for_lock,
             )
         except (OSError, sqlite3.Error) as exc:
             raise JournalOpenError(f"cannot open the journal {self.journal_path}: {exc}") from exc
@@ -330,6 +344,8 @@ class ProxyService:
             error = getattr(getattr(self.pipeline, "processor", None), "journal_error", None)
             self._show_problem(f"a request was not journaled: {error or 'journal write failed'}")
             return
+        if self.problem is not None and self.journal_enabled:
+            self._show_problem(None)  # a row was committed: whatever stood in the way is gone
         try:
             self.metrics.observe(record)
             self.tracker.observe(record)
