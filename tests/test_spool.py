@@ -43,3 +43,35 @@ def test_a_live_spool_is_never_taken_over(tmp_path: Path) -> None:
     live.ack("mine")
     live.close()
     assert not list((tmp_path / "spool").glob("*.spool"))
+
+
+def test_stopping_behind_a_stuck_worker_keeps_its_captures_for_the_next_start(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    from test_proxy_pipeline import capture
+
+    from tui.core.analysis.sinks import NullAnalyzer
+    from tui.core.analysis.worker import ProcessPipeline
+    from tui.core.config import JournalSettings, Settings
+    from tui.core.journal.reader import JournalReader
+
+    journal = tmp_path / "j.sqlite3"
+    settings = Settings(journal=JournalSettings(path=str(journal)))
+    first = ProcessPipeline(settings, journal, analyzer_factory=NullAnalyzer)
+    first.start()
+    assert first.worker_pid is not None
+    os.kill(first.worker_pid, signal.SIGSTOP)  # it never answers: stop() must give up on it
+    for i in range(20):
+        first.submit(capture(i))
+    while first.spooled < 20:
+        time.sleep(0.01)
+    first.stop(timeout=1.0)
+    assert first.worker_restarts == 0  # no new worker was started during the stop
+    second = ProcessPipeline(settings, journal, analyzer_factory=NullAnalyzer)
+    second.start()
+    assert second.replayed == 20
+    assert second.flush(60)
+    second.stop()
+    assert JournalReader(journal).count() == 20

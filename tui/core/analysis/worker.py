@@ -171,6 +171,7 @@ class ProcessPipeline:
         self._queue.put(None)
         self._spooler.join(timeout)
         self._feeder.join(timeout)
+        self._stopping = True  # from here on a dead worker is not replaced: the spool keeps the rest
         worker = self._worker
         if worker is not None:
             try:
@@ -226,6 +227,8 @@ class ProcessPipeline:
                 key = self._to_send.popleft() if died is None else None
                 pending = self._unacked.get(key) if key is not None else None
             if died is not None:
+                if self._stopping:
+                    return
                 if self._worker is not None and died == self._worker.generation:
                     self._restart()
                 continue
@@ -237,6 +240,8 @@ class ProcessPipeline:
             try:
                 self._send(payload)
             except OSError:
+                if self._stopping:
+                    return
                 self._restart()  # resends this capture with the others
         self._stopping = True
         worker = self._worker
