@@ -61,8 +61,8 @@ class ProxyService:
     the GIL) or "thread" (same process; needed for unpicklable analyzer factories); None: [proxy] analysis.
     The switch stores default to the state files in the user data dir.
     `on_problem` (set it before `start()`) is called on the loop with a one-line description of each
-    journal problem (a request not journaled, a locked, replaced or corrupt journal, a worker restart)
-    and with None once rows are committed again; /health counts the same (`not_journaled`, ...).
+    journal problem (a request not journaled; a locked, replaced or corrupt journal) and with None once
+    rows are committed again; /health counts the same (`not_journaled`, `worker_restarts`, ...).
     """
 
     def __init__(
