@@ -275,3 +275,37 @@ async def test_spool_holds_no_secret_headers(
         os.kill(worker, signal.SIGCONT)
     await flushed(service)
     assert rows(journal) == 1
+
+
+async def test_journal_locked_at_start_delays_nothing_but_the_start(
+    fake_upstream: FakeUpstream, tmp_path: Path, services: list[ProxyService]
+) -> None:
+    from tui.core.journal.writer import Journal
+
+    journal = tmp_path / "journal.sqlite3"
+    Journal(journal).close()
+    locker = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import sqlite3, sys\n"
+            f"c = sqlite3.connect({str(journal)!r}, isolation_level=None)\n"
+            "c.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.readline()\n",
+        ],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )
+    try:
+        assert locker.stdout is not None and locker.stdout.readline() == b"locked\n"
+        service, problems = await process_proxy(fake_upstream.url, journal)  # SQLite's busy timeout, then up
+        services.append(service)
+        assert problems.saw("locked")
+        assert await send(service.url, 6) == 6
+    finally:
+        assert locker.stdin is not None
+        locker.stdin.write(b"\n")
+        locker.stdin.close()
+        locker.wait(10)
+    await flushed(service)
+    assert rows(journal) == 6 == service.status()["journaled"]
+    assert service.status()["journal_problem"] is None
