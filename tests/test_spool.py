@@ -75,3 +75,30 @@ def test_stopping_behind_a_stuck_worker_keeps_its_captures_for_the_next_start(tm
     assert second.flush(60)
     second.stop()
     assert JournalReader(journal).count() == 20
+
+
+def test_an_unreadable_spooled_capture_is_counted_and_the_rest_journaled(tmp_path: Path) -> None:
+    import pickle
+
+    from test_proxy_pipeline import capture
+
+    from tui.core.analysis.sinks import NullAnalyzer
+    from tui.core.analysis.worker import ProcessPipeline
+    from tui.core.config import JournalSettings, Settings
+    from tui.core.journal.reader import JournalReader
+
+    journal = tmp_path / "j.sqlite3"
+    left = Spool(tmp_path / "j.sqlite3-spool")  # as a killed proxy (maybe another version) left it
+    left.append("old:1", pickle.dumps(capture(1)))
+    left.append("old:2", b"\x80\x05not a pickle of a capture")
+    left.append("old:3", pickle.dumps(capture(3)))
+    left.close()
+    settings = Settings(journal=JournalSettings(path=str(journal)))
+    pipeline = ProcessPipeline(settings, journal, None, NullAnalyzer)
+    pipeline.start()
+    assert pipeline.flush(60)
+    pipeline.stop()
+    assert (pipeline.replayed, pipeline.journaled, pipeline.not_journaled) == (3, 2, 1)
+    assert pipeline.worker_restarts == 0
+    paths = [r.path for r in JournalReader(journal).since(0)]
+    assert paths == ["/v1/chat/completions?i=1", "/v1/chat/completions?i=3"]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from tui.core.analysis.sinks import DEFAULT_BACKLOG_BYTES, AnalyzerFactory, RecordCallback
 from tui.core.analysis.spool import Spool, spool_dir
-from tui.core.analysis.worker_process import WorkerConfig
+from tui.core.analysis.worker_process import STOP_MESSAGE, WorkerConfig, capture_message
 from tui.core.config import Settings
 from tui.core.journal.files import FILE_MODE, private_dir
 from tui.core.journal.writer import ProblemCallback
@@ -199,7 +199,7 @@ class ProcessPipeline:
             self._seq += 1
             key = f"{self.spool.run_id if self.spool else os.getpid()}:{self._seq}"
             _scrub(capture)
-            payload = pickle.dumps((key, capture), pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps(capture, pickle.HIGHEST_PROTOCOL)
             kept: bytes | None = payload
             if self.spool is not None:
                 try:
@@ -238,7 +238,7 @@ class ProcessPipeline:
             if payload is None:
                 continue
             try:
-                self._send(payload)
+                self._send(key, payload)
             except OSError:
                 if self._stopping:
                     return
@@ -247,7 +247,7 @@ class ProcessPipeline:
         worker = self._worker
         if worker is not None:
             with contextlib.suppress(OSError):
-                worker.to_worker.send(None)
+                worker.to_worker.send_bytes(STOP_MESSAGE)
 
     def _read_spooled(self, key: str) -> bytes | None:
         assert self.spool is not None
@@ -257,11 +257,11 @@ class ProcessPipeline:
             self._finish(key, committed=False, error=f"cannot read it back from the spool: {exc}")
             return None
 
-    def _send(self, payload: bytes) -> None:
+    def _send(self, key: str, payload: bytes) -> None:
         worker = self._worker
         if worker is None or not worker.alive():
             raise OSError("analysis worker is not running")
-        worker.to_worker.send_bytes(payload)
+        worker.to_worker.send_bytes(capture_message(key, payload))
 
     def _restart(self) -> None:
         """Replace a dead worker and queue every unacknowledged capture again (oldest first)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
@@ -15,6 +16,14 @@ from tui.core.records import RequestRecord
 log = logging.getLogger(__name__)
 
 WORKER_NICE = 10
+# A capture message is the key, KEY_END, then the pickled capture (as spooled); an empty one says stop.
+KEY_END = b"\n"
+STOP_MESSAGE = b""
+
+
+def capture_message(key: str, payload: bytes) -> bytes:
+    """What the proxy sends the worker for one capture (the key readable even if the payload is not)."""
+    return key.encode() + KEY_END + payload
 
 
 @dataclass(frozen=True)
@@ -27,7 +36,7 @@ class WorkerConfig:
 
 
 def worker_main(inbox: Connection, outbox: Connection) -> None:
-    """Worker loop: config first, then (key, capture) pairs; analyze, journal, then acknowledge.
+    """Worker loop: config first, then capture messages; analyze, journal, then acknowledge each.
 
     Replies are ("begin", key) before each capture, ("ack", key, record or None, committed, error,
     failures) once its row is committed (or has failed for good), and ("problem", text or None) while
@@ -59,12 +68,20 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
     try:
         while True:
             try:
-                item = inbox.recv()
+                message = inbox.recv_bytes()
             except EOFError:
                 break
-            if item is None:
+            if message == STOP_MESSAGE:
                 break
-            key, capture = item
+            key_bytes, _, payload = message.partition(KEY_END)
+            key = key_bytes.decode()
+            try:
+                capture = pickle.loads(payload)
+            except Exception as exc:  # e.g. spooled by another ctxbudget version: count it, go on
+                processor.failures += 1
+                unreadable = f"unreadable capture ({type(exc).__name__}: {exc}); spooled by another version?"
+                replies.send(("ack", key, None, False, unreadable, processor.failures))
+                continue
             replies.send(("begin", key))  # if this worker dies now, this capture is the suspect
             record: RequestRecord | None = None
             try:
@@ -74,7 +91,7 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
                 log.exception("analysis worker failed on one exchange")
             wanted = config.journal_path is not None
             committed = record is not None and (record.id > 0 or not wanted)
-            error = None
+            error: str | None = None
             if not committed:
                 error = journal_error or processor.journal_error or "analysis failed (see the worker log)"
             replies.send(("ack", key, record, committed, error, processor.failures))
