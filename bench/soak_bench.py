@@ -167,6 +167,7 @@ async def soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         await asyncio.gather(*tasks)
         elapsed = time.monotonic() - started
         rss_end = rss_mb(proxy.pid)
+        rss_max = max(rss_max, rss_end)
         drain_started = time.monotonic()
         while True:  # let the worker catch up before stopping, so the count is the journal's, not the spool's
             h = await health(session, url)

@@ -113,9 +113,17 @@ class Journal:
 
     def _open(self) -> None:
         delay = 0.05
+        moved: Path | None = None
         while True:
             try:
-                conn, moved = open_writable(self.path)
+                conn, set_aside_now = open_writable(self.path)
+                moved = moved or set_aside_now
+                try:
+                    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                    conn.execute(DELIVERY_SCHEMA)
+                except BaseException:
+                    conn.close()
+                    raise
                 break
             except sqlite3.OperationalError as exc:
                 if not (self._wait_for_lock and is_busy(exc)):
@@ -123,8 +131,6 @@ class Journal:
                 self._report(f"journal {self.path} is locked by another process ({exc}); retrying")
                 time.sleep(delay)
                 delay = min(delay * 2, BUSY_RETRY_MAX_S)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute(DELIVERY_SCHEMA)
         self._conn = conn
         st = os.stat(self.path)
         self._identity = (st.st_dev, st.st_ino)
