@@ -39,7 +39,7 @@ WORKER_ENTRY = (
 )
 # The directory holding the `tui` package, so the worker imports the same code as the proxy.
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-# Worker deaths with the same capture at the head of the backlog before that capture is given up.
+# Worker deaths while working on the same capture (its "begin" sent, no ack) before it is given up.
 POISON_DEATHS = 3
 RESTART_MIN_INTERVAL_S = 0.5
 
