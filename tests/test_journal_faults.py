@@ -190,9 +190,11 @@ async def test_non_utf8_header_values_are_journaled(
         writer.close()
     await flushed(service)
     server.close()
-    # Forwarding the raw bytes themselves is proxy/forward.py's part (aiohttp's writer encodes UTF-8).
+    # Forwarded as received both ways: the upstream gets the client's bytes, the client the upstream's.
     assert len(received) == 3
+    assert all(b"\r\nX-Odd: caf\xe9 \xff\xfe\r\n" in head for head in received)
     assert all(a.startswith(b"HTTP/1.1 200") and a.endswith(JSON_BODY) for a in answers)
+    assert all(b"\r\nX-Reply: r\xe9ponse \xff\r\n" in a for a in answers)
     assert rows(journal) == 3 == service.status()["journaled"]
     import sqlite3
 

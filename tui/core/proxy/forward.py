@@ -14,6 +14,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from tui.core.analysis.capture import DEFAULT_CAPTURE_LIMIT, Capture
+from tui.core.proxy import header_bytes
 from tui.core.proxy.errors import dialect_for_path, error_body, sse_error_event
 from tui.core.proxy.headers import auto_headers_to_skip, forwardable
 from tui.core.proxy.rewrite import RequestRewriter
@@ -49,6 +50,7 @@ class Forwarder:
         rewriter: RequestRewriter | None = None,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
+        header_bytes.install()
         base = URL(upstream.rstrip("/"))
         # Credentials in [proxy] upstream become a header; the URL used (and shown in errors) has none.
         self.upstream_auth: str | None = None
