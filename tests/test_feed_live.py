@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from support.eventually import eventually
 from support.llama import RunningServer, StartServer
+from support.processes import listening_pid
 
 from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, ServerSettings, Settings
 from tui.core.feed.feed import DashboardFeed
@@ -54,17 +57,12 @@ async def wait_for(
     updates: list[FeedUpdate], check: Callable[[FeedUpdate], bool], timeout: float = 30.0
 ) -> Any:
     """The first update passing `check` (the feed runs meanwhile)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    seen = 0
-    while True:
-        for update in updates[seen:]:
-            if check(update):
-                return update
-        seen = len(updates)
-        if asyncio.get_running_loop().time() > deadline:
-            kinds = sorted({type(u).__name__ for u in updates})
-            raise AssertionError(f"no matching update within {timeout}s; saw {kinds}")
-        await asyncio.sleep(0.05)
+    return await eventually(
+        lambda: next((u for u in updates if check(u)), None),
+        timeout=timeout,
+        what="a matching feed update",
+        seen=lambda: sorted({type(u).__name__ for u in updates}),
+    )
 
 
 async def post(url: str, body: dict[str, Any]) -> int:
@@ -93,8 +91,11 @@ async def test_live_feed_delivers_records_log_and_polls(
         assert await post(f"http://127.0.0.1:{free_port}", BODY) == 200
         update = await wait_for(updates, lambda u: isinstance(u, RecordsUpdate) and bool(u.records))
         record = update.records[0]
-        assert record.status == 200 and record.anatomy is not None and record.anatomy.parts
+        assert record.status == 200 and record.anatomy is not None
         assert record.usage.prompt_tokens and record.usage.prompt_tokens > 0
+        # The proxy runs in its own process; the row came through the journal like in --attach mode.
+        proxy_port_owner = await asyncio.to_thread(listening_pid, free_port)
+        assert proxy_port_owner is not None and proxy_port_owner != os.getpid()
         # Anthropic responses carry no speeds: the feed fills them from the log's timings lines.
         timed = await wait_for(
             updates,
@@ -112,7 +113,8 @@ async def test_live_feed_delivers_records_log_and_polls(
         )
         assert all(line.text for line in log.lines)
         await wait_for(updates, lambda u: isinstance(u, SlotsUpdate) and bool(u.slots))
-        assert driver.load_record(record.id) is not None
+        full = driver.load_record(record.id)
+        assert full is not None and full.anatomy is not None and full.anatomy.parts
         assert driver.load_body(record.id) is not None
     finally:
         task.cancel()

@@ -10,10 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from support.eventually import eventually
 from support.llama import RunningServer
+from support.notices import Notices
 from test_actions_compaction import BODIES, follow_up
 from test_control_api import agent_body
-from test_ui_live import until
 from textual.screen import Screen
 from textual.widgets import DataTable
 
@@ -65,14 +66,13 @@ async def send(app: CtxBudgetApp, body: dict[str, Any]) -> None:
     """One agent request through the dashboard's proxy; waits until its row shows."""
     driver = app.feed.driver
     assert isinstance(driver, LiveDriver)
-    await until(app, lambda: bool(driver.proxy_url))
+    await eventually(lambda: bool(driver.proxy_url))
     main = app.main_screen
     last = main.selected.id if main.selected is not None else 0
     async with httpx.AsyncClient(base_url=driver.proxy_url, timeout=120, trust_env=False) as client:
         response = await client.post("/v1/messages", json=body, headers={"x-api-key": "k"})
     assert response.status_code == 200, response.text
-    await until(
-        app,
+    await eventually(
         lambda: main.selected is not None and main.selected.id > last and main.selected.anatomy is not None,
         timeout=60,
     )
@@ -92,38 +92,38 @@ async def proxy_state(app: CtxBudgetApp) -> dict[str, Any]:
 
 async def test_mcp_toggle_confirms_with_cost_and_switches_the_proxy(dashboard: CtxBudgetApp) -> None:
     app = dashboard
-    async with app.run_test(size=(120, 40)) as pilot:
+    notices = Notices()
+    async with app.run_test(size=(120, 40), message_hook=notices) as pilot:
         await send(app, agent_body())
         main = app.main_screen
-        await until(app, lambda: main.control is not None and main.control.answers)
+        await eventually(lambda: main.control is not None and main.control.answers)
         await pilot.press("m")
         table = main.query_one(McpTable)
-        await until(app, lambda: any(r.name == "filesystem" for r in table.rows_shown))
+        await eventually(lambda: any(r.name == "filesystem" for r in table.rows_shown))
         table.move_cursor(row=[r.name for r in table.rows_shown].index("filesystem"))
         state_cell = str(table.get_cell("filesystem", "state"))
         assert CANDIDATE_NOTE in state_cell  # offered, never called
 
         await pilot.press("space")
-        await until(app, lambda: cancel_focused(app, ConfirmDialog))
+        await eventually(lambda: cancel_focused(app, ConfirmDialog))
         body = str(app.screen.query_one("#dialog-body").render())
         assert "saves" in body and "tokens per request" in body and "re-processes ~" in body
         await pilot.press("enter")  # Cancel has the focus
-        await until(app, lambda: isinstance(app.screen, MainScreen))
+        await eventually(lambda: isinstance(app.screen, MainScreen))
         assert (await proxy_state(app))["mcp"]["servers"][0]["enabled"]
 
         await pilot.press("space")
-        await until(app, lambda: cancel_focused(app, ConfirmDialog))
+        await eventually(lambda: cancel_focused(app, ConfirmDialog))
         await pilot.press("tab", "enter")
-        await until(app, lambda: main.control is not None and "filesystem" in main.control.mcp_off)
+        await eventually(lambda: main.control is not None and "filesystem" in main.control.mcp_off)
         state = await proxy_state(app)
         assert {s["server"]: s["enabled"] for s in state["mcp"]["servers"]}["filesystem"] is False
-        assert any("filesystem switched off" in n.message for n in app._notifications)
+        assert any("filesystem switched off" in n.message for n in notices.shown)
 
         await send(app, agent_body())  # the next request goes out without the server's tools
         selected = main.selected
         assert selected is not None and selected.mcp_saved_tokens and selected.mcp_saved_tokens > 0
-        await until(
-            app,
+        await eventually(
             lambda: (
                 "this request: " in str(table.border_subtitle)
                 and "0 tokens" not in str(table.border_subtitle)
@@ -132,25 +132,26 @@ async def test_mcp_toggle_confirms_with_cost_and_switches_the_proxy(dashboard: C
         assert "filesystem" not in (selected.anatomy.mcp_servers if selected.anatomy else {})
 
         # Switched off, the row stays (configured server) and space offers to switch it back on.
-        await until(app, lambda: "off (switched off" in str(table.get_cell("filesystem", "state")))
+        await eventually(lambda: "off (switched off" in str(table.get_cell("filesystem", "state")))
         table.focus()
         table.move_cursor(row=[r.name for r in table.rows_shown].index("filesystem"))
         await pilot.press("space")
-        await until(app, lambda: cancel_focused(app, ConfirmDialog))
+        await eventually(lambda: cancel_focused(app, ConfirmDialog))
         body = str(app.screen.query_one("#dialog-body").render())
         assert f"adds about {grouped(table.last_tokens['filesystem'])} tokens per request" in body
         await pilot.press("tab", "enter")
-        await until(app, lambda: main.control is not None and not main.control.mcp_off)
+        await eventually(lambda: main.control is not None and not main.control.mcp_off)
 
 
 async def test_transforms_screen_toggles_after_warning(dashboard: CtxBudgetApp) -> None:
     app = dashboard
-    async with app.run_test(size=(120, 40)) as pilot:
+    notices = Notices()
+    async with app.run_test(size=(120, 40), message_hook=notices) as pilot:
         await send(app, agent_body())
         main = app.main_screen
-        await until(app, lambda: main.control is not None and main.control.answers)
+        await eventually(lambda: main.control is not None and main.control.answers)
         await pilot.press("t")
-        await until(app, lambda: isinstance(app.screen, TransformsScreen))
+        await eventually(lambda: isinstance(app.screen, TransformsScreen))
         screen = app.screen
         assert isinstance(screen, TransformsScreen)
         sample = " ".join(str(s.render()) for s in screen.query("#transforms-sample Static"))
@@ -159,22 +160,22 @@ async def test_transforms_screen_toggles_after_warning(dashboard: CtxBudgetApp) 
         assert screen.selected_name() == "stabilize" and before["stabilize"]
 
         await pilot.press("space")
-        await until(app, lambda: cancel_focused(app, ConfirmDialog))
+        await eventually(lambda: cancel_focused(app, ConfirmDialog))
         assert "re-processes" in str(app.screen.query_one("#dialog-body").render())
         await pilot.press("enter")  # Cancel
-        await until(app, lambda: app.screen is screen)
+        await eventually(lambda: app.screen is screen)
         assert (await proxy_state(app))["transforms"]["enabled"] == ["stabilize"]
 
         await pilot.press("space")
-        await until(app, lambda: cancel_focused(app, ConfirmDialog))
+        await eventually(lambda: cancel_focused(app, ConfirmDialog))
         await pilot.press("tab", "enter")
-        await until(
-            app, lambda: not any(t.enabled for t in screen.snapshot.transforms if t.name == "stabilize")
+        await eventually(
+            lambda: not any(t.enabled for t in screen.snapshot.transforms if t.name == "stabilize")
         )
         assert (await proxy_state(app))["transforms"]["enabled"] == []
-        assert any("stabilize off" in n.message for n in app._notifications)
+        assert any("stabilize off" in n.message for n in notices.shown)
         await pilot.press("escape")
-        await until(app, lambda: isinstance(app.screen, MainScreen))
+        await eventually(lambda: isinstance(app.screen, MainScreen))
 
 
 async def test_transform_warning_names_where_the_prefix_changes(
@@ -187,51 +188,52 @@ async def test_transform_warning_names_where_the_prefix_changes(
     async with app.run_test(size=(120, 40)) as pilot:
         await send(app, agent_body(tool_output=noisy))
         main = app.main_screen
-        await until(app, lambda: main.control is not None and main.control.answers)
+        await eventually(lambda: main.control is not None and main.control.answers)
         await pilot.press("t")
-        await until(app, lambda: isinstance(app.screen, TransformsScreen))
+        await eventually(lambda: isinstance(app.screen, TransformsScreen))
         screen = app.screen
         assert isinstance(screen, TransformsScreen)
         screen.query_one(DataTable).move_cursor(row=TRANSFORM_ORDER.index("slim_results"))
         await pilot.press("space")
-        await until(app, lambda: cancel_focused(app, ConfirmDialog))
+        await eventually(lambda: cancel_focused(app, ConfirmDialog))
         body = str(app.screen.query_one("#dialog-body").render())
         assert "changes the prompt prefix of the ongoing conversation at messages[2]" in body
         await pilot.press("escape")
-        await until(app, lambda: app.screen is screen)
+        await eventually(lambda: app.screen is screen)
         screen.query_one(DataTable).move_cursor(row=TRANSFORM_ORDER.index("compress_prose"))
         await pilot.press("space")  # the latest user turn is the only prose: the cached prefix stays
-        await until(app, lambda: cancel_focused(app, ConfirmDialog))
+        await eventually(lambda: cancel_focused(app, ConfirmDialog))
         body = str(app.screen.query_one("#dialog-body").render())
         assert "cached prefix stays usable" in body or "stays the same" in body
 
 
 async def test_proxy_compaction_and_undo(dashboard: CtxBudgetApp) -> None:
     app = dashboard
-    async with app.run_test(size=(120, 40)) as pilot:
+    notices = Notices()
+    async with app.run_test(size=(120, 40), message_hook=notices) as pilot:
         body = {**BODIES["anthropic"](3), "max_tokens": 2}
         await send(app, body)
         main = app.main_screen
-        await until(app, lambda: main.control is not None and main.control.answers)
+        await eventually(lambda: main.control is not None and main.control.answers)
         assert main.check_action("compact_undo", ()) is False  # nothing to undo: hidden
         await pilot.press("c")
-        await until(app, lambda: cancel_focused(app, CompactDialog))
+        await eventually(lambda: cancel_focused(app, CompactDialog))
         dialog = app.screen
         assert isinstance(dialog, CompactDialog) and dialog.chosen_mode() == "proxy"  # no agent in tmux
         await pilot.press("enter")  # Cancel
-        await until(app, lambda: isinstance(app.screen, MainScreen))
+        await eventually(lambda: isinstance(app.screen, MainScreen))
         assert (await proxy_state(app))["compactions"]["active"] == []
 
         await pilot.press("c")
-        await until(app, lambda: cancel_focused(app, CompactDialog))
+        await eventually(lambda: cancel_focused(app, CompactDialog))
         await pilot.press("tab")
         assert app.focused is not None and app.focused.id == "confirm"
         await pilot.press("enter")
-        await until(app, lambda: main.control is not None and bool(main.control.compactions), timeout=120)
+        await eventually(lambda: main.control is not None and bool(main.control.compactions), timeout=120)
         assert main.control is not None
         (active,) = main.control.compactions
         assert active.tokens_saved > 0
-        assert any("tokens saved per request" in n.message for n in app._notifications)
+        assert any("tokens saved per request" in n.message for n in notices.shown)
         assert main.check_action("compact_undo", ()) is True
         palette = [name for name, _, _ in DashboardCommands(main)._commands()]
         assert {"Undo the proxy compaction", "Request transforms"} <= set(palette)
@@ -242,5 +244,5 @@ async def test_proxy_compaction_and_undo(dashboard: CtxBudgetApp) -> None:
         assert main.selected is not None and main.selected.compaction_saved_tokens == active.tokens_saved
 
         await pilot.press("u")
-        await until(app, lambda: main.control is not None and not main.control.compactions)
-        assert any("full history sent again" in n.message for n in app._notifications)
+        await eventually(lambda: main.control is not None and not main.control.compactions)
+        assert any("full history sent again" in n.message for n in notices.shown)

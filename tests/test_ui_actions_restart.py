@@ -8,9 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.eventually import eventually
 from support.llama import StartServer
+from support.notices import Notices
 from test_ui_actions import cancel_focused
-from test_ui_live import until
 from textual.widgets import Button, Input
 
 from tui.core.actions.server_control import ServerController
@@ -58,7 +59,7 @@ def n_ctx(url: str) -> int:
 
 async def open_dialog(app: CtxBudgetApp) -> RestartDialog:
     await app.main_screen.run_action("restart_server")
-    await until(app, lambda: cancel_focused(app, RestartDialog))
+    await eventually(lambda: cancel_focused(app, RestartDialog))
     assert isinstance(app.screen, RestartDialog)
     return app.screen
 
@@ -72,18 +73,19 @@ async def test_restart_dialog_restarts_with_new_sizes(
     assert first.phase == "up", first
     app = make_app(DashboardFeed(LiveDriver(settings, attach=True)), settings)
     try:
-        async with app.run_test(size=(120, 40)) as pilot:
+        notices = Notices()
+        async with app.run_test(size=(120, 40), message_hook=notices) as pilot:
             main = app.main_screen
-            await until(app, lambda: main.server is not None and main.server.state == "up")
+            await eventually(lambda: main.server is not None and main.server.state == "up")
             await pilot.press("r")
-            await until(app, lambda: cancel_focused(app, RestartDialog))
+            await eventually(lambda: cancel_focused(app, RestartDialog))
             first_dialog = app.screen
             assert isinstance(first_dialog, RestartDialog)
             assert first_dialog.query_one("#ctx-size", Input).value == "2048"
             assert first_dialog.query_one("#parallel", Input).value == "1"
             assert "started by ctxbudget" in str(first_dialog.query_one("#dialog-body").render())
             await pilot.press("enter")  # Cancel
-            await until(app, lambda: isinstance(app.screen, MainScreen))
+            await eventually(lambda: isinstance(app.screen, MainScreen))
             assert (await asyncio.to_thread(controller.status)).pid == first.pid
 
             dialog = await open_dialog(app)
@@ -95,13 +97,13 @@ async def test_restart_dialog_restarts_with_new_sizes(
             dialog.query_one("#ctx-size", Input).value = "4096"
             dialog.query_one("#parallel", Input).value = "2"
             dialog.query_one("#confirm", Button).press()
-            await until(app, lambda: isinstance(app.screen, MainScreen))
+            await eventually(lambda: isinstance(app.screen, MainScreen))
             header = main.query_one(ServerHeader)
-            await until(app, lambda: header.action.startswith("restart: "), timeout=30)
-            await until(app, lambda: main.restart_phase in ("up", "failed"), timeout=120)
+            await eventually(lambda: header.action.startswith("restart: "), timeout=30)
+            await eventually(lambda: main.restart_phase in ("up", "failed"), timeout=120)
             assert header.action == ""
-            titles = [str(n.title) for n in app._notifications]
-            assert main.restart_phase == "up", [n.message for n in app._notifications]
+            titles = [str(n.title) for n in notices.shown]
+            assert main.restart_phase == "up", [n.message for n in notices.shown]
             assert "llama-server: stopping" in titles and "llama-server: starting" in titles
             assert await asyncio.to_thread(n_ctx, controller.url) == 2048  # 4096 over 2 slots
             status = await asyncio.to_thread(controller.status)
@@ -122,7 +124,7 @@ async def test_foreign_server_is_named_before_acting(
         assert "not started by ctxbudget" in body and "restarting stops it" in body
         assert dialog.query_one("#ctx-size", Input).value == "1024"
         await pilot.press("escape")
-        await until(app, lambda: isinstance(app.screen, MainScreen))
+        await eventually(lambda: isinstance(app.screen, MainScreen))
     assert foreign.proc.poll() is None  # cancelled: the foreign server still runs
 
 
@@ -132,15 +134,16 @@ async def test_refused_restart_can_be_forced_and_fails_with_the_reason(
     missing = tmp_path / "missing.gguf"
     settings = server_settings(llama_server_bin, missing, free_port, tmp_path, free_port + 1)
     app = make_app(DashboardFeed(LiveDriver(settings, attach=True)), settings)
-    async with app.run_test(size=(120, 40)) as pilot:
+    notices = Notices()
+    async with app.run_test(size=(120, 40), message_hook=notices) as pilot:
         main = app.main_screen
         dialog = await open_dialog(app)
         assert dialog.query_one("#ctx-size", Input).value == "2048"  # server down: the configured size
         dialog.query_one("#confirm", Button).press()
-        await until(app, lambda: main.restart_phase == "refused", timeout=60)
-        await until(app, lambda: cancel_focused(app, ConfirmDialog))
+        await eventually(lambda: main.restart_phase == "refused", timeout=60)
+        await eventually(lambda: cancel_focused(app, ConfirmDialog))
         assert "model" in str(app.screen.query_one("#dialog-body").render())
         await pilot.press("tab", "enter")  # Restart anyway
-        await until(app, lambda: main.restart_phase == "failed", timeout=60)
-        failed = [n for n in app._notifications if str(n.title) == "llama-server: failed"]
+        await eventually(lambda: main.restart_phase == "failed", timeout=60)
+        failed = [n for n in notices.shown if str(n.title) == "llama-server: failed"]
         assert failed and failed[-1].severity == "error" and "missing.gguf" in failed[-1].message

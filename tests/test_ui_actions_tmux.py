@@ -8,9 +8,10 @@ from pathlib import Path
 
 import libtmux
 import pytest
+from support.eventually import eventually
+from support.notices import Notices
 from test_actions_tmux import stand_in, wait_for
 from test_ui_actions import cancel_focused
-from test_ui_live import until
 from textual.widgets import OptionList
 
 from tui.core.config import CompactSettings, JournalSettings, ProxySettings, ServerSettings, Settings
@@ -51,32 +52,33 @@ async def test_pane_compaction_types_compact_into_the_agent_pane(
     tmux.new_session("work", window_command=str(script), attach=False)
     wait_for(record, "ready")
     app = attach_app(tmp_path, free_port, str(tmux.socket_name))
-    async with app.run_test(size=(120, 40)) as pilot:
+    notices = Notices()
+    async with app.run_test(size=(120, 40), message_hook=notices) as pilot:
         main = app.main_screen
-        await until(app, lambda: main.control is not None and not main.control.answers)
+        await eventually(lambda: main.control is not None and not main.control.answers)
         reason = main.reason("transforms")
         assert reason == f"no proxy answers at 127.0.0.1:{free_port} — start `ctxbudget proxy`"
         assert main.check_action("transforms", ()) is None
         await pilot.press("t")
-        await until(app, lambda: any(n.message == reason for n in app._notifications))
+        await eventually(lambda: any(n.message == reason for n in notices.shown))
         palette = [name for name, _, _ in DashboardCommands(app.screen)._commands()]
         assert "Compact the agent's context" in palette and "Request transforms" not in palette
         assert "Undo the proxy compaction" not in palette
 
         await pilot.press("c")
-        await until(app, lambda: cancel_focused(app, CompactDialog))
+        await eventually(lambda: cancel_focused(app, CompactDialog))
         dialog = app.screen
         assert isinstance(dialog, CompactDialog) and dialog.chosen_mode() == "pane"
         assert dialog.query_one("#mode-proxy").disabled  # no proxy answers
         await pilot.press("enter")  # Cancel
-        await until(app, lambda: isinstance(app.screen, MainScreen))
+        await eventually(lambda: isinstance(app.screen, MainScreen))
         await pilot.pause(0.3)
         assert "/compact" not in record.read_text()
 
         await pilot.press("c")
-        await until(app, lambda: cancel_focused(app, CompactDialog))
+        await eventually(lambda: cancel_focused(app, CompactDialog))
         await pilot.press("tab", "enter")
-        await until(app, lambda: any("sent /compact to tmux pane" in n.message for n in app._notifications))
+        await eventually(lambda: any("sent /compact to tmux pane" in n.message for n in notices.shown))
         assert wait_for(record, "/compact").splitlines()[-1] == "/compact"
 
 
@@ -90,18 +92,19 @@ async def test_ambiguous_panes_let_the_user_pick(
     wait_for(first_record, "ready")
     wait_for(second_record, "ready")
     app = attach_app(tmp_path, free_port, str(tmux.socket_name))
-    async with app.run_test(size=(120, 40)) as pilot:
+    notices = Notices()
+    async with app.run_test(size=(120, 40), message_hook=notices) as pilot:
         await pilot.press("c")
-        await until(app, lambda: cancel_focused(app, CompactDialog))
+        await eventually(lambda: cancel_focused(app, CompactDialog))
         await pilot.press("tab", "enter")
-        await until(app, lambda: isinstance(app.screen, PickDialog))
+        await eventually(lambda: isinstance(app.screen, PickDialog))
         options = app.screen.query_one(OptionList)
         assert options.option_count == 2
         await pilot.pause()
         target = options.get_option_at_index(1)
         assert target.id is not None
         await pilot.press("down", "enter")
-        await until(app, lambda: any("sent /compact to tmux pane" in n.message for n in app._notifications))
+        await eventually(lambda: any("sent /compact to tmux pane" in n.message for n in notices.shown))
         pane = tmux.panes.get(pane_id=target.id)
         assert pane is not None
         expected = second_record if pane.window_name == "two" else first_record
@@ -112,10 +115,11 @@ async def test_ambiguous_panes_let_the_user_pick(
 
 async def test_no_tmux_server_says_so(tmp_path: Path, free_port: int) -> None:
     app = attach_app(tmp_path, free_port, f"ui-none-{uuid.uuid4().hex[:8]}")
-    async with app.run_test(size=(120, 40)) as pilot:
+    notices = Notices()
+    async with app.run_test(size=(120, 40), message_hook=notices) as pilot:
         await pilot.press("c")
-        await until(app, lambda: cancel_focused(app, CompactDialog))
+        await eventually(lambda: cancel_focused(app, CompactDialog))
         await pilot.press("tab", "enter")
-        await until(app, lambda: any("no tmux server is running" in n.message for n in app._notifications))
-        (note,) = [n for n in app._notifications if "tmux" in n.message]
+        await eventually(lambda: any("no tmux server is running" in n.message for n in notices.shown))
+        (note,) = [n for n in notices.shown if "tmux" in n.message]
         assert note.severity == "error" and note.title == "compact"

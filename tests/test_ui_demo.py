@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from support.notices import Notices
 from textual.command import CommandPalette
 from textual.widgets import ContentSwitcher, Footer, Tree
 
@@ -125,7 +126,8 @@ async def test_tall_screen_shows_pane_below_requests() -> None:
 
 async def test_mcp_pane_lists_servers_with_tokens_and_calls() -> None:
     app = demo_app()
-    async with app.run_test(size=(100, 40)) as pilot:
+    notices = Notices()
+    async with app.run_test(size=(100, 40), message_hook=notices) as pilot:
         await app.workers.wait_for_complete()
         await pilot.press("m")
         await pilot.pause()
@@ -145,7 +147,7 @@ async def test_mcp_pane_lists_servers_with_tokens_and_calls() -> None:
         assert mcp.check_action("toggle_server", ()) is None
         await pilot.press("space")
         await pilot.pause()
-        assert any(DEMO_REASON in n.message for n in app._notifications)
+        assert any(DEMO_REASON in n.message for n in notices.shown)
 
 
 async def test_filter_requests_and_log() -> None:
@@ -272,7 +274,8 @@ async def test_help_lists_every_key_with_reasons() -> None:
 
 async def test_later_actions_are_greyed_and_explained() -> None:
     app = demo_app()
-    async with app.run_test(size=(100, 40)) as pilot:
+    notices = Notices()
+    async with app.run_test(size=(100, 40), message_hook=notices) as pilot:
         await app.workers.wait_for_complete()
         screen = app.screen
         for action in ("compact", "restart_server", "transforms"):
@@ -285,7 +288,7 @@ async def test_later_actions_are_greyed_and_explained() -> None:
         for key in ("c", "r", "t"):
             await pilot.press(key)
         await pilot.pause()
-        messages = [n.message for n in app._notifications]
+        messages = [n.message for n in notices.shown]
         assert sum(DEMO_REASON in m for m in messages) == 3
         assert isinstance(app.screen, MainScreen)
 
@@ -327,7 +330,8 @@ async def test_command_palette_offers_current_commands() -> None:
 async def test_keymap_from_settings_remaps_keys() -> None:
     settings = dataclasses.replace(Settings(), keys={"log": "g", "compact": "x", "compact_undo": "z"})
     app = demo_app(settings)
-    async with app.run_test(size=(100, 40)) as pilot:
+    notices = Notices()
+    async with app.run_test(size=(100, 40), message_hook=notices) as pilot:
         await app.workers.wait_for_complete()
         await pilot.press("l")
         await pilot.pause()
@@ -337,7 +341,7 @@ async def test_keymap_from_settings_remaps_keys() -> None:
         assert app.main_screen.pane == "log"
         await pilot.press("x", "z")
         await pilot.pause()
-        assert sum(DEMO_REASON in n.message for n in app._notifications) == 2
+        assert sum(DEMO_REASON in n.message for n in notices.shown) == 2
 
 
 async def test_q_quits() -> None:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from support.eventually import eventually
 from support.llama import StartServer
+from support.notices import Notices
 from textual.widgets import Tree
 
 from tui.core.config import JournalSettings, ProxySettings, ServerSettings, Settings
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.live import NO_LOG_FILE, LiveDriver
-from tui.ui.app import CtxBudgetApp, make_app
+from tui.ui.app import make_app
 from tui.ui.screens.detail import RequestDetailScreen
 from tui.ui.widgets.budget_bar import BudgetBar
 from tui.ui.widgets.log_pane import LogPane
@@ -33,15 +33,6 @@ BODY = {
 }
 
 
-async def until(app: CtxBudgetApp, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Let the app run until `check` holds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
 async def test_request_through_proxy_appears_in_dashboard(
     llama_server: StartServer, tmp_path: Path, free_port: int
 ) -> None:
@@ -54,27 +45,27 @@ async def test_request_through_proxy_appears_in_dashboard(
     app = make_app(DashboardFeed(LiveDriver(settings)), settings)
     async with app.run_test(size=(100, 36)) as pilot:
         header = app.screen.query_one(ServerHeader)
-        await until(app, lambda: header.server is not None and header.server.state == "up")
+        await eventually(lambda: header.server is not None and header.server.state == "up")
         table = app.screen.query_one(RequestsTable)
         assert table.row_count == 0
         assert "no requests yet" in str(app.screen.query_one("#requests-empty").render())
         driver = app.feed.driver
         assert isinstance(driver, LiveDriver)
-        await until(app, lambda: bool(driver.proxy_url))
+        await eventually(lambda: bool(driver.proxy_url))
         async with httpx.AsyncClient(base_url=driver.proxy_url, timeout=60, trust_env=False) as client:
             response = await client.post("/v1/messages", json=BODY, headers={"x-api-key": "k"})
         assert response.status_code == 200
-        await until(app, lambda: table.row_count == 1)
+        await eventually(lambda: table.row_count == 1)
         bar = app.screen.query_one(BudgetBar)
-        await until(app, lambda: bar.budget is not None)
+        await eventually(lambda: bar.budget is not None)
         assert bar.budget is not None and bar.budget.window == 8192 and bar.budget.used > 0
         memory = app.screen.query_one(MemoryPanel)
         assert memory.server is not None and memory.server.slots
         await pilot.press("l")
         log = app.screen.query_one(LogPane)
-        await until(app, lambda: any("slot" in line.text for line in log.kept))
+        await eventually(lambda: any("slot" in line.text for line in log.kept))
         await pilot.press("l", "enter")
-        await until(app, lambda: isinstance(app.screen, RequestDetailScreen))
+        await eventually(lambda: isinstance(app.screen, RequestDetailScreen))
         tree = app.screen.query_one(Tree)
         assert any(str(node.label).startswith("system") for node in tree.root.children)
 
@@ -86,26 +77,26 @@ async def test_dead_server_and_missing_log_explain_what_to_do(tmp_path: Path, fr
         server=ServerSettings(url="http://127.0.0.1:9", log_file="", poll_interval=0.5),
     )
     app = make_app(DashboardFeed(LiveDriver(settings, attach=True)), settings)
-    async with app.run_test(size=(80, 24)) as pilot:
+    notices = Notices()
+    async with app.run_test(size=(80, 24), message_hook=notices) as pilot:
         header = app.screen.query_one(ServerHeader)
-        await until(app, lambda: header.server is not None)
+        await eventually(lambda: header.server is not None)
         assert header.server is not None and header.server.state == "down"
         rendered = str(header.render())
         assert "down" in rendered
         await pilot.press("l")
         hint = app.screen.query_one("#log-hint")
-        await until(app, lambda: hint.display)
+        await eventually(lambda: hint.display)
         assert str(hint.render()) == NO_LOG_FILE
         empty = str(app.screen.query_one("#requests-empty").render())
         assert "ctxbudget proxy" in empty
         # --attach with no proxy answering: the proxy's actions say why and what to start.
         main = app.main_screen
-        await until(app, lambda: main.control is not None)
+        await eventually(lambda: main.control is not None)
         await pilot.press("t")
-        await until(
-            app,
+        await eventually(
             lambda: any(
-                f"no proxy answers at 127.0.0.1:{free_port}" in n.message for n in app._notifications
+                f"no proxy answers at 127.0.0.1:{free_port}" in n.message for n in notices.shown
             ),
         )
-        assert any("start `ctxbudget proxy`" in n.message for n in app._notifications)
+        assert any("start `ctxbudget proxy`" in n.message for n in notices.shown)

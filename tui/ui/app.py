@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 from textual import work
@@ -60,12 +61,21 @@ class CtxBudgetApp(App[None]):
         self.tz = tz
         self.main_screen = MainScreen(feed, settings, tz=tz)
         self.feed.subscribe(self._deliver)
+        self._feed_worker: Worker[None] | None = None
 
     def on_mount(self) -> None:
         """Apply the keymap, show the dashboard, start the feed."""
         self.set_keymap(keymap_for(self.settings.keys))
         self.push_screen(self.main_screen)
-        self.run_feed()
+        self._feed_worker = self.run_feed()
+
+    async def on_unmount(self) -> None:
+        """Let the feed's sources finish (the proxy process journals what it captured, then exits)."""
+        worker = self._feed_worker
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(Exception):
+                await worker.wait()
 
     @work(exclusive=True, group="feed", exit_on_error=False, description="dashboard feed")
     async def run_feed(self) -> None:

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tui.core.config import Settings
-from tui.core.control.client import ControlClient, ControlError, proxy_base_url
+from tui.core.control.client import ControlClient, ControlError
 
 # The transform modules load with the first control answer, not with the dashboard.
 if TYPE_CHECKING:
@@ -92,11 +91,6 @@ def snapshot_from_state(state: dict[str, Any], address: str) -> ControlSnapshot:
         compaction_saved_tokens=_int(compactions.get("saved_tokens")),
         requests_seen=_int(state.get("requests_seen")),
     )
-
-
-def control_client(settings: Settings, proxy_url: str = "") -> ControlClient:
-    """A client for the embedded proxy (its actual URL once it listens) or the one at [proxy] listen."""
-    return ControlClient(proxy_url or proxy_base_url(settings), timeout=5.0)
 
 
 def fetch_control(client: ControlClient) -> ControlSnapshot:

@@ -57,6 +57,10 @@ class DemoDriver:
         """No journal backlog: the replay delivers its rows itself."""
         return None
 
+    def control_url(self) -> str:
+        """A replay has no proxy to act on."""
+        return ""
+
     def load_body(self, record_id: int) -> bytes | None:
         """Bodies stored in the recording (only some requests carry one)."""
         return self.recording.bodies.get(record_id)

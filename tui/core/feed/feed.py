@@ -49,6 +49,9 @@ class FeedDriver(Protocol):
     def take_backlog(self) -> list[RequestRecord] | None:
         """Journal rows already read for the first frame (once), or None."""
 
+    def control_url(self) -> str:
+        """Base URL of the proxy whose control API the acting keys use ("" when there is none)."""
+
 
 class DashboardFeed:
     """Owns the per-slot tracker and the log buffer; calls listeners from the event loop."""

@@ -1,4 +1,4 @@
-"""Live sources for the feed: embedded proxy (or attached journal), log tailer, server poller, GPU sampler."""
+"""Live sources for the feed: the journal (written by the proxy process or another), log, server, GPU."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tui.core.config import Settings
-from tui.core.feed.updates import FeedInfo, SourceHealth, SourceStatus
+from tui.core.feed.updates import FeedInfo, SourceHealth, SourceName, SourceStatus
 from tui.core.journal.reader import JournalReader
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.core.records import RequestRecord
@@ -88,6 +88,12 @@ class LiveDriver:
         threading.Thread(target=read, name="journal-backlog", daemon=True).start()
         self._backlog = future
 
+    def control_url(self) -> str:
+        """The embedded proxy's URL once it listens, else the one [proxy] listen names (--attach)."""
+        from tui.core.control.client import proxy_base_url
+
+        return self.proxy_url or proxy_base_url(self.settings)
+
     # --- detail loads (worker threads) -----------------------------------------------------------
 
     def load_record(self, record_id: int) -> RequestRecord | None:
@@ -104,12 +110,13 @@ class LiveDriver:
 
     async def run(self, feed: DashboardFeed) -> None:
         """All sources until cancelled."""
-        journal = self._attach_journal if self.attach else self._embedded_proxy
-        tasks = [asyncio.create_task(self._guard("journal", journal, feed), name="feed-journal")]
+        tasks = [asyncio.create_task(self._guard("journal", self._follow_journal, feed), name="feed-journal")]
+        if not self.attach:
+            tasks.append(asyncio.create_task(self._guard("proxy", self._run_proxy, feed), name="feed-proxy"))
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(feed.ui_ready.wait(), SECONDARY_START_MAX_WAIT_S)
-            secondary: list[tuple[str, Callable[[DashboardFeed], Awaitable[None]]]] = [
+            secondary: list[tuple[SourceName, Callable[[DashboardFeed], Awaitable[None]]]] = [
                 ("log", self._follow_log),
                 ("server", self._poll_server),
                 ("gpu", self._sample_gpu),
@@ -121,14 +128,15 @@ class LiveDriver:
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
-                task.cancel()
+                if not task.cancelling():  # a second cancel would cut short its clean-up (the proxy's stop)
+                    task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await asyncio.to_thread(self._detail_reader.close)
 
     async def _guard(
-        self, name: str, run: Callable[[DashboardFeed], Awaitable[None]], feed: DashboardFeed
+        self, name: SourceName, run: Callable[[DashboardFeed], Awaitable[None]], feed: DashboardFeed
     ) -> None:
         try:
             await run(feed)
@@ -136,8 +144,7 @@ class LiveDriver:
             raise
         except Exception as exc:  # a source failure is shown, never fatal to the dashboard
             log.exception("feed source %s failed", name)
-            source = "proxy" if name == "journal" and not self.attach else name
-            feed.set_status(SourceStatus(source, "error", f"{name} stopped: {exc}"))  # type: ignore[arg-type]
+            feed.set_status(SourceStatus(name, "error", f"{name} stopped: {exc}"))
 
     def take_backlog(self) -> list[RequestRecord] | None:
         """The prefetched newest rows if the read has already finished (once), else None."""
@@ -161,48 +168,43 @@ class LiveDriver:
             rows = await asyncio.to_thread(reader.latest, BACKLOG_ROWS)
         feed.add_records(rows, initial=True)
 
-    async def _embedded_proxy(self, feed: DashboardFeed) -> None:
-        from tui.core.proxy.service import ProxyService
-
-        reader = JournalReader(self.journal_path)
-        await self._initial_rows(feed, reader)
-        await asyncio.to_thread(reader.close)
-        last_seen = reader.last_id
-
-        def on_record(record: RequestRecord) -> None:
-            if record.id > last_seen:
-                feed.add_records([record])
-                self._poke_server()  # slot fill right after a request, not up to poll_interval later
+    async def _run_proxy(self, feed: DashboardFeed) -> None:
+        """The embedded proxy in its own process: its rows reach the dashboard through the journal."""
+        from tui.core.feed.embedded import EmbeddedProxy, EmbeddedProxyError
 
         def on_problem(text: str | None) -> None:  # journal trouble: a toast, and the header shows it
             health: SourceHealth = "error" if text else "ok"
             feed.set_status(SourceStatus("journal", health, text or f"journal {self.journal_path} ok"))
 
-        proxy = ProxyService(self.settings, journal_path=self.journal_path, on_record=on_record)
-        proxy.on_problem = on_problem
+        proxy = EmbeddedProxy(self.settings, self.journal_path, on_problem=on_problem)
         listen = self.settings.proxy.listen
         try:
-            await proxy.start()
-        except OSError as exc:
-            feed.set_status(
-                SourceStatus(
-                    "proxy",
-                    "error",
-                    f"cannot listen on {listen}: {exc.strerror or exc}; is another ctxbudget proxy running? "
-                    "use `ctxbudget --attach` to watch it, or --listen HOST:PORT",
+            try:
+                self.proxy_url = await proxy.start()
+            except EmbeddedProxyError as exc:
+                feed.set_status(
+                    SourceStatus(
+                        "proxy",
+                        "error",
+                        f"{exc}; is another ctxbudget proxy running on {listen}? "
+                        "use `ctxbudget --attach` to watch it, or --listen HOST:PORT",
+                    )
                 )
+                return
+            upstream = self.settings.proxy.upstream
+            feed.set_status(SourceStatus("proxy", "ok", f"proxy on {self.proxy_url} → {upstream}"))
+            code = await proxy.wait()
+            self.proxy_url = ""
+            feed.set_status(
+                SourceStatus("proxy", "error", f"the proxy stopped: {proxy.last_error(code)}")
             )
-            return
-        self.proxy_url = proxy.url
-        feed.set_status(SourceStatus("proxy", "ok", f"proxy on {proxy.url} → {self.settings.proxy.upstream}"))
-        try:
-            await asyncio.Event().wait()
         finally:
             await proxy.stop()
 
-    async def _attach_journal(self, feed: DashboardFeed) -> None:
+    async def _follow_journal(self, feed: DashboardFeed) -> None:
+        """New journal rows every JOURNAL_POLL_S (PRAGMA data_version says when): the one route rows take."""
         reader = JournalReader(self.journal_path)
-        waiting = not self.journal_path.exists()
+        waiting = self.attach and not self.journal_path.exists()
         if waiting:
             feed.set_status(
                 SourceStatus(
@@ -220,7 +222,7 @@ class LiveDriver:
                         waiting = False
                         feed.set_status(SourceStatus("journal", "ok", f"following {self.journal_path}"))
                     feed.add_records(rows)
-                    self._poke_server()
+                    self._poke_server()  # slot fill right after a request, not up to poll_interval later
                 await asyncio.sleep(JOURNAL_POLL_S)
         finally:
             await asyncio.to_thread(reader.close)

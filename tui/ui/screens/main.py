@@ -100,7 +100,7 @@ class MainScreen(MainActions, Screen[None]):
         self._show_empty_hint()
         self.query_one(RequestsTable).focus()
         if self.feed.info.mode != "demo":
-            self.poll_control()
+            self.refresh_control()
         self.feed.deliver_backlog()  # rows read while the UI loaded go into the first frame
 
     # --- feed messages -----------------------------------------------------------------------------
@@ -127,6 +127,8 @@ class MainScreen(MainActions, Screen[None]):
         self._show_empty_hint()
         if message.update.initial:
             self.call_after_refresh(self.feed.ui_ready.set)
+        elif self.feed.info.mode != "demo":
+            self.refresh_control_after_rows()
 
     def on_log_added(self, message: msg.LogAdded) -> None:
         """A batch of log lines."""

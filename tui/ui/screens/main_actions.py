@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -12,7 +11,7 @@ from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState
 
 from tui.core.control.client import ControlClient, ControlError
-from tui.core.feed.control import ControlSnapshot, control_client, fetch_control
+from tui.core.feed.control import ControlSnapshot, fetch_control
 from tui.ui import action_messages as am
 from tui.ui.availability import ActionContext, unavailable_reason
 from tui.ui.format import grouped
@@ -36,10 +35,9 @@ if TYPE_CHECKING:
 else:
     _Base = object
 
-CONTROL_POLL_S = 2.0
-# After this long without traffic, the proxy's control state is read every CONTROL_IDLE_POLL_S.
-CONTROL_IDLE_AFTER_S = 30.0
-CONTROL_IDLE_POLL_S = 10.0
+CONTROL_TIMEOUT_S = 5.0
+# New rows bring a control read at most this often (the switches change only by an action or the CLI).
+CONTROL_AFTER_ROWS_S = 2.0
 
 
 class MainActions(_Base):
@@ -47,6 +45,8 @@ class MainActions(_Base):
 
     control: ControlSnapshot | None = None
     restart_phase: str = ""
+    _control_client: ControlClient | None = None
+    _control_read_at = 0.0
     if TYPE_CHECKING:
         feed: DashboardFeed
         settings: Settings
@@ -59,8 +59,8 @@ class MainActions(_Base):
 
     def control_client(self) -> ControlClient:
         """The embedded proxy's own URL once it listens, else [proxy] listen (one pooled client per URL)."""
-        wanted = control_client(self.settings, str(getattr(self.feed.driver, "proxy_url", "") or ""))
-        current: ControlClient | None = getattr(self, "_control_client", None)
+        wanted = ControlClient(self.feed.driver.control_url(), timeout=CONTROL_TIMEOUT_S)
+        current = self._control_client
         if current is not None and current.base_url == wanted.base_url:
             return current
         if current is not None:
@@ -78,20 +78,17 @@ class MainActions(_Base):
         """Why an action cannot run now (None: it can)."""
         return unavailable_reason(action, self.action_context())
 
-    @work(exclusive=True, group="control", exit_on_error=False, description="proxy control state")
-    async def poll_control(self) -> None:
-        """Ask the proxy's control API every few seconds (never overlapping)."""
-        while True:
-            snapshot = await asyncio.to_thread(fetch_control, self.control_client())
-            self.post_message(am.ControlChanged(snapshot))
-            # Nothing changes the proxy's switches while no request flows: poll slower when idle.
-            idle = time.monotonic() - self.feed.last_activity > CONTROL_IDLE_AFTER_S
-            await asyncio.sleep(CONTROL_IDLE_POLL_S if idle else CONTROL_POLL_S)
-
     @work(thread=True, group="control-once", exit_on_error=False, description="proxy control state")
     def refresh_control(self) -> None:
-        """One extra read right after an action."""
+        """Read the proxy's switches: at start, once it listens, after actions and new rows (never polled)."""
         self.post_message(am.ControlChanged(fetch_control(self.control_client())))
+
+    def refresh_control_after_rows(self) -> None:
+        """New rows came in: the switches may have changed from the CLI, read them (rate-limited)."""
+        now = time.monotonic()
+        if now - self._control_read_at >= CONTROL_AFTER_ROWS_S:
+            self._control_read_at = now
+            self.refresh_control()
 
     def on_control_changed(self, message: am.ControlChanged) -> None:
         """Keep the snapshot, re-grey keys, refresh the MCP table."""

@@ -1,0 +1,106 @@
+"""The dashboard's own proxy as a child process it owns, so forwarding never waits for the UI's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from tui.core.config import Settings
+from tui.core.feed.proxy_child import settings_message
+
+STOP_TIMEOUT_S = 10.0  # the child finishes journaling what it captured before it exits
+STDERR_LINES = 20
+
+
+class EmbeddedProxyError(RuntimeError):
+    """The proxy process could not start (the message says why and what to do)."""
+
+
+class EmbeddedProxy:
+    """Runs `python -m tui.core.feed.proxy_child`, which exits once its stdin closes (stop(), or we die)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        journal_path: Path,
+        on_problem: Callable[[str | None], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.journal_path = journal_path
+        self.on_problem = on_problem  # journal trouble the child reports (None: fine again), on the loop
+        self.url = ""
+        self._process: asyncio.subprocess.Process | None = None
+        self._stderr: deque[str] = deque(maxlen=STDERR_LINES)
+        self._drains: list[asyncio.Task[None]] = []
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    async def start(self) -> str:
+        """Spawn the child and wait until it listens; its URL."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tui.core.feed.proxy_child",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # no terminal signals: it stops when the dashboard says so or dies
+        )
+        self._process = process
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        self._drains.append(asyncio.create_task(self._keep_stderr(process.stderr), name="proxy-stderr"))
+        process.stdin.write(settings_message(self.settings, self.journal_path))
+        await process.stdin.drain()
+        line = await process.stdout.readline()
+        answer = json.loads(line) if line.startswith(b"{") else {}
+        # Read stdout to its end (the child's reports), so the pipes close with the process.
+        self._drains.append(asyncio.create_task(self._reports(process.stdout), name="proxy-stdout"))
+        if "listening" not in answer:
+            await self.wait()
+            raise EmbeddedProxyError(str(answer.get("error") or self.last_error(process.returncode)))
+        self.url = str(answer["listening"])
+        return self.url
+
+    async def _reports(self, stream: asyncio.StreamReader) -> None:
+        async for line in stream:
+            if line.startswith(b'{"problem"') and self.on_problem is not None:
+                self.on_problem(json.loads(line)["problem"])
+
+    async def _keep_stderr(self, stream: asyncio.StreamReader) -> None:
+        async for line in stream:
+            self._stderr.append(line.decode("utf-8", "replace").rstrip())
+
+    def last_error(self, code: int | None) -> str:
+        """Why the child ended: its last stderr line, or its exit code."""
+        lines = [line for line in self._stderr if line.strip()]
+        return lines[-1] if lines else f"the proxy process exited with code {code}"
+
+    async def wait(self) -> int:
+        """Until the child exits; its exit code."""
+        assert self._process is not None
+        code = await self._process.wait()
+        await asyncio.gather(*self._drains, return_exceptions=True)
+        return code
+
+    async def stop(self) -> None:
+        """Close its stdin (it finishes journaling and exits), then make sure it is gone."""
+        process = self._process
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            await asyncio.wait_for(self.wait(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await self.wait()
+

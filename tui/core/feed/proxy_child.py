@@ -1,0 +1,81 @@
+"""The dashboard's proxy process: settings arrive on stdin; stdin closing (the dashboard gone) stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from tui.core.config import Settings, settings_from_dict
+
+# The sections the proxy reads; the dashboard's own ones ([keys], [report], [dashboard]) stay behind.
+PROXY_SECTIONS = ("proxy", "journal", "anatomy", "server", "agent", "compact", "transforms", "gpu")
+
+
+def settings_message(settings: Settings, journal_path: Path) -> bytes:
+    """The one line the dashboard writes to the child's stdin (a pipe: secrets never touch disk)."""
+    sections = {name: dataclasses.asdict(getattr(settings, name)) for name in PROXY_SECTIONS}
+    message = {"settings": sections, "source": settings.source, "journal": str(journal_path)}
+    return json.dumps(message).encode() + b"\n"
+
+
+def settings_from_message(line: bytes) -> tuple[Settings, Path]:
+    """Parse what settings_message wrote."""
+    data: dict[str, Any] = json.loads(line)
+    return settings_from_dict(data["settings"], str(data["source"])), Path(data["journal"])
+
+
+def report(**fields: object) -> None:
+    """One JSON line to the dashboard: {"listening": url} or {"error": text}, then {"problem": text|None}."""
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+async def serve(settings: Settings, journal_path: Path) -> int:
+    """Listen until stdin closes or SIGTERM; 1 when the proxy cannot start."""
+    from tui.core.proxy import JournalOpenError, ProxyService
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    service = ProxyService(settings, journal_path=journal_path)
+    service.on_problem = lambda text: report(problem=text)  # the dashboard's header and a toast show it
+    try:
+        await service.start()
+    except OSError as exc:
+        report(error=f"cannot listen on {settings.proxy.listen}: {exc.strerror or exc}")
+        return 1
+    except JournalOpenError as exc:
+        report(error=str(exc))
+        return 1
+    report(listening=service.url)
+
+    def watch_stdin() -> None:
+        sys.stdin.buffer.read()  # returns at EOF: the dashboard closed the pipe or died (kill -9 too)
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=watch_stdin, name="parent-watch", daemon=True).start()
+    try:
+        await stop.wait()
+    finally:
+        await service.stop()
+    return 0
+
+
+def main() -> int:
+    """Entry point: `python -m tui.core.feed.proxy_child`, started by the dashboard only."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the dashboard decides when its proxy stops
+    line = sys.stdin.buffer.readline()
+    if not line:
+        return 0
+    settings, journal_path = settings_from_message(line)
+    return asyncio.run(serve(settings, journal_path))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
