@@ -552,12 +552,24 @@ async def interleaved(
     samples: dict[str, list[float]] = {name: [] for name in conns}
     for name in conns:  # warm the connections and the proxies' first-request paths
         await conns[name].request(body, stream=True)
+    ports = {"direct": direct, "headless": headless, "dashboard": dashboard}
+    errors = dict.fromkeys(conns, 0)
     order = list(conns)
     for i in range(rounds):
+        got: dict[str, float] = {}
         for name in order if i % 2 == 0 else reversed(order):
-            ttfb, _, _ = await conns[name].request(body, stream=True)
-            samples[name].append(ttfb)
+            try:
+                got[name] = (await conns[name].request(body, stream=True))[0]
+            except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                errors[name] += 1
+                print(f"bench: {name} request failed ({exc!r}); reconnecting", file=sys.stderr)
+                conns[name] = proxy_bench.Conn(ports[name])
+        if len(got) == len(conns):  # only complete rounds, so the differences stay paired
+            for name, ttfb in got.items():
+                samples[name].append(ttfb)
         await asyncio.sleep(0.01)
+    if any(errors.values()):
+        print(f"bench: failed requests {errors}", file=sys.stderr)
     return samples
 
 

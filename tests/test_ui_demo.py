@@ -17,7 +17,8 @@ from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.recording import DEMO_RECORDING, load_recording
 from tui.core.feed.views import budget_of
 from tui.ui.app import CtxBudgetApp, make_app
-from tui.ui.availability import DEMO_REASON, ActionContext, unavailable_reason
+from tui.ui.availability import DEMO_REASON, ActionContext
+from tui.ui.keys import KEYS, unavailable_reason
 from tui.ui.screens.detail import RequestDetailScreen
 from tui.ui.screens.help import HelpScreen
 from tui.ui.screens.main import MainScreen
@@ -249,10 +250,10 @@ async def test_help_lists_every_key_with_reasons() -> None:
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        from tui.ui.screens.help import KEY_HELP, help_table
+        from tui.ui.screens.help import help_table
 
         table = help_table(ActionContext("demo"), {})
-        assert table.row_count == len(KEY_HELP)
+        assert table.row_count == len(KEYS)
         text = " ".join(str(cell) for col in table.columns for cell in col._cells)
         for word in (
             "filter",

@@ -7,34 +7,16 @@ import datetime as dt
 
 from textual import work
 from textual.app import App
-from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
 from tui.core.config import Settings
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.updates import FeedUpdate
-from tui.ui.availability import EXPLAINED_BINDINGS
 from tui.ui.commands import DashboardCommands
+from tui.ui.keys import bindings, keymap_for
 from tui.ui.messages import message_for
 from tui.ui.screens.help import HelpScreen
 from tui.ui.screens.main import MainScreen
-
-DEFAULT_KEYS = {
-    "compact": "c",
-    "compact_undo": "u",
-    "restart_server": "r",
-    "transforms": "t",
-    "mcp_toggle": "space",
-}
-
-
-def keymap_for(keys: dict[str, str]) -> dict[str, str]:
-    """The user's [keys] plus the hidden "why" bindings that follow the keys they explain."""
-    keymap = dict(keys)
-    for binding_id in EXPLAINED_BINDINGS:
-        if binding_id in keys:
-            keymap[f"{binding_id}.why"] = keys[binding_id]
-    return keymap
 
 
 class CtxBudgetApp(App[None]):
@@ -45,14 +27,7 @@ class CtxBudgetApp(App[None]):
     COMMANDS = App.COMMANDS | {DashboardCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
-    BINDINGS = [
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
-        *(
-            Binding(DEFAULT_KEYS[binding_id], f"why('{action}')", show=False, id=f"{binding_id}.why")
-            for binding_id, action in EXPLAINED_BINDINGS.items()
-        ),
-    ]
+    BINDINGS = bindings("app")
 
     def __init__(self, feed: DashboardFeed, settings: Settings, *, tz: dt.tzinfo | None = None) -> None:
         super().__init__()
@@ -95,14 +70,6 @@ class CtxBudgetApp(App[None]):
         """Show every key."""
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.main_screen.action_context(), self.settings.keys))
-
-    def action_why(self, action: str) -> None:
-        """A greyed-out key was pressed: say why it cannot run."""
-        if action == "toggle_server" and type(self.focused).__name__ != "McpTable":
-            return
-        reason = self.main_screen.reason(action)
-        if reason:
-            self.notify(reason, title="not available", severity="warning", timeout=4)
 
 
 def make_app(feed: DashboardFeed, settings: Settings, *, tz: dt.tzinfo | None = None) -> CtxBudgetApp:

@@ -1,14 +1,14 @@
-"""Which actions can run now, and the plain reason shown when one cannot."""
+"""When an action can run: the context it depends on, and the rules the keys table names."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tui.core.feed.control import ControlSnapshot
 from tui.core.feed.updates import FeedMode
 
 DEMO_REASON = "demo: replaying a recording, nothing to act on"
-ACTING_ACTIONS = ("compact", "compact_undo", "restart_server", "transforms", "toggle_server")
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,10 @@ class ActionContext:
     server_model: str = "set"
 
 
+Rule = Callable[[ActionContext], str | None]
+"""Why an action cannot run in a context (None: it can)."""
+
+
 def _no_proxy(context: ActionContext) -> str | None:
     control = context.control
     if control is not None and control.answers:
@@ -31,31 +35,28 @@ def _no_proxy(context: ActionContext) -> str | None:
     return f"no proxy answers at {address} — start `ctxbudget proxy`"
 
 
-def unavailable_reason(action: str, context: ActionContext) -> str | None:
-    """Why `action` cannot run now (None when it can)."""
-    if action not in ACTING_ACTIONS:
-        return None
+def not_in_demo(context: ActionContext) -> str | None:
+    """Acting on a recording makes no sense (pane-mode compaction needs nothing else: its dialog explains)."""
+    return DEMO_REASON if context.mode == "demo" else None
+
+
+def needs_model(context: ActionContext) -> str | None:
+    """A restart starts the configured [server] model."""
     if context.mode == "demo":
         return DEMO_REASON
-    if action == "restart_server":
-        if not context.server_model:
-            return "set [server] model in config.toml so ctxbudget can start llama-server"
-        return None
-    if action == "compact":
-        return None  # pane mode needs no proxy; the dialog explains what each mode needs
-    reason = _no_proxy(context)
-    if reason is not None:
-        return reason
-    if action == "compact_undo" and context.control is not None and not context.control.compactions:
-        return "no active compaction to undo"
+    if not context.server_model:
+        return "set [server] model in config.toml so ctxbudget can start llama-server"
     return None
 
 
-# Binding ids whose key, when pressed while greyed out, shows the reason instead of doing nothing.
-EXPLAINED_BINDINGS: dict[str, str] = {
-    "compact": "compact",
-    "compact_undo": "compact_undo",
-    "restart_server": "restart_server",
-    "transforms": "transforms",
-    "mcp_toggle": "toggle_server",
-}
+def needs_proxy(context: ActionContext) -> str | None:
+    """The action goes through the proxy's control API."""
+    return not_in_demo(context) or _no_proxy(context)
+
+
+def needs_compaction(context: ActionContext) -> str | None:
+    """Undo needs an active proxy compaction."""
+    reason = needs_proxy(context)
+    if reason is None and context.control is not None and not context.control.compactions:
+        return "no active compaction to undo"
+    return reason

@@ -1,4 +1,4 @@
-"""Command palette provider: the dashboard commands that can run right now."""
+"""Command palette provider: the keys table's commands that can run right now."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from tui.ui.keys import KEYS, KeyAction, shown_key
+
 if TYPE_CHECKING:
     from tui.ui.screens.main import MainScreen
 
+Command = tuple[str, Callable[[], object], str]
+
 
 class DashboardCommands(Provider):
-    """Show panes, follow, filter, open the selected request, help."""
+    """Panes, follow, filter, the selected request, the acting keys, report, help."""
 
     def _main(self) -> MainScreen | None:
         from tui.ui.screens.main import MainScreen
@@ -23,42 +27,39 @@ class DashboardCommands(Provider):
                 return screen
         return None
 
-    def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
+    def _command(self, main: MainScreen, key: KeyAction) -> Command | None:
+        """The palette entry for one key (None: not valid now); a few names say the current state."""
+        name = key.command
+        run: Callable[[], object] = partial(main.run_action, key.action)
+        if key.owner == "app":
+            run = partial(self.app.run_action, key.action)
+        if key.action.startswith("pane("):
+            name = f"{'Hide' if main.pane == key.id else 'Show'} {key.command}"
+        elif key.id == "follow":
+            following = main.query_one("#requests").following  # type: ignore[attr-defined]
+            name = "Pause following" if following else key.command
+        elif key.id == "detail":
+            if main.selected is None:
+                return None
+            name, run = f"Open request #{main.selected.id}", main.action_open_latest
+        elif key.id == "mcp_toggle":
+            server = main.query_one("#mcp-view").selected_server()  # type: ignore[attr-defined]
+            if server is None:
+                return None
+            name, run = f"Switch MCP server {server} on/off", partial(main.confirm_mcp_toggle, server)
+        return name, run, f"key {shown_key(key, main.settings.keys)}"
+
+    def _commands(self) -> list[Command]:
         main = self._main()
         if main is None:
             return []
-        out: list[tuple[str, Callable[[], object], str]] = []
-        for pane, label in (("log", "log pane"), ("slots", "slots and checkpoints"), ("mcp", "MCP servers")):
-            verb = "Hide" if main.pane == pane else "Show"
-            out.append((f"{verb} {label}", partial(main.action_pane, pane), f"key {pane[0]}"))
-        table_following = main.query_one("#requests").following  # type: ignore[attr-defined]
-        out.append(
-            (
-                "Pause following" if table_following else "Follow new traffic",
-                main.action_toggle_follow,
-                "key f",
-            )
-        )
-        out.append(("Filter requests or log", main.action_filter, "key /"))
-        if main.selected is not None:
-            out.append((f"Open request #{main.selected.id}", main.action_open_latest, "key enter"))
-        acts = (
-            ("compact", "Compact the agent's context", main.action_compact, "c"),
-            ("compact_undo", "Undo the proxy compaction", main.action_compact_undo, "u"),
-            ("restart_server", "Restart llama-server", main.action_restart_server, "r"),
-            ("transforms", "Request transforms", main.action_transforms, "t"),
-        )
-        keys = main.settings.keys
-        for action, label, callback, key in acts:
-            if main.reason(action) is None:
-                out.append((label, callback, f"key {keys.get(action, key)}"))
-        mcp = main.query_one("#mcp-view")
-        server = mcp.selected_server()  # type: ignore[attr-defined]
-        if server is not None and main.reason("toggle_server") is None:
-            toggle = partial(main.confirm_mcp_toggle, server)
-            out.append((f"Switch MCP server {server} on/off", toggle, "space"))
-        out.append(("Report: this session and today", main.action_report, f"key {keys.get('report', 'g')}"))
-        out.append(("Keys and help", self.app.action_help, "key ?"))  # type: ignore[attr-defined]
+        out: list[Command] = []
+        for key in KEYS:
+            if not key.command or main.reason(key.name) is not None:
+                continue
+            command = self._command(main, key)
+            if command is not None:
+                out.append(command)
         return out
 
     async def discover(self) -> Hits:

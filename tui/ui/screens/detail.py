@@ -8,7 +8,6 @@ import json
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TextArea, Tree
@@ -18,6 +17,7 @@ from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.views import CATEGORY_LABELS, mcp_server_of
 from tui.core.records import RequestRecord
 from tui.ui.format import clock, grouped, millis, percent, rate
+from tui.ui.keys import bindings
 
 MAX_BODY_CHARS = 400_000
 
@@ -116,10 +116,7 @@ def _label(label: str, tokens: int, total: int) -> Text:
 class RequestDetailScreen(Screen[None]):
     """One request; loads its parts and body in worker threads."""
 
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="detail_back"),
-        Binding("b", "toggle_body", "Raw body", id="detail_body"),
-    ]
+    BINDINGS = bindings("detail")
 
     def __init__(
         self, record: RequestRecord, feed: DashboardFeed, window: int, *, tz: dt.tzinfo | None

@@ -7,7 +7,6 @@ import datetime as dt
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -22,6 +21,7 @@ from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 from tui.core.records import RequestRecord
 from tui.ui import messages as msg
 from tui.ui.format import grouped
+from tui.ui.keys import bindings
 from tui.ui.screens.main_actions import MainActions
 from tui.ui.widgets.budget_bar import BudgetBar
 from tui.ui.widgets.filter_bar import FilterBar
@@ -40,20 +40,7 @@ PANE_TITLES = {"slots": "slots and checkpoints", "mcp": "MCP servers (selected r
 class MainScreen(MainActions, Screen[None]):
     """Renders feed updates; owns the keys that act on the dashboard views."""
 
-    BINDINGS = [
-        # Footer room at 80 columns goes to the panes and actions; these three are in `?` and ctrl+p.
-        Binding("slash", "filter", "Filter", show=False, id="filter"),
-        Binding("f", "toggle_follow", "Follow", show=False, id="follow"),
-        Binding("l", "pane('log')", "Log", id="log"),
-        Binding("s", "pane('slots')", "Slots", id="slots"),
-        Binding("m", "pane('mcp')", "MCP", id="mcp"),
-        Binding("c", "compact", "Compact", id="compact"),
-        Binding("u", "compact_undo", "Undo compact", id="compact_undo"),
-        Binding("r", "restart_server", "Restart", id="restart_server"),
-        Binding("t", "transforms", "Transforms", id="transforms"),
-        Binding("g", "report", "Report", show=False, id="report"),
-        Binding("i", "findings", "Findings", show=False, id="findings"),
-    ]
+    BINDINGS = bindings("main")
 
     pane: reactive[str] = reactive("", init=False)
 

@@ -13,8 +13,9 @@ from textual.worker import Worker, WorkerState
 from tui.core.control.client import ControlClient, ControlError
 from tui.core.feed.control import ControlSnapshot, fetch_control
 from tui.ui import action_messages as am
-from tui.ui.availability import ActionContext, unavailable_reason
+from tui.ui.availability import ActionContext
 from tui.ui.format import grouped
+from tui.ui.keys import unavailable_reason
 from tui.ui.screens.dialogs import ConfirmDialog, PickDialog
 from tui.ui.widgets.mcp_table import McpTable
 from tui.ui.widgets.server_header import ServerHeader
@@ -77,6 +78,14 @@ class MainActions(_Base):
     def reason(self, action: str) -> str | None:
         """Why an action cannot run now (None: it can)."""
         return unavailable_reason(action, self.action_context())
+
+    def action_why(self, action: str) -> None:
+        """A greyed-out key was pressed: say why it cannot run (and re-read the proxy, it may be back)."""
+        reason = self.reason(action)
+        if reason:
+            self.notify(reason, title="not available", severity="warning", timeout=4, markup=False)
+            if self.feed.info.mode != "demo":
+                self.refresh_control()
 
     @work(thread=True, group="control-once", exit_on_error=False, description="proxy control state")
     def refresh_control(self) -> None:

@@ -21,6 +21,7 @@ from tui.core.transforms.slimming import ToolResultSlimmer
 from tui.core.transforms.stabilizer import CacheStabilizer
 from tui.core.transforms.trim_tools import ToolDescriptionTrimmer
 from tui.ui.format import grouped
+from tui.ui.keys import bindings
 from tui.ui.screens.dialogs import ConfirmDialog
 
 TRANSFORM_CLASSES = (CacheStabilizer, ToolDescriptionTrimmer, ToolResultSlimmer, ProseCompressor)
@@ -67,7 +68,7 @@ class TransformsScreen(ModalScreen[None]):
 
     BINDINGS = [
         Binding("escape", "dismiss", "Close", id="transforms_close"),
-        Binding("space", "toggle_transform", "Toggle", id="transforms_toggle"),
+        *bindings("transforms"),
     ]
 
     def __init__(

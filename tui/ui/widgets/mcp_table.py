@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
 from tui.core.feed.control import ControlSnapshot
 from tui.core.feed.views import McpServerRow
 from tui.ui.format import grouped
+from tui.ui.keys import bindings
 
 CANDIDATE_NOTE = "never called this session — candidate to switch off"
 
@@ -17,7 +17,7 @@ CANDIDATE_NOTE = "never called this session — candidate to switch off"
 class McpTable(DataTable[Text | str]):
     """One row per MCP server; space asks the screen to switch the highlighted one (after a confirmation)."""
 
-    BINDINGS = [Binding("space", "toggle_server", "Toggle server", id="mcp_toggle")]
+    BINDINGS = bindings("mcp")
 
     class ToggleRequested(Message):
         """The user wants the server switched (the screen confirms with the cost)."""

@@ -7,7 +7,6 @@ from collections import deque
 from collections.abc import Iterable
 
 from rich.text import Text
-from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
@@ -15,6 +14,7 @@ from textual.widgets.data_table import RowKey
 
 from tui.core.records import RequestRecord
 from tui.ui.format import clock, millis, percent, rate, tokens
+from tui.ui.keys import bindings
 
 # key, label, width: fixed widths keep adding rows cheap (no per-cell measuring of every row).
 COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -58,9 +58,7 @@ def record_matches(record: RequestRecord, query: str) -> bool:
 class RequestsTable(DataTable[Text | str | int]):
     """Journal rows; `following` keeps the cursor on the newest row."""
 
-    BINDINGS = [
-        Binding("enter", "open_detail", "Detail", id="detail"),
-    ]
+    BINDINGS = bindings("requests")
 
     class Selected(Message):
         """The highlighted request changed (record None: table empty)."""
