@@ -239,3 +239,40 @@ async def test_backlog_rows_get_speeds_from_the_log_backlog_only(
     feed.add_log_lines(log_text.splitlines())
     feed.flush()
     assert not [u for u in updates if isinstance(u, RecordsUpdate) and u.replaced]
+
+
+async def test_autostart_launches_the_configured_server_on_the_first_down_poll(
+    llama_server_bin: Path, tiny_model: Path, tmp_path: Path, free_port: int
+) -> None:
+    from tui.core.actions.server_control import ServerController
+
+    server = ServerSettings(
+        url=f"http://127.0.0.1:{free_port}",
+        model=str(tiny_model),
+        ctx_size=2048,
+        parallel=1,
+        log_file=str(tmp_path / "server.log"),
+        binary=str(llama_server_bin),
+        extra_args=["-t", "1", "-n", "16"],
+        poll_interval=0.5,
+        autostart=True,
+    )
+    settings = Settings(server=server, journal=JournalSettings(path=str(tmp_path / "journal.sqlite3")))
+    driver = LiveDriver(settings, attach=True)
+    feed = DashboardFeed(driver)
+    updates: list[FeedUpdate] = []
+    feed.subscribe(updates.append)
+    task = asyncio.create_task(feed.run())
+    try:
+        await wait_for(updates, lambda u: isinstance(u, ServerSnapshot) and u.state == "down")
+        up = await wait_for(updates, lambda u: isinstance(u, ServerSnapshot) and u.state == "up", timeout=90)
+        assert up.n_ctx_slot == 2048
+        started = await wait_for(updates, lambda u: isinstance(u, SourceStatus) and u.source == "server")
+        assert started.message.startswith("autostart: starting")
+        await wait_for(
+            updates, lambda u: isinstance(u, SourceStatus) and u.health == "ok" and "started" in u.message
+        )
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.to_thread(ServerController(settings).stop)

@@ -55,10 +55,10 @@ def dashboard_settings(args: argparse.Namespace, settings: Settings) -> Settings
     settings = with_overrides(
         settings,
         "proxy",
-        listen=getattr(args, "root_listen", None),
-        upstream=getattr(args, "root_upstream", None),
+        listen=args.root_listen,
+        upstream=args.root_upstream,
     )
-    journal = getattr(args, "root_journal", None)
+    journal = args.root_journal
     if journal:
         settings = with_overrides(settings, "journal", path=str(Path(journal).expanduser()))
     return settings
@@ -70,9 +70,7 @@ def run_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     from tui.core.feed.live import LiveDriver
 
     settings = dashboard_settings(args, settings)
-    driver = LiveDriver(
-        settings, attach=bool(getattr(args, "attach", False)), journal_path=settings.journal_path()
-    )
+    driver = LiveDriver(settings, attach=args.attach, journal_path=settings.journal_path())
     driver.prefetch_backlog()  # reads the newest rows while the UI below imports
     from tui.ui.app import make_app
 

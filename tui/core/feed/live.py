@@ -65,6 +65,7 @@ class LiveDriver:
         self._detail_lock = threading.Lock()
         self.proxy_url = ""
         self._poke_server: Callable[[], None] = lambda: None
+        self._autostart: asyncio.Task[None] | None = None
         self._backlog: Future[tuple[list[RequestRecord], int]] | None = None
         self._backlog_delivered_to: int | None = None  # last id of a backlog handed out by take_backlog
 
@@ -273,8 +274,14 @@ class LiveDriver:
                 poller.interval = busy_interval
                 poller.poke()
 
+        autostart = self.settings.server.autostart
+
         def on_snapshot(snapshot: ServerSnapshot) -> None:
+            nonlocal autostart
             feed.set_server(snapshot)
+            if autostart and snapshot.state == "down":
+                autostart = False  # once, on the first "down" poll: a server stopped later stays stopped
+                self._autostart = asyncio.create_task(self._start_server(feed, poller.poke), name="autostart")
             quiet = snapshot.busy_slots == 0 and time.monotonic() - feed.last_activity > QUIET_AFTER_S
             poller.interval = quiet_interval if quiet else busy_interval
 
@@ -284,6 +291,23 @@ class LiveDriver:
         finally:
             poller.stop()
             await poller.aclose()
+
+    async def _start_server(self, feed: DashboardFeed, poke: Callable[[], None]) -> None:
+        """[server] autostart: launch the configured llama-server (with the doctor's pre-flight checks)."""
+        from tui.core.actions.server_control import ServerController
+        from tui.core.actions.server_launch import ServerControlError
+
+        feed.set_status(SourceStatus("server", "waiting", "autostart: starting llama-server…"))
+        try:
+            state = await asyncio.to_thread(ServerController(self.settings).ensure_started)
+        except ServerControlError as exc:
+            feed.set_status(SourceStatus("server", "error", f"autostart: {exc}"))
+            return
+        if state is not None and state.phase != "up":
+            feed.set_status(SourceStatus("server", "error", f"autostart: {state.message}"))
+        else:
+            feed.set_status(SourceStatus("server", "ok", "autostart: llama-server started"))
+        poke()
 
     async def _sample_gpu(self, feed: DashboardFeed) -> None:
         await load_off_loop("tui.core.poll.gpu", "tui.core.poll.buffers")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -79,7 +78,3 @@ class RecordingWriter:
         """Flush and close the file."""
         self._handle.close()
 
-
-def iter_entries(recording: Recording, types: tuple[EntryType, ...]) -> Iterator[RecordingEntry]:
-    """Entries of the given types, in time order."""
-    return (e for e in recording.entries if e.type in types)
