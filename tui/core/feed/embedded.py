@@ -29,10 +29,12 @@ class EmbeddedProxy:
         settings: Settings,
         journal_path: Path,
         on_problem: Callable[[str | None], None] | None = None,
+        on_row: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.journal_path = journal_path
         self.on_problem = on_problem  # journal trouble the child reports (None: fine again), on the loop
+        self.on_row = on_row  # the child journaled a row (on the loop)
         self.url = ""
         self._process: asyncio.subprocess.Process | None = None
         self._stderr: deque[str] = deque(maxlen=STDERR_LINES)
@@ -71,7 +73,10 @@ class EmbeddedProxy:
 
     async def _reports(self, stream: asyncio.StreamReader) -> None:
         async for line in stream:
-            if line.startswith(b'{"problem"') and self.on_problem is not None:
+            if line.startswith(b'{"row"'):
+                if self.on_row is not None:
+                    self.on_row()
+            elif line.startswith(b'{"problem"') and self.on_problem is not None:
                 self.on_problem(json.loads(line)["problem"])
 
     async def _keep_stderr(self, stream: asyncio.StreamReader) -> None:

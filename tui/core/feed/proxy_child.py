@@ -31,7 +31,7 @@ def settings_from_message(line: bytes) -> tuple[Settings, Path]:
 
 
 def report(**fields: object) -> None:
-    """One JSON line to the dashboard: {"listening": url} or {"error": text}, then {"problem": text|None}."""
+    """One JSON line to the dashboard: listening or error; then one per row and per journal problem."""
     sys.stdout.write(json.dumps(fields) + "\n")
     sys.stdout.flush()
 
@@ -43,7 +43,10 @@ async def serve(settings: Settings, journal_path: Path) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    service = ProxyService(settings, journal_path=journal_path)
+    # Each journaled row is announced on stdout: the dashboard reads the journal at once instead of polling.
+    service = ProxyService(
+        settings, journal_path=journal_path, on_record=lambda record: report(row=record.id)
+    )
     service.on_problem = lambda text: report(problem=text)  # the dashboard's header and a toast show it
     try:
         await service.start()
