@@ -408,3 +408,29 @@ async def test_gpu_sample_shows_vram_share_and_power() -> None:
         text = str(app.screen.query_one(MemoryPanel).render())
         assert "VRAM 20.0 GiB / 80.0 GiB" in text
         assert "llama-server 18.0 GiB" in text and "power 210 W / 700 W" in text and "util 35%" in text
+
+
+def test_keys_table_declares_each_key_once_and_help_names_every_id() -> None:
+    from tui.ui.keys import REMAPPABLE_IDS, bindings
+    from tui.ui.screens.help import remap_note
+
+    assert len(REMAPPABLE_IDS) == len(set(REMAPPABLE_IDS))
+    note = remap_note().plain
+    assert "[keys]" in note  # plain text, not eaten as markup
+    assert all(binding_id in note for binding_id in REMAPPABLE_IDS)
+    main_ids = {b.id for b in bindings("main")}
+    # A key that can be greyed has its explaining twin on the same owner, under the same key.
+    for key in KEYS:
+        if key.rule is not None and key.owner == "main":
+            assert {key.id, f"{key.id}.why"} <= main_ids
+
+
+async def test_findings_key_opens_the_findings_pane() -> None:
+    from tui.ui.screens.findings import FindingsScreen
+
+    app = demo_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("i")
+        await pilot.pause()
+        assert isinstance(app.screen, FindingsScreen)

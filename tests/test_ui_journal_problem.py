@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
+from support.eventually import eventually
 
 from tui.core.config import JournalSettings, ProxySettings, ServerSettings, Settings
 from tui.core.feed.feed import DashboardFeed
@@ -27,10 +27,7 @@ async def test_header_says_where_a_corrupt_journal_went(tmp_path: Path, free_por
     app = make_app(DashboardFeed(LiveDriver(settings)), settings)
     async with app.run_test(size=(160, 30)):
         header = app.screen.query_one(ServerHeader)
-        for _ in range(600):
-            if header.journal:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: header.journal, timeout=30, what="a journal problem in the header")
         aside = list(tmp_path.glob("journal.sqlite3.corrupt-*"))
         assert len(aside) == 1
         assert f"moved to {aside[0]}" in header.journal

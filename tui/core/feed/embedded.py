@@ -61,8 +61,11 @@ class EmbeddedProxy:
         self._drains.append(asyncio.create_task(self._keep_stderr(process.stderr), name="proxy-stderr"))
         process.stdin.write(settings_message(self.settings, self.journal_path))
         await process.stdin.drain()
-        line = await process.stdout.readline()
-        answer = json.loads(line) if line.startswith(b"{") else {}
+        answer: dict[str, object] = {}
+        while line := await process.stdout.readline():  # reports may come before it listens
+            if not self._report(line) and line.startswith((b'{"listening"', b'{"error"')):
+                answer = json.loads(line)
+                break
         # Read stdout to its end (the child's reports), so the pipes close with the process.
         self._drains.append(asyncio.create_task(self._reports(process.stdout), name="proxy-stdout"))
         if "listening" not in answer:
@@ -73,11 +76,19 @@ class EmbeddedProxy:
 
     async def _reports(self, stream: asyncio.StreamReader) -> None:
         async for line in stream:
-            if line.startswith(b'{"row"'):
-                if self.on_row is not None:
-                    self.on_row()
-            elif line.startswith(b'{"problem"') and self.on_problem is not None:
+            self._report(line)
+
+    def _report(self, line: bytes) -> bool:
+        """Pass on a row or problem report; False for any other line."""
+        if line.startswith(b'{"row"'):
+            if self.on_row is not None:
+                self.on_row()
+            return True
+        if line.startswith(b'{"problem"'):
+            if self.on_problem is not None:
                 self.on_problem(json.loads(line)["problem"])
+            return True
+        return False
 
     async def _keep_stderr(self, stream: asyncio.StreamReader) -> None:
         async for line in stream:
