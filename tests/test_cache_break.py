@@ -122,3 +122,42 @@ def test_openai_system_prompt_change() -> None:
     assert result.cache_break is not None
     assert result.cache_break.description == "messages[0] system changed"
     assert result.cache_break.reusable_prefix_tokens == 0
+
+
+def _with_server(a: Analyzer, body: dict[str, Any], prompt: int, cached: int) -> AnalysisResult:
+    return a.analyze(exchange(body, response=anthropic_sse(prompt - cached, cached, 1)))
+
+
+def test_reusable_prefix_counts_template_overhead_in_server_tokens() -> None:
+    a = Analyzer(TiktokenCounter(), ("filesystem", "memory"))
+    prev, cur = cc_request(turns=2), cc_request(turns=3)
+    cur["messages"][3]["content"][1]["text"] = "I rewrote this answer"
+    first = _with_server(a, prev, 9_000, 0)
+    assert first.anatomy is not None
+    parts = sum(p.tokens for p in first.anatomy.parts if p.category != "template_overhead")
+    server = parts + parts // 10  # the chat template adds about 10% here
+    second = _with_server(a, cur, server, 4_000)
+    brk = second.cache_break
+    assert brk is not None and brk.cause == "content"
+    assert second.anatomy is not None
+    cur_parts = sum(p.tokens for p in second.anatomy.parts if p.category != "template_overhead")
+    upto = prefix_tokens(second, "messages[3] assistant text")
+    assert brk.reusable_prefix_tokens == round(upto * server / cur_parts)
+    assert brk.reusable_prefix_tokens > upto
+
+
+def test_unchanged_prefix_the_server_did_not_reuse_is_a_server_miss() -> None:
+    a = Analyzer(TiktokenCounter(), ("filesystem", "memory"))
+    _with_server(a, cc_request(turns=1), 8_071, 0)
+    brk = _with_server(a, cc_request(turns=2), 8_400, 46).cache_break
+    assert brk == CacheBreak(
+        "server cache",
+        "prefix unchanged, but the server reused 46 of 8,071 tokens: its cache of this conversation was lost"
+        " (evicted, restarted or not kept)",
+        8_071,
+        46,
+        cause="server",
+    )
+    assert CacheBreak.from_json(brk.to_json()) == brk
+    # reusing the previous prompt is no break
+    assert _with_server(a, cc_request(turns=3), 8_900, 8_390).cache_break is None

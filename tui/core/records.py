@@ -14,8 +14,11 @@ class CacheBreak:
 
     where: str
     description: str
-    reusable_prefix_tokens: int
+    reusable_prefix_tokens: int  # server tokens (template overhead included) when the server's count is known
     server_reused_tokens: int | None = None
+    # "content": the request changed; "server": content unchanged but the server's cache was lost
+    # (eviction, restart, host-cache miss: the dashboard explains it from the log).
+    cause: str = "content"
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -24,6 +27,7 @@ class CacheBreak:
             "description": self.description,
             "reusable_prefix_tokens": self.reusable_prefix_tokens,
             "server_reused_tokens": self.server_reused_tokens,
+            "cause": self.cause,
         }
 
     @classmethod
@@ -34,6 +38,7 @@ class CacheBreak:
             description=str(data.get("description", "")),
             reusable_prefix_tokens=int(data.get("reusable_prefix_tokens", 0)),
             server_reused_tokens=data.get("server_reused_tokens"),
+            cause=str(data.get("cause") or "content"),
         )
 
 

@@ -111,7 +111,7 @@ class Analyzer:
             return _with(base, unparsed_reason=f"token counter failed: {exc}")
         cache_break = None
         if info.lane is not None and exchange.status < 400:
-            sig = signature(split.pieces, tokens, split.message_count)
+            sig = signature(split.pieces, tokens, split.message_count, usage.prompt_tokens)
             previous = self.sessions.previous(info.session_id, info.lane)
             if previous is not None:
                 cache_break = explain(previous, sig, usage.cached_tokens)

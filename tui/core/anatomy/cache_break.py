@@ -32,9 +32,12 @@ class Signature:
 
     entries: tuple[Entry, ...]
     message_count: int
+    server_tokens: int | None = None  # the server's prompt tokens (template overhead included), if known
 
 
-def signature(pieces: list[Piece], tokens: list[int], message_count: int) -> Signature:
+def signature(
+    pieces: list[Piece], tokens: list[int], message_count: int, server_tokens: int | None = None
+) -> Signature:
     """Per-piece content hashes (billing line with cch normalised as the server does)."""
     entries: list[Entry] = []
     for piece, count in zip(pieces, tokens, strict=True):
@@ -53,7 +56,7 @@ def signature(pieces: list[Piece], tokens: list[int], message_count: int) -> Sig
                 piece.message_index,
             )
         )
-    return Signature(tuple(entries), message_count)
+    return Signature(tuple(entries), message_count, server_tokens)
 
 
 def _first_difference(prev: tuple[Entry, ...], cur: tuple[Entry, ...]) -> int | None:
@@ -101,12 +104,38 @@ def _describe_system(a: Entry | None, b: Entry | None) -> tuple[str, str]:
     return b.label, f"{b.label} changed"
 
 
+# Below this share of the previous prompt reused, an unchanged prefix counts as a server-side miss.
+SERVER_MISS_SHARE = 0.5
+
+
+def in_server_tokens(sig: Signature, parts_tokens: int) -> int:
+    """Parts tokens of a prefix scaled to the server's count, so the template's share is included."""
+    parts_total = sum(e.tokens for e in sig.entries)
+    if not sig.server_tokens or parts_total <= 0 or sig.server_tokens <= parts_total:
+        return parts_tokens
+    return round(parts_tokens * sig.server_tokens / parts_total)
+
+
+def _server_miss(prev: Signature, server_reused: int | None) -> CacheBreak | None:
+    expected = prev.server_tokens
+    if server_reused is None or not expected or server_reused >= expected * SERVER_MISS_SHARE:
+        return None
+    return CacheBreak(
+        "server cache",
+        f"prefix unchanged, but the server reused {server_reused:,} of {expected:,} tokens:"
+        " its cache of this conversation was lost (evicted, restarted or not kept)",
+        expected,
+        server_reused,
+        cause="server",
+    )
+
+
 def explain(prev: Signature, cur: Signature, server_reused: int | None) -> CacheBreak | None:
-    """None when `cur` only appends to `prev`; else where it first differs and what was reusable."""
+    """None when `cur` only appends to `prev` and the server reused it; else why the cache broke."""
     i = _first_difference(prev.entries, cur.entries)
     if i is None:
-        return None
-    reusable = sum(e.tokens for e in cur.entries[:i])
+        return _server_miss(prev, server_reused)
+    reusable = in_server_tokens(cur, sum(e.tokens for e in cur.entries[:i]))
     a = prev.entries[i] if i < len(prev.entries) else None
     b = cur.entries[i] if i < len(cur.entries) else None
     sections = {e.section for e in (a, b) if e is not None}

@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from tui.core.feed.breaks import BreakExplainer
 from tui.core.feed.timings import needs_timings, with_timings
 from tui.core.feed.updates import (
     FeedInfo,
@@ -78,6 +79,7 @@ class DashboardFeed:
         self._backlog_awaiting: list[RequestRecord] = []
         self._log_backlog_read = False
         self._timed_tasks: set[int] = set()
+        self._breaks = BreakExplainer()
         self._flush_interval = flush_interval
         self._wake = asyncio.Event()
         # Set by the UI once its first frame shows the journal rows: drivers start slower sources then.
@@ -133,7 +135,7 @@ class DashboardFeed:
                 else:
                     record = filled
             out.append(record)
-        self._emit(RecordsUpdate(tuple(out), initial=initial))
+        self._emit(RecordsUpdate(tuple(self._breaks.note(out)), initial=initial))
 
     def deliver_backlog(self) -> None:
         """Emit the journal's newest rows now if the driver has already read them (for the first frame)."""
@@ -241,7 +243,8 @@ class DashboardFeed:
             self._dropped = 0
         if self._monitor is None:
             return
-        filled = self._timed_rows()
+        filled = self._breaks.note(self._timed_rows())
+        filled += self._breaks.explain(self._monitor.timeline.requests())
         if filled:
             self._emit(RecordsUpdate(tuple(filled), replaced=True))
         tracker = self._monitor.slot_tracker

@@ -57,6 +57,7 @@ class RequestTimeline:
     error: str | None
     error_n_prompt_tokens: int | None
     error_n_ctx: int | None
+    run: int = 0  # server processes seen before this task's (bumps at every restart in the log)
 
     @property
     def fill(self) -> float | None:
@@ -112,6 +113,7 @@ class _RequestBuilder:
     error: str | None = None
     error_n_prompt_tokens: int | None = None
     error_n_ctx: int | None = None
+    run: int = 0
 
     def snapshot(self) -> RequestTimeline:
         values = {name: getattr(self, name) for name in RequestTimeline.__dataclass_fields__}
@@ -128,6 +130,7 @@ class Timeline:
         self._by_task: OrderedDict[int, _RequestBuilder] = OrderedDict()
         self._pending_selection: dict[int | None, ev.SlotSelected] = {}
         self.generation = 0  # bumps on every change, so a UI can skip redraws
+        self.run = 0  # server starts seen (the first log's own start included)
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -167,6 +170,7 @@ class Timeline:
         self._active.clear()
         self._by_task.clear()
         self._pending_selection.clear()
+        self.run += 1
         self.generation += 1
 
     # --- internals ---------------------------------------------------------------------------------
@@ -191,7 +195,7 @@ class Timeline:
         old = self._active.pop(slot, None)
         if old is not None and not old.done:
             old.done = True
-        b = _RequestBuilder(slot=slot, started_ts=ts)
+        b = _RequestBuilder(slot=slot, started_ts=ts, run=self.run)
         sel = self._pending_selection.pop(slot, None)
         if sel is not None:
             b.selection, b.similarity, b.f_keep = sel.reason, sel.similarity, sel.f_keep

@@ -1,0 +1,134 @@
+"""Server-side cache misses explained from the REAL llama-server's log: eviction on -np 2, restart."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from builders import exchange, words
+from support.llama import RunningServer, StartServer
+
+from tui.core.anatomy.analyze import Analyzer
+from tui.core.feed.breaks import BreakExplainer
+from tui.core.logs.monitor import LogMonitor
+from tui.core.records import RequestRecord
+from tui.core.tokens import TiktokenCounter
+
+pytestmark = pytest.mark.llama
+
+PATH = "/v1/chat/completions"
+
+
+class Session:
+    """One conversation of OpenAI-shaped turns with its own session header."""
+
+    def __init__(self, name: str, seed: int) -> None:
+        self.name = name
+        self.messages: list[dict[str, Any]] = [
+            {"role": "system", "content": f"You are agent {name}. " + words(300, seed)}
+        ]
+        self.seed = seed
+
+    def body(self, extra: dict[str, Any]) -> dict[str, Any]:
+        self.seed += 1
+        self.messages.append({"role": "user", "content": words(40, self.seed)})
+        return {"messages": self.messages, "max_tokens": 2, "temperature": 0, **extra}
+
+
+class Run:
+    """Sends turns to a real server, analyses them like the worker, keeps journal-like rows."""
+
+    def __init__(self) -> None:
+        self.analyzer = Analyzer(TiktokenCounter())
+        self.rows: list[RequestRecord] = []
+
+    def turn(self, server: RunningServer, session: Session, **extra: Any) -> RequestRecord:
+        body = session.body(extra)
+        with server.client() as client:
+            resp = client.post(PATH, json=body, headers={"x-session-id": session.name})
+        assert resp.status_code == 200, resp.text
+        answer = resp.json()
+        session.messages.append({"role": "assistant", "content": answer["choices"][0]["message"]["content"]})
+        headers = {"content-type": "application/json", "x-session-id": session.name}
+        result = self.analyzer.analyze(
+            exchange(
+                body, PATH, headers=headers, response=json.dumps(answer).encode(),
+                response_headers={"content-type": "application/json"},
+            )
+        )  # fmt: skip
+        row = RequestRecord(
+            id=len(self.rows) + 1, ts=0.0, method="POST", path=PATH, status=200,
+            session_id=result.session_id, kind=result.kind, usage=result.usage, cache_break=result.cache_break,
+            anatomy=result.anatomy,
+        )  # fmt: skip
+        self.rows.append(row)
+        return row
+
+    def explained(self, log_lines: list[str]) -> list[RequestRecord]:
+        monitor = LogMonitor()
+        monitor.feed_lines(log_lines)
+        breaks = BreakExplainer()
+        breaks.note(self.rows)
+        return breaks.explain(monitor.timeline.requests())
+
+
+def test_other_session_evicting_the_slot_is_named_with_the_tokens_lost(llama_server: StartServer) -> None:
+    server = llama_server(parallel=2, ctx_size=8192, extra_args=("--cache-ram", "0"))
+    a, b = Session("alpha", 1), Session("beta", 500)
+    run = Run()
+    first = run.turn(server, a, id_slot=0)
+    run.turn(server, b, id_slot=0)  # beta takes alpha's slot
+    second = run.turn(server, a, id_slot=0)
+    assert first.usage.prompt_tokens is not None
+    cb = second.cache_break
+    assert cb is not None and cb.cause == "server", cb
+    assert cb.reusable_prefix_tokens == first.usage.prompt_tokens
+    assert (second.usage.cached_tokens or 0) < first.usage.prompt_tokens // 2
+
+    (row,) = run.explained(server.log_text().splitlines())
+    assert row.id == second.id and row.cache_break is not None
+    lost = first.usage.prompt_tokens - (second.usage.cached_tokens or 0)
+    text = row.cache_break.description
+    assert text.startswith("evicted: slot 0 ran session beta's main request (task "), text
+    assert f"{lost:,} tokens of this conversation's cache lost" in text
+    assert row.cache_break.where == "slot 0"
+
+
+def test_request_moved_to_another_slot_names_who_took_its_slot(llama_server: StartServer) -> None:
+    server = llama_server(parallel=2, ctx_size=8192, extra_args=("--cache-ram", "0"))
+    run = Run()
+    alpha, beta, gamma = Session("alpha", 1), Session("beta", 300), Session("gamma", 600)
+    first = run.turn(server, alpha)
+    for other in (beta, gamma):  # three conversations on two slots: gamma takes alpha's (least recent)
+        run.turn(server, other)
+    second = run.turn(server, alpha)
+    assert first.usage.prompt_tokens is not None and second.cache_break is not None
+
+    (row,) = run.explained(server.log_text().splitlines())
+    assert row.cache_break is not None
+    lost = first.usage.prompt_tokens - (second.usage.cached_tokens or 0)
+    text = row.cache_break.description
+    assert " (picked by lru), not slot " in text and "; session gamma's main request (task " in text, text
+    assert text.endswith(f"took that slot: {lost:,} tokens of this conversation's cache lost"), text
+
+
+def test_restart_between_two_requests_is_named(llama_server: StartServer) -> None:
+    run = Run()
+    a = Session("alpha", 1)
+    before = llama_server(ctx_size=4096)
+    first = run.turn(before, a)
+    lines = before.log_text().splitlines()
+    before.stop()
+    after = llama_server(ctx_size=4096)
+    second = run.turn(after, a)
+    cb = second.cache_break
+    assert cb is not None and cb.cause == "server", cb
+    assert first.usage.prompt_tokens is not None
+
+    (row,) = run.explained(lines + after.log_text().splitlines())
+    assert row.cache_break is not None and row.cache_break.where == "server restart"
+    lost = first.usage.prompt_tokens - (second.usage.cached_tokens or 0)
+    assert row.cache_break.description == (
+        f"server restarted between the two requests: {lost:,} tokens of this conversation's cache lost"
+    )

@@ -1,0 +1,94 @@
+"""Explain a server-side cache miss (unchanged prefix, little reused) from the server log's tasks."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from tui.core.records import CacheBreak, RequestRecord
+
+if TYPE_CHECKING:
+    from tui.core.logs.timeline import RequestTimeline
+
+
+def _task_of(record: RequestRecord, tasks: Sequence[RequestTimeline], before: int) -> int | None:
+    """Index (below `before`) of the newest task whose prompt size and reuse are the record's."""
+    usage = record.usage
+    if usage.prompt_tokens is None:
+        return None
+    for i in range(min(before, len(tasks)) - 1, -1, -1):
+        task = tasks[i]
+        if task.prompt_tokens != usage.prompt_tokens:
+            continue
+        if usage.cached_tokens is None or task.reused_tokens in (None, usage.cached_tokens):
+            return i
+    return None
+
+
+def _who(task: RequestTimeline, records: Sequence[RequestRecord]) -> str:
+    """Whose request a task served, as far as the journal rows say, with its task id and size."""
+    size = task.released_tokens or task.prompt_tokens
+    facts = f"task {task.task}" + (f", {size:,} tokens" if size else "")
+    for record in reversed(records):
+        if record.usage.prompt_tokens is not None and record.usage.prompt_tokens == task.prompt_tokens:
+            return f"session {record.session_id or '?'}'s {record.kind} request ({facts})"
+    return f"a request with no journal row ({facts}; another client?)"
+
+
+def explain_from_log(
+    record: RequestRecord,
+    previous: RequestRecord | None,
+    tasks: Sequence[RequestTimeline],
+    records: Sequence[RequestRecord],
+) -> CacheBreak | None:
+    """The record's server-cause break told from the log (None: the log does not show its task yet).
+
+    `tasks` are the log's tasks oldest first; `records` the journal rows known, to name the sessions
+    whose tasks took the slot.
+    """
+    cb = record.cache_break
+    if cb is None or cb.cause != "server":
+        return None
+    me_at = _task_of(record, tasks, len(tasks))
+    if me_at is None:
+        return None
+    me = tasks[me_at]
+    reused = record.usage.cached_tokens or 0
+    lost = max(0, cb.reusable_prefix_tokens - reused)
+    prev_at = _task_of(previous, tasks, me_at) if previous is not None else None
+    prev = tasks[prev_at] if prev_at is not None else None
+    head = f"{lost:,} tokens of this conversation's cache lost"
+    if (prev is not None and prev.run != me.run) or (
+        prev is None and any(t.run < me.run for t in tasks[:me_at])
+    ):
+        return _with(cb, "server restart", f"server restarted between the two requests: {head}")
+    if prev is None:
+        return None
+    others = [t for t in tasks[prev_at + 1 : me_at] if t.slot == prev.slot]  # type: ignore[operator]
+    names = "; ".join(_who(t, records) for t in others[-3:])
+    if me.slot != prev.slot:
+        taken = f"; {names} took that slot" if names else ""
+        how = f" (picked by {me.selection})" if me.selection else ""
+        return _with(
+            cb,
+            f"slot {me.slot}",
+            f"served by slot {me.slot}{how}, not slot {prev.slot} that held its cache{taken}: {head}",
+        )
+    if others:
+        return _with(
+            cb,
+            f"slot {me.slot}",
+            f"evicted: slot {me.slot} ran {names} in between, and no host prompt cache (--cache-ram)"
+            f" restored it: {head}",
+        )
+    return _with(
+        cb,
+        f"slot {me.slot}",
+        f"slot {me.slot} ran nothing else in between, yet reused {reused:,}: the cache was not kept"
+        f" (checkpoints, slot save/erase or host-cache miss): {head}",
+    )
+
+
+def _with(cb: CacheBreak, where: str, description: str) -> CacheBreak:
+    return dataclasses.replace(cb, where=where, description=description)

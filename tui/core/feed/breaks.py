@@ -1,0 +1,67 @@
+"""Rows whose cache was lost on the server, re-explained once the log shows their task (eviction, restart)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from tui.core.anatomy.cache_break_server import explain_from_log
+from tui.core.records import CacheBreak, RequestRecord
+
+if TYPE_CHECKING:
+    from tui.core.logs.timeline import RequestTimeline
+
+_KEEP = 256  # recent rows kept to find a session's previous request and name other sessions
+
+
+class BreakExplainer:
+    """Keeps the newest version of recent rows and the explanations the log gave them."""
+
+    def __init__(self) -> None:
+        self._rows: OrderedDict[int, RequestRecord] = OrderedDict()
+        self._explained: dict[int, CacheBreak] = {}
+        self._waiting: list[int] = []
+
+    def note(self, records: Sequence[RequestRecord]) -> list[RequestRecord]:
+        """Remember rows about to be shown; returns them with any explanation already found."""
+        out = []
+        for record in records:
+            cb = self._explained.get(record.id)
+            if cb is not None:
+                record = dataclasses.replace(record, cache_break=cb)
+            elif record.cache_break is not None and record.cache_break.cause == "server":
+                if record.id not in self._waiting:
+                    self._waiting.append(record.id)
+            self._rows[record.id] = record
+            self._rows.move_to_end(record.id)
+            out.append(record)
+        while len(self._rows) > _KEEP:
+            old, _ = self._rows.popitem(last=False)
+            self._explained.pop(old, None)
+        self._waiting = [i for i in self._waiting if i in self._rows]
+        return out
+
+    def explain(self, tasks: Sequence[RequestTimeline]) -> list[RequestRecord]:
+        """Waiting rows the log now explains, with their new explanation."""
+        done: list[RequestRecord] = []
+        rows = list(self._rows.values())
+        for rid in list(self._waiting):
+            record = self._rows[rid]
+            cb = explain_from_log(record, self._previous(record, rows), tasks, rows)
+            if cb is None:
+                continue
+            self._waiting.remove(rid)
+            self._explained[rid] = cb
+            record = dataclasses.replace(record, cache_break=cb)
+            self._rows[rid] = record
+            done.append(record)
+        return done
+
+    @staticmethod
+    def _previous(record: RequestRecord, rows: Sequence[RequestRecord]) -> RequestRecord | None:
+        for row in reversed(rows):
+            if row.id < record.id and row.session_id == record.session_id and row.kind == record.kind:
+                return row if row.usage.prompt_tokens is not None else None
+        return None
