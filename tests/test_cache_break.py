@@ -7,6 +7,7 @@ from typing import Any
 from builders import BILLING, anthropic_sse, cc_request, cc_tools, exchange, oc_request, openai_sse
 
 from tui.core.anatomy.analyze import AnalysisResult, Analyzer
+from tui.core.insight.findings import break_cause
 from tui.core.records import CacheBreak
 from tui.core.tokens import TiktokenCounter
 
@@ -159,5 +160,6 @@ def test_unchanged_prefix_the_server_did_not_reuse_is_a_server_miss() -> None:
         cause="server",
     )
     assert CacheBreak.from_json(brk.to_json()) == brk
+    assert break_cause(brk.description) == "server cache lost"
     # reusing the previous prompt is no break
     assert _with_server(a, cc_request(turns=3), 8_900, 8_390).cache_break is None

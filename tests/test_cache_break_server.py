@@ -11,6 +11,7 @@ from support.llama import RunningServer, StartServer
 
 from tui.core.anatomy.analyze import Analyzer
 from tui.core.feed.breaks import BreakExplainer
+from tui.core.insight.findings import break_cause
 from tui.core.logs.monitor import LogMonitor
 from tui.core.records import RequestRecord
 from tui.core.tokens import TiktokenCounter
@@ -93,6 +94,7 @@ def test_other_session_evicting_the_slot_is_named_with_the_tokens_lost(llama_ser
     assert text.startswith("evicted: slot 0 ran session beta's main request (task "), text
     assert f"{lost:,} tokens of this conversation's cache lost" in text
     assert row.cache_break.where == "slot 0"
+    assert break_cause(text) == "server cache lost"
 
 
 def test_request_moved_to_another_slot_names_who_took_its_slot(llama_server: StartServer) -> None:

@@ -11,6 +11,9 @@ from tui.core.records import CacheBreak, RequestRecord
 if TYPE_CHECKING:
     from tui.core.logs.timeline import RequestTimeline
 
+# How every server-cause explanation starts (the worker's and the log's), for readers that group causes.
+SERVER_BREAK_OPENINGS = ("prefix unchanged", "server restarted", "served by slot", "evicted:", "slot ")
+
 
 def _task_of(record: RequestRecord, tasks: Sequence[RequestTimeline], before: int) -> int | None:
     """Index (below `before`) of the newest task whose prompt size and reuse are the record's."""

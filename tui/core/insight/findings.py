@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from tui.core.anatomy.cache_break_server import SERVER_BREAK_OPENINGS
 from tui.core.anatomy.model import MCP_HELPERS_SERVER
 from tui.core.insight.model import Finding
 from tui.core.records import RequestRecord
@@ -86,7 +87,9 @@ def mcp_unused(records: Sequence[RequestRecord], speed: float | None) -> list[Fi
 
 
 def break_cause(description: str) -> str:
-    """The cause of a cache break from its explanation (see anatomy/cache_break.py)."""
+    """The cause of a cache break from its explanation (see anatomy/cache_break*.py)."""
+    if description.startswith(SERVER_BREAK_OPENINGS):
+        return "server cache lost"
     if "billing header" in description or "cc_version" in description:
         return "billing header"
     if "truncated/compacted" in description:
