@@ -160,10 +160,32 @@ def test_system_message_inside_anthropic_messages() -> None:
     body = cc_request(turns=1)
     body["messages"].insert(1, {"role": "system", "content": "You are running in a sandbox."})
     anatomy = anatomy_of(body)
-    assert "messages[1] system" in parts(anatomy, "system")
-    assert anatomy.categories["system"] == sum(enc(b["text"]) for b in body["system"]) + enc(
-        "You are running in a sandbox."
-    )
+    # booked with the harness's other in-conversation notices, so "system" is the real system prompt
+    assert "messages[1] system" in parts(anatomy, "reminders")
+    assert "messages[1] system" not in parts(anatomy, "system")
+    assert anatomy.categories["system"] == sum(enc(b["text"]) for b in body["system"])
+    assert anatomy.categories["reminders"] >= enc("You are running in a sandbox.")
+
+
+def test_agent_list_and_reminders_in_claude_code_messages_are_not_system() -> None:
+    body = cc_request(turns=1)
+    agents = "<system-reminder>\nAvailable agents:\n" + "\n".join(
+        f"- agent-{i}: reviews code for {w}" for i, w in enumerate(("style", "bugs", "docs", "tests"))
+    ) + "\n</system-reminder>"
+    body["messages"][0]["content"].insert(0, {"type": "text", "text": agents})
+    anatomy = anatomy_of(body)
+    assert anatomy.categories["system"] == sum(enc(b["text"]) for b in body["system"])
+    assert any(label.startswith("messages[0]") for label in parts(anatomy, "reminders"))
+
+
+def test_openai_system_messages_after_the_first_turn_are_reminders() -> None:
+    body = oc_request(turns=1)
+    notice = "The user switched to plan mode: do not edit files."
+    body["messages"].append({"role": "system", "content": notice})
+    anatomy = anatomy_of(body, "/v1/chat/completions")
+    assert anatomy.categories["system"] == enc(body["messages"][0]["content"])
+    last = len(body["messages"]) - 1
+    assert f"messages[{last}] system" in parts(anatomy, "reminders")
 
 
 def test_opencode_request_with_configured_servers() -> None:
@@ -189,11 +211,12 @@ def test_opencode_without_server_names_counts_mcp_as_builtin() -> None:
     assert anatomy.categories["mcp_tools"] == 0
 
 
-def test_developer_message_mid_conversation_is_system() -> None:
+def test_developer_message_mid_conversation_is_a_reminder() -> None:
     body = oc_request(turns=1)
     body["messages"].append({"role": "developer", "content": "Keep answers short."})
     anatomy = anatomy_of(body, "/chat/completions")
-    assert anatomy.categories["system"] == enc(body["messages"][0]["content"]) + enc("Keep answers short.")
+    assert anatomy.categories["system"] == enc(body["messages"][0]["content"])
+    assert anatomy.categories["reminders"] == enc("Keep answers short.")
 
 
 def test_openai_image_data_url() -> None:

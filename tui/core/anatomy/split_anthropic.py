@@ -142,8 +142,9 @@ def message_pieces(
         key = f"{index}:{role}:{j}"
         label = f"messages[{index}]"
         if role == "system":
+            # Harness content inside the conversation (agent lists, notices): not the system prompt.
             text = str(block.get("text", "")) if kind == "text" else dumps(without(block, "cache_control"))
-            out.append(Piece("system", f"{label} system", text, "messages", key, message_index=index))
+            out.append(Piece("reminders", f"{label} system", text, "messages", key, message_index=index))
         elif kind == "text":
             text = str(block.get("text", ""))
             if role == "user":

@@ -175,6 +175,9 @@ def split_openai(body: dict[str, Any], servers: tuple[str, ...]) -> Split:
         if role in SYSTEM_ROLES and not conversation:
             split.pieces.extend(replace(p, section="system") for p in pieces)
             system_texts.extend(p.text for p in pieces)
+        elif role in SYSTEM_ROLES:
+            # System messages inside the conversation are harness notices, not the system prompt.
+            conversation.extend(replace(p, category="reminders") for p in pieces)
         else:
             conversation.extend(pieces)
         if first_user is None and role == "user":
