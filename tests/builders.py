@@ -168,6 +168,33 @@ def cc_request(
     }
 
 
+CC_COMPACT_PROMPT = (
+    "CRITICAL: Respond with TEXT ONLY. Do NOT call any tools.\n\n"
+    "Your task is to create a detailed summary of the conversation so far, paying close attention to the"
+    " user's explicit requests and your previous actions.\nThis summary should be thorough in capturing"
+    " technical details, code patterns, and architectural decisions that would be essential for continuing"
+    " development work without losing context.\n\nBefore providing your final summary, wrap your analysis"
+    " in <analysis> tags to organize your thoughts."
+)
+
+
+def cc_compact_request(turns: int = 2, *, shared_prefix: bool = True) -> dict[str, Any]:
+    """Claude Code's /compact summary request: the conversation plus the summary instruction as a user turn.
+
+    Recent versions keep the main system prompt and tools (the prefix stays cached); older ones sent a
+    short summariser system prompt and no tools.
+    """
+    body = cc_request(turns=turns)
+    body["messages"].append({"role": "user", "content": [{"type": "text", "text": CC_COMPACT_PROMPT}]})
+    if not shared_prefix:
+        body["system"] = [
+            {"type": "text", "text": BILLING},
+            {"type": "text", "text": "You are a helpful AI assistant tasked with summarizing conversations."},
+        ]
+        body["tools"] = []
+    return body
+
+
 def cc_title_request(session_id: str = SESSION_ID) -> dict[str, Any]:
     """Claude Code's title generator: no tools, JSON-schema output."""
     return {

@@ -8,6 +8,7 @@ from builders import (
     OC_HEADERS,
     OC_SESSION,
     SESSION_ID,
+    cc_compact_request,
     cc_request,
     cc_title_request,
     exchange,
@@ -93,6 +94,24 @@ def test_side_requests_do_not_break_the_main_timeline() -> None:
         a.analyze(exchange(side))
     # the next main turn only appends to the previous main turn: no break
     assert a.analyze(exchange(cc_request(turns=2))).cache_break is None
+
+
+def test_claude_code_compact_request_is_its_own_kind_and_keeps_out_of_the_main_timeline() -> None:
+    a = analyzer()
+    assert a.analyze(exchange(cc_request(turns=2))).kind == "main"
+    for shared in (True, False):
+        result = a.analyze(exchange(cc_compact_request(turns=2, shared_prefix=shared)))
+        assert (result.kind, result.session_id, result.cache_break) == ("compact", SESSION_ID, None)
+    after = a.analyze(exchange(cc_request(turns=3)))
+    assert after.kind == "main" and after.cache_break is None
+
+
+def test_asking_for_a_summary_in_passing_stays_main() -> None:
+    a = analyzer()
+    a.analyze(exchange(cc_request(turns=1)))
+    body = cc_request(turns=1)
+    body["messages"].append({"role": "user", "content": "summarize what you changed in foo.py"})
+    assert a.analyze(exchange(body)).kind == "main"
 
 
 def test_no_tools_request_in_a_tool_session_is_other() -> None:

@@ -25,7 +25,7 @@ class AnalysisResult:
     """Everything the journal stores about one exchange besides the raw bytes."""
 
     session_id: str = ""
-    kind: str = "other"  # main | title | subagent | count_tokens | other
+    kind: str = "other"  # main | title | compact | subagent | count_tokens | other
     model: str = ""
     dialect: str = ""  # "anthropic" | "openai" | ""
     stream: bool = False

@@ -19,6 +19,12 @@ SESSION_HEADERS: tuple[str, ...] = ("x-claude-code-session-id", "x-session-id", 
 _SESSION_IN_USER_ID = re.compile(r"session_([0-9A-Za-z-]{8,})")
 # A system prompt this much shorter than the session's main one belongs to a sub-agent.
 SUBAGENT_SYSTEM_RATIO = 0.5
+# The agents' own conversation-summary requests (Claude Code's /compact and auto-compact, opencode's).
+COMPACT_HINTS = (
+    "create a detailed summary of the conversation",
+    "create a detailed summary of the recent portion of the conversation",
+    "tasked with summarizing conversations",
+)
 TITLE_HINTS = ("title generator", "generate a title", "a short title", "thread title", "conversation title")
 
 
@@ -75,6 +81,12 @@ def _is_title(split: Split) -> bool:
     return len(system) < 8000 and any(hint in system for hint in TITLE_HINTS)
 
 
+def _is_compact(split: Split) -> bool:
+    latest = "\n".join(p.text for p in split.pieces if p.category == "latest_user")
+    text = (split.system_text[:4000] + "\n" + latest[:4000]).lower()
+    return any(hint in text for hint in COMPACT_HINTS)
+
+
 class SessionTracker:
     """Bounded memory of recent sessions; assigns kinds and lanes so side requests keep out of timelines."""
 
@@ -97,13 +109,15 @@ class SessionTracker:
     def identify(
         self, headers: dict[str, str], body: dict[str, Any], split: Split, counting: bool
     ) -> SessionInfo:
-        """Session id, kind (main|title|subagent|count_tokens|other) and lane of one request."""
+        """Session id, kind (main|title|compact|subagent|count_tokens|other) and lane of one request."""
         session_id = session_id_of(headers, body, split)
         state = self.state(session_id)
         if counting:
             return SessionInfo(session_id, "count_tokens", None)
         if _is_title(split):
             return SessionInfo(session_id, "title", None)
+        if _is_compact(split):
+            return SessionInfo(session_id, "compact", None)
         sub_lane = "sub:" + _short_hash(split.system_text + "\x00" + split.first_user)
         if split.billing.get("cc_is_subagent", "").lower() == "true":
             return SessionInfo(session_id, "subagent", sub_lane)

@@ -17,7 +17,7 @@ TRANSFORM_SAVED_FIELD = "transform_saved_tokens"
 MCP_SAVED_FIELD = "mcp_saved_tokens"
 ENERGY_FIELD = "energy_j"
 
-MODEL_KINDS = frozenset({"main", "title", "subagent"})
+MODEL_KINDS = frozenset({"main", "title", "compact", "subagent"})
 TREND_POINTS = 24
 
 
