@@ -169,9 +169,13 @@ def test_system_message_inside_anthropic_messages() -> None:
 
 def test_agent_list_and_reminders_in_claude_code_messages_are_not_system() -> None:
     body = cc_request(turns=1)
-    agents = "<system-reminder>\nAvailable agents:\n" + "\n".join(
-        f"- agent-{i}: reviews code for {w}" for i, w in enumerate(("style", "bugs", "docs", "tests"))
-    ) + "\n</system-reminder>"
+    agents = (
+        "<system-reminder>\nAvailable agents:\n"
+        + "\n".join(
+            f"- agent-{i}: reviews code for {w}" for i, w in enumerate(("style", "bugs", "docs", "tests"))
+        )
+        + "\n</system-reminder>"
+    )
     body["messages"][0]["content"].insert(0, {"type": "text", "text": agents})
     anatomy = anatomy_of(body)
     assert anatomy.categories["system"] == sum(enc(b["text"]) for b in body["system"])

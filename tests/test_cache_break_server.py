@@ -11,6 +11,8 @@ from support.llama import RunningServer, StartServer
 
 from tui.core.anatomy.analyze import Analyzer
 from tui.core.feed.breaks import BreakExplainer
+from tui.core.feed.feed import DashboardFeed
+from tui.core.feed.updates import FeedInfo, FeedUpdate, RecordsUpdate
 from tui.core.insight.findings import break_cause
 from tui.core.logs.monitor import LogMonitor
 from tui.core.records import RequestRecord
@@ -19,6 +21,27 @@ from tui.core.tokens import TiktokenCounter
 pytestmark = pytest.mark.llama
 
 PATH = "/v1/chat/completions"
+
+
+class _NoDriver:
+    """A feed driver with nothing to run: the test pushes rows and log lines itself."""
+
+    info = FeedInfo(mode="attach")
+
+    async def run(self, feed: DashboardFeed) -> None:
+        raise AssertionError("not run")
+
+    def load_body(self, record_id: int) -> bytes | None:
+        return None
+
+    def load_record(self, record_id: int) -> RequestRecord | None:
+        return None
+
+    def take_backlog(self) -> list[RequestRecord] | None:
+        return None
+
+    def control_url(self) -> str:
+        return ""
 
 
 class Session:
@@ -60,8 +83,8 @@ class Run:
         )  # fmt: skip
         row = RequestRecord(
             id=len(self.rows) + 1, ts=0.0, method="POST", path=PATH, status=200,
-            session_id=result.session_id, kind=result.kind, usage=result.usage, cache_break=result.cache_break,
-            anatomy=result.anatomy,
+            session_id=result.session_id, kind=result.kind, usage=result.usage,
+            cache_break=result.cache_break, anatomy=result.anatomy,
         )  # fmt: skip
         self.rows.append(row)
         return row
@@ -95,6 +118,16 @@ def test_other_session_evicting_the_slot_is_named_with_the_tokens_lost(llama_ser
     assert f"{lost:,} tokens of this conversation's cache lost" in text
     assert row.cache_break.where == "slot 0"
     assert break_cause(text) == "server cache lost"
+
+    # The dashboard's feed does the same join: the row is re-emitted with the explanation.
+    feed = DashboardFeed(_NoDriver())
+    updates: list[FeedUpdate] = []
+    feed.subscribe(updates.append)
+    feed.add_records(run.rows)
+    feed.add_log_lines(server.log_text().splitlines())
+    feed.flush()
+    replaced = [u for u in updates if isinstance(u, RecordsUpdate) and u.replaced]
+    assert [[r.cache_break for r in u.records] for u in replaced] == [[row.cache_break]]
 
 
 def test_request_moved_to_another_slot_names_who_took_its_slot(llama_server: StartServer) -> None:
