@@ -82,8 +82,8 @@ def explain_from_log(
         return _with(
             cb,
             f"slot {me.slot}",
-            f"evicted: slot {me.slot} ran {names} in between, and no host prompt cache (--cache-ram)"
-            f" restored it: {head}",
+            f"evicted: slot {me.slot} ran {names} in between, and the host prompt cache did not restore it"
+            f" (--cache-ram off, or its limits too small for this prompt): {head}",
         )
     return _with(
         cb,
