@@ -58,7 +58,9 @@ def summary_text(record: RequestRecord, window: int, tz: dt.tzinfo | None) -> Te
             text.append(f", server reused {grouped(cb.server_reused_tokens)}")
     elif record.anatomy is not None:
         text.append(
-            "\ncache break: none seen (first request of its conversation or full prefix reuse)", style="dim"
+            "\ncache break: none (first request of its lane, a side request, or the server reused"
+            " the previous prompt)",
+            style="dim",
         )
     for label, value in (("unparsed", record.unparsed_reason), ("error", record.error)):
         if value:
