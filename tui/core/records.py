@@ -110,7 +110,7 @@ class RequestRecord:
     path: str
     status: int
     session_id: str = ""
-    kind: str = "main"  # main | title | compact | subagent | count_tokens | other
+    kind: str = "main"  # main | title | subagent | count_tokens | other
     model: str = ""
     dialect: str = ""
     stream: bool = False
