@@ -130,21 +130,25 @@ def test_other_session_evicting_the_slot_is_named_with_the_tokens_lost(llama_ser
     assert [[r.cache_break for r in u.records] for u in replaced] == [[row.cache_break]]
 
 
-def test_request_moved_to_another_slot_names_who_took_its_slot(llama_server: StartServer) -> None:
+def test_two_sessions_alternating_on_two_slots_name_each_other(llama_server: StartServer) -> None:
+    """As seen live: a turn's title request takes the idle slot, so the other session's turn takes the
+    least recently used one, the slot holding this conversation; its next turn lands on the other slot."""
     server = llama_server(parallel=2, ctx_size=8192, extra_args=("--cache-ram", "0"))
     run = Run()
-    alpha, beta, gamma = Session("alpha", 1), Session("beta", 300), Session("gamma", 600)
+    alpha, beta = Session("alpha", 1), Session("beta", 300)
+    title = Session("alpha", 900)
+    title.messages[0]["content"] = "Generate a title for this conversation: " + words(20, 5)
     first = run.turn(server, alpha)
-    for other in (beta, gamma):  # three conversations on two slots: gamma takes alpha's (least recent)
-        run.turn(server, other)
+    assert run.turn(server, title).kind == "title"
+    run.turn(server, beta)
     second = run.turn(server, alpha)
     assert first.usage.prompt_tokens is not None and second.cache_break is not None
 
     (row,) = run.explained(server.log_text().splitlines())
-    assert row.cache_break is not None
+    assert row.id == second.id and row.cache_break is not None
     lost = first.usage.prompt_tokens - (second.usage.cached_tokens or 0)
     text = row.cache_break.description
-    assert " (picked by lru), not slot " in text and "; session gamma's main request (task " in text, text
+    assert " (picked by lru), not slot " in text and "; session beta's main request (task " in text, text
     assert text.endswith(f"took that slot: {lost:,} tokens of this conversation's cache lost"), text
 
 

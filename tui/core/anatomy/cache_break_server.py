@@ -89,7 +89,8 @@ def explain_from_log(
         cb,
         f"slot {me.slot}",
         f"slot {me.slot} ran nothing else in between, yet reused {reused:,}: the cache was not kept"
-        f" (checkpoints, slot save/erase or host-cache miss): {head}",
+        f" (checkpoints, slot save/erase, a host-cache miss, or a chat template that renders earlier turns"
+        f" differently once a new one follows): {head}",
     )
 
 
