@@ -94,7 +94,7 @@ class Run:
         monitor.feed_lines(log_lines)
         breaks = BreakExplainer()
         breaks.note(self.rows)
-        return breaks.explain(monitor.timeline.requests())
+        return breaks.explain(monitor.timeline)
 
 
 def test_other_session_evicting_the_slot_is_named_with_the_tokens_lost(llama_server: StartServer) -> None:
@@ -128,6 +128,9 @@ def test_other_session_evicting_the_slot_is_named_with_the_tokens_lost(llama_ser
     feed.flush()
     replaced = [u for u in updates if isinstance(u, RecordsUpdate) and u.replaced]
     assert [[r.cache_break for r in u.records] for u in replaced] == [[row.cache_break]]
+    # a later version of the row (speeds joined, say) keeps the explanation
+    feed.add_records([second])
+    assert isinstance(updates[-1], RecordsUpdate) and updates[-1].records[0].cache_break == row.cache_break
 
 
 def test_two_sessions_alternating_on_two_slots_name_each_other(llama_server: StartServer) -> None:

@@ -11,7 +11,7 @@ from tui.core.anatomy.cache_break_server import explain_from_log
 from tui.core.records import CacheBreak, RequestRecord
 
 if TYPE_CHECKING:
-    from tui.core.logs.timeline import RequestTimeline
+    from tui.core.logs.timeline import Timeline
 
 _KEEP = 256  # recent rows kept to find a session's previous request and name other sessions
 
@@ -23,6 +23,8 @@ class BreakExplainer:
         self._rows: OrderedDict[int, RequestRecord] = OrderedDict()
         self._explained: dict[int, CacheBreak] = {}
         self._waiting: list[int] = []
+        self._tried_at = (-1, -1)  # (timeline generation, rows noted) of the last try
+        self._noted = 0
 
     def note(self, records: Sequence[RequestRecord]) -> list[RequestRecord]:
         """Remember rows about to be shown; returns them with any explanation already found."""
@@ -37,15 +39,20 @@ class BreakExplainer:
             self._rows[record.id] = record
             self._rows.move_to_end(record.id)
             out.append(record)
+            self._noted += 1
         while len(self._rows) > _KEEP:
             old, _ = self._rows.popitem(last=False)
             self._explained.pop(old, None)
         self._waiting = [i for i in self._waiting if i in self._rows]
         return out
 
-    def explain(self, tasks: Sequence[RequestTimeline]) -> list[RequestRecord]:
-        """Waiting rows the log now explains, with their new explanation."""
+    def explain(self, timeline: Timeline) -> list[RequestRecord]:
+        """Waiting rows the log now explains, with their new explanation (cheap when nothing changed)."""
         done: list[RequestRecord] = []
+        if not self._waiting or self._tried_at == (timeline.generation, self._noted):
+            return done
+        self._tried_at = (timeline.generation, self._noted)
+        tasks = timeline.requests()
         rows = list(self._rows.values())
         for rid in list(self._waiting):
             record = self._rows[rid]

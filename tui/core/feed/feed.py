@@ -244,7 +244,7 @@ class DashboardFeed:
         if self._monitor is None:
             return
         filled = self._breaks.note(self._timed_rows())
-        filled += self._breaks.explain(self._monitor.timeline.requests())
+        filled += self._breaks.explain(self._monitor.timeline)
         if filled:
             self._emit(RecordsUpdate(tuple(filled), replaced=True))
         tracker = self._monitor.slot_tracker
