@@ -16,7 +16,7 @@ from tui.core.feed.updates import FeedInfo, FeedUpdate, RecordsUpdate
 from tui.core.insight.findings import break_cause
 from tui.core.logs.monitor import LogMonitor
 from tui.core.records import RequestRecord
-from tui.core.tokens import TiktokenCounter
+from tui.core.tokens import ServerCounter, TiktokenCounter, TokenCounter
 
 pytestmark = pytest.mark.llama
 
@@ -63,8 +63,8 @@ class Session:
 class Run:
     """Sends turns to a real server, analyses them like the worker, keeps journal-like rows."""
 
-    def __init__(self) -> None:
-        self.analyzer = Analyzer(TiktokenCounter())
+    def __init__(self, counter: TokenCounter | None = None) -> None:
+        self.analyzer = Analyzer(counter or TiktokenCounter())
         self.rows: list[RequestRecord] = []
 
     def turn(self, server: RunningServer, session: Session, **extra: Any) -> RequestRecord:
@@ -174,3 +174,25 @@ def test_restart_between_two_requests_is_named(llama_server: StartServer) -> Non
     assert row.cache_break.description == (
         f"server restarted between the two requests: {lost:,} tokens of this conversation's cache lost"
     )
+
+
+def test_reusable_prefix_is_in_server_tokens_like_the_servers_reuse(llama_server: StartServer) -> None:
+    server = llama_server(ctx_size=8192)
+    run = Run(ServerCounter(server.url))
+    alpha = Session("alpha", 1)
+    for _ in range(3):
+        run.turn(server, alpha)
+    alpha.messages[4]["content"] = "an answer the agent rewrote " + words(30, 77)  # the second reply
+    edited = run.turn(server, alpha)
+    cb = edited.cache_break
+    assert cb is not None and cb.where == "messages[4]", cb
+    assert edited.anatomy is not None and cb.server_reused_tokens is not None
+    parts_only = 0
+    for part in edited.anatomy.parts:
+        if part.message_index == 4 or part.category == "template_overhead":
+            break
+        parts_only += part.tokens
+    # the server's own reuse stops at the edit too; counting the template's share lands next to it
+    off_by = abs(cb.reusable_prefix_tokens - cb.server_reused_tokens)
+    assert off_by < abs(parts_only - cb.server_reused_tokens)
+    assert off_by <= 0.05 * cb.server_reused_tokens

@@ -108,12 +108,14 @@ def _describe_system(a: Entry | None, b: Entry | None) -> tuple[str, str]:
 SERVER_MISS_SHARE = 0.5
 
 
-def in_server_tokens(sig: Signature, parts_tokens: int) -> int:
-    """Parts tokens of a prefix scaled to the server's count, so the template's share is included."""
-    parts_total = sum(e.tokens for e in sig.entries)
-    if not sig.server_tokens or parts_total <= 0 or sig.server_tokens <= parts_total:
-        return parts_tokens
-    return round(parts_tokens * sig.server_tokens / parts_total)
+def in_server_tokens(sig: Signature, upto: int) -> int:
+    """Tokens of the first `upto` entries in the server's count: the template's tokens (server count minus
+    parts) are spread evenly over the parts, as each part gets its own role markers or schema wrapping."""
+    parts = sum(e.tokens for e in sig.entries[:upto])
+    overhead = (sig.server_tokens or 0) - sum(e.tokens for e in sig.entries)
+    if overhead <= 0 or not sig.entries:
+        return parts
+    return parts + round(overhead * upto / len(sig.entries))
 
 
 def _server_miss(prev: Signature, server_reused: int | None) -> CacheBreak | None:
@@ -135,7 +137,7 @@ def explain(prev: Signature, cur: Signature, server_reused: int | None) -> Cache
     i = _first_difference(prev.entries, cur.entries)
     if i is None:
         return _server_miss(prev, server_reused)
-    reusable = in_server_tokens(cur, sum(e.tokens for e in cur.entries[:i]))
+    reusable = in_server_tokens(cur, i)
     a = prev.entries[i] if i < len(prev.entries) else None
     b = cur.entries[i] if i < len(cur.entries) else None
     sections = {e.section for e in (a, b) if e is not None}
