@@ -1,0 +1,55 @@
+"""Server-side cache-break explanations from log tasks: the paths the real-server tests cannot stage."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from tui.core.anatomy.cache_break_server import explain_from_log
+from tui.core.logs.timeline import RequestTimeline
+from tui.core.records import CacheBreak, RequestRecord, Usage
+
+MISS = CacheBreak("server cache", "prefix unchanged ...", 8_071, 46, cause="server")
+
+
+def task(task_id: int, slot: int, prompt: int, reused: int, run: int = 1) -> RequestTimeline:
+    values: dict[str, Any] = {f.name: None for f in dataclasses.fields(RequestTimeline)}
+    counters = ("checkpoints_created", "checkpoints_restored", "checkpoints_erased", "context_shifts")
+    values.update(dict.fromkeys(counters, 0))
+    values.update(done=True, full_reprocess=False, progress=(), cancelled=False, run=run)
+    values.update(task=task_id, slot=slot, prompt_tokens=prompt, reused_tokens=reused, selection="lru")
+    return RequestTimeline(**values)
+
+
+def row(
+    rid: int, prompt: int, cached: int, cb: CacheBreak | None = None, session: str = "s1"
+) -> RequestRecord:
+    usage = Usage(prompt_tokens=prompt, cached_tokens=cached)
+    return RequestRecord(rid, 0.0, "POST", "/v1/messages", 200, session, "main", usage=usage, cache_break=cb)
+
+
+def test_same_slot_nothing_in_between_names_the_other_causes() -> None:
+    prev, cur = row(1, 8_071, 0), row(2, 8_400, 46, MISS)
+    tasks = [task(0, 0, 8_071, 0), task(5, 0, 8_400, 46)]
+    cb = explain_from_log(cur, prev, tasks, [prev, cur])
+    assert cb is not None and cb.where == "slot 0"
+    text = cb.description
+    assert text.startswith("slot 0 ran nothing else in between, yet reused 46: the cache was not kept"), text
+    assert text.endswith(": 8,025 tokens of this conversation's cache lost")
+
+
+def test_a_task_without_journal_row_is_another_client() -> None:
+    prev, cur = row(1, 8_071, 0), row(2, 8_400, 46, MISS)
+    tasks = [task(0, 0, 8_071, 0), task(3, 0, 900, 0), task(5, 0, 8_400, 46)]
+    cb = explain_from_log(cur, prev, tasks, [prev, cur])
+    assert cb is not None
+    assert (
+        "ran a request with no journal row (task 3, 900 tokens; another client?) in between" in cb.description
+    )
+
+
+def test_waits_for_the_log_and_leaves_content_breaks_alone() -> None:
+    prev, cur = row(1, 8_071, 0), row(2, 8_400, 46, MISS)
+    assert explain_from_log(cur, prev, [task(0, 0, 8_071, 0)], [prev, cur]) is None  # task not logged yet
+    edited = dataclasses.replace(cur, cache_break=dataclasses.replace(MISS, cause="content"))
+    assert explain_from_log(edited, prev, [task(0, 0, 8_071, 0), task(5, 0, 8_400, 46)], [prev]) is None
