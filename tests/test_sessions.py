@@ -106,6 +106,18 @@ def test_claude_code_compact_request_is_its_own_kind_and_keeps_out_of_the_main_t
     assert after.kind == "main" and after.cache_break is None
 
 
+def test_opencode_summariser_request_is_compact() -> None:
+    a = analyzer()
+    path = "/v1/chat/completions"
+    assert a.analyze(exchange(oc_request(turns=2), path, headers=OC_HEADERS)).kind == "main"
+    body = oc_request(turns=2)
+    body["messages"][0]["content"] = "You are a helpful AI assistant tasked with summarizing conversations."
+    ask = "Provide a detailed prompt for continuing our conversation above."
+    body["messages"].append({"role": "user", "content": ask})
+    result = a.analyze(exchange(body, path, headers=OC_HEADERS))
+    assert (result.kind, result.session_id) == ("compact", OC_SESSION)
+
+
 def test_asking_for_a_summary_in_passing_stays_main() -> None:
     a = analyzer()
     a.analyze(exchange(cc_request(turns=1)))
