@@ -53,3 +53,12 @@ def test_waits_for_the_log_and_leaves_content_breaks_alone() -> None:
     assert explain_from_log(cur, prev, [task(0, 0, 8_071, 0)], [prev, cur]) is None  # task not logged yet
     edited = dataclasses.replace(cur, cache_break=dataclasses.replace(MISS, cause="content"))
     assert explain_from_log(edited, prev, [task(0, 0, 8_071, 0), task(5, 0, 8_400, 46)], [prev]) is None
+
+
+def test_findings_tell_server_losses_apart_from_edits() -> None:
+    from tui.core.insight.findings import cache_breaks
+
+    (finding,) = cache_breaks([row(2, 8_400, 46, MISS)], None, {})
+    assert finding.data["cause"] == "server cache lost" and finding.data["tokens"] == 8_400 - 46
+    assert "the server dropped its cache" in finding.lines[-1]
+    assert finding.apply.startswith("more slots (-np)")

@@ -132,11 +132,16 @@ def cache_breaks(
             )
             if fix:
                 fixes.append(fix)
-        if not avoidable:
+        server = cause == "server cache lost"
+        if server:
+            lines.append("the prompt did not change: the server dropped its cache (other session, restart)")
+        elif not avoidable:
             lines.append("not avoidable: the conversation itself changed (compaction or an edit)")
         apply = "add the pattern named above to [transforms] in config.toml, then restart the proxy"
         if cause == "tool list":
             apply = "keep the tool list fixed during a session (switch MCP servers between sessions)"
+        elif server:
+            apply = "more slots (-np) than agents working at once, and llama-server's --cache-ram left on"
         elif not avoidable:
             apply = "nothing to do"
         out.append(
