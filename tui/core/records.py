@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,7 +104,7 @@ class RewriteSavings:
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One row of the traffic journal."""
+    """One row of the traffic journal (its columns are declared once, in COLUMNS below)."""
 
     id: int
     ts: float
@@ -110,7 +112,7 @@ class RequestRecord:
     path: str
     status: int
     session_id: str = ""
-    kind: str = "main"  # main | title | subagent | count_tokens | other
+    kind: str = "other"  # main | title | subagent | count_tokens | other
     model: str = ""
     dialect: str = ""
     stream: bool = False
@@ -118,12 +120,15 @@ class RequestRecord:
     total_ms: float | None = None
     request_bytes: int = 0
     response_bytes: int = 0
+    body_truncated: bool = False
+    has_body: bool = False
     anatomy: Anatomy | None = None
     usage: Usage = field(default_factory=Usage)
     cache_break: CacheBreak | None = None
     unparsed_reason: str | None = None
     error: str | None = None
-    has_body: bool = False
+    request_headers: dict[str, str] = field(default_factory=dict)  # redacted
+    response_headers: dict[str, str] = field(default_factory=dict)
     transforms: tuple[TransformSaving, ...] = ()
     transform_saved_tokens: int | None = None
     mcp_saved_tokens: int | None = None
@@ -146,28 +151,137 @@ class RequestRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The `requests --json` contract."""
-        return {
-            "id": self.id,
-            "ts": self.ts,
-            "method": self.method,
-            "path": self.path,
-            "status": self.status,
-            "session": self.session_id,
-            "kind": self.kind,
-            "model": self.model,
-            "dialect": self.dialect,
-            "stream": self.stream,
-            "ttfb_ms": self.ttfb_ms,
-            "total_ms": self.total_ms,
-            "request_bytes": self.request_bytes,
-            "response_bytes": self.response_bytes,
-            "anatomy": self.anatomy.to_json() if self.anatomy else None,
-            "usage": self.usage.to_json(),
-            "cache_break": self.cache_break.to_json() if self.cache_break else None,
-            "unparsed_reason": self.unparsed_reason,
-            "error": self.error,
-            "transforms": [t.to_json() for t in self.transforms],
-            "transform_saved_tokens": self.transform_saved_tokens,
-            "mcp_saved_tokens": self.mcp_saved_tokens,
-            "compaction_saved_tokens": self.compaction_saved_tokens,
-        }
+        return {c.json: c.to_plain(getattr(self, c.name)) for c in COLUMNS if c.json is not None}
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _headers(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (value or {}).items()}
+
+
+def _headers_text(headers: dict[str, str]) -> dict[str, str]:
+    """Headers as storable text: bytes that were not UTF-8 (surrogate-escaped by aiohttp) become \\xNN."""
+    return {_text(k): _text(v) for k, v in headers.items()}
+
+
+def _text(value: str) -> str:
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One field of RequestRecord: its SQL column, its JSON key and how its value becomes plain JSON."""
+
+    name: str  # the RequestRecord field and the SQL column
+    sql: str  # SQL type (NOT NULL and DEFAULT come from the field's default)
+    json: str | None  # key in `requests --json`; None: only in the full form (demo recordings)
+    to_plain: Callable[[Any], Any] = _same  # record value -> plain JSON value
+    from_plain: Callable[[Any], Any] = _same  # plain JSON value (or SQL NULL) -> record value
+    as_json_text: bool = False  # SQL stores the plain value as JSON text
+    since: int = 1  # schema version that added it (older journals get ALTER TABLE ADD COLUMN)
+    listed: bool = True  # read for listings; False: only when one row is loaded whole
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("id", "INTEGER", "id", from_plain=int),
+    Column("ts", "REAL", "ts", from_plain=float),
+    Column("method", "TEXT", "method", from_plain=str),
+    Column("path", "TEXT", "path", from_plain=str),
+    Column("status", "INTEGER", "status", from_plain=int),
+    Column("session_id", "TEXT", "session", from_plain=str),
+    Column("kind", "TEXT", "kind", from_plain=str),
+    Column("model", "TEXT", "model", from_plain=str),
+    Column("dialect", "TEXT", "dialect", from_plain=str),
+    Column("stream", "INTEGER", "stream", from_plain=bool),
+    Column("ttfb_ms", "REAL", "ttfb_ms", from_plain=_opt_float),
+    Column("total_ms", "REAL", "total_ms", from_plain=_opt_float),
+    Column("request_bytes", "INTEGER", "request_bytes", from_plain=int),
+    Column("response_bytes", "INTEGER", "response_bytes", from_plain=int),
+    Column("body_truncated", "INTEGER", None, from_plain=bool),
+    Column("has_body", "INTEGER", None, from_plain=bool),
+    Column(
+        "anatomy", "TEXT", "anatomy",
+        to_plain=lambda a: a.to_json() if a is not None else None,
+        from_plain=lambda d: Anatomy.from_json(d) if d else None,
+        as_json_text=True,
+    ),
+    Column(
+        "usage", "TEXT", "usage",
+        to_plain=lambda u: u.to_json(),
+        from_plain=lambda d: Usage.from_json(d) if d else Usage(),
+        as_json_text=True,
+    ),
+    Column(
+        "cache_break", "TEXT", "cache_break",
+        to_plain=lambda c: c.to_json() if c is not None else None,
+        from_plain=lambda d: CacheBreak.from_json(d) if d else None,
+        as_json_text=True,
+    ),
+    Column("unparsed_reason", "TEXT", "unparsed_reason", from_plain=_opt_str),
+    Column("error", "TEXT", "error", from_plain=_opt_str),
+    Column(
+        "request_headers", "TEXT", None,
+        to_plain=_headers_text, from_plain=_headers, as_json_text=True, listed=False,
+    ),
+    Column(
+        "response_headers", "TEXT", None,
+        to_plain=_headers_text, from_plain=_headers, as_json_text=True, listed=False,
+    ),
+    Column(
+        "transforms", "TEXT", "transforms",
+        to_plain=lambda ts: [t.to_json() for t in ts],
+        from_plain=lambda d: tuple(TransformSaving.from_json(t) for t in d or ()),
+        as_json_text=True,
+        since=2,
+    ),
+    Column("transform_saved_tokens", "INTEGER", "transform_saved_tokens", from_plain=_opt_int, since=2),
+    Column("mcp_saved_tokens", "INTEGER", "mcp_saved_tokens", from_plain=_opt_int, since=2),
+    Column("compaction_saved_tokens", "INTEGER", "compaction_saved_tokens", from_plain=_opt_int, since=2),
+)
+
+def _field_defaults() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(RequestRecord):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+# What a field holds when nothing set it (SQL DEFAULTs and missing JSON keys come from here).
+FIELD_DEFAULTS: dict[str, Any] = _field_defaults()
+
+
+def record_to_plain(record: RequestRecord) -> dict[str, Any]:
+    """Every column as plain JSON, keyed by JSON name (field name for columns outside the contract)."""
+    return {c.json or c.name: c.to_plain(getattr(record, c.name)) for c in COLUMNS}
+
+
+def record_from_plain(data: dict[str, Any]) -> RequestRecord:
+    """Inverse of record_to_plain (also reads `requests --json`); missing keys take the field default."""
+    values: dict[str, Any] = {}
+    for c in COLUMNS:
+        key = c.json or c.name
+        if key in data:
+            values[c.name] = c.from_plain(data[key])
+        elif c.name in data:
+            values[c.name] = c.from_plain(data[c.name])
+        elif c.name not in FIELD_DEFAULTS:
+            raise KeyError(f"request record without {key!r}")
+    return RequestRecord(**values)

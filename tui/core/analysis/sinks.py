@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -13,7 +14,7 @@ from tui.core.analysis.savings import savings_for
 from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.anatomy.exchange import Exchange
 from tui.core.config import Settings
-from tui.core.journal.schema import record_for
+from tui.core.journal.record_build import build_record
 from tui.core.journal.writer import Journal
 from tui.core.records import RequestRecord
 
@@ -93,33 +94,26 @@ class CaptureProcessor:
         exchange = capture.to_exchange()
         result = self._analyze(exchange, capture.dropped)
         savings = savings_for(capture.rewrite, getattr(self._analyzer, "counter", None))
-        row_id = 0
-        has_body = False
-        if self.journal is not None:
-            try:
-                row_id = self.journal.append(
-                    exchange,
-                    result,
-                    request_bytes=capture.request_bytes,
-                    response_bytes=capture.response_bytes,
-                    savings=savings,
-                    delivery_key=key,
-                )
-                has_body = self.journal.store_bodies and bool(exchange.request_body)
-                self.journal_error = None
-            except Exception as exc:
-                self.failures += 1
-                self.journal_error = f"{type(exc).__name__}: {exc}"
-                log.exception("journal append failed")
-        return record_for(
-            row_id,
+        journal = self.journal
+        record = build_record(
             exchange,
             result,
             request_bytes=capture.request_bytes,
             response_bytes=capture.response_bytes,
-            has_body=has_body,
+            has_body=journal is not None and journal.store_bodies and bool(exchange.request_body),
             savings=savings,
         )
+        if journal is None:
+            return record
+        try:
+            row_id = journal.append_record(record, exchange.request_body, delivery_key=key)
+        except Exception as exc:
+            self.failures += 1
+            self.journal_error = f"{type(exc).__name__}: {exc}"
+            log.exception("journal append failed")
+            return dataclasses.replace(record, has_body=False)
+        self.journal_error = None
+        return dataclasses.replace(record, id=row_id)
 
     def _analyze(self, exchange: Exchange, dropped: str | None) -> AnalysisResult:
         if dropped:

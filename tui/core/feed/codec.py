@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tui.core.anatomy.model import Anatomy
 from tui.core.poll.snapshots import (
     BufferSizes,
     GpuDevice,
@@ -13,43 +12,19 @@ from tui.core.poll.snapshots import (
     ServerSnapshot,
     SlotSnapshot,
 )
-from tui.core.records import CacheBreak, RequestRecord, Usage
+from tui.core.records import RequestRecord, record_from_plain, record_to_plain
 
 
 def record_to_json(record: RequestRecord) -> dict[str, Any]:
-    """The `requests --json` form plus the anatomy parts and has_body."""
-    out = record.to_json()
+    """Every column of the record as plain JSON, the anatomy with its parts (the demo recording form)."""
+    out = record_to_plain(record)
     out["anatomy"] = record.anatomy.to_json(with_parts=True) if record.anatomy else None
-    out["has_body"] = record.has_body
     return out
 
 
 def record_from_json(data: dict[str, Any]) -> RequestRecord:
     """Rebuild a RequestRecord from `record_to_json` (or `requests --json`) output."""
-    anatomy = data.get("anatomy")
-    cache_break = data.get("cache_break")
-    return RequestRecord(
-        id=int(data["id"]),
-        ts=float(data["ts"]),
-        method=str(data.get("method", "POST")),
-        path=str(data.get("path", "")),
-        status=int(data.get("status", 0)),
-        session_id=str(data.get("session", data.get("session_id", ""))),
-        kind=str(data.get("kind", "main")),
-        model=str(data.get("model", "")),
-        dialect=str(data.get("dialect", "")),
-        stream=bool(data.get("stream", False)),
-        ttfb_ms=data.get("ttfb_ms"),
-        total_ms=data.get("total_ms"),
-        request_bytes=int(data.get("request_bytes", 0)),
-        response_bytes=int(data.get("response_bytes", 0)),
-        anatomy=Anatomy.from_json(anatomy) if anatomy else None,
-        usage=Usage.from_json(data.get("usage") or {}),
-        cache_break=CacheBreak.from_json(cache_break) if cache_break else None,
-        unparsed_reason=data.get("unparsed_reason"),
-        error=data.get("error"),
-        has_body=bool(data.get("has_body", False)),
-    )
+    return record_from_plain(data)
 
 
 def _fields(obj: Any) -> dict[str, Any]:

@@ -6,8 +6,8 @@ import sqlite3
 import zlib
 from pathlib import Path
 
-from tui.core.journal.schema import connect, list_columns, record_from_row, unpack_parts
-from tui.core.records import RequestRecord
+from tui.core.journal.schema import connect, list_columns, record_from_row, select_columns, unpack_parts
+from tui.core.records import COLUMNS, RequestRecord
 
 
 class JournalUnreadable(Exception):
@@ -80,15 +80,16 @@ class JournalReader:
         return records
 
     def get(self, row_id: int) -> RequestRecord | None:
-        """One row with its anatomy parts (for the detail view)."""
+        """One row whole, with its anatomy parts and headers (for the detail view)."""
         conn = self._connection()
         if conn is None:
             return None
-        row = conn.execute(f"SELECT {self._columns} FROM requests WHERE id = ?", (row_id,)).fetchone()
+        columns = select_columns(conn, COLUMNS)
+        row = conn.execute(f"SELECT {columns} FROM requests WHERE id = ?", (row_id,)).fetchone()
         if row is None:
             return None
         blob = conn.execute("SELECT anatomy_parts FROM details WHERE id = ?", (row_id,)).fetchone()
-        return record_from_row(row, unpack_parts(blob[0] if blob else None))
+        return record_from_row(row, unpack_parts(blob[0] if blob else None), COLUMNS)
 
     def body(self, row_id: int) -> bytes | None:
         """The stored request body (only when journal.store_bodies was on)."""

@@ -1,61 +1,47 @@
-"""The journal's SQLite schema, connection setup and the mapping between rows and RequestRecord."""
+"""The journal's SQLite schema (derived from records.COLUMNS), connection setup and row mapping."""
 
 from __future__ import annotations
 
 import dataclasses
 import sqlite3
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from tui.core.anatomy.model import Anatomy, Part
-from tui.core.records import CacheBreak, RequestRecord, RewriteSavings, TransformSaving, Usage
-
-if TYPE_CHECKING:  # readers (the dashboard) must not import the analyzer, its counters and httpx
-    from tui.core.anatomy.analyze import AnalysisResult
-    from tui.core.anatomy.exchange import Exchange
+from tui.core.records import COLUMNS, FIELD_DEFAULTS, Column, RequestRecord
 
 SCHEMA_VERSION = 2
 
-# Columns added after version 1 (ALTER TABLE ADD COLUMN on older journals): name -> SQL type.
-ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("transforms", "TEXT"),
-    ("transform_saved_tokens", "INTEGER"),
-    ("mcp_saved_tokens", "INTEGER"),
-    ("compaction_saved_tokens", "INTEGER"),
-)
 
-SCHEMA = """
+def _column_sql(column: Column) -> str:
+    """`name TYPE [NOT NULL [DEFAULT v]]`: a field with a plain default is NOT NULL with that default."""
+    if column.name == "id":
+        return "id INTEGER PRIMARY KEY AUTOINCREMENT"
+    if column.name not in FIELD_DEFAULTS:
+        return f"{column.name} {column.sql} NOT NULL"
+    default = FIELD_DEFAULTS[column.name]
+    if isinstance(default, bool):
+        return f"{column.name} {column.sql} NOT NULL DEFAULT {int(default)}"
+    if isinstance(default, str):
+        return f"{column.name} {column.sql} NOT NULL DEFAULT '{default}'"
+    if isinstance(default, int | float):
+        return f"{column.name} {column.sql} NOT NULL DEFAULT {default}"
+    return f"{column.name} {column.sql}"  # None or a factory default: NULL reads back as the default
+
+
+COLUMN_SQL: dict[str, str] = {c.name: _column_sql(c) for c in COLUMNS}
+
+# Columns added after version 1 (ALTER TABLE ADD COLUMN on older journals): name -> SQL type.
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = tuple((c.name, c.sql) for c in COLUMNS if c.since > 1)
+
+_COLUMN_LINES = ",\n    ".join(COLUMN_SQL.values())
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS requests (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    method TEXT NOT NULL,
-    path TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    session_id TEXT NOT NULL DEFAULT '',
-    kind TEXT NOT NULL DEFAULT 'other',
-    model TEXT NOT NULL DEFAULT '',
-    dialect TEXT NOT NULL DEFAULT '',
-    stream INTEGER NOT NULL DEFAULT 0,
-    ttfb_ms REAL,
-    total_ms REAL,
-    request_bytes INTEGER NOT NULL DEFAULT 0,
-    response_bytes INTEGER NOT NULL DEFAULT 0,
-    body_truncated INTEGER NOT NULL DEFAULT 0,
-    has_body INTEGER NOT NULL DEFAULT 0,
-    anatomy TEXT,
-    usage TEXT,
-    cache_break TEXT,
-    unparsed_reason TEXT,
-    error TEXT,
-    request_headers TEXT,
-    response_headers TEXT,
-    transforms TEXT,
-    transform_saved_tokens INTEGER,
-    mcp_saved_tokens INTEGER,
-    compaction_saved_tokens INTEGER
+    {_COLUMN_LINES}
 );
 CREATE INDEX IF NOT EXISTS requests_ts ON requests(ts);
 CREATE INDEX IF NOT EXISTS requests_session ON requests(session_id, id);
@@ -67,31 +53,40 @@ CREATE TABLE IF NOT EXISTS details (
 );
 """
 
-# Columns read for listings (no blobs); their order matches record_from_row.
-LIST_COLUMNS = (
-    "id, ts, method, path, status, session_id, kind, model, dialect, stream, ttfb_ms, total_ms, "
-    "request_bytes, response_bytes, anatomy, usage, cache_break, unparsed_reason, error, has_body, "
-    "transforms, transform_saved_tokens, mcp_saved_tokens, compaction_saved_tokens"
+LISTED: tuple[Column, ...] = tuple(c for c in COLUMNS if c.listed)
+# Columns read for listings (no headers, no blobs), in record_from_row's default order.
+LIST_COLUMNS = ", ".join(c.name for c in LISTED)
+# Every column, for loading one row whole.
+ALL_COLUMNS = ", ".join(c.name for c in COLUMNS)
+
+_INSERTED = tuple(c for c in COLUMNS if c.name != "id")
+INSERT_SQL = (
+    f"INSERT INTO requests ({', '.join(c.name for c in _INSERTED)}) "
+    f"VALUES ({', '.join('?' for _ in _INSERTED)})"
 )
 
 
+def _present(conn: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+
+
+def select_columns(conn: sqlite3.Connection, columns: Sequence[Column] = LISTED) -> str:
+    """The SELECT list for these columns in this file: columns an old journal lacks read as NULL."""
+    present = _present(conn)
+    return ", ".join(c.name if c.name in present else f"NULL AS {c.name}" for c in columns)
+
+
 def list_columns(conn: sqlite3.Connection) -> str:
-    """LIST_COLUMNS for this file: columns an old, not yet migrated journal lacks read as NULL."""
-    present = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
-    missing = [name for name, _ in ADDED_COLUMNS if name not in present]
-    if not missing:
-        return LIST_COLUMNS
-    return ", ".join(
-        f"NULL AS {c}" if c in missing else c for c in (c.strip() for c in LIST_COLUMNS.split(","))
-    )
+    """LIST_COLUMNS for this file (an old, not yet migrated journal reads its missing columns as NULL)."""
+    return select_columns(conn, LISTED)
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Add the columns newer versions write to an older journal (rows keep NULL there)."""
-    present = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
-    for name, kind in ADDED_COLUMNS:
-        if name not in present:
-            conn.execute(f"ALTER TABLE requests ADD COLUMN {name} {kind}")
+    """Add the columns newer versions write to an older journal (rows keep NULL or the default there)."""
+    present = _present(conn)
+    for column in COLUMNS:
+        if column.name not in present:
+            conn.execute(f"ALTER TABLE requests ADD COLUMN {COLUMN_SQL[column.name]}")
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -120,64 +115,24 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def _headers_json(headers: dict[str, str]) -> str:
-    """Headers as JSON; bytes that were not UTF-8 (surrogate-escaped by aiohttp) are stored as \\xNN."""
-    return orjson.dumps({_text(k): _text(v) for k, v in headers.items()}).decode()
+def _to_sql(column: Column, value: Any) -> Any:
+    plain = column.to_plain(value)
+    if column.as_json_text:
+        return None if plain is None or plain == [] else _dumps(plain)
+    return int(plain) if isinstance(plain, bool) else plain
 
 
-def _text(value: str) -> str:
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+def _from_sql(column: Column, value: Any) -> Any:
+    if column.as_json_text:
+        return column.from_plain(orjson.loads(value) if value else None)
+    if value is None and column.name in FIELD_DEFAULTS:
+        return FIELD_DEFAULTS[column.name]
+    return column.from_plain(value)
 
 
-def row_values(
-    exchange: Exchange,
-    result: AnalysisResult,
-    *,
-    request_bytes: int,
-    response_bytes: int,
-    has_body: bool,
-    savings: RewriteSavings | None = None,
-) -> tuple[Any, ...]:
-    """Values for one INSERT into `requests` (in SCHEMA column order, without id)."""
-    anatomy = result.anatomy.to_json() if result.anatomy else None
-    saved = savings or RewriteSavings()
-    return (
-        exchange.started,
-        exchange.method,
-        exchange.path,
-        exchange.status,
-        result.session_id,
-        result.kind,
-        result.model,
-        result.dialect,
-        int(result.stream),
-        exchange.ttfb_ms,
-        exchange.total_ms,
-        request_bytes,
-        response_bytes,
-        int(exchange.body_truncated),
-        int(has_body),
-        _dumps(anatomy),
-        _dumps(result.usage.to_json()),
-        _dumps(result.cache_break.to_json() if result.cache_break else None),
-        result.unparsed_reason,
-        exchange.error,
-        _headers_json(exchange.request_headers),
-        _headers_json(exchange.response_headers),
-        _dumps([t.to_json() for t in saved.transforms]) if saved.transforms else None,
-        saved.transform_saved_tokens,
-        saved.mcp_saved_tokens,
-        saved.compaction_saved_tokens,
-    )
-
-
-INSERT_SQL = (
-    "INSERT INTO requests (ts, method, path, status, session_id, kind, model, dialect, stream, ttfb_ms, "
-    "total_ms, request_bytes, response_bytes, body_truncated, has_body, anatomy, usage, cache_break, "
-    "unparsed_reason, error, request_headers, response_headers, transforms, transform_saved_tokens, "
-    "mcp_saved_tokens, compaction_saved_tokens) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+def row_values(record: RequestRecord) -> tuple[Any, ...]:
+    """Values for one INSERT_SQL (every column but id, in COLUMNS order)."""
+    return tuple(_to_sql(c, getattr(record, c.name)) for c in _INSERTED)
 
 
 def pack_parts(anatomy: Anatomy | None) -> bytes | None:
@@ -201,81 +156,12 @@ def unpack_parts(blob: bytes | None) -> tuple[Part, ...]:
     )
 
 
-def record_from_row(row: tuple[Any, ...], parts: tuple[Part, ...] = ()) -> RequestRecord:
-    """Map a LIST_COLUMNS row (plus optional parts) to a RequestRecord."""
-    (rid, ts, method, path, status, session_id, kind, model, dialect, stream, ttfb_ms, total_ms,
-     request_bytes, response_bytes, anatomy, usage, cache_break, unparsed_reason, error, has_body,
-     transforms, transform_saved, mcp_saved, compaction_saved) = row
-    parsed = Anatomy.from_json(orjson.loads(anatomy)) if anatomy else None
-    if parsed is not None and parts:
-        parsed = dataclasses.replace(parsed, parts=parts)
-    return RequestRecord(
-        id=int(rid),
-        ts=float(ts),
-        method=method,
-        path=path,
-        status=int(status),
-        session_id=session_id,
-        kind=kind,
-        model=model,
-        dialect=dialect,
-        stream=bool(stream),
-        ttfb_ms=ttfb_ms,
-        total_ms=total_ms,
-        request_bytes=int(request_bytes),
-        response_bytes=int(response_bytes),
-        anatomy=parsed,
-        usage=Usage.from_json(orjson.loads(usage)) if usage else Usage(),
-        cache_break=CacheBreak.from_json(orjson.loads(cache_break)) if cache_break else None,
-        unparsed_reason=unparsed_reason,
-        error=error,
-        has_body=bool(has_body),
-        transforms=_transforms(transforms),
-        transform_saved_tokens=transform_saved,
-        mcp_saved_tokens=mcp_saved,
-        compaction_saved_tokens=compaction_saved,
-    )
-
-
-def _transforms(text: str | None) -> tuple[TransformSaving, ...]:
-    return tuple(TransformSaving.from_json(t) for t in orjson.loads(text)) if text else ()
-
-
-def record_for(
-    row_id: int,
-    exchange: Exchange,
-    result: AnalysisResult,
-    *,
-    request_bytes: int,
-    response_bytes: int,
-    has_body: bool,
-    savings: RewriteSavings | None = None,
+def record_from_row(
+    row: Sequence[Any], parts: tuple[Part, ...] = (), columns: Sequence[Column] = LISTED
 ) -> RequestRecord:
-    """The RequestRecord for a row just written, built without reading it back (parts included)."""
-    saved = savings or RewriteSavings()
-    return RequestRecord(
-        id=row_id,
-        ts=exchange.started,
-        method=exchange.method,
-        path=exchange.path,
-        status=exchange.status,
-        session_id=result.session_id,
-        kind=result.kind,
-        model=result.model,
-        dialect=result.dialect,
-        stream=result.stream,
-        ttfb_ms=exchange.ttfb_ms,
-        total_ms=exchange.total_ms,
-        request_bytes=request_bytes,
-        response_bytes=response_bytes,
-        anatomy=result.anatomy,
-        usage=result.usage,
-        cache_break=result.cache_break,
-        unparsed_reason=result.unparsed_reason,
-        error=exchange.error,
-        has_body=has_body,
-        transforms=saved.transforms,
-        transform_saved_tokens=saved.transform_saved_tokens,
-        mcp_saved_tokens=saved.mcp_saved_tokens,
-        compaction_saved_tokens=saved.compaction_saved_tokens,
-    )
+    """Map a row of these columns (LIST_COLUMNS by default), plus optional parts, to a RequestRecord."""
+    values = {c.name: _from_sql(c, v) for c, v in zip(columns, row, strict=True)}
+    anatomy = values.get("anatomy")
+    if anatomy is not None and parts:
+        values["anatomy"] = dataclasses.replace(anatomy, parts=parts)
+    return RequestRecord(**values)

@@ -16,8 +16,9 @@ from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.anatomy.exchange import Exchange
 from tui.core.journal.files import COMPANION_SUFFIXES, make_private, set_aside
 from tui.core.journal.reader import JournalReader
+from tui.core.journal.record_build import build_record
 from tui.core.journal.schema import INSERT_SQL, connect, pack_parts, row_values
-from tui.core.records import RewriteSavings
+from tui.core.records import RequestRecord, RewriteSavings
 
 __all__ = ["Journal", "JournalReader"]
 
@@ -150,17 +151,23 @@ class Journal:
         delivery_key: str | None = None,
     ) -> int:
         """Store one exchange and its analysis; returns the row id (the earlier one for a known key)."""
-        keep_body = self.store_bodies and bool(exchange.request_body)
-        body = zlib.compress(exchange.request_body, 6) if keep_body else None
-        values = row_values(
+        record = build_record(
             exchange,
             result,
             request_bytes=len(exchange.request_body) if request_bytes is None else request_bytes,
             response_bytes=len(exchange.response_body) if response_bytes is None else response_bytes,
-            has_body=body is not None,
+            has_body=self.store_bodies and bool(exchange.request_body),
             savings=savings,
         )
-        parts = pack_parts(result.anatomy)
+        return self.append_record(record, exchange.request_body, delivery_key=delivery_key)
+
+    def append_record(
+        self, record: RequestRecord, request_body: bytes = b"", *, delivery_key: str | None = None
+    ) -> int:
+        """Store one record (its id is ignored; the body only when record.has_body); returns the row id."""
+        body = zlib.compress(request_body, 6) if record.has_body and request_body else None
+        values = row_values(record)
+        parts = pack_parts(record.anatomy)
         with self._lock:
             self._check_identity()
             row_id = self._retry_busy(lambda conn: _insert(conn, values, parts, body, delivery_key))
