@@ -22,13 +22,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from corpus_builders import corpus  # noqa: E402
 
-from tui.core.transforms import (  # noqa: E402
-    TRANSFORM_ORDER,
-    TransformPipeline,
-    TransformSettings,
-    clear_caches,
-    measure_savings,
-)
+from tui.core.transforms.pipeline import TransformPipeline, measure_savings  # noqa: E402
+from tui.core.transforms.registry import TRANSFORM_ORDER, clear_caches  # noqa: E402
+from tui.core.transforms.settings import TransformSettings  # noqa: E402
 
 
 class Cl100kCounter:

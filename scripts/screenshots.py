@@ -30,7 +30,7 @@ from tui.core.feed.control import ControlSnapshot, TransformRow  # noqa: E402
 from tui.core.feed.demo import DemoDriver  # noqa: E402
 from tui.core.feed.feed import DashboardFeed  # noqa: E402
 from tui.core.feed.recording import DEMO_RECORDING, load_recording  # noqa: E402
-from tui.core.transforms import TRANSFORM_ORDER  # noqa: E402
+from tui.core.transforms.registry import TRANSFORM_ORDER  # noqa: E402
 from tui.ui.app import make_app  # noqa: E402
 from tui.ui.screens.restart_dialog import RestartDialog, RestartRequest  # noqa: E402
 from tui.ui.screens.transforms import TransformsScreen  # noqa: E402

@@ -101,3 +101,125 @@ def test_importing_all_of_core_loads_no_ui() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, f"importing tui.core failed:\n{out.stderr[-3000:]}"
     assert json.loads(out.stdout) == []
+
+
+TUI = REPO / "tui"
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the tui modules it imports: at top level, inside functions or under TYPE_CHECKING.
+
+    Importing ``a.b.c`` runs ``a/__init__`` and ``a/b/__init__`` first, so those count as imported too.
+    """
+    paths = {module_name(p): p for p in sorted(TUI.rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        targets: set[str] = set()
+        for _, imported in imports_of(path.read_text(), _package_of(path)):
+            if imported not in paths:
+                continue
+            parts = imported.split(".")
+            targets.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+        # A module's own packages are already running when it is imported: not an edge.
+        graph[name] = {t for t in targets if t in paths and t != name and not name.startswith(t + ".")}
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One example cycle per strongly connected group of modules (Tarjan), as a closed path."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group: set[str] = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.add(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(group)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return [_cycle_in(graph, group) for group in groups]
+
+
+def _cycle_in(graph: dict[str, set[str]], group: set[str]) -> list[str]:
+    start = min(group)
+    path = [start]
+    seen = {start}
+    while True:
+        nxt = min(n for n in graph[path[-1]] if n in group)
+        if nxt in seen:
+            return [*path[path.index(nxt) :], nxt]
+        path.append(nxt)
+        seen.add(nxt)
+
+
+def test_no_import_cycle_inside_tui() -> None:
+    cycles = find_cycles(import_graph())
+    assert not cycles, "import cycles (function-local and TYPE_CHECKING imports count):\n" + "\n".join(
+        " -> ".join(cycle) for cycle in cycles
+    )
+
+
+def test_cycle_finder_sees_local_type_checking_and_package_imports() -> None:
+    graph = {
+        "p": {"p.b"},  # p/__init__ re-exports from p.b
+        "p.a": {"p.b"},
+        "p.b": {"q"},
+        "q": {"p", "p.c"},  # importing p.c runs p/__init__, which imports p.b
+        "p.c": set(),
+    }
+    cycles = find_cycles(graph)
+    assert len(cycles) == 1 and cycles[0][0] == cycles[0][-1] and {"p", "p.b", "q"} <= set(cycles[0])
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from tui.core.tokens import TokenCounter\n"
+        "def later():\n"
+        "    from tui.core.transforms.pipeline import run_transforms\n"
+    )
+    names = {name for _, name in imports_of(source, "tui.core")}
+    assert {"tui.core.tokens", "tui.core.transforms.pipeline"} <= names
+
+
+WORKER_START = (
+    "import pickle, sys\n"
+    "from tui.core.analysis.worker import _main\n"
+    "capture = pickle.loads(bytes.fromhex(sys.argv[1]))\n"
+    "assert capture.rewrite is not None\n"
+    "bad = ('aiohttp', 'tui.core.proxy')\n"
+    "print(sorted(m for m in sys.modules if m in bad or m.startswith(tuple(b + '.' for b in bad))))\n"
+)
+
+
+def test_analysis_worker_imports_neither_aiohttp_nor_the_proxy() -> None:
+    import pickle
+
+    from tui.core.analysis.capture import Capture, RewriteNote
+
+    capture = Capture("POST", "/v1/messages", [("content-type", "application/json")], b'{"model":"m"}', 1.0)
+    capture.rewrite = RewriteNote("anthropic", ("stabilize",), ("stabilize",))
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER_START, pickle.dumps(capture).hex()],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[]"

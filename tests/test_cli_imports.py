@@ -19,7 +19,7 @@ import pytest
 from tui.cli import build_parser, main
 from tui.core.config import COUNTER_MODES
 from tui.core.report import FORMATS
-from tui.core.transforms import TRANSFORM_ORDER
+from tui.core.transforms.registry import TRANSFORM_ORDER
 
 REPO = Path(__file__).resolve().parent.parent
 

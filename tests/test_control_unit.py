@@ -24,7 +24,7 @@ from tui.core.journal.writer import Journal, JournalReader
 from tui.core.proxy.rewrite import RequestRewriter
 from tui.core.records import RewriteSavings, TransformSaving
 from tui.core.tokens import TiktokenCounter
-from tui.core.transforms import TransformSettings
+from tui.core.transforms.settings import TransformSettings
 
 
 @pytest.mark.parametrize(

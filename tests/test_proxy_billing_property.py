@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.control.transform_state import TransformSwitchStore
 from tui.core.proxy.rewrite import RequestRewriter
-from tui.core.transforms import TransformPipeline, TransformSettings
+from tui.core.transforms.pipeline import TransformPipeline
+from tui.core.transforms.settings import TransformSettings
 
 LINE = "x-anthropic-billing-header: cc_version=2.1.197.9e1; cc_entrypoint=cli; cch=a1b2c;"
 SETTINGS = TransformSettings()

@@ -17,7 +17,8 @@ from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.control.transform_state import TransformSwitchStore
 from tui.core.proxy import rewrite
 from tui.core.proxy.rewrite import RequestRewriter
-from tui.core.transforms import TransformPipeline, TransformSettings
+from tui.core.transforms.pipeline import TransformPipeline
+from tui.core.transforms.settings import TransformSettings
 
 
 def hook(tmp_path: Path, settings: TransformSettings) -> RequestRewriter:

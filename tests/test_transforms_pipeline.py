@@ -20,18 +20,17 @@ from corpus_builders import (
 )
 
 from tui.core.tokens import ServerCounter, TiktokenCounter
-from tui.core.transforms import (
-    TRANSFORM_ORDER,
+from tui.core.transforms.body_slots import layout_entries
+from tui.core.transforms.model import TransformResult
+from tui.core.transforms.pipeline import (
     TransformPipeline,
-    TransformSettings,
     changes_prefix,
     measure_savings,
     run_transforms,
     unified_diff_preview,
-    validate_settings,
 )
-from tui.core.transforms.body_slots import layout_entries
-from tui.core.transforms.model import TransformResult
+from tui.core.transforms.registry import TRANSFORM_ORDER, validate_settings
+from tui.core.transforms.settings import TransformSettings
 
 CORPUS = corpus()
 

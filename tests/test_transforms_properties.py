@@ -10,8 +10,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tui.core.transforms import TRANSFORM_ORDER, TransformSettings, compress_prose, run_transforms, slim_text
-from tui.core.transforms.slimming import SlimLimits
+from tui.core.transforms.pipeline import run_transforms
+from tui.core.transforms.prose import compress_prose
+from tui.core.transforms.registry import TRANSFORM_ORDER
+from tui.core.transforms.settings import TransformSettings
+from tui.core.transforms.slimming import SlimLimits, slim_text
 from tui.core.transforms.suggest import suggest_pattern
 
 WORDS = [

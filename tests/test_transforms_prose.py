@@ -7,7 +7,8 @@ import copy
 import pytest
 from corpus_builders import FILLER_PROMPT, claude_code_request, opencode_request
 
-from tui.core.transforms import compress_prose, prose_sample, run_transforms
+from tui.core.transforms.pipeline import run_transforms
+from tui.core.transforms.prose import compress_prose, prose_sample
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,9 @@ from typing import Any
 
 from corpus_builders import claude_code_request, cmake_gcc_log, opencode_request, pytest_output
 
-from tui.core.transforms import TransformSettings, run_transforms, slim_text
-from tui.core.transforms.slimming import SlimLimits, fold_repeats, strip_ansi
+from tui.core.transforms.pipeline import run_transforms
+from tui.core.transforms.settings import TransformSettings
+from tui.core.transforms.slimming import SlimLimits, fold_repeats, slim_text, strip_ansi
 
 
 def slim(body: dict[str, Any], dialect: str = "anthropic", **limits: object) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from corpus_builders import billing_line, claude_code_request, opencode_request
 
-from tui.core.transforms import PatternSpecError, TransformSettings, parse_pattern_spec, run_transforms
+from tui.core.transforms.pipeline import run_transforms
+from tui.core.transforms.settings import PatternSpecError, TransformSettings, parse_pattern_spec
 from tui.core.transforms.stabilizer import BUILTIN_NAMES, CacheStabilizer
 from tui.core.transforms.suggest import suggest_pattern, suggest_pattern_spec
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from corpus_builders import claude_code_request, opencode_request
 
-from tui.core.transforms import TransformSettings, run_transforms
+from tui.core.transforms.pipeline import run_transforms
+from tui.core.transforms.settings import TransformSettings
 from tui.core.transforms.trim_tools import first_paragraph
 
 

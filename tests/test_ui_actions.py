@@ -29,7 +29,7 @@ from tui.core.config import (
 from tui.core.control.client import ControlClient
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.live import LiveDriver
-from tui.core.transforms import TRANSFORM_ORDER
+from tui.core.transforms.registry import TRANSFORM_ORDER
 from tui.ui.app import CtxBudgetApp, make_app
 from tui.ui.commands import DashboardCommands
 from tui.ui.format import grouped

@@ -16,7 +16,7 @@ from tui.core.feed.control import ControlSnapshot, TransformRow
 from tui.core.feed.demo import DemoDriver
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.recording import DEMO_RECORDING, load_recording
-from tui.core.transforms import TRANSFORM_ORDER
+from tui.core.transforms.registry import TRANSFORM_ORDER
 from tui.ui.app import CtxBudgetApp, make_app
 from tui.ui.screens.compact_dialog import CompactDialog
 from tui.ui.screens.dialogs import ConfirmDialog

@@ -131,7 +131,7 @@ def transform_preview(
 ) -> dict[str, Any]:
     """The enabled transforms (config plus runtime switches) applied to a body: savings and a diff."""
     from tui.core.control.transform_state import TransformSwitchStore
-    from tui.core.transforms import measure_savings, unified_diff_preview
+    from tui.core.transforms.pipeline import measure_savings, unified_diff_preview
 
     enabled = list(TransformSwitchStore(settings.transforms.enabled).enabled())
     new_body, savings = measure_savings(body, dialect, counter, enabled, settings.transforms)

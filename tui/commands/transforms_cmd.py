@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from tui.core.config import Settings
-from tui.core.transforms import TRANSFORM_ORDER
+from tui.core.transforms.registry import TRANSFORM_ORDER
 
 if TYPE_CHECKING:
     from tui.core.control.transform_state import TransformSwitchStore

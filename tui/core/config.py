@@ -223,7 +223,7 @@ def _validate_proxy(proxy: ProxySettings, source: str) -> None:
 
 
 def _validate_transforms(transforms: TransformSettings, source: str) -> None:
-    from tui.core.transforms import validate_settings
+    from tui.core.transforms.registry import validate_settings
 
     try:
         validate_settings(transforms)

@@ -37,7 +37,7 @@ def savings_for(note: RewriteNote | None, counter: TokenCounter | None) -> Rewri
 def _measure(note: RewriteNote, counter: TokenCounter) -> tuple[tuple[TransformSaving, ...], int]:
     import orjson
 
-    from tui.core.transforms import measure_savings
+    from tui.core.transforms.pipeline import measure_savings
 
     assert note.transform_input is not None
     body = orjson.loads(note.transform_input)

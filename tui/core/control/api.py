@@ -13,7 +13,8 @@ from tui.core.actions.compaction import CompactionError
 from tui.core.actions.mcp_switch import switch_cost
 from tui.core.control.tracker import RunTracker
 from tui.core.prom import METRICS_PATH, metrics_route
-from tui.core.transforms import TRANSFORM_ORDER, changes_prefix
+from tui.core.transforms.pipeline import changes_prefix
+from tui.core.transforms.registry import TRANSFORM_ORDER
 
 if TYPE_CHECKING:
     from tui.core.proxy.rewrite import RequestRewriter

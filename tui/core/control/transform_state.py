@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tui.core.actions.state_files import data_dir, file_signature, read_json, write_json_atomic
-from tui.core.transforms import TRANSFORM_ORDER
+from tui.core.transforms.registry import TRANSFORM_ORDER
 
 STATE_FILE = "transform_switches.json"
 

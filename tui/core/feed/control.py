@@ -12,7 +12,7 @@ from tui.core.control.client import ControlClient, ControlError
 
 # The transform modules load with the first control answer, not with the dashboard.
 if TYPE_CHECKING:
-    from tui.core.transforms import TransformSettings
+    from tui.core.transforms.settings import TransformSettings
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def _int(value: object) -> int:
 
 def snapshot_from_state(state: dict[str, Any], address: str) -> ControlSnapshot:
     """Parse GET /_ctxbudget/state; unknown or missing fields read as empty."""
-    from tui.core.transforms import TRANSFORM_ORDER
+    from tui.core.transforms.registry import TRANSFORM_ORDER
 
     mcp = state.get("mcp") or {}
     transforms = state.get("transforms") or {}
@@ -106,8 +106,8 @@ def switch_prefix_note(
     body: bytes | None, dialect: str, settings: TransformSettings, before: Sequence[str], after: Sequence[str]
 ) -> str:
     """What switching transforms does to the conversation's cached prefix, judged on a stored request body."""
-    from tui.core.transforms import TransformPipeline, changes_prefix
     from tui.core.transforms.model import DIALECTS
+    from tui.core.transforms.pipeline import TransformPipeline, changes_prefix
 
     if not body or dialect not in DIALECTS:
         return ""

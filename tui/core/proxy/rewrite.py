@@ -21,7 +21,8 @@ from tui.core.proxy.billing_bytes import (
     has_escaped_ascii,
 )
 from tui.core.proxy.json_splice import splice_body
-from tui.core.transforms import TransformPipeline, TransformSettings
+from tui.core.transforms.pipeline import TransformPipeline
+from tui.core.transforms.settings import TransformSettings
 
 log = logging.getLogger(__name__)
 

@@ -47,6 +47,5 @@ class Transform(Protocol):
 
     name: str
     default_enabled: bool
-    description: str
 
     def apply(self, body: dict[str, Any], dialect: str) -> TransformResult: ...

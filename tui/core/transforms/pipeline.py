@@ -1,42 +1,19 @@
-"""Run the enabled transforms in a fixed order, measure their token savings, and explain what they change."""
+"""Run the enabled transforms in registry order, measure their token savings, and explain what they change."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tui.core.transforms.body_slots import layout_entries
-from tui.core.transforms.model import Transform, TransformReport, TransformSavings
-from tui.core.transforms.prose import ProseCompressor, _compress_cached
-from tui.core.transforms.settings import TRANSFORM_ORDER, TransformSettings
-from tui.core.transforms.slimming import ToolResultSlimmer, _slim_cached
-from tui.core.transforms.stabilizer import CacheStabilizer
-from tui.core.transforms.trim_tools import ToolDescriptionTrimmer
+from tui.core.transforms.model import TransformReport, TransformSavings
+from tui.core.transforms.registry import check_names, make_transforms
+from tui.core.transforms.settings import TransformSettings
 
 if TYPE_CHECKING:  # tokens imports httpx; config loading (which imports this package) must stay light
     from tui.core.tokens import TokenCounter
-
-
-def make_transforms(settings: TransformSettings) -> dict[str, Transform]:
-    """Every transform configured from the settings, by name (raises ValueError on a bad pattern)."""
-    built: list[Transform] = [
-        CacheStabilizer.from_settings(settings),
-        ToolDescriptionTrimmer.from_settings(settings),
-        ToolResultSlimmer.from_settings(settings),
-        ProseCompressor(),
-    ]
-    return {t.name: t for t in built}
-
-
-def check_names(enabled: Iterable[str]) -> list[str]:
-    """The enabled names in run order; raises ValueError naming the unknown ones and the valid ones."""
-    names = list(enabled)
-    unknown = [n for n in names if n not in TRANSFORM_ORDER]
-    if unknown:
-        raise ValueError(f"unknown transforms {unknown}; valid: {', '.join(TRANSFORM_ORDER)}")
-    return [n for n in TRANSFORM_ORDER if n in names]
 
 
 class TransformPipeline:
@@ -62,30 +39,6 @@ class TransformPipeline:
             reports.append(TransformReport(name, result.changed, result.details))
             body = result.body
         return body, reports
-
-
-def validate_settings(settings: TransformSettings) -> None:
-    """Raise ValueError naming the [transforms] key and the fix when a setting cannot be used."""
-    limits = (
-        ("slim_max_chars", settings.slim_max_chars >= 200, "at least 200"),
-        ("slim_max_lines", settings.slim_max_lines >= 3, "at least 3"),
-        ("slim_head_fraction", 0.05 <= settings.slim_head_fraction <= 0.95, "between 0.05 and 0.95"),
-        ("slim_min_repeat", settings.slim_min_repeat >= 2, "at least 2"),
-        ("trim_min_chars", settings.trim_min_chars >= 0, "0 or more"),
-    )
-    for key, ok, fix in limits:
-        if not ok:
-            raise ValueError(f"[transforms] {key}: {getattr(settings, key)!r} is out of range; use {fix}")
-    try:
-        TransformPipeline(settings)
-    except ValueError as exc:
-        raise ValueError(f"[transforms] {exc}") from exc
-
-
-def clear_caches() -> None:
-    """Forget remembered slimming and compression results (for benches and tests)."""
-    _compress_cached.cache_clear()
-    _slim_cached.cache_clear()
 
 
 def run_transforms(

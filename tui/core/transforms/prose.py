@@ -112,7 +112,6 @@ class ProseCompressor:
 
     name = "compress_prose"
     default_enabled = False
-    description = "drop articles and filler words in user-typed text; code, paths, URLs, quotes, tags kept"
 
     def apply(self, body: dict[str, Any], dialect: str) -> TransformResult:
         """Compress every user text slot."""
@@ -126,3 +125,8 @@ class ProseCompressor:
         if not replacements:
             return TransformResult(body, False, [])
         return TransformResult(replace_texts(body, replacements), True, details)
+
+
+def clear_cache() -> None:
+    """Forget remembered results (for benches and tests)."""
+    _compress_cached.cache_clear()

@@ -5,10 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-# Every transform, in run order: prefix-side transforms first, so later ones see the stabilized text.
-# Here rather than in the pipeline so that the CLI can list the names without loading the transforms.
-TRANSFORM_ORDER: tuple[str, ...] = ("stabilize", "trim_descriptions", "slim_results", "compress_prose")
-
 # Scopes a stabilizer pattern may apply to.
 SCOPES: tuple[str, ...] = ("system", "tools", "messages")
 

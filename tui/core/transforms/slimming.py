@@ -141,7 +141,6 @@ class ToolResultSlimmer:
 
     name = "slim_results"
     default_enabled = False
-    description = "strip ANSI, fold repeated lines, cut long tool outputs to head + tail"
 
     def __init__(self, limits: SlimLimits, skip_tools: Sequence[str] = ()) -> None:
         self.limits = limits
@@ -177,3 +176,8 @@ class ToolResultSlimmer:
         if not replacements:
             return TransformResult(body, False, [])
         return TransformResult(replace_texts(body, replacements), True, details)
+
+
+def clear_cache() -> None:
+    """Forget remembered results (for benches and tests)."""
+    _slim_cached.cache_clear()

@@ -92,7 +92,6 @@ class CacheStabilizer:
 
     name = "stabilize"
     default_enabled = True
-    description = "normalize volatile prefix content (Claude Code billing hash) so the cache is reused"
 
     def __init__(self, patterns: Sequence[StabilizerPattern]) -> None:
         self.patterns = list(patterns)

@@ -27,7 +27,6 @@ class ToolDescriptionTrimmer:
 
     name = "trim_descriptions"
     default_enabled = False
-    description = "cut long tool descriptions to their first paragraph (names and parameter schemas kept)"
 
     def __init__(self, min_chars: int = 400, keep_tools: Sequence[str] = ()) -> None:
         self.min_chars = min_chars

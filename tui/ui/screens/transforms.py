@@ -15,18 +15,12 @@ from textual.widgets import DataTable, Static
 
 from tui.core.control.client import ControlClient, ControlError
 from tui.core.feed.control import ControlSnapshot, TransformRow, fetch_control, switch_prefix_note
-from tui.core.transforms import TRANSFORM_ORDER, TransformSettings, prose_sample
-from tui.core.transforms.prose import ProseCompressor
-from tui.core.transforms.slimming import ToolResultSlimmer
-from tui.core.transforms.stabilizer import CacheStabilizer
-from tui.core.transforms.trim_tools import ToolDescriptionTrimmer
+from tui.core.transforms.prose import prose_sample
+from tui.core.transforms.registry import DESCRIPTIONS, TRANSFORM_ORDER
+from tui.core.transforms.settings import TransformSettings
 from tui.ui.format import grouped
 from tui.ui.keys import bindings
 from tui.ui.screens.dialogs import ConfirmDialog
-
-TRANSFORM_CLASSES = (CacheStabilizer, ToolDescriptionTrimmer, ToolResultSlimmer, ProseCompressor)
-DESCRIPTIONS: dict[str, str] = {t.name: t.description for t in TRANSFORM_CLASSES}
-
 
 BodyLoader = Callable[[], tuple[bytes | None, str]]
 
