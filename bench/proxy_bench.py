@@ -210,7 +210,7 @@ async def proxy_main(
     """The real ProxyService (journal + analyzer in its background thread)."""
     sys.path.insert(0, str(REPO))
     from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
-    from tui.core.proxy import ProxyService
+    from tui.core.proxy.service import ProxyService
 
     settings = Settings(
         proxy=ProxySettings(listen=f"127.0.0.1:{port}", upstream=upstream),

@@ -17,7 +17,7 @@ from test_actions_compaction import BODIES, follow_up
 
 from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
 from tui.core.journal.writer import JournalReader
-from tui.core.proxy import ProxyService
+from tui.core.proxy.service import ProxyService
 from tui.core.records import RequestRecord
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(240)]

@@ -18,7 +18,7 @@ from test_control_api import agent_body
 from tui.commands import compact_cmd, inspect_cmd, mcp_cmd, transforms_cmd
 from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
 from tui.core.control.transform_state import TransformSwitchStore
-from tui.core.proxy import ProxyService
+from tui.core.proxy.service import ProxyService
 
 pytestmark = [pytest.mark.timeout(240)]
 

@@ -218,7 +218,7 @@ def test_server_snapshots_feed_metrics_and_compaction(
 ) -> None:
     from tui.core.config import JournalSettings, Settings
     from tui.core.poll.snapshots import ServerSnapshot
-    from tui.core.proxy import ProxyService
+    from tui.core.proxy.service import ProxyService
 
     monkeypatch.setenv("CTXBUDGET_DATA_DIR", str(tmp_path / "data"))
     service = ProxyService(Settings(journal=JournalSettings(path=str(tmp_path / "j.sqlite3"))))

@@ -22,7 +22,7 @@ from tui.core.journal.reader import JournalReader
 from tui.core.logs.parse import LogParser
 from tui.core.logs.timeline import Timeline
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
-from tui.core.proxy import ProxyService
+from tui.core.proxy.service import ProxyService
 from tui.core.records import RequestRecord
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(180)]

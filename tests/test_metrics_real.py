@@ -21,7 +21,7 @@ from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Set
 from tui.core.journal.writer import JournalReader
 from tui.core.poll.server_poller import ServerPoller
 from tui.core.prom import METRICS_PATH, ProxyMetrics, mount_metrics
-from tui.core.proxy import ProxyService
+from tui.core.proxy.service import ProxyService
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(180)]
 

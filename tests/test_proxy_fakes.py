@@ -19,7 +19,7 @@ from aiohttp import web
 from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.anatomy.exchange import Exchange
 from tui.core.config import JournalSettings, ProxySettings, Settings
-from tui.core.proxy import ProxyService
+from tui.core.proxy.service import ProxyService
 from tui.core.records import RequestRecord
 
 JSON_BODY = b'{"id":"msg_1","type":"message","usage":{"input_tokens":12,"output_tokens":3}}'

@@ -20,8 +20,9 @@ from test_proxy_fakes import (
 from yarl import URL
 
 from tui.core.config import ConfigError, ProxySettings, Settings
-from tui.core.proxy import ProxyService, parse_listen
+from tui.core.proxy.address import parse_listen
 from tui.core.proxy.headers import HOP_BY_HOP
+from tui.core.proxy.service import ProxyService
 
 __all__ = ["fake_upstream", "start_proxy"]  # fixtures re-exported for pytest
 

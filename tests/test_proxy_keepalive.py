@@ -13,7 +13,7 @@ from support.llama import RunningServer
 
 from tui.core.analysis.sinks import NullAnalyzer
 from tui.core.config import JournalSettings, ProxySettings, Settings
-from tui.core.proxy import ProxyService
+from tui.core.proxy.service import ProxyService
 
 pytestmark = [pytest.mark.timeout(240)]
 

@@ -15,7 +15,7 @@ from support.llama import RunningServer, StartServer
 
 from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
 from tui.core.journal.writer import JournalReader
-from tui.core.proxy import ProxyService
+from tui.core.proxy.service import ProxyService
 from tui.core.records import RequestRecord
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(180)]

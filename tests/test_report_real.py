@@ -20,7 +20,7 @@ from support.llama import start_llama_server
 from tui.commands import report_cmd
 from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
 from tui.core.journal.writer import JournalReader
-from tui.core.proxy import ProxyService
+from tui.core.proxy.service import ProxyService
 from tui.core.report import DEFAULT_PRICES, build_report, load_records, render_report, summary_for
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(240)]

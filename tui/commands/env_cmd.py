@@ -127,7 +127,7 @@ def opencode_config(base_url: str, api_key: str, window: int | None, model: str 
 
 def run_env(args: argparse.Namespace, settings: Settings) -> int:
     """Handler for `ctxbudget env`."""
-    from tui.core.proxy import parse_listen
+    from tui.core.proxy.address import parse_listen
 
     settings = with_overrides(settings, "proxy", listen=args.listen, upstream=args.upstream)
     if args.statusline:

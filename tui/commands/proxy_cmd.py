@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from tui.core.config import Settings, with_overrides
 
 if TYPE_CHECKING:
-    from tui.core.proxy import ProxyService
+    from tui.core.proxy.service import ProxyService
     from tui.core.records import RequestRecord
 
 TOP_CATEGORIES = 3
@@ -128,7 +128,7 @@ def run_proxy(args: argparse.Namespace, settings: Settings) -> int:
     """Handler for `ctxbudget proxy`."""
     import asyncio
 
-    from tui.core.proxy import JournalOpenError, ProxyService
+    from tui.core.proxy.service import JournalOpenError, ProxyService
 
     settings = apply_proxy_options(args, settings)
     out = sys.stdout

@@ -11,14 +11,13 @@ from aiohttp import web
 
 from tui.core.actions.compaction import CompactionError
 from tui.core.actions.mcp_switch import switch_cost
-from tui.core.control.tracker import RunTracker
 from tui.core.prom import METRICS_PATH, metrics_route
 from tui.core.transforms.pipeline import changes_prefix
 from tui.core.transforms.registry import TRANSFORM_ORDER
 
 if TYPE_CHECKING:
+    from tui.core.control.controls import ProxyControls
     from tui.core.proxy.rewrite import RequestRewriter
-    from tui.core.proxy.service import ProxyService
 
 CONTROL_PREFIX = "/_ctxbudget/"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -78,11 +77,11 @@ async def _payload(request: web.Request) -> dict[str, Any]:
 
 
 class ControlApi:
-    """Handlers bound to one running ProxyService."""
+    """Handlers bound to one proxy's controls."""
 
-    def __init__(self, service: ProxyService, tracker: RunTracker) -> None:
-        self.service = service
-        self.tracker = tracker
+    def __init__(self, controls: ProxyControls) -> None:
+        self.controls = controls
+        self.tracker = controls.tracker
 
     def mount(self, app: web.Application) -> None:
         """Add every control route (before the proxy's catch-all)."""
@@ -91,14 +90,14 @@ class ControlApi:
         app.router.add_route("POST", CONTROL_PREFIX + "transforms", self.transforms)
         app.router.add_route("POST", CONTROL_PREFIX + "compact", self.compact)
         app.router.add_route("POST", CONTROL_PREFIX + "compact/undo", self.compact_undo)
-        app.router.add_route("GET", METRICS_PATH, metrics_route(self.service.metrics))
+        app.router.add_route("GET", METRICS_PATH, metrics_route(self.controls.metrics))
 
     def state_dict(self) -> dict[str, Any]:
         """Everything GET /_ctxbudget/state answers."""
-        service, tracker = self.service, self.tracker
-        off = service.mcp_store.off()
+        controls, tracker = self.controls, self.tracker
+        off = controls.mcp_store.off()
         seen = tracker.servers()
-        names = list(dict.fromkeys([*service.settings.anatomy.mcp_servers, *seen, *sorted(off)]))
+        names = list(dict.fromkeys([*controls.settings.anatomy.mcp_servers, *seen, *sorted(off)]))
         servers = [
             {
                 "server": name,
@@ -108,34 +107,34 @@ class ControlApi:
             }
             for name in names
         ]
-        rewriter = service.rewriter
+        rewriter = controls.rewriter
         enabled = rewriter.enabled_transforms() if rewriter is not None else ()
         saved = tracker.savings
         transforms = [
             {
                 "name": name,
                 "enabled": name in enabled,
-                "configured": name in service.settings.transforms.enabled,
+                "configured": name in controls.settings.transforms.enabled,
                 "saved_tokens": saved.by_transform.get(name, 0),
             }
             for name in TRANSFORM_ORDER
         ]
-        compaction = service.compaction
+        compaction = controls.compaction
         items = compaction.store.all() if compaction is not None else []
         rewritten = compaction.store.rewritten if compaction is not None else {}
         return {
             "mcp": {
-                "state_file": str(service.mcp_store.path),
+                "state_file": str(controls.mcp_store.path),
                 "servers": servers,
                 "never_called": tracker.never_called(),
                 "saved_tokens": saved.mcp_tokens,
             },
             "transforms": {
-                "state_file": str(service.transform_switches.path),
+                "state_file": str(controls.transform_switches.path),
                 "enabled": list(enabled),
                 "available": transforms,
                 "saved_tokens": saved.transform_tokens,
-                "overrides": service.transform_switches.overrides(),
+                "overrides": controls.transform_switches.overrides(),
             },
             "compactions": {
                 "active": [
@@ -166,7 +165,7 @@ class ControlApi:
         server, enabled = data.get("server"), data.get("enabled")
         if not isinstance(server, str) or not server or not isinstance(enabled, bool):
             return error(400, "bad_request", 'send {"server": NAME, "enabled": true|false}')
-        off = self.service.mcp_store.set_enabled(server, enabled)
+        off = self.controls.mcp_store.set_enabled(server, enabled)
         latest = self.tracker.latest
         cost = None
         if latest is not None and latest.anatomy is not None:
@@ -187,7 +186,7 @@ class ControlApi:
             return error(400, "bad_request", 'send {"name": TRANSFORM, "enabled": true|false}')
         if name not in TRANSFORM_ORDER:
             return error(404, "not_found", f"unknown transform {name!r}; valid: {', '.join(TRANSFORM_ORDER)}")
-        switches = self.service.transform_switches
+        switches = self.controls.transform_switches
         before = switches.enabled()
         after = switches.set_enabled(name, enabled)
         answer: dict[str, Any] = {
@@ -197,7 +196,7 @@ class ControlApi:
             "changed": before != after,
             "reprocess": None,
         }
-        rewriter = self.service.rewriter
+        rewriter = self.controls.rewriter
         if before != after and rewriter is not None:
             answer["reprocess"] = await asyncio.to_thread(_prefix_effect, rewriter, before, after)
         return web.json_response(answer)
@@ -205,15 +204,15 @@ class ControlApi:
     async def compact(self, request: web.Request) -> web.Response:
         """POST {"session", "keep_turns"}: summarise older turns; later requests of it are rewritten."""
         data = await _payload(request)
-        compaction, rewriter = self.service.compaction, self.service.rewriter
+        compaction, rewriter = self.controls.compaction, self.controls.rewriter
         if compaction is None or rewriter is None:
             return error(503, "unavailable", "proxy-mode compaction is not available in this proxy")
         session = data.get("session")
-        keep = data.get("keep_turns", self.service.settings.compact.keep_turns)
+        keep = data.get("keep_turns", self.controls.settings.compact.keep_turns)
         if (session is not None and not isinstance(session, str)) or not isinstance(keep, int):
             return error(400, "bad_request", 'send {"session": ID or null, "keep_turns": N}')
         rewriter.replay_recent()
-        await self.service.ensure_compaction_counter()
+        await self.controls.ensure_compaction_counter()
         try:
             item = await compaction.compact(session or None, keep)
         except CompactionError as exc:
@@ -225,7 +224,7 @@ class ControlApi:
     async def compact_undo(self, request: web.Request) -> web.Response:
         """POST {"session"}: drop a compaction (the newest when session is null)."""
         data = await _payload(request)
-        compaction = self.service.compaction
+        compaction = self.controls.compaction
         if compaction is None:
             return error(503, "unavailable", "proxy-mode compaction is not available in this proxy")
         session = data.get("session")

@@ -17,22 +17,16 @@ from aiohttp import web
 from tui.core.actions.compaction import CompactionStore
 from tui.core.actions.compaction_service import CompactionService
 from tui.core.actions.mcp_switch import McpSwitchStore
-from tui.core.analysis.capture import DEFAULT_CAPTURE_LIMIT
-from tui.core.analysis.sinks import (
-    DEFAULT_BACKLOG_BYTES,
-    AnalyzerFactory,
-    CaptureSink,
-    Pipeline,
-    SettingsAnalyzer,
-)
+from tui.core.analysis.sinks import AnalyzerFactory, CaptureSink, Pipeline, SettingsAnalyzer
 from tui.core.analysis.worker import ProcessPipeline
 from tui.core.config import Settings
 from tui.core.control.api import CONTROL_PREFIX, ControlApi, loopback_only
+from tui.core.control.controls import ProxyControls
 from tui.core.control.tracker import RunTracker
 from tui.core.control.transform_state import TransformSwitchStore
 from tui.core.journal.writer import Journal, is_busy
 from tui.core.poll.snapshots import ServerSnapshot
-from tui.core.prom import ProxyMetrics
+from tui.core.prom.metrics import ProxyMetrics
 from tui.core.proxy.address import ListenAddress, parse_listen
 from tui.core.proxy.forward import Forwarder
 from tui.core.proxy.pool import LivePoolConnector
@@ -83,11 +77,11 @@ class ProxyService:
         rewrite: bool = True,
     ) -> None:
         ps = settings.proxy
-        analysis = analysis or getattr(ps, "analysis", "process")
+        analysis = analysis or ps.analysis
         if capture_limit is None:
-            capture_limit = int(getattr(ps, "capture_limit_mb", DEFAULT_CAPTURE_LIMIT // MIB) * MIB)
+            capture_limit = ps.capture_limit_mb * MIB
         if max_backlog_bytes is None:
-            max_backlog_bytes = int(getattr(ps, "backlog_mb", DEFAULT_BACKLOG_BYTES // MIB) * MIB)
+            max_backlog_bytes = ps.backlog_mb * MIB
         if analysis not in ("process", "thread"):
             raise ValueError(f"analysis must be 'process' or 'thread', not {analysis!r}")
         self.settings = settings
@@ -102,25 +96,14 @@ class ProxyService:
         self.max_backlog_bytes = max_backlog_bytes
         self.capture_limit = capture_limit
         self.journal_enabled = journal_enabled
-        self.metrics = metrics or ProxyMetrics()
-        self.tracker = RunTracker()
-        self.mcp_store = mcp_store or McpSwitchStore()
-        self.transform_switches = transform_switches or TransformSwitchStore(settings.transforms.enabled)
-        self.compaction: CompactionService | None = None
-        self.rewriter: RequestRewriter | None = None
-        if rewrite:
-            self.compaction = CompactionService(
-                compaction_store or CompactionStore(),
-                upstream=self.upstream,
-                api_key=settings.server.api_key,
-            )
-            self.rewriter = RequestRewriter(
-                settings.transforms,
-                tuple(settings.anatomy.mcp_servers),
-                self.mcp_store,
-                self.transform_switches,
-                self.compaction,
-            )
+        self.controls = ProxyControls.build(
+            settings,
+            metrics=metrics,
+            mcp_store=mcp_store,
+            transform_switches=transform_switches,
+            compaction_store=compaction_store,
+            rewrite=rewrite,
+        )
         self.journal: Journal | None = None
         self.pipeline: CaptureSink | None = None
         self.forwarder: Forwarder | None = None
@@ -132,6 +115,36 @@ class ProxyService:
         self.on_problem: Callable[[str | None], None] | None = None
         self.problem: str | None = None
         self._problem_shown_at = 0.0
+
+    @property
+    def metrics(self) -> ProxyMetrics:
+        """Prometheus counters of this proxy."""
+        return self.controls.metrics
+
+    @property
+    def tracker(self) -> RunTracker:
+        """What this run has seen (MCP servers, savings)."""
+        return self.controls.tracker
+
+    @property
+    def mcp_store(self) -> McpSwitchStore:
+        """The MCP server switches."""
+        return self.controls.mcp_store
+
+    @property
+    def transform_switches(self) -> TransformSwitchStore:
+        """The transform switches."""
+        return self.controls.transform_switches
+
+    @property
+    def compaction(self) -> CompactionService | None:
+        """Proxy-mode compaction (None when rewriting is off)."""
+        return self.controls.compaction
+
+    @property
+    def rewriter(self) -> RequestRewriter | None:
+        """The request-rewrite hook (None when rewriting is off)."""
+        return self.controls.rewriter
 
     @property
     def url(self) -> str:
@@ -177,7 +190,7 @@ class ProxyService:
         )
         app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[loopback_only])
         app.router.add_route("GET", CONTROL_PREFIX + "health", self._health)
-        ControlApi(self, self.tracker).mount(app)
+        ControlApi(self.controls).mount(app)
         app.router.add_route("*", CONTROL_PREFIX + "{tail:.*}", self._control_not_found)
         app.router.add_route("*", "/{tail:.*}", self.forwarder.handle)
         self._runner = web.AppRunner(
@@ -282,24 +295,11 @@ class ProxyService:
 
     def observe_server(self, snapshot: ServerSnapshot) -> None:
         """Feed a server poller snapshot (call on the proxy's loop): server gauges, compaction context."""
-        self.metrics.observe_server(snapshot)
-        n_ctx = getattr(snapshot, "n_ctx_slot", None)
-        if self.compaction is not None and isinstance(n_ctx, int) and n_ctx > 0:
-            self.compaction.context_tokens = n_ctx
+        self.controls.observe_server(snapshot)
 
     async def ensure_compaction_counter(self) -> None:
         """Give the compaction service a token counter (built off the loop: it may probe the server)."""
-        if self.compaction is None or self.compaction.counter is not None:
-            return
-        from tui.core.tokens import make_counter
-
-        s = self.settings
-        try:
-            self.compaction.counter = await asyncio.to_thread(
-                make_counter, s.anatomy.counter, self.upstream, s.server.api_key
-            )
-        except Exception:
-            log.exception("no token counter for compaction; its figures are estimates")
+        await self.controls.ensure_compaction_counter()
 
     def _deliver_from_thread(self, record: RequestRecord) -> None:
         loop = self._loop
