@@ -171,9 +171,10 @@ def test_mcp_filter_then_transforms_and_their_accounting(tmp_path: Path) -> None
     assert [t["name"] for t in sent["tools"]] == ["Read"]
     assert "cch=00000" in sent["system"][0]["text"]
     assert note is not None and note.changed == ("stabilize",) and len(note.mcp_removed) == 1
-    # The transforms' input is the MCP-filtered body, as JSON.
-    assert note.transform_input is not None and len(orjson.loads(note.transform_input)["tools"]) == 1
-    savings = savings_for(note, TiktokenCounter())
+    # The note carries the texts the transforms rewrote (not the body): here the billing line.
+    ((name, (edit,)),) = note.edits
+    assert name == "stabilize" and edit.before == BODY["system"][0]["text"] and "cch=00000" in edit.after
+    savings = savings_for(note, TiktokenCounter(), sent)
     assert savings is not None and savings.mcp_saved_tokens is not None and savings.mcp_saved_tokens > 50
     (stab,) = savings.transforms
     assert stab.name == "stabilize" and stab.tokens_before is not None and stab.tokens_after is not None

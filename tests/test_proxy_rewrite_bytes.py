@@ -14,10 +14,13 @@ from tui.core.actions.compaction import CompactionStore
 from tui.core.actions.compaction_service import CompactionService
 from tui.core.actions.compaction_summary import finish_compaction, plan_compaction
 from tui.core.actions.mcp_switch import McpSwitchStore
+from tui.core.analysis.savings import savings_for
 from tui.core.control.transform_state import TransformSwitchStore
 from tui.core.proxy import rewrite
 from tui.core.proxy.rewrite import RequestRewriter
-from tui.core.transforms.pipeline import TransformPipeline
+from tui.core.records import TransformSaving
+from tui.core.tokens import TiktokenCounter
+from tui.core.transforms.pipeline import TransformPipeline, measure_savings
 from tui.core.transforms.settings import TransformSettings
 
 
@@ -75,7 +78,14 @@ def test_bytes_path_equals_parsed_path(tmp_path: Path, name: str, builtins: list
     if expected == body:
         assert out is raw and note.changed == ()
     else:
-        assert note.changed == ("stabilize",) and note.transform_input == raw
+        assert note.changed == ("stabilize",) and note.edits
+        # What the bytes path notes measures the same savings as the parsed path's full count.
+        counter = TiktokenCounter()
+        _, (measured,) = measure_savings(body, "anthropic", counter, ["stabilize"], settings)
+        savings = savings_for(note, counter, orjson.loads(out))
+        assert savings is not None and savings.transforms == (
+            TransformSaving("stabilize", measured.tokens_before, measured.tokens_after),
+        )
 
 
 def test_a_second_copy_of_the_line_outside_system_is_left_alone(tmp_path: Path) -> None:

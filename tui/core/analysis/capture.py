@@ -8,20 +8,23 @@ from typing import Any
 
 from tui.core.anatomy.exchange import Exchange
 from tui.core.redact import redact
-from tui.core.transforms.settings import TransformSettings
+from tui.core.transforms.model import TextEdit
 
 DEFAULT_CAPTURE_LIMIT = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class RewriteNote:
-    """What the hook did to one request; travels with the capture so the worker can count the tokens."""
+    """What the hook did to one request; travels with the capture so the worker can count the tokens.
+
+    `edits` holds, for each transform that changed the body (in run order), the texts it rewrote: with
+    the forwarded body, that is all the worker needs to count each transform's savings.
+    """
 
     dialect: str
     transforms: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
-    transform_input: bytes | None = None  # JSON of the body the transforms started from
-    transform_settings: TransformSettings | None = None
+    edits: tuple[tuple[str, tuple[TextEdit, ...]], ...] = ()
     mcp_removed: tuple[dict[str, Any], ...] = ()
     compaction_saved: int | None = None
     error: str | None = None
@@ -30,6 +33,11 @@ class RewriteNote:
     def rewritten(self) -> bool:
         """Whether the forwarded body differs from the client's."""
         return bool(self.changed or self.mcp_removed or self.compaction_saved is not None)
+
+    @property
+    def edit_chars(self) -> int:
+        """Characters the edits hold (for backlog accounting)."""
+        return sum(len(e.before) + len(e.after) for _, edits in self.edits for e in edits)
 
 
 class Capture:
@@ -85,8 +93,8 @@ class Capture:
     @property
     def approx_size(self) -> int:
         """Bytes held in memory (for backlog accounting)."""
-        extra = self.rewrite.transform_input if self.rewrite is not None else None
-        return len(self.request_body) + self.captured + (len(extra) if extra else 0)
+        extra = self.rewrite.edit_chars if self.rewrite is not None else 0
+        return len(self.request_body) + self.captured + extra
 
     def to_exchange(self) -> Exchange:
         """Build the analyzer's input (joins chunks and redacts headers: run it off the event loop)."""
@@ -111,5 +119,5 @@ class Capture:
         self.chunks = []
         self.captured = 0
         self.dropped = reason
-        if self.rewrite is not None and self.rewrite.transform_input is not None:
-            self.rewrite = dataclasses.replace(self.rewrite, transform_input=None)
+        if self.rewrite is not None and self.rewrite.edits:
+            self.rewrite = dataclasses.replace(self.rewrite, edits=())

@@ -93,7 +93,7 @@ class CaptureProcessor:
         """The journaled record (id 0 when no journal or the append failed); `key` dedupes resends."""
         exchange = capture.to_exchange()
         result = self._analyze(exchange, capture.dropped)
-        savings = savings_for(capture.rewrite, getattr(self._analyzer, "counter", None))
+        savings = savings_for(capture.rewrite, getattr(self._analyzer, "counter", None), result.body)
         journal = self.journal
         record = build_record(
             exchange,

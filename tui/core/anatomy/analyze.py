@@ -33,6 +33,8 @@ class AnalysisResult:
     usage: Usage = field(default_factory=Usage)
     cache_break: CacheBreak | None = None
     unparsed_reason: str | None = None
+    # The parsed request, for the rewrite accounting in the same worker (never journaled).
+    body: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 def split_body(body: dict[str, Any], dialect: str, mcp_servers: tuple[str, ...]) -> Split:
@@ -97,6 +99,7 @@ class Analyzer:
             dialect=target.dialect,
             stream=bool(body.get("stream", False)),
             usage=usage,
+            body=body,
         )
         try:
             split = split_body(body, target.dialect, self.mcp_servers)

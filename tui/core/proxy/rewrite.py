@@ -21,6 +21,7 @@ from tui.core.proxy.billing_bytes import (
     has_escaped_ascii,
 )
 from tui.core.proxy.json_splice import splice_body
+from tui.core.transforms.model import TextEdit, TransformReport
 from tui.core.transforms.pipeline import TransformPipeline
 from tui.core.transforms.settings import TransformSettings
 
@@ -37,6 +38,11 @@ MODEL_PATHS: dict[str, str] = {
 # most this many, and at most RECENT_BYTES together (older ones are forgotten first).
 RECENT_BODIES = 8
 RECENT_BYTES = 64 * 1024 * 1024
+
+
+def _edits(reports: list[TransformReport]) -> tuple[tuple[str, tuple[TextEdit, ...]], ...]:
+    """What each transform that changed the body rewrote, for the worker's token accounting."""
+    return tuple((r.name, r.edits) for r in reports if r.changed)
 
 
 def dialect_of(method: str, raw_path: str) -> str | None:
@@ -158,21 +164,15 @@ class RequestRewriter:
         else:
             # Keep bytes, not the parsed tree: a retained 150 KB tree makes every GC pass slower.
             self._remember(body, dialect, session_hint(headers, parsed))
-        changed: tuple[str, ...] = ()
-        transform_input = current
+        edits: tuple[tuple[str, tuple[TextEdit, ...]], ...] = ()
         if enabled and self.pipeline is not None:
             current, reports = self.pipeline.run(current, dialect, enabled)
-            changed = tuple(r.name for r in reports if r.changed)
-        raw_input: bytes | None = None
-        if changed:
-            # Bytes, not the dict: pickling a parsed 150 KB body to the worker would hold the GIL.
-            raw_input = body if transform_input is parsed else orjson.dumps(transform_input)
+            edits = _edits(reports)
         note = RewriteNote(
             dialect,
             tuple(enabled),
-            changed,
-            raw_input,
-            self.settings if changed else None,
+            tuple(name for name, _ in edits),
+            edits,
             removed,
             compaction_saved,
         )
@@ -212,13 +212,13 @@ class RequestRewriter:
             return body, None
         if not isinstance(parsed, dict) or self.pipeline is None or has_escaped_ascii(body):
             return None
-        expected, _ = self.pipeline.run(parsed, dialect, ("stabilize",))
+        expected, reports = self.pipeline.run(parsed, dialect, ("stabilize",))
         out = billing_splice(body, parsed, expected, self.settings.stabilizer_builtins)
         if out is None:
             return None
         if out is body:
             return body, RewriteNote(dialect, ("stabilize",))
-        return out, RewriteNote(dialect, ("stabilize",), ("stabilize",), body, self.settings)
+        return out, RewriteNote(dialect, ("stabilize",), ("stabilize",), _edits(reports))
 
     def _nothing_to_change(self, enabled: tuple[str, ...], body: bytes) -> bool:
         """True when no enabled transform could change this body (decided without parsing it)."""

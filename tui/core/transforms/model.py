@@ -8,6 +8,14 @@ from typing import Any, Protocol
 DIALECTS: tuple[str, ...] = ("anthropic", "openai")
 
 
+@dataclass(frozen=True, slots=True)
+class TextEdit:
+    """One prompt text a transform rewrote, before and after."""
+
+    before: str
+    after: str
+
+
 @dataclass(frozen=True)
 class TransformResult:
     """What one transform made of a body: the new body (the input when unchanged) and what it did."""
@@ -15,15 +23,17 @@ class TransformResult:
     body: dict[str, Any]
     changed: bool
     details: list[str] = field(default_factory=list)
+    edits: tuple[TextEdit, ...] = ()
 
 
 @dataclass(frozen=True)
 class TransformReport:
-    """One transform's outcome inside a run, as shown to the user."""
+    """One transform's outcome inside a run, as shown to the user, with the texts it rewrote."""
 
     name: str
     changed: bool
     details: list[str] = field(default_factory=list)
+    edits: tuple[TextEdit, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ class TransformPipeline:
             except Exception as exc:  # noqa: BLE001 - a transform bug must never block a request
                 reports.append(TransformReport(name, False, [f"failed, request left as it was: {exc!r}"]))
                 continue
-            reports.append(TransformReport(name, result.changed, result.details))
+            reports.append(TransformReport(name, result.changed, result.details, result.edits))
             body = result.body
         return body, reports
 

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from tui.core.transforms.body_slots import USER, Path, iter_text_slots, path_label, replace_texts
-from tui.core.transforms.model import TransformResult
+from tui.core.transforms.model import TextEdit, TransformResult
 from tui.core.transforms.prose_spans import protected_spans
 
 _ARTICLES = re.compile(r"(?<![^\s(])(?i:a|an|the)[ \t]+(?=([A-Za-z][\w'’-]*))")
@@ -116,15 +116,17 @@ class ProseCompressor:
     def apply(self, body: dict[str, Any], dialect: str) -> TransformResult:
         """Compress every user text slot."""
         replacements: dict[Path, str] = {}
+        edits: list[TextEdit] = []
         details: list[str] = []
         for slot in iter_text_slots(body, dialect, (USER,)):
             text = compress_prose(slot.text)
             if text != slot.text:
                 replacements[slot.path] = text
+                edits.append(TextEdit(slot.text, text))
                 details.append(f"{path_label(slot.path)}: {len(slot.text)} → {len(text)} chars")
         if not replacements:
             return TransformResult(body, False, [])
-        return TransformResult(replace_texts(body, replacements), True, details)
+        return TransformResult(replace_texts(body, replacements), True, details, tuple(edits))
 
 
 def clear_cache() -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui.core.transforms.body_slots import TOOL_RESULT, Path, iter_text_slots, path_label, replace_texts
-from tui.core.transforms.model import TransformResult
+from tui.core.transforms.model import TextEdit, TransformResult
 from tui.core.transforms.settings import TransformSettings
 
 # CSI sequences (colors, cursor moves), OSC sequences (titles, hyperlinks) and two-byte escapes.
@@ -164,6 +164,7 @@ class ToolResultSlimmer:
     def apply(self, body: dict[str, Any], dialect: str) -> TransformResult:
         """Slim every tool result text of the body."""
         replacements: dict[Path, str] = {}
+        edits: list[TextEdit] = []
         details: list[str] = []
         for slot in iter_text_slots(body, dialect, (TOOL_RESULT,)):
             if self.skips(slot.tool_name):
@@ -171,11 +172,12 @@ class ToolResultSlimmer:
             text, notes = slim_text(slot.text, self.limits)
             if text != slot.text:
                 replacements[slot.path] = text
+                edits.append(TextEdit(slot.text, text))
                 who = f" ({slot.tool_name})" if slot.tool_name else ""
                 details.append(f"{path_label(slot.path)}{who}: {', '.join(notes)}")
         if not replacements:
             return TransformResult(body, False, [])
-        return TransformResult(replace_texts(body, replacements), True, details)
+        return TransformResult(replace_texts(body, replacements), True, details, tuple(edits))
 
 
 def clear_cache() -> None:

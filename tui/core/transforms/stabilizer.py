@@ -15,7 +15,7 @@ from tui.core.transforms.body_slots import (
     path_label,
     replace_texts,
 )
-from tui.core.transforms.model import TransformResult
+from tui.core.transforms.model import TextEdit, TransformResult
 from tui.core.transforms.settings import StabilizerPattern, TransformSettings, parse_pattern_spec
 
 _SCOPE_REGIONS = {"system": SYSTEM, "tools": TOOL_DESCRIPTION, "messages": USER}
@@ -105,6 +105,7 @@ class CacheStabilizer:
     def apply(self, body: dict[str, Any], dialect: str) -> TransformResult:
         """Replace every pattern match in the slots of its scopes."""
         replacements: dict[Path, str] = {}
+        edits: list[TextEdit] = []
         details: list[str] = []
         if not self.regions:
             return TransformResult(body, False, [])
@@ -122,7 +123,8 @@ class CacheStabilizer:
                     hits.append(f"{pattern.name}×{count}")
             if text != slot.text:
                 replacements[slot.path] = text
+                edits.append(TextEdit(slot.text, text))
                 details.append(f"{path_label(slot.path)}: {', '.join(hits)}")
         if not replacements:
             return TransformResult(body, False, [])
-        return TransformResult(replace_texts(body, replacements), True, details)
+        return TransformResult(replace_texts(body, replacements), True, details, tuple(edits))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tui.core.transforms.body_slots import TOOL_DESCRIPTION, Path, iter_text_slots, path_label, replace_texts
-from tui.core.transforms.model import TransformResult
+from tui.core.transforms.model import TextEdit, TransformResult
 from tui.core.transforms.settings import TransformSettings
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
@@ -44,6 +44,7 @@ class ToolDescriptionTrimmer:
     def apply(self, body: dict[str, Any], dialect: str) -> TransformResult:
         """Trim every long tool description."""
         replacements: dict[Path, str] = {}
+        edits: list[TextEdit] = []
         details: list[str] = []
         for slot in iter_text_slots(body, dialect, (TOOL_DESCRIPTION,)):
             if len(slot.text) <= self.min_chars:
@@ -53,8 +54,9 @@ class ToolDescriptionTrimmer:
             short = first_paragraph(slot.text)
             if len(short) < len(slot.text):
                 replacements[slot.path] = short
+                edits.append(TextEdit(slot.text, short))
                 who = slot.tool_name or path_label(slot.path)
                 details.append(f"{who}: {len(slot.text)} → {len(short)} chars")
         if not replacements:
             return TransformResult(body, False, [])
-        return TransformResult(replace_texts(body, replacements), True, details)
+        return TransformResult(replace_texts(body, replacements), True, details, tuple(edits))
