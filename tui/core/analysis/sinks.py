@@ -38,7 +38,7 @@ RecordCallback = Callable[[RequestRecord], None]
 
 
 class SettingsAnalyzer:
-    """Picklable factory: B's Analyzer with the counter and MCP servers from settings."""
+    """Picklable factory: the Analyzer with the counter and MCP servers from settings."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
