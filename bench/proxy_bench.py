@@ -377,12 +377,17 @@ def tree_cpu_s(pid: int) -> tuple[float, float]:
     return proc_cpu_s(pid), kids
 
 
-def rss_mb(pid: int) -> float:
-    """Resident set size in MB."""
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident set size in MB (field VmHWM: the process's peak so far)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024.0
     return 0.0
+
+
+def tree_peak_rss_mb(pid: int) -> float:
+    """Peak RSS of the proxy plus its analysis worker (the sum of each process's own peak)."""
+    return rss_mb(pid, "VmHWM") + sum(rss_mb(c, "VmHWM") for c in children(pid))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -398,6 +403,7 @@ async def client_main(args: argparse.Namespace) -> None:
     results: dict[str, Any] = {"body_bytes": len(body), "modes": {}}
     proxied_count = 0
     rss_at_1000: float | None = None
+    tree_peak_at_1000: float | None = None
     for stream in (False, True):
         mode = "stream" if stream else "json"
         for _ in range(args.warmup):
@@ -422,6 +428,7 @@ async def client_main(args: argparse.Namespace) -> None:
                     proxied_count += 1
                     if proxied_count == 1000:
                         rss_at_1000 = rss_mb(args.proxy_pid)
+                        tree_peak_at_1000 = tree_peak_rss_mb(args.proxy_pid)
         n = 2 * args.iterations
         cpu1, kids1 = tree_cpu_s(args.proxy_pid)
         cpu = (cpu1 - cpu0) * 1000.0 / n
@@ -446,6 +453,7 @@ async def client_main(args: argparse.Namespace) -> None:
         results["modes"][mode] = summary
     results["proxied_requests"] = proxied_count
     results["rss_mb_after_1000"] = round(rss_at_1000, 1) if rss_at_1000 else None
+    results["tree_peak_rss_mb_after_1000"] = round(tree_peak_at_1000, 1) if tree_peak_at_1000 else None
     results["rss_mb_end"] = round(rss_mb(args.proxy_pid), 1)
     results["worker_rss_mb_end"] = round(sum(rss_mb(c) for c in children(args.proxy_pid)), 1)
     if args.journal:
@@ -596,7 +604,8 @@ def print_report(kind: str, result: dict[str, Any]) -> None:
         )
     print(
         f"proxy RSS after 1000 proxied requests: {result['rss_mb_after_1000']} MB; "
-        f"at end {result['rss_mb_end']} MB (analysis worker process: {result['worker_rss_mb_end']} MB)"
+        f"at end {result['rss_mb_end']} MB (analysis worker process: {result['worker_rss_mb_end']} MB); "
+        f"peak of proxy + worker by request 1000: {result['tree_peak_rss_mb_after_1000']} MB"
     )
     if "journal" in result:
         j = result["journal"]
