@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,12 +122,21 @@ def _to_sql(column: Column, value: Any) -> Any:
     return int(plain) if isinstance(plain, bool) else plain
 
 
-def _from_sql(column: Column, value: Any) -> Any:
+def _reader(column: Column) -> Callable[[Any], Any]:
+    """SQL value -> record value (SQLite already returns the right scalar types, bools as 0/1)."""
     if column.as_json_text:
-        return column.from_plain(orjson.loads(value) if value else None)
-    if value is None and column.name in FIELD_DEFAULTS:
-        return FIELD_DEFAULTS[column.name]
-    return column.from_plain(value)
+        from_plain = column.from_plain
+        return lambda value: from_plain(orjson.loads(value) if value else None)
+    if isinstance(FIELD_DEFAULTS.get(column.name), bool):
+        return bool
+    return _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_READERS: dict[str, Callable[[Any], Any]] = {c.name: _reader(c) for c in COLUMNS}
 
 
 def row_values(record: RequestRecord) -> tuple[Any, ...]:
@@ -160,7 +169,7 @@ def record_from_row(
     row: Sequence[Any], parts: tuple[Part, ...] = (), columns: Sequence[Column] = LISTED
 ) -> RequestRecord:
     """Map a row of these columns (LIST_COLUMNS by default), plus optional parts, to a RequestRecord."""
-    values = {c.name: _from_sql(c, v) for c, v in zip(columns, row, strict=True)}
+    values = {c.name: _READERS[c.name](v) for c, v in zip(columns, row, strict=True)}
     anatomy = values.get("anatomy")
     if anatomy is not None and parts:
         values["anatomy"] = dataclasses.replace(anatomy, parts=parts)
