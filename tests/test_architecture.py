@@ -223,3 +223,20 @@ def test_analysis_worker_imports_neither_aiohttp_nor_the_proxy() -> None:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "[]"
+
+
+SETTINGS_LEAVES = {"tui.core.transforms.settings", "tui.core.report.prices"}
+
+
+def test_settings_import_no_feature_code_when_loaded() -> None:
+    # Packages on the way (tui, tui.core.report...) run their __init__, which must load nothing more.
+    code = "import json, sys, tui.core.config\nprint(json.dumps([m for m in sys.modules if m.startswith('tui.')]))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = set(json.loads(out.stdout))
+    packages = {".".join(m.split(".")[:i]) for m in SETTINGS_LEAVES for i in range(2, m.count(".") + 1)}
+    assert loaded - packages - SETTINGS_LEAVES == {"tui.core.config"}
+    # The leaves themselves import no other tui module, even inside functions.
+    graph = import_graph()
+    for leaf in SETTINGS_LEAVES:
+        assert {m for m in graph[leaf] if m not in packages} == set(), leaf
