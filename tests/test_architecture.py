@@ -230,7 +230,10 @@ SETTINGS_LEAVES = {"tui.core.transforms.settings", "tui.core.report.prices"}
 
 def test_settings_import_no_feature_code_when_loaded() -> None:
     # Packages on the way (tui, tui.core.report...) run their __init__, which must load nothing more.
-    code = "import json, sys, tui.core.config\nprint(json.dumps([m for m in sys.modules if m.startswith('tui.')]))\n"
+    code = (
+        "import json, sys, tui.core.config\n"
+        "print(json.dumps([m for m in sys.modules if m.startswith('tui.')]))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.returncode == 0, out.stderr[-3000:]
     loaded = set(json.loads(out.stdout))
