@@ -56,8 +56,6 @@ CREATE TABLE IF NOT EXISTS details (
 LISTED: tuple[Column, ...] = tuple(c for c in COLUMNS if c.listed)
 # Columns read for listings (no headers, no blobs), in record_from_row's default order.
 LIST_COLUMNS = ", ".join(c.name for c in LISTED)
-# Every column, for loading one row whole.
-ALL_COLUMNS = ", ".join(c.name for c in COLUMNS)
 
 _INSERTED = tuple(c for c in COLUMNS if c.name != "id")
 INSERT_SQL = (
