@@ -254,6 +254,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("compaction_saved_tokens", "INTEGER", "compaction_saved_tokens", from_plain=_opt_int, since=2),
 )
 
+
 def _field_defaults() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(RequestRecord):
