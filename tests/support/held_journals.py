@@ -19,7 +19,7 @@ import aiohttp
 from builders import BILLING, IDENTITY, cc_title_request, cc_tools, words
 
 from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
-from tui.core.proxy import ProxyService
+from tui.core.proxy.service import ProxyService
 
 SESSION = "7d1e9c2a-2222-4b3c-8d4e-abcdefabcdef"
 MCP = {"filesystem": ("read_file", "write_file", "list_directory", "search_files", "get_file_info"),
