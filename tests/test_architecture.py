@@ -202,7 +202,7 @@ def test_cycle_finder_sees_local_type_checking_and_package_imports() -> None:
 
 WORKER_START = (
     "import pickle, sys\n"
-    "from tui.core.analysis.worker import _main\n"
+    "from tui.core.analysis.worker_process import main\n"
     "capture = pickle.loads(bytes.fromhex(sys.argv[1]))\n"
     "assert capture.rewrite is not None\n"
     "bad = ('aiohttp', 'tui.core.proxy')\n"

@@ -19,7 +19,7 @@ from test_proxy_fakes import JSON_BODY, FakeUpstream, client_session, fake_upstr
 
 from tui.core.analysis.sinks import NullAnalyzer
 from tui.core.journal.reader import JournalReader
-from tui.core.proxy import ProxyService
+from tui.core.proxy.service import ProxyService
 
 __all__ = ["fake_upstream"]
 

@@ -23,8 +23,8 @@ from tui.core.anatomy.body import decode_bytes
 from tui.core.anatomy.exchange import Exchange
 from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
 from tui.core.control.transform_state import TransformSwitchStore
-from tui.core.proxy import ProxyService
 from tui.core.proxy.pool import LivePoolConnector
+from tui.core.proxy.service import ProxyService
 from tui.core.records import RequestRecord
 
 pytestmark = pytest.mark.timeout(60)

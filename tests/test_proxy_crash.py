@@ -21,7 +21,7 @@ from test_proxy_fakes import FakeUpstream, client_session, fake_upstream, proxy_
 
 from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.anatomy.exchange import Exchange
-from tui.core.proxy import ProxyService
+from tui.core.proxy.service import ProxyService
 
 __all__ = ["fake_upstream"]
 
