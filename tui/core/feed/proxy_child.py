@@ -38,7 +38,7 @@ def report(**fields: object) -> None:
 
 async def serve(settings: Settings, journal_path: Path) -> int:
     """Listen until stdin closes or SIGTERM; 1 when the proxy cannot start."""
-    from tui.core.proxy import JournalOpenError, ProxyService
+    from tui.core.proxy.service import JournalOpenError, ProxyService
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
