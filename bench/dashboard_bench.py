@@ -107,7 +107,7 @@ def in_process_proxy(own_thread: bool) -> Callable[..., Any]:
     """The alternatives to the proxy process, for comparison: the ProxyService on its own thread and loop,
     or on the UI's loop (how the dashboard ran it before the proxy process)."""
     from tui.core.feed.updates import SourceStatus
-    from tui.core.proxy import ProxyService
+    from tui.core.proxy.service import ProxyService
 
     async def run_proxy(driver: Any, feed: Any) -> None:
         service = ProxyService(driver.settings, journal_path=driver.journal_path)
