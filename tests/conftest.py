@@ -17,6 +17,7 @@ from support.llama import (
     start_llama_server,
 )
 from support.llama import free_port as pick_free_port
+from support.real_model import fetch_real_model
 from support.tiny_models import write_checkpoint_model, write_dense_model
 
 from tui.core.llama_binary import find_llama_server
@@ -33,6 +34,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         "llama_server_bin": lambda: find_llama_server(build=True),
         "claude_code": install_claude_code,
         "mcp_filesystem": install_mcp_filesystem,
+        "real_model": fetch_real_model,
     }
     for fixture, prepare in preparations.items():
         if fixture in needed:
@@ -150,3 +152,9 @@ def claude_code() -> Path:
 def mcp_filesystem() -> Path:
     """Entry script of @modelcontextprotocol/server-filesystem (npm install once, cached; run with node)."""
     return install_mcp_filesystem()
+
+
+@pytest.fixture(scope="session")
+def real_model() -> Path:
+    """SmolLM2-135M-Instruct Q4_1 (real tokenizer, ChatML without tools, n_ctx_train 8192), fetched once."""
+    return fetch_real_model()
