@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import threading
 import time
 import uuid
@@ -123,3 +124,38 @@ def test_pane_mode_types_compact(
     wait_for(record, "/compact")
     time.sleep(0.1)
     assert record.read_text().splitlines()[-1] == "/compact"
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def test_undo_alone_reaches_an_ipv6_proxy_in_the_default_pane_mode(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            seen.append(self.path)
+            raw = json.dumps({"session_id": "s-1"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = _IPv6Server(("::1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = Settings(proxy=ProxySettings(listen=f"[::1]:{server.server_address[1]}"))
+        assert settings.compact.mode == "pane"
+        assert compact_cmd.run_compact(args(undo=True), settings) == 0
+        assert "compaction of session s-1 undone" in capsys.readouterr().out
+        assert seen == [compact_cmd.CONTROL_PATH + "/undo"]
+        assert compact_cmd.run_compact(args(mode="pane", undo=True), settings) == 2
+    finally:
+        server.shutdown()

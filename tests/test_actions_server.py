@@ -11,7 +11,7 @@ import pytest
 from support.llama import StartServer
 
 from tui.commands import server_cmd
-from tui.core.actions import processes
+from tui.core import procfs
 from tui.core.actions.server_control import PreflightError, ServerController, ServerState
 from tui.core.actions.server_launch import build_launch, pid_path, read_pid_record
 from tui.core.config import ServerSettings, Settings
@@ -90,7 +90,7 @@ def test_start_status_restart_stop(
         phases = [s.phase for s in states]
         assert phases[0] == "stopping" and "starting" in phases and phases[-1] == "up"
         assert props(controller.url)["default_generation_settings"]["n_ctx"] == 4096  # type: ignore[index]
-        assert first.pid is not None and not processes.is_alive(first.pid)
+        assert first.pid is not None and not procfs.is_alive(first.pid)
         assert (
             "new prompt" in Path(settings.server.log_file).read_text()
             or (tmp_path / "server.log").stat().st_size
@@ -127,7 +127,7 @@ def test_bad_model_is_refused_then_fails_with_log_errors(
         assert failed.phase == "failed"
         assert any("failed to load model" in line for line in failed.error_lines), failed.error_lines
         assert "exited with code" in failed.message and "missing.gguf" in failed.message
-        assert up.pid is not None and not processes.is_alive(up.pid)
+        assert up.pid is not None and not procfs.is_alive(up.pid)
         status = ServerController(bad).status()
         assert status.phase == "down" and not status.owned
         assert "last start failed" in status.describe() and "failed to load model" in status.describe()

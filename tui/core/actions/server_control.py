@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tui.core.actions import processes
+from tui.core import procfs
 from tui.core.actions.server_launch import (
     LaunchPlan,
     PidRecord,
@@ -97,7 +97,7 @@ class ServerController:
         if record is None or record.port != self.port:
             return None
         self._reap()
-        return record if processes.is_alive(record.pid, record.start_time) else None
+        return record if procfs.is_alive(record.pid, record.start_time) else None
 
     def _reap(self) -> None:
         for pid, proc in list(self._children.items()):
@@ -110,7 +110,7 @@ class ServerController:
         health = probe_health(self.url)
         foreign: tuple[int, ...] = ()
         if record is None and health != "down":
-            foreign = tuple(processes.port_owner_pids(self.port))
+            foreign = tuple(procfs.port_owner_pids(self.port))
         if health == "up":
             props = fetch_props(self.url, self.settings.server.api_key) or {}
             settings_ = props.get("default_generation_settings") or {}
@@ -137,7 +137,7 @@ class ServerController:
         record = self._owned()
         if record is not None:
             self._emit("stopping", f"stopping llama-server (pid {record.pid})", record.pid)
-            how = processes.terminate(record.pid, stop_timeout(self.settings))
+            how = procfs.terminate(record.pid, stop_timeout(self.settings))
             self._reap()
             clear_pid_record()
             self._wait_port_free()
@@ -146,14 +146,14 @@ class ServerController:
         health = probe_health(self.url)
         if health == "down" and port_is_free(self.host, self.port):
             return self._emit("down", f"no llama-server answers at {self.url}")
-        owners = processes.port_owner_pids(self.port)
+        owners = procfs.port_owner_pids(self.port)
         if not owners:
             raise ServerControlError(
                 f"the server at {self.url} was not started by ctxbudget and its process could not be "
                 f"identified (another user, a container or another host?); stop it yourself, then run "
                 f"`ctxbudget server start`"
             )
-        commands = {pid: " ".join(processes.command_line(pid))[:160] for pid in owners}
+        commands = {pid: " ".join(procfs.command_line(pid))[:160] for pid in owners}
         if health == "down" and not any("llama" in cmd for cmd in commands.values()):
             taken = ", ".join(f"pid {pid} ({cmd})" for pid, cmd in commands.items())
             raise ServerControlError(
@@ -166,7 +166,7 @@ class ServerController:
                 f"the server at {self.url} was not started by ctxbudget: stopping pid {pid} ({cmd})",
                 pid,
             )
-            processes.terminate(pid, stop_timeout(self.settings))
+            procfs.terminate(pid, stop_timeout(self.settings))
         self._wait_port_free()
         return self._emit("down", f"stopped pid {', '.join(map(str, owners))}")
 
@@ -252,7 +252,7 @@ class ServerController:
         self._children[proc.pid] = proc
         record = PidRecord(
             proc.pid,
-            processes.start_time(proc.pid),
+            procfs.start_time(proc.pid),
             plan.port,
             plan.host,
             plan.model,

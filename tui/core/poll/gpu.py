@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tui.core.poll.process import pid_for_url, process_rss
 from tui.core.poll.snapshots import BufferSizes, GpuDevice, GpuSnapshot
+from tui.core.procfs import pid_for_url, process_rss
 
 GpuCallback = Callable[[GpuSnapshot], Awaitable[None] | None]
 

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, RadioButton, RadioSet, Static
 
@@ -13,13 +14,32 @@ PANE_LABEL = "pane: type /compact into the agent's tmux pane"
 PROXY_LABEL = "proxy: summarise older turns, rewrite later requests"
 
 
+class ChoiceButton(RadioButton):
+    """A radio button whose glyph says on (●) or off (○): Textual's differs only in colour."""
+
+    @property
+    def _button(self) -> Content:
+        self.BUTTON_INNER = "●" if self.value else "○"  # read by the base class when it draws the glyph
+        return super()._button
+
+
 class CompactDialog(ModalScreen[str | None]):
     """Answers "pane", "proxy" or None (cancelled)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="compact_cancel")]
 
-    def __init__(self, *, panes: int, pane_note: str, proxy_ok: bool, session: str, keep_turns: int) -> None:
+    def __init__(
+        self,
+        *,
+        panes: int,
+        pane_note: str,
+        proxy_ok: bool,
+        session: str,
+        keep_turns: int,
+        preferred: str = "pane",
+    ) -> None:
         super().__init__(classes="dialog")
+        self.preferred = preferred
         self.panes = panes
         self.pane_note = pane_note
         self.proxy_ok = proxy_ok
@@ -27,8 +47,10 @@ class CompactDialog(ModalScreen[str | None]):
         self.keep_turns = keep_turns
 
     def default_mode(self) -> str:
-        """Pane when an agent runs in tmux (or the proxy cannot do it), else proxy."""
-        return "pane" if self.panes or not self.proxy_ok else "proxy"
+        """[compact] mode when it can act; pane when an agent runs in tmux or the proxy cannot compact."""
+        if not self.proxy_ok:
+            return "pane"
+        return "proxy" if self.preferred == "proxy" or not self.panes else "pane"
 
     def compose(self) -> ComposeResult:
         """Modes, what each needs, Cancel and Compact."""
@@ -43,8 +65,8 @@ class CompactDialog(ModalScreen[str | None]):
                 Text(f"Compact the agent's context?\n· {self.pane_note}\n· {proxy_note}"), id="dialog-body"
             )
             with RadioSet(id="compact-mode"):
-                yield RadioButton(PANE_LABEL, value=mode == "pane", id="mode-pane")
-                yield RadioButton(
+                yield ChoiceButton(PANE_LABEL, value=mode == "pane", id="mode-pane")
+                yield ChoiceButton(
                     PROXY_LABEL, value=mode == "proxy", id="mode-proxy", disabled=not self.proxy_ok
                 )
             with Horizontal(id="dialog-buttons"):

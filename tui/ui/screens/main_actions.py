@@ -210,6 +210,7 @@ class MainActions(_Base):
             proxy_ok=message.proxy_ok,
             session=session,
             keep_turns=self.settings.compact.keep_turns,
+            preferred=self.settings.compact.mode,
         )
         self.app.push_screen(dialog, lambda mode: self._then(bool(mode), self._run_compact, mode, ""))
 

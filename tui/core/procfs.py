@@ -1,4 +1,4 @@
-"""Process facts from /proc: liveness with pid-reuse protection, command lines, and who owns a TCP port."""
+"""Process facts from /proc: liveness with pid-reuse protection, names, who owns a TCP port, memory."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import os
 import signal
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROC = Path("/proc")
 TCP_LISTEN = "0A"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0", ""}
 
 
 def start_time(pid: int) -> int | None:
@@ -86,12 +88,12 @@ def descendants(pid: int, limit: int = 200) -> list[int]:
     return found
 
 
-def listening_inodes(port: int) -> set[str]:
+def listening_inodes(port: int, proc: Path = PROC) -> set[str]:
     """Socket inodes listening on a TCP port (IPv4 and IPv6)."""
     inodes: set[str] = set()
     for table in ("tcp", "tcp6"):
         try:
-            lines = (PROC / "net" / table).read_text().splitlines()[1:]
+            lines = (proc / "net" / table).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
@@ -104,14 +106,14 @@ def listening_inodes(port: int) -> set[str]:
     return inodes
 
 
-def port_owner_pids(port: int) -> list[int]:
+def port_owner_pids(port: int, proc: Path = PROC) -> list[int]:
     """Pids holding a listening socket on the port (only processes whose fds we may read)."""
-    inodes = listening_inodes(port)
+    inodes = listening_inodes(port, proc)
     if not inodes:
         return []
     targets = {f"socket:[{inode}]" for inode in inodes}
     owners: list[int] = []
-    for entry in PROC.iterdir():
+    for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
         try:
@@ -126,6 +128,35 @@ def port_owner_pids(port: int) -> list[int]:
             except OSError:
                 continue
     return sorted(owners)
+
+
+def find_listening_pid(port: int, proc: Path = PROC) -> int | None:
+    """The (lowest) pid that listens on TCP `port`, None if not found or not ours to inspect."""
+    owners = port_owner_pids(port, proc)
+    return owners[0] if owners else None
+
+
+def pid_for_url(url: str, proc: Path = PROC) -> int | None:
+    """The local process serving `url`, or None for remote hosts."""
+    parts = urlsplit(url)
+    if (parts.hostname or "") not in LOCAL_HOSTS:
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return find_listening_pid(port, proc)
+
+
+def process_rss(pid: int, proc: Path = PROC) -> int | None:
+    """Resident memory of `pid` in bytes from /proc/<pid>/status (VmRSS), None if unavailable."""
+    try:
+        text = (proc / str(pid) / "status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            fields = line.split()
+            if len(fields) >= 2 and fields[1].isdigit():
+                return int(fields[1]) * 1024
+    return None
 
 
 def terminate(pid: int, timeout: float, poll: float = 0.05) -> str:
