@@ -24,13 +24,25 @@ from tui.core.doctor import (
     render_text,
     run_checks,
 )
+from tui.core.doctor.agent_need import CLAUDE_WINDOW_ENV
 from tui.core.doctor.checks import check_memory
 
 DEAD_URL = f"http://127.0.0.1:{free_port()}"
+# No journal: the agent's smallest request falls back to Claude Code's typical first request.
+NO_JOURNAL = "/nonexistent/ctxbudget-doctor-test/journal.sqlite3"
 
 
-def settings(server: dict[str, Any] | None = None, agent: dict[str, Any] | None = None) -> Settings:
-    data: dict[str, Any] = {"server": {"url": DEAD_URL, **(server or {})}}
+@pytest.fixture(autouse=True)
+def no_exported_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks read the agent's exported window: the developer's shell must not leak in."""
+    for name in CLAUDE_WINDOW_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def settings(
+    server: dict[str, Any] | None = None, agent: dict[str, Any] | None = None, journal: str = NO_JOURNAL
+) -> Settings:
+    data: dict[str, Any] = {"server": {"url": DEAD_URL, **(server or {})}, "journal": {"path": journal}}
     if agent is not None:
         data["agent"] = agent
     return settings_from_dict(data)
@@ -58,8 +70,11 @@ async def test_nothing_to_check_fails() -> None:
     assert exit_code(list(results.values())) == 1
 
 
-async def test_planned_launch_that_fits(tiny_model: Path) -> None:
-    cfg = settings({"model": str(tiny_model), "ctx_size": 16384, "parallel": 1}, {"context_window": 12000})
+async def test_planned_launch_that_fits(tiny_model: Path, tmp_path: Path) -> None:
+    journal = journal_with_main_request(tmp_path / "j.sqlite3", 4_000)  # the agent's smallest request
+    cfg = settings(
+        {"model": str(tiny_model), "ctx_size": 16384, "parallel": 1}, {"context_window": 12000}, journal
+    )
     results = await planned(cfg)
     assert results["server"].status == "warn" and "planned launch only" in results["server"].message
     assert results["model"].status == "pass" and "llama" in results["model"].message
@@ -82,12 +97,16 @@ async def test_train_context_and_split_warnings(swa_model: Path) -> None:
     assert "unified" in auto["slot_split"].message
 
 
-async def test_agent_window_paths(tiny_model: Path) -> None:
+async def test_agent_window_paths(tiny_model: Path, tmp_path: Path) -> None:
     base = {"model": str(tiny_model), "ctx_size": 8192, "parallel": 1}
-    claude = (await planned(settings(base)))["agent_window"]
+    first = (await planned(settings(base)))["agent_window"]
+    assert first.status == "fail" and "smallest request is 28,000" in first.message
+    assert first.fix == "raise -c so each slot holds at least 28,000 tokens (-c 28000)"  # n_ctx_train 262k
+    journal = journal_with_main_request(tmp_path / "j.sqlite3", 3_000)
+    claude = (await planned(settings(base, journal=journal)))["agent_window"]
     assert claude.status == "fail" and "200,000" in claude.message
     assert "CLAUDE_CODE_AUTO_COMPACT_WINDOW=8192" in claude.fix
-    small = (await planned(settings(base, {"context_window": 2000})))["agent_window"]
+    small = (await planned(settings(base, {"context_window": 2000}, journal)))["agent_window"]
     assert small.status == "warn"
     unknown = (await planned(settings(base, {"client": "codex"})))["agent_window"]
     assert unknown.status == "warn" and "context_window" in unknown.fix
@@ -157,7 +176,8 @@ async def test_log_checks(tmp_path: Path, tiny_model: Path) -> None:
 async def test_running_server_with_trace_log(llama_server: StartServer) -> None:
     server = llama_server(ctx_size=8192, parallel=2)
     server.wait_for_log("n_ctx_slot")
-    cfg = settings({"url": server.url, "log_file": str(server.log_path)}, {"context_window": 4000})
+    agent = {"client": "opencode", "context_window": 4000}  # Claude Code's first request needs more than 4k
+    cfg = settings({"url": server.url, "log_file": str(server.log_path)}, agent)
     facts, results = await diagnose(cfg)
     checks = by_check(results)
     assert facts.mode == "running"
@@ -194,7 +214,9 @@ def test_cli_json_and_exit_code(
 ) -> None:
     server = llama_server(ctx_size=8192, parallel=1)
     config = tmp_path / "config.toml"
-    config.write_text(f'[server]\nurl = "{server.url}"\n[agent]\ncontext_window = 6000\n')
+    config.write_text(
+        f'[server]\nurl = "{server.url}"\n[agent]\ncontext_window = 6000\n[journal]\npath = "{NO_JOURNAL}"\n'
+    )
     parser = argparse.ArgumentParser()
     parser.add_argument("--config")
     doctor_cmd.register(parser.add_subparsers(), parser)
@@ -233,5 +255,69 @@ def test_checks_are_pure_functions_of_facts() -> None:
 
     facts = DoctorFacts(launch=Launch(url=DEAD_URL), mode="planned")
     results = by_check(run_checks(facts))
-    assert results["model"].status == "fail" and results["memory"].message == "no model to size"
-    assert results["server"].status == "pass"  # not contacted
+    assert results["model"].status == "fail" and results["memory"].message == "skipped: no model to size"
+    assert results["server"].status == "skip"  # not contacted: never a pass
+    assert results["train_context"].status == "skip" and results["agent_window"].status == "skip"
+    assert "SKIP  memory" in render_text(run_checks(facts)) and exit_code(run_checks(facts)) == 1
+
+
+def journal_with_main_request(path: Path, prompt_tokens: int) -> str:
+    """A journal holding one main request of `prompt_tokens` server tokens (what the agent sent)."""
+    from test_journal import make_exchange, make_result
+
+    from tui.core.journal.writer import Journal
+    from tui.core.records import Usage
+
+    journal = Journal(path)
+    result = dataclasses.replace(make_result(0), usage=Usage(prompt_tokens=prompt_tokens, cached_tokens=0))
+    journal.append(make_exchange(0), result)
+    journal.close()
+    return str(path)
+
+
+@pytest.mark.llama
+async def test_smollm2_slot_capped_by_n_ctx_train_gets_the_right_advice(
+    llama_server: StartServer, real_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = llama_server(real_model, ctx_size=16384)  # -c above SmolLM2's n_ctx_train 8192
+    server.wait_for_log("n_ctx_slot")
+    server_cfg = {"url": server.url, "log_file": str(server.log_path)}
+    checks = by_check((await diagnose(settings(server_cfg)))[1])
+    train, window = checks["train_context"], checks["agent_window"]
+    assert train.status == "warn" and "caps each slot at 8,192" in train.message
+    # Claude Code's first request (~28k) cannot fit: no agent window helps and -c cannot pass the cap.
+    assert window.status == "fail" and "smallest request is 28,000" in window.message
+    assert "capped at the model's n_ctx_train 8,192" in window.message
+    assert "--override-kv llama.context_length=int:32768" in window.fix and "raise -c" not in window.fix
+    assert "CLAUDE_CODE_AUTO_COMPACT_WINDOW" not in window.fix
+
+    # Measured from the journal: this agent's requests fit, only its assumed window does not.
+    journal = journal_with_main_request(tmp_path / "j.sqlite3", 3_000)
+    window = by_check((await diagnose(settings(server_cfg, journal=journal)))[1])["agent_window"]
+    assert window.status == "fail" and "200,000" in window.message
+    assert window.fix.startswith("export CLAUDE_CODE_AUTO_COMPACT_WINDOW=8192")
+    # Following the doctor's own fix clears the check.
+    monkeypatch.setenv("CLAUDE_CODE_AUTO_COMPACT_WINDOW", "8192")
+    window = by_check((await diagnose(settings(server_cfg, journal=journal)))[1])["agent_window"]
+    assert window.status == "pass" and "$CLAUDE_CODE_AUTO_COMPACT_WINDOW" in window.message
+    assert "smallest request 3,000 fits" in window.message
+
+
+@pytest.mark.llama
+async def test_override_kv_in_extra_args_lifts_the_cap_as_the_real_server_does(
+    llama_server: StartServer, real_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stretch = ["--override-kv", "llama.context_length=int:32768", "--rope-scaling", "yarn",
+               "--rope-scale", "4", "--yarn-orig-ctx", "8192"]
+    planned_cfg = {"model": str(real_model), "ctx_size": 32768, "parallel": 1, "extra_args": stretch}
+    checks = await planned(settings(planned_cfg))
+    assert checks["train_context"].status == "pass" and "32,768" in checks["train_context"].message
+    window = checks["agent_window"]
+    assert window.status == "fail" and "each slot holds 32,768" in window.message
+    monkeypatch.setenv("CLAUDE_CODE_AUTO_COMPACT_WINDOW", "32768")
+    assert (await planned(settings(planned_cfg)))["agent_window"].status == "pass"
+    # The real server, started as the doctor advises, gives each slot the stretched window.
+    server = llama_server(real_model, ctx_size=32768, extra_args=stretch)
+    with server.client() as client:
+        props = client.get("/props").json()
+    assert props["default_generation_settings"]["n_ctx"] == 32768

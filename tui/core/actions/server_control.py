@@ -58,7 +58,8 @@ def preflight(settings: Settings, plan: LaunchPlan) -> list[Any]:
     launch = launch_from_settings(settings, ctx_size=plan.ctx_size, parallel=plan.parallel)
     facts = asyncio.run(
         gather_facts(
-            launch, api_key=settings.server.api_key, prefer_planned=True, gpu_enabled=settings.gpu.enabled
+            launch, api_key=settings.server.api_key, prefer_planned=True, gpu_enabled=settings.gpu.enabled,
+            journal=settings.journal_path(),
         )
     )
     return list(run_checks(facts))

@@ -38,5 +38,6 @@ async def diagnose(
                                   parallel=parallel)
     prefer_planned = server_url is None and any(v is not None for v in (model, ctx_size, parallel))
     facts = await gather_facts(launch, api_key=settings.server.api_key, prefer_planned=prefer_planned,
-                               gpu_enabled=settings.gpu.enabled, nvml=nvml)
+                               gpu_enabled=settings.gpu.enabled, nvml=nvml,
+                               journal=settings.journal_path())
     return facts, run_checks(facts)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from tui.core.doctor.model import CLAUDE_DEFAULT_WINDOW, CheckResult, DoctorFacts
+from tui.core.doctor.agent_need import CLAUDE_DEFAULT_WINDOW
+from tui.core.doctor.model import CheckResult, DoctorFacts
 from tui.core.gguf.kv_estimate import CACHE_TYPE_BYTES
 from tui.core.logs.events import FlashAttention, KvCacheSize, ServerInit, TrainContextCapped
 
@@ -30,6 +31,11 @@ def warn(check: str, message: str, fix: str) -> CheckResult:
 def fail(check: str, message: str, fix: str) -> CheckResult:
     """A failure with its fix."""
     return CheckResult(check, "fail", message, fix)
+
+
+def skip(check: str, why: str) -> CheckResult:
+    """A check that could not run: never shown as a pass."""
+    return CheckResult(check, "skip", f"skipped: {why}")
 
 
 def size(n: float) -> str:
@@ -57,7 +63,7 @@ def check_server(facts: DoctorFacts) -> CheckResult:
     """Is llama-server reachable, and in which state?"""
     snap, url = facts.server, facts.launch.url
     if snap is None:
-        return ok("server", f"not contacted; checked the planned launch of {facts.launch.model}")
+        return skip("server", f"not contacted; checked the planned launch of {facts.launch.model}")
     if snap.error.startswith("unauthorized"):
         return fail(
             "server",
@@ -140,7 +146,7 @@ def check_train_context(facts: DoctorFacts) -> CheckResult:
     train = train or (facts.gguf.n_ctx_train if facts.gguf is not None else None)
     slot = _slot_ctx(facts)
     if train is None or slot is None:
-        return ok("train_context", "training context unknown; nothing to compare")
+        return skip("train_context", "training context or slot size unknown; nothing to compare")
     return ok("train_context", f"slot context {tok(slot)} ≤ n_ctx_train {tok(train)}")
 
 
@@ -165,7 +171,7 @@ def check_slot_split(facts: DoctorFacts) -> CheckResult:
             f"{snap.n_slots} slots {how} {tok(snap.n_ctx_slot)} tokens (idle slots may be purged)",
         )
     if facts.kv is None:
-        return ok("slot_split", "no context plan to check")
+        return skip("slot_split", "no context plan to check (no readable model)")
     plan = facts.kv.plan
     if plan.n_seq == 1:
         return ok("slot_split", f"1 slot: one request can use all {tok(plan.n_ctx_slot)} tokens")
@@ -198,7 +204,7 @@ def check_memory(facts: DoctorFacts) -> CheckResult:
         assert kv is not None
         parts.append(f"KV {size(kv_bytes)} ({kv.cache_type_k}/{kv.cache_type_v}, {tok(kv.plan.n_ctx)} cells)")
     if not parts:
-        return ok("memory", "no model to size")
+        return skip("memory", "no model to size")
     need_text = " + ".join(parts)
     need = (model_bytes or 0) + (kv_bytes or 0)
     shrink = "lower -c, use -ctk q8_0 -ctv q8_0 (with -fa on), or offload fewer layers (-ngl)"
@@ -288,11 +294,45 @@ def check_v_cache(facts: DoctorFacts) -> CheckResult:
     )
 
 
+def _train_cap(facts: DoctorFacts) -> int | None:
+    """n_ctx_train when it, not -c, sets the slot size (raising -c cannot make the slot larger)."""
+    capped = _last(facts, TrainContextCapped)
+    if isinstance(capped, TrainContextCapped):
+        return capped.n_ctx_train
+    if facts.mode == "planned" and facts.kv is not None and facts.kv.plan.capped_by_train:
+        return facts.kv.plan.n_ctx_train
+    train = facts.server.n_ctx_train if facts.mode == "running" and facts.server is not None else None
+    train = train or (facts.gguf.n_ctx_train if facts.gguf is not None else None)
+    slot = _slot_ctx(facts)
+    return train if train and slot and slot >= train else None
+
+
+def _n_seq(facts: DoctorFacts) -> int:
+    if facts.mode == "running" and facts.server is not None and facts.server.n_slots:
+        return facts.server.n_slots
+    return facts.kv.plan.n_seq if facts.kv is not None else 1
+
+
+def _longer_context(facts: DoctorFacts, need: int, cap: int) -> str:
+    """The fix when the model's training context caps the slot: another model, or stretch this one."""
+    target = 1 << max(need - 1, 1).bit_length()
+    arch = facts.gguf.architecture if facts.gguf is not None else "<arch>"
+    return (
+        f"use a model trained for at least {tok(need)} tokens, or stretch this one: "
+        f"--override-kv {arch}.context_length=int:{target} --rope-scaling yarn "
+        f"--rope-scale {target / cap:g} --yarn-orig-ctx {cap} -c {target * _n_seq(facts)} "
+        f"(answers degrade past the trained {tok(cap)} tokens)"
+    )
+
+
 def check_agent_window(facts: DoctorFacts) -> CheckResult:
-    """Does the agent's assumed context window fit the real per-slot context?"""
+    """Do the agent's smallest request and its assumed window fit the real per-slot context?"""
     launch = facts.launch
-    assumed = launch.agent_window or (CLAUDE_DEFAULT_WINDOW if launch.agent_client == "claude" else 0)
-    source = "[agent] context_window" if launch.agent_window else "Claude Code's default window"
+    claude = launch.agent_client == "claude"
+    assumed = launch.agent_window or (CLAUDE_DEFAULT_WINDOW if claude else 0)
+    source = launch.agent_window_source or (
+        "[agent] context_window" if launch.agent_window else "Claude Code's default window"
+    )
     slot = _slot_ctx(facts)
     if not assumed:
         return warn(
@@ -301,17 +341,31 @@ def check_agent_window(facts: DoctorFacts) -> CheckResult:
             "set [agent] context_window to the window your agent assumes",
         )
     if slot is None:
-        return ok("agent_window", f"agent assumes {tok(assumed)} tokens; slot size unknown")
-    claude = launch.agent_client == "claude"
-    if assumed > slot:
-        fix = f"raise -c so each slot holds {tok(assumed)} tokens"
-        if claude:
-            fix = f"export CLAUDE_CODE_AUTO_COMPACT_WINDOW={slot} before starting claude, or {fix}"
+        return skip("agent_window", f"slot size unknown (the agent assumes {tok(assumed)} tokens, {source})")
+    cap = _train_cap(facts)
+    capped = f" (capped at the model's n_ctx_train {tok(cap)})" if cap else ""
+    need = facts.agent_need
+    if need.tokens and need.tokens > slot:
+        fix = _longer_context(facts, need.tokens, cap) if cap else (
+            f"raise -c so each slot holds at least {tok(need.tokens)} tokens "
+            f"(-c {need.tokens * _n_seq(facts)})"
+        )
         return fail(
             "agent_window",
-            f"agent assumes {tok(assumed)} tokens ({source}) but each slot holds {tok(slot)}: requests past "
-            f"{tok(slot)} fail with exceed_context_size_error before the agent compacts",
+            f"the agent's smallest request is {tok(need.tokens)} tokens ({need.source}) but each slot "
+            f"holds {tok(slot)}{capped}: its requests fail with HTTP 400 (exceeds the available context "
+            "size); a smaller agent window cannot help",
             fix,
+        )
+    if assumed > slot:
+        fixes = [f"export CLAUDE_CODE_AUTO_COMPACT_WINDOW={slot} before starting claude"] if claude else []
+        raise_c = f"raise -c so each slot holds {tok(assumed)} tokens"
+        fixes.append(_longer_context(facts, assumed, cap) if cap else raise_c)
+        return fail(
+            "agent_window",
+            f"agent assumes {tok(assumed)} tokens ({source}) but each slot holds {tok(slot)}{capped}: "
+            f"requests past {tok(slot)} fail with exceed_context_size_error before the agent compacts",
+            "; or ".join(fixes),
         )
     if assumed * 2 < slot:
         return warn(
@@ -320,7 +374,8 @@ def check_agent_window(facts: DoctorFacts) -> CheckResult:
             "lower -c to save memory, or raise the agent's window"
             + (" (CLAUDE_CODE_AUTO_COMPACT_WINDOW)" if claude else ""),
         )
-    return ok("agent_window", f"agent window {tok(assumed)} ({source}) ≤ slot context {tok(slot)}")
+    fits = f"; its smallest request {tok(need.tokens)} fits" if need.tokens else ""
+    return ok("agent_window", f"agent window {tok(assumed)} ({source}) ≤ slot context {tok(slot)}{fits}")
 
 
 def check_log(facts: DoctorFacts) -> CheckResult:

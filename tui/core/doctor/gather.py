@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from tui.core.config import Settings
+from tui.core.doctor.agent_need import agent_min_request, agent_window
 from tui.core.doctor.model import DoctorFacts, Launch
 from tui.core.gguf import GgufError, GgufInfo, KvEstimate, estimate_kv, read_gguf_info
 from tui.core.logs.events import ContextParam, LogEvent, ServerInit
@@ -28,6 +31,7 @@ def launch_from_settings(
 ) -> Launch:
     """The launch to check: config values with CLI overrides."""
     server, agent = settings.server, settings.agent
+    window, window_source = agent_window(agent.client, agent.context_window)
     return Launch(
         url=server_url or server.url,
         model=model if model is not None else server.model,
@@ -40,8 +44,29 @@ def launch_from_settings(
         kv_unified=getattr(server, "kv_unified", None),  # optional [server] kv_unified
         log_file=server.log_file,
         agent_client=agent.client,
-        agent_window=agent.context_window,
+        agent_window=window,
+        agent_window_source=window_source,
+        extra_args=tuple(server.extra_args),
     )
+
+
+def context_length_override(extra_args: Sequence[str]) -> int | None:
+    """N from `--override-kv <arch>.context_length=int:N` in llama-server arguments (the last one wins)."""
+    found: int | None = None
+    args = list(extra_args)
+    for index, arg in enumerate(args):
+        if arg == "--override-kv" and index + 1 < len(args):
+            values = args[index + 1]
+        elif arg.startswith("--override-kv="):
+            values = arg.split("=", 1)[1]
+        else:
+            continue
+        for item in values.split(","):
+            key, _, typed = item.partition("=")
+            kind, _, value = typed.partition(":")
+            if key.strip().endswith(".context_length") and kind == "int" and value.strip().isdigit():
+                found = int(value)
+    return found
 
 
 def read_log_head(path: str) -> tuple[str | None, str]:
@@ -129,6 +154,7 @@ async def gather_facts(
     gpu_enabled: bool = True,
     nvml: Any | None = None,
     timeout: float = 3.0,
+    journal: Path | None = None,
 ) -> DoctorFacts:
     """Poll the server once and read the model, GPU and log; planned mode when the server is down."""
     poller = ServerPoller(launch.url, api_key, timeout=timeout, max_backoff=timeout)
@@ -142,6 +168,9 @@ async def gather_facts(
     if mode == "running" and not model_path:
         model_path = server.model_path
     info, gguf_error = _read_model(model_path)
+    override = context_length_override(launch.extra_args)
+    if info is not None and override and mode == "planned":
+        info = dataclasses.replace(info, n_ctx_train=override)  # what the launch's server will use
     head, log_error = read_log_head(launch.log_file)
     events = tuple(parse_text(head)) if head else ()
     sampler = GpuSampler(nvml, server_url=launch.url if mode == "running" else None, enabled=gpu_enabled)
@@ -161,4 +190,5 @@ async def gather_facts(
         log_head=head,
         log_error=log_error,
         log_events=events,
+        agent_need=agent_min_request(journal, launch.agent_client),
     )

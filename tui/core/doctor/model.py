@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tui.core.doctor.agent_need import AgentNeed
 from tui.core.gguf import GgufInfo, KvEstimate
 from tui.core.logs.events import LogEvent
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 
-Status = Literal["pass", "warn", "fail"]
-CLAUDE_DEFAULT_WINDOW = 200_000
+# skip: the check could not run (the message says why); it never counts as a pass.
+Status = Literal["pass", "warn", "fail", "skip"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Launch:
     log_file: str = ""
     agent_client: str = "claude"
     agent_window: int = 0
+    agent_window_source: str = ""
+    extra_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,3 +64,4 @@ class DoctorFacts:
     log_head: str | None = None
     log_error: str = ""
     log_events: tuple[LogEvent, ...] = field(default_factory=tuple)
+    agent_need: AgentNeed = AgentNeed(None, "not measured")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from tui.core.doctor.model import CheckResult, DoctorFacts
 
-_LABEL = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}
+_LABEL = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
 
 
 def render_text(results: Sequence[CheckResult], facts: DoctorFacts | None = None) -> str:
@@ -23,7 +23,9 @@ def render_text(results: Sequence[CheckResult], facts: DoctorFacts | None = None
             lines.append(f"{'':4}  {'':{width}}  fix: {result.fix}")
     fails = sum(r.status == "fail" for r in results)
     warns = sum(r.status == "warn" for r in results)
-    lines.append(f"{len(results)} checks: {fails} failed, {warns} warnings")
+    skipped = sum(r.status == "skip" for r in results)
+    tail = f", {skipped} skipped" if skipped else ""
+    lines.append(f"{len(results)} checks: {fails} failed, {warns} warnings{tail}")
     return "\n".join(lines)
 
 
