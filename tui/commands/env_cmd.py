@@ -14,6 +14,7 @@ from tui.core.config import Settings, with_overrides
 
 CLIENTS = ("claude", "opencode")
 PROBE_TIMEOUT_S = 3.0
+OUTPUT_RESERVE_MAX = 4096
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,15 @@ class UpstreamFacts:
     n_ctx: int | None = None
     model: str | None = None
     error: str | None = None
+    n_predict: int | None = None  # the server's -n (None or <= 0: unlimited)
+
+
+def model_id(raw: str | None) -> str | None:
+    """A model id an agent can show: llama-server names a model by its GGUF path unless given --alias."""
+    if not raw:
+        return None
+    name = Path(raw).name if "/" in raw or raw.endswith(".gguf") else raw
+    return name.removesuffix(".gguf") or None
 
 
 def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
@@ -58,7 +68,9 @@ def probe_upstream(url: str, api_key: str, timeout: float = PROBE_TIMEOUT_S) -> 
             props = client.get("/props")
             props.raise_for_status()
             data = props.json()
-            n_ctx = data.get("default_generation_settings", {}).get("n_ctx")
+            settings = data.get("default_generation_settings", {})
+            n_ctx = settings.get("n_ctx")
+            n_predict = (settings.get("params") or {}).get("n_predict", settings.get("n_predict"))
             model = None
             try:
                 models = client.get("/v1/models").json().get("data") or []
@@ -66,12 +78,16 @@ def probe_upstream(url: str, api_key: str, timeout: float = PROBE_TIMEOUT_S) -> 
             except (httpx.HTTPError, ValueError, AttributeError):
                 pass
             if not model and data.get("model_alias"):
-                model = Path(str(data["model_alias"])).name
+                model = str(data["model_alias"])
     except httpx.HTTPStatusError as exc:
         return UpstreamFacts(error=f"{url}/props answered HTTP {exc.response.status_code}")
     except (httpx.HTTPError, ValueError) as exc:
         return UpstreamFacts(error=f"{url} is not reachable ({type(exc).__name__}: {exc})")
-    return UpstreamFacts(n_ctx=int(n_ctx) if isinstance(n_ctx, int) else None, model=model)
+    return UpstreamFacts(
+        n_ctx=int(n_ctx) if isinstance(n_ctx, int) else None,
+        model=model_id(model),
+        n_predict=int(n_predict) if isinstance(n_predict, int) else None,
+    )
 
 
 def context_window(facts: UpstreamFacts, settings: Settings) -> tuple[int | None, str]:
@@ -83,13 +99,45 @@ def context_window(facts: UpstreamFacts, settings: Settings) -> tuple[int | None
     return None, "unknown"
 
 
+def output_limit(window: int, facts: UpstreamFacts) -> int:
+    """Tokens the agent reserves for an answer: the server's -n when set, else 1/8 of the window (<= 4,096).
+
+    The agent subtracts this from the context before it compacts, so a large reserve wastes a small window.
+    """
+    if facts.n_predict and facts.n_predict > 0:
+        return min(facts.n_predict, window // 2)
+    return max(min(OUTPUT_RESERVE_MAX, window // 8), 256)
+
+
+def first_request_warning(window: int | None, settings: Settings, client: str) -> str | None:
+    """A warning when the window is smaller than the agent's smallest request (every request would fail)."""
+    from tui.core.doctor.agent_need import agent_min_request
+
+    need = agent_min_request(settings.journal_path(), client)
+    if window is None or need.tokens is None or need.tokens <= window:
+        return None
+    return (
+        f"warning: the server's per-slot context ({window:,} tokens) is smaller than the agent's smallest "
+        f"request ({need.tokens:,} tokens, {need.source}): every request will fail; "
+        "run `ctxbudget doctor` for the fix"
+    )
+
+
 def claude_exports(
-    base_url: str, api_key: str, window: int | None, source: str, facts: UpstreamFacts, upstream: str
+    base_url: str,
+    api_key: str,
+    window: int | None,
+    source: str,
+    facts: UpstreamFacts,
+    upstream: str,
+    warning: str | None = None,
 ) -> str:
     """Shell lines for Claude Code."""
     lines = [f"# ctxbudget: route Claude Code through the proxy at {base_url} (upstream {upstream})"]
     if facts.error:
         lines.append(f"# warning: {facts.error}; start llama-server and rerun for its real context size")
+    if warning:
+        lines.append(f"# {warning}")
     lines += [
         f"export ANTHROPIC_BASE_URL={shlex.quote(base_url)}",
         f"export ANTHROPIC_API_KEY={shlex.quote(api_key)}",
@@ -105,12 +153,14 @@ def claude_exports(
     return "\n".join(lines)
 
 
-def opencode_config(base_url: str, api_key: str, window: int | None, model: str | None) -> dict[str, Any]:
+def opencode_config(
+    base_url: str, api_key: str, window: int | None, facts: UpstreamFacts
+) -> dict[str, Any]:
     """An opencode config using the @ai-sdk/openai-compatible provider through the proxy."""
-    model_id = model or "local"
+    model_id = facts.model or "local"
     entry: dict[str, Any] = {"name": model_id}
     if window:
-        entry["limit"] = {"context": window, "output": min(32_000, max(window // 4, 256))}
+        entry["limit"] = {"context": window, "output": output_limit(window, facts)}
     return {
         "$schema": "https://opencode.ai/config.json",
         "provider": {
@@ -151,15 +201,19 @@ def run_env(args: argparse.Namespace, settings: Settings) -> int:
             "# the server has an API key ([server] api_key): rerun with --reveal-key to include it",
             file=sys.stderr,
         )
+    warning = first_request_warning(window, settings, client)
     if client == "opencode":
         if facts.error:
-            print(f"# warning: {facts.error}; context limit from {source}", file=sys.stderr)
-        print(json.dumps(opencode_config(base_url, api_key, window, facts.model), indent=2))
+            limit = f"context limit from {source}" if window else "no limit: set [agent] context_window"
+            print(f"# warning: {facts.error}; {limit}", file=sys.stderr)
+        if warning:
+            print(f"# {warning}", file=sys.stderr)
+        print(json.dumps(opencode_config(base_url, api_key, window, facts), indent=2))
         print(
             "# save it as opencode.json (or point OPENCODE_CONFIG at it); "
             "also export OPENCODE_DISABLE_MODELS_FETCH=1",
             file=sys.stderr,
         )
         return 0
-    print(claude_exports(base_url, api_key, window, source, facts, upstream))
+    print(claude_exports(base_url, api_key, window, source, facts, upstream, warning))
     return 0
