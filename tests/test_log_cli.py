@@ -94,3 +94,20 @@ def test_follow_prints_new_lines_and_the_summary_on_interrupt(tmp_path: Path) ->
     summary = [json.loads(line) for line in out.splitlines()]
     assert proc.returncode in (0, 130), err
     assert summary and summary[-1]["kind"] == "task_summary" and summary[-1]["released_tokens"] == 9
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]], ids=["text", "json"])
+def test_a_closed_pipe_is_not_an_error(tmp_path: Path, json_flag: list[str]) -> None:
+    """`parse-log BIG | head -1`: the reader goes away early; exit 0, nothing on stderr."""
+    big = tmp_path / "big.log"
+    big.write_text(REFERENCE.read_text() * 300)
+    head = subprocess.Popen(["head", "-1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    parse = subprocess.run(
+        [sys.executable, "-m", "tui", "parse-log", str(big), *json_flag],
+        stdout=head.stdin, stderr=subprocess.PIPE, text=True, timeout=60,
+    )
+    assert head.stdin is not None and head.stdout is not None
+    head.stdin.close()
+    first = head.stdout.read()
+    head.wait(timeout=10)
+    assert first.strip() and parse.returncode == 0 and parse.stderr == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -182,12 +183,16 @@ def run_parse_log(args: argparse.Namespace, settings: Settings) -> int:
                         printer.lines(batch)
                         batch = []
                 printer.lines(batch)
+            except BrokenPipeError:
+                raise
             except OSError as exc:
                 print(f"ctxbudget parse-log: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
                 return 1
         printer.summary()
     except BrokenPipeError:  # `parse-log … | head` closed the pipe: not an error
-        sys.stderr.close()
+        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return 0
 
 
