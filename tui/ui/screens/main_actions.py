@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from tui.core.actions.tmux_compact import PaneInfo
     from tui.core.config import Settings
     from tui.core.feed.feed import DashboardFeed
+    from tui.core.feed.views import RequestHistory
     from tui.core.poll.snapshots import ServerSnapshot
     from tui.core.records import RequestRecord
     from tui.ui.screens.restart_dialog import RestartRequest
@@ -53,6 +54,7 @@ class MainActions(_Base):
         settings: Settings
         selected: RequestRecord | None
         server: ServerSnapshot | None
+        history: RequestHistory
 
         def _refresh_mcp(self, record: RequestRecord | None) -> None: ...
 
@@ -297,6 +299,7 @@ class MainActions(_Base):
 
     def on_restart_prepared(self, message: am.RestartPrepared) -> None:
         """Current sizes from the poller (else settings), editable; say when the server is not ours."""
+        from tui.core.actions.restart_cost import restart_cost_note
         from tui.ui.screens.restart_dialog import RestartDialog
 
         status, server = message.status, self.server
@@ -308,6 +311,7 @@ class MainActions(_Base):
         if status.phase != "down" and not status.owned:
             note += "\nIt was not started by ctxbudget: restarting stops it and starts the configured one."
         note += f"\nmodel: {self.settings.server.model}"
+        note += "\n" + restart_cost_note(server, self.history.series().prompt_tps)
         self.app.push_screen(
             RestartDialog(ctx_size=ctx_size, parallel=parallel, note=note),
             lambda request: self._then(request is not None, self._run_restart, request),
