@@ -92,6 +92,10 @@ async def test_mcp_and_transforms_go_through_the_running_proxy(
     out = capsys.readouterr().out
     assert code == 0 and "in the running proxy" in out and "re-processes" in out
     assert proxy.mcp_store.off() == {"filesystem"}
+    # Switched off, it is listed as off and no longer suggested (the latest request still had it).
+    code = await asyncio.to_thread(mcp_cmd.run_mcp, ns(action="list"), settings)
+    out = capsys.readouterr().out
+    assert code == 0 and "off  filesystem" in out and "never called this session: filesystem" not in out
 
     code = await asyncio.to_thread(
         transforms_cmd.run_transforms, ns(action="on", name="trim_descriptions"), settings

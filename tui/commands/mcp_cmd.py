@@ -82,7 +82,8 @@ def _run_live(args: argparse.Namespace, client: ControlClient) -> int:
                     else "not seen"
                 )
                 print(f"{'on' if row['enabled'] else 'off':>3}  {row['server']:<24} {cost}")
-            for cand in mcp["never_called"]:
+            off = {row["server"] for row in mcp["servers"] if not row["enabled"]}
+            for cand in (c for c in mcp["never_called"] if c["server"] not in off):
                 print(
                     f"never called this session: {cand['server']} ({cand['tokens']} tokens): "
                     f"`ctxbudget mcp off {cand['server']}`"
@@ -101,11 +102,7 @@ def _run_live(args: argparse.Namespace, client: ControlClient) -> int:
     )
     estimate: dict[str, Any] | None = answer.get("cost")
     if estimate:
-        print(
-            f"the next request drops/adds ~{estimate['schema_tokens']} schema tokens and re-processes "
-            f"~{estimate['reprocess_tokens']} of {estimate['total_tokens']} prompt tokens once "
-            f"({estimate['counter']})"
-        )
+        print(f"the next request {estimate['text']} ({estimate['counter']} tokens)")
     return 0
 
 

@@ -211,30 +211,86 @@ def unused_servers(
 
 @dataclass(frozen=True)
 class SwitchCost:
-    """What switching one server costs: tokens leaving the context and tokens the server re-processes."""
+    """What switching one server costs: tokens per request it adds or saves, tokens re-processed once.
+
+    Counts are in server tokens when the request's server prompt count was known (`exact_scale`), else in
+    the anatomy's counter. `schema_tokens` is None when switching on a server whose size was never seen.
+    """
 
     server: str
-    schema_tokens: int
+    switching_on: bool
+    schema_tokens: int | None
     reprocess_tokens: int
     total_tokens: int
+    counter: str = ""
+
+    def text(self) -> str:
+        """The one sentence the dialog, the toast and the CLI all show."""
+        size = f"~{self.schema_tokens:,}" if self.schema_tokens is not None else "its (unseen)"
+        verb = "adds" if self.switching_on else "saves"
+        return (
+            f"{verb} {size} tokens per request; the server re-processes ~{self.reprocess_tokens:,} "
+            f"of {self.total_tokens:,} prompt tokens once"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The control API's `cost` object."""
+        return {
+            "server": self.server,
+            "switching_on": self.switching_on,
+            "schema_tokens": self.schema_tokens,
+            "reprocess_tokens": self.reprocess_tokens,
+            "total_tokens": self.total_tokens,
+            "counter": self.counter,
+            "text": self.text(),
+        }
 
 
-def switch_cost(anatomy: Anatomy, server: str) -> SwitchCost:
-    """Estimate from per-part counts: the server re-processes everything after the first changed tool.
+def switch_cost(
+    anatomy: Anatomy,
+    server: str,
+    *,
+    switching_on: bool = False,
+    known_schema_tokens: int | None = None,
+    server_prompt_tokens: int | None = None,
+) -> SwitchCost:
+    """The cost of switching `server` off (or on) on the request after the one `anatomy` describes.
 
-    Switching off drops the server's schemas, so re-processing covers the parts after its first tool
-    minus the removed ones; switching on re-inserts them at about the same place.
+    The server re-processes everything after the first changed tool: switching off drops the server's
+    schemas, so that is the parts after its first tool minus the removed ones; switching on inserts them
+    where MCP tools start, so it is the parts from there plus the inserted schemas. With the server's own
+    prompt count the per-part counts are scaled to server tokens (what the server reports re-processing).
     """
     parts = anatomy.parts
     target = {server, sanitize_server(server)}
-    first = next((i for i, p in enumerate(parts) if p.category == "mcp_tools" and p.server in target), None)
-    schema = sum(p.tokens for p in parts if p.category == "mcp_tools" and p.server in target)
-    if first is None:
-        schema = anatomy.mcp_servers.get(server, {}).get("tokens", 0) if anatomy.mcp_servers else 0
-        return SwitchCost(server, schema, 0, anatomy.total_tokens)
-    after = sum(p.tokens for p in parts[first:] if not (p.category == "mcp_tools" and p.server in target))
-    overhead = anatomy.categories.get("template_overhead", 0)
-    has_overhead_part = any(p.category == "template_overhead" for p in parts)
-    if overhead and not has_overhead_part:
-        after += overhead  # the template tokens sit across the whole prompt; count them as re-processed
-    return SwitchCost(server, schema, after, anatomy.total_tokens)
+
+    def is_target(part: Any) -> bool:
+        return bool(part.category == "mcp_tools" and part.server in target)
+
+    schema = sum(p.tokens for p in parts if is_target(p))
+    if not schema and anatomy.mcp_servers:
+        schema = int(anatomy.mcp_servers.get(server, {}).get("tokens", 0))
+    schema_tokens: int | None = schema or known_schema_tokens
+    first = next((i for i, p in enumerate(parts) if is_target(p)), None)
+    for category in ("mcp_tools", "tools"):  # not in this request: its schemas go where MCP tools start
+        if first is None:
+            first = next((i for i, p in enumerate(parts) if p.category == category), None)
+    total = anatomy.total_tokens
+    if not switching_on and not schema:
+        reprocess = 0  # none of its tools in the request: switching it off changes nothing
+    elif first is None:
+        reprocess = total  # no per-part positions: at most the whole prompt
+    else:
+        reprocess = sum(p.tokens for p in parts[first:] if not is_target(p))
+        overhead = anatomy.categories.get("template_overhead", 0)
+        if overhead and not any(p.category == "template_overhead" for p in parts):
+            reprocess += overhead  # the template's tokens sit across the whole prompt
+    if switching_on:
+        reprocess += schema_tokens or 0
+    counter = anatomy.counter
+    if server_prompt_tokens and total:
+        scale = server_prompt_tokens / total
+        reprocess = round(reprocess * scale)
+        schema_tokens = round(schema_tokens * scale) if schema_tokens is not None else None
+        total, counter = server_prompt_tokens, "server"
+    return SwitchCost(server, switching_on, schema_tokens, reprocess, total, counter)

@@ -169,13 +169,9 @@ class ControlApi:
         latest = self.tracker.latest
         cost = None
         if latest is not None and latest.anatomy is not None:
-            c = switch_cost(latest.anatomy, server)
-            cost = {
-                "schema_tokens": c.schema_tokens,
-                "reprocess_tokens": c.reprocess_tokens,
-                "total_tokens": c.total_tokens,
-                "counter": latest.anatomy.counter,
-            }
+            cost = switch_cost(
+                latest.anatomy, server, switching_on=enabled, server_prompt_tokens=latest.usage.prompt_tokens
+            ).to_json()
         return web.json_response({"server": server, "enabled": enabled, "off": sorted(off), "cost": cost})
 
     async def transforms(self, request: web.Request) -> web.Response:

@@ -209,7 +209,9 @@ class MainScreen(MainActions, Screen[None]):
         table = self.query_one(McpTable)
         table.toggle_reason = self.reason("toggle_server")
         control = self.control if self.control is not None and self.control.answers else None
-        table.show(mcp_rows(record, self.settings.anatomy.mcp_servers, calls), control)
+        # Switched-off servers are listed even when the selected request went out without them.
+        known = [*self.settings.anatomy.mcp_servers, *sorted(control.mcp_off if control else ())]
+        table.show(mcp_rows(record, known, calls), control)
         saved_now = record.mcp_saved_tokens if record is not None else None
         subtitle = f"this request: {grouped(saved_now or 0)} tokens saved by switched-off servers"
         if control is not None:

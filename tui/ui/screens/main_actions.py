@@ -130,48 +130,37 @@ class MainActions(_Base):
 
     def confirm_mcp_toggle(self, server: str) -> None:
         """State the cost from the selected request's anatomy, then switch after confirmation."""
-        enabled = self.control is not None and server in self.control.mcp_off
-        anatomy = self.selected.anatomy if self.selected is not None else None
-        if anatomy is not None and enabled:
-            # The selected request went out without the server: its size is known from when it was on.
-            last = self.query_one(McpTable).last_tokens.get(server)
-            size = f"about {grouped(last)}" if last else "its tool schemas'"
-            cost_text = (
-                f"adds {size} tokens per request; the server re-processes the prompt from the first "
-                f"MCP tool once (~{grouped(anatomy.total_tokens)} tokens at most)"
-            )
-        elif anatomy is not None:
-            from tui.core.actions.mcp_switch import switch_cost
+        from tui.core.actions.mcp_switch import switch_cost
 
-            cost = switch_cost(anatomy, server)
-            cost_text = (
-                f"saves {grouped(cost.schema_tokens)} tokens per request; "
-                f"the server re-processes ~{grouped(cost.reprocess_tokens)} tokens once"
-            )
+        enabled = self.control is not None and server in self.control.mcp_off
+        record = self.selected
+        if record is not None and record.anatomy is not None:
+            cost_text = switch_cost(
+                record.anatomy,
+                server,
+                switching_on=enabled,
+                known_schema_tokens=self.query_one(McpTable).last_tokens.get(server),
+                server_prompt_tokens=record.usage.prompt_tokens,
+            ).text()
         else:
             cost_text = "cost unknown: no analysed request selected"
         title = f"switch MCP server {server} {'on' if enabled else 'off'}"
         body = f"{'Send' if enabled else 'Stop sending'} the tools of {server!r} to the model?\n{cost_text}"
         self.app.push_screen(
             ConfirmDialog(title, body, "Switch on" if enabled else "Switch off"),
-            lambda ok: self._then(bool(ok), self._switch_mcp, server, enabled),
+            lambda ok: self._then(bool(ok), self._switch_mcp, server, enabled, cost_text),
         )
 
     @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="switch MCP server")
-    def _switch_mcp(self, server: str, enabled: bool) -> None:
+    def _switch_mcp(self, server: str, enabled: bool, cost_text: str) -> None:
         try:
-            answer = self.control_client().set_mcp(server, enabled)
+            self.control_client().set_mcp(server, enabled)
         except ControlError as exc:
             self.post_message(am.ActionResult("MCP", str(exc), "error"))
             return
-        cost = answer.get("cost")
-        extra = ""
-        if isinstance(cost, dict):
-            extra = (
-                f": {grouped(int(cost.get('schema_tokens') or 0))} tokens per request, "
-                f"~{grouped(int(cost.get('reprocess_tokens') or 0))} re-processed once"
-            )
-        self.post_message(am.ActionResult("MCP", f"{server} switched {'on' if enabled else 'off'}{extra}"))
+        # The toast repeats the estimate the dialog showed: one number for one decision.
+        state = "on" if enabled else "off"
+        self.post_message(am.ActionResult("MCP", f"{server} switched {state}: {cost_text}"))
         self.post_message(am.ControlChanged(fetch_control(self.control_client())))
 
     # --- compact -----------------------------------------------------------------------------------
