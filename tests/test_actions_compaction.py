@@ -14,6 +14,7 @@ from tui.core.actions.compaction import (
     CompactionStore,
     choose_cut,
     is_turn_start,
+    message_text,
     validation_problems,
 )
 from tui.core.actions.compaction_service import CompactionService, conversation_key
@@ -219,3 +220,16 @@ def test_service_finds_a_conversation_by_its_journal_session_id(tmp_path: Path) 
     journal_id = session_id_of({}, first, split_body(first, "anthropic", ()))
     assert journal_id.startswith("h-") and journal_id != conversation_key(first)
     assert service.pick(journal_id).body is first
+
+
+def test_summary_budget_scales_with_the_prefix() -> None:
+    """A fixed 1,024-token budget cut long summaries off: the budget follows the prefix it replaces."""
+    small = plan_compaction(BODIES["anthropic"](2), "anthropic", "s", 1)
+    assert small.call.body["max_tokens"] == 1024  # the floor
+    big_body = anthropic_body(60)  # ~140k characters of history
+    big = plan_compaction(big_body, "anthropic", "s", 1)
+    prefix_tokens = sum(len(message_text(m)) for m in big.prefix) // 3
+    assert big.call.body["max_tokens"] == prefix_tokens // 8 > 1024
+    # A small slot bounds it: the summary request must fit the server's context.
+    assert plan_compaction(big_body, "anthropic", "s", 1, context_tokens=8192).call.body["max_tokens"] == 2048
+    assert plan_compaction(big_body, "anthropic", "s", 1, max_tokens=64).call.body["max_tokens"] == 64

@@ -246,9 +246,31 @@ async def test_proxy_compaction_and_undo(dashboard: CtxBudgetApp) -> None:
         assert "Restart llama-server" not in palette  # no [server] model: ctxbudget cannot start one
         assert "[server] model" in str(main.reason("restart_server"))
 
+        assert active.status == "waiting"
         await send(app, copy.deepcopy({**follow_up(body, "anthropic"), "max_tokens": 2}))
         assert main.selected is not None and main.selected.compaction_saved_tokens == active.tokens_saved
+        await eventually(lambda: main.control is not None and main.control.compactions[0].status == "applied")
 
+        # The agent edits a message inside the compacted prefix: the summary can no longer replace it.
+        edited = copy.deepcopy({**follow_up(body, "anthropic"), "max_tokens": 2})
+        edited["messages"][3]["content"][0]["text"] = "Fixed task 0 (edited by the agent)."
+        await send(app, edited)
+        assert main.selected is not None and not main.selected.compaction_saved_tokens
+        await eventually(lambda: any(n.title == "compaction not applying" for n in notices.shown))
+        (note,) = [n for n in notices.shown if n.title == "compaction not applying"]
+        assert "changed message 3 (assistant) inside the compacted prefix" in note.message
+        assert "compact again (c)" in note.message
+        assert main.control is not None and main.control.compactions[0].status == "not applying"
+
+        # u asks first; Cancel keeps the compaction.
         await pilot.press("u")
+        await eventually(lambda: cancel_focused(app, ConfirmDialog))
+        assert "Drop the proxy compaction of session" in str(app.screen.query_one("#dialog-body").render())
+        await pilot.press("enter")
+        await eventually(lambda: isinstance(app.screen, MainScreen))
+        assert (await proxy_state(app))["compactions"]["active"]
+        await pilot.press("u")
+        await eventually(lambda: cancel_focused(app, ConfirmDialog))
+        await pilot.press("tab", "enter")
         await eventually(lambda: main.control is not None and not main.control.compactions)
         assert any("full history sent again" in n.message for n in notices.shown)

@@ -258,6 +258,8 @@ class CompactionStore:
         self._lock = threading.Lock()
         self._items: dict[str, Compaction] = {}
         self.rewritten: dict[str, int] = {}
+        # Per session: why its latest request was sent without the summary (cleared by a rewrite).
+        self.misses: dict[str, str] = {}
         data = read_json(self.path)
         for raw in data.get("compactions", []) if isinstance(data, dict) else []:
             try:
@@ -276,6 +278,7 @@ class CompactionStore:
         with self._lock:
             self._items[compaction.session_id] = compaction
             self.rewritten[compaction.session_id] = 0
+            self.misses.pop(compaction.session_id, None)
             self._save()
 
     def get(self, session_id: str) -> Compaction | None:
@@ -293,6 +296,7 @@ class CompactionStore:
         with self._lock:
             removed = self._items.pop(session_id, None)
             self.rewritten.pop(session_id, None)
+            self.misses.pop(session_id, None)
             if removed is not None:
                 self._save()
             return removed is not None
@@ -311,6 +315,24 @@ class CompactionStore:
         """Count one rewritten request of a session (shown as "applied to N requests")."""
         with self._lock:
             self.rewritten[session_id] = self.rewritten.get(session_id, 0) + 1
+            self.misses.pop(session_id, None)
+
+    def note_miss(self, session_id: str, reason: str) -> None:
+        """Remember why the session's latest request went out without the summary."""
+        with self._lock:
+            if session_id in self._items:
+                self.misses[session_id] = reason
+
+    def status(self, session_id: str) -> tuple[str, str]:
+        """("waiting" | "applied" | "not applying", detail) for a session's compaction."""
+        with self._lock:
+            miss = self.misses.get(session_id)
+            count = self.rewritten.get(session_id, 0)
+        if miss is not None:
+            return "not applying", f"{miss}; compact again (c) to summarise the new history, or undo (u)"
+        if count:
+            return "applied", f"applied to {count} request(s)"
+        return "waiting", "no request of this session since the compaction"
 
 
 def apply_compaction(body: dict[str, Any], item: Compaction) -> RewriteResult:
@@ -318,9 +340,17 @@ def apply_compaction(body: dict[str, Any], item: Compaction) -> RewriteResult:
     messages = body.get("messages")
     size = len(item.prefix_hashes)
     if not isinstance(messages, list) or len(messages) <= size:
-        return RewriteResult(body, False, reason="request is shorter than the compacted prefix")
-    if any(message_hash(m) != h for m, h in zip(messages[:size], item.prefix_hashes, strict=True)):
-        return RewriteResult(body, False, reason="request does not begin with the compacted prefix")
+        return RewriteResult(
+            body, False, reason=f"the request has fewer messages than the compacted prefix ({size})"
+        )
+    for index, (message, expected) in enumerate(zip(messages[:size], item.prefix_hashes, strict=True)):
+        if message_hash(message) != expected:
+            role = message.get("role", "?") if isinstance(message, dict) else "?"
+            return RewriteResult(
+                body, False,
+                reason=f"the agent changed message {index} ({role}) inside the compacted prefix "
+                f"of {size} messages, so the request no longer begins with it",
+            )  # fmt: skip
     new_messages = [*item.replacement, *messages[size:]]
     problems = validation_problems(new_messages, item.dialect)
     # Refuse only problems the rewrite introduced; a body the client already sent that way stays as sent.

@@ -20,7 +20,7 @@ from tui.core.actions.compaction import (
     leading_system_count,
     message_hash,
 )
-from tui.core.actions.compaction_summary import DEFAULT_MAX_TOKENS, compact_async
+from tui.core.actions.compaction_summary import compact_async
 from tui.core.tokens import TokenCounter
 
 MAX_CONVERSATIONS = 8
@@ -67,7 +67,7 @@ class CompactionService:
         upstream: str,
         api_key: str = "",
         counter: TokenCounter | None = None,
-        max_tokens: int = DEFAULT_MAX_TOKENS,
+        max_tokens: int | None = None,  # None: scaled to the prefix (summary_budget)
         context_tokens: int = 0,
     ) -> None:
         self.store = store or CompactionStore()
@@ -92,7 +92,11 @@ class CompactionService:
             self._bodies.move_to_end(key)
             while len(self._bodies) > MAX_CONVERSATIONS:
                 self._bodies.popitem(last=False)
-        return self.rewrite(body)
+        result = self.rewrite(body)
+        own = self.store.get(key)
+        if not result.applied and own is not None:
+            self.store.note_miss(key, apply_compaction(body, own).reason)
+        return result
 
     def rewrite(self, body: dict[str, Any]) -> RewriteResult:
         """Apply whichever active compaction's prefix this body begins with (sessions need not be known)."""

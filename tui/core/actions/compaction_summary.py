@@ -31,7 +31,10 @@ SUMMARY_INSTRUCTION = (
     "and constraints, decisions taken, files and functions read or changed, commands run and their "
     "outcomes, errors still open, and the next steps. Be concise; use short bullet points."
 )
-DEFAULT_MAX_TOKENS = 1024
+DEFAULT_MAX_TOKENS = 1024  # the smallest summary budget; longer prefixes get more (summary_budget)
+MAX_SUMMARY_TOKENS = 8192
+SUMMARY_SHARE = 8  # a summary may use up to 1/8 of the prefix it replaces
+CHARS_PER_TOKEN = 3
 BLOCK_CHARS = 4000
 TRANSCRIPT_CHARS = 200_000
 
@@ -125,7 +128,18 @@ def transcript_budget(context_tokens: int, max_tokens: int) -> int:
     """Characters of transcript that fit the server's per-slot context (about 3 characters per token)."""
     if context_tokens <= 0:
         return TRANSCRIPT_CHARS
-    return max(2000, (context_tokens - max_tokens - 512) * 3)
+    return max(2000, (context_tokens - max_tokens - 512) * CHARS_PER_TOKEN)
+
+
+def summary_budget(prefix_tokens: int, context_tokens: int = 0) -> int:
+    """Tokens the summary may generate: 1/8 of the prefix, between 1,024 and 8,192, at most 1/4 of the slot.
+
+    A fixed 1,024 cut the summary of a 28k-token prefix off mid-sentence.
+    """
+    budget = min(max(prefix_tokens // SUMMARY_SHARE, DEFAULT_MAX_TOKENS), MAX_SUMMARY_TOKENS)
+    if context_tokens > 0:
+        budget = min(budget, max(context_tokens // 4, 256))
+    return budget
 
 
 def plan_compaction(
@@ -133,12 +147,13 @@ def plan_compaction(
     dialect: str,
     session_id: str,
     keep_turns: int,
-    max_tokens: int = DEFAULT_MAX_TOKENS,
+    max_tokens: int | None = None,
     context_tokens: int = 0,
 ) -> CompactionPlan:
     """Choose the cut and build the summary request (pure; no I/O).
 
     `context_tokens` is the server's per-slot context when known: the transcript is trimmed to fit it.
+    `max_tokens` None scales the summary's budget to the prefix (summary_budget).
     """
     if dialect not in ("anthropic", "openai"):
         raise CompactionError(f"unknown dialect {dialect!r}: expected anthropic or openai")
@@ -148,6 +163,9 @@ def plan_compaction(
     cut = choose_cut(messages, dialect, keep_turns)
     prefix = tuple(messages[:cut])
     model = str(body.get("model", ""))
+    if max_tokens is None:
+        prefix_chars = sum(len(message_text(m)) for m in prefix)
+        max_tokens = summary_budget(prefix_chars // CHARS_PER_TOKEN, context_tokens)
     transcript = render_transcript(prefix, total_chars=transcript_budget(context_tokens, max_tokens))
     call = summary_call(dialect, model, transcript, max_tokens)
     return CompactionPlan(session_id, dialect, model, keep_turns, prefix, call)
@@ -190,7 +208,7 @@ async def compact_async(
     api_key: str = "",
     counter: TokenCounter | None = None,
     client: httpx.AsyncClient | None = None,
-    max_tokens: int = DEFAULT_MAX_TOKENS,
+    max_tokens: int | None = None,
     context_tokens: int = 0,
     timeout: float = 600.0,
 ) -> Compaction:

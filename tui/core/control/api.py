@@ -122,6 +122,7 @@ class ControlApi:
         compaction = controls.compaction
         items = compaction.store.all() if compaction is not None else []
         rewritten = compaction.store.rewritten if compaction is not None else {}
+        statuses = {c.session_id: compaction.store.status(c.session_id) for c in items} if compaction else {}
         return {
             "mcp": {
                 "state_file": str(controls.mcp_store.path),
@@ -147,6 +148,8 @@ class ControlApi:
                         "keep_turns": c.keep_turns,
                         "created": c.created,
                         "rewritten_requests": rewritten.get(c.session_id, 0),
+                        "status": statuses[c.session_id][0],
+                        "detail": statuses[c.session_id][1],
                     }
                     for c in items
                 ],

@@ -31,6 +31,8 @@ class CompactionRow:
     session_id: str
     tokens_saved: int
     keep_turns: int
+    status: str = ""  # waiting | applied | not applying
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,10 @@ def snapshot_from_state(state: dict[str, Any], address: str) -> ControlSnapshot:
         transforms=tuple(rows.get(name, TransformRow(name, False, 0)) for name in TRANSFORM_ORDER),
         transform_saved_tokens=_int(transforms.get("saved_tokens")),
         compactions=tuple(
-            CompactionRow(str(c.get("session_id")), _int(c.get("tokens_saved")), _int(c.get("keep_turns")))
+            CompactionRow(
+                str(c.get("session_id")), _int(c.get("tokens_saved")), _int(c.get("keep_turns")),
+                str(c.get("status") or ""), str(c.get("detail") or ""),
+            )  # fmt: skip
             for c in compactions.get("active") or []
             if isinstance(c, dict)
         ),

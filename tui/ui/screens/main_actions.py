@@ -104,7 +104,14 @@ class MainActions(_Base):
     def on_control_changed(self, message: am.ControlChanged) -> None:
         """Keep the snapshot, re-grey keys, refresh the MCP table."""
         changed = self.control is None or self.control.answers != message.snapshot.answers
+        before = {c.session_id: c.detail for c in self.control.compactions} if self.control else {}
         self.control = message.snapshot
+        for row in message.snapshot.compactions:
+            if row.status == "not applying" and before.get(row.session_id) != row.detail:
+                self.notify(  # once per new reason: the proxy sends the full history again meanwhile
+                    f"session {row.session_id}: {row.detail}",
+                    title="compaction not applying", severity="warning", timeout=15, markup=False,
+                )
         if changed or message.snapshot.compactions:
             self.refresh_bindings()
         self._refresh_mcp(self.selected)
@@ -256,8 +263,20 @@ class MainActions(_Base):
         )
 
     def action_compact_undo(self) -> None:
-        """Drop the proxy compaction of the selected session (or the newest)."""
-        self._undo_compaction()
+        """Ask, then drop the proxy compaction of the selected session (or the newest)."""
+        active = self.control.compactions if self.control is not None else ()
+        selected = self.selected.session_id if self.selected is not None else ""
+        row = next((c for c in active if c.session_id == selected), active[0] if active else None)
+        which = f"session {row.session_id}" if row is not None else "the newest session"
+        saved = f" (it saves {grouped(row.tokens_saved)} tokens per request)" if row is not None else ""
+        body = (
+            f"Drop the proxy compaction of {which}{saved}? Its next request goes out with the full "
+            "history again, and the server re-processes it from the summary on."
+        )
+        self.app.push_screen(
+            ConfirmDialog("undo compaction", body, "Undo"),
+            lambda ok: self._then(bool(ok), self._undo_compaction),
+        )
 
     @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="undo compaction")
     def _undo_compaction(self) -> None:
