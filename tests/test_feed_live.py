@@ -105,6 +105,14 @@ async def test_live_feed_delivers_records_log_and_polls(
             ),
         )
         assert timed.records[0].usage.gen_per_second is not None
+        # ... and writes them to the journal, so a dashboard started later shows them too.
+        stored = None
+        for _ in range(100):
+            stored = await asyncio.to_thread(driver.load_record, record.id)
+            if stored is not None and stored.usage.prompt_per_second is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert stored is not None and stored.usage == timed.records[0].usage
         snap = await wait_for(updates, lambda u: isinstance(u, ServerSnapshot) and u.state == "up")
         assert snap.n_ctx_slot == 8192
         await wait_for(updates, lambda u: isinstance(u, GpuSnapshot))

@@ -147,7 +147,11 @@ class DashboardFeed:
         if self._monitor is None:
             return None
         tasks = reversed(self._monitor.timeline.requests(64))
-        return with_timings(record, tasks, self._timed_tasks)
+        filled = with_timings(record, tasks, self._timed_tasks, self._monitor.wall_time)
+        store = getattr(self.driver, "store_speeds", None)  # live drivers write them to the journal
+        if filled is not None and store is not None:
+            store(filled)
+        return filled
 
     def _timed_rows(self) -> list[RequestRecord]:
         """Rows waiting for speeds that the log now has, newest first (newest rows match newest tasks)."""

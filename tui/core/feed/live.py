@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,6 +75,7 @@ class LiveDriver:
             server_url=settings.server.url,
         )
         self._detail_reader = JournalReader(self.journal_path)
+        self._speed_writer: Executor | None = None
         self._detail_lock = threading.Lock()
         self.proxy_url = ""
         self._poke_server: Callable[[], None] = lambda: None
@@ -110,6 +111,16 @@ class LiveDriver:
         return self.proxy_url or proxy_base_url(self.settings)
 
     # --- detail loads (worker threads) -----------------------------------------------------------
+
+    def store_speeds(self, record: RequestRecord) -> None:
+        """Persist speeds joined from the server log into the record's journal row (in a worker thread)."""
+        from tui.core.journal.writer import store_usage
+
+        if self._speed_writer is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._speed_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctxbudget-speeds")
+        self._speed_writer.submit(store_usage, self.journal_path, record.id, record.usage)
 
     def load_record(self, record_id: int) -> RequestRecord | None:
         """The journal row with its parts."""
@@ -149,6 +160,8 @@ class LiveDriver:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await asyncio.to_thread(self._detail_reader.close)
+            if self._speed_writer is not None:  # let the last speeds reach the journal
+                await asyncio.to_thread(self._speed_writer.shutdown)
 
     async def _guard(
         self, name: SourceName, run: Callable[[DashboardFeed], Awaitable[None]], feed: DashboardFeed

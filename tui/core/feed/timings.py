@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from tui.core.records import RequestRecord
 
 if TYPE_CHECKING:
     from tui.core.logs.timeline import RequestTimeline
+
+WallTime = Callable[[float | None], float | None]
+# The log's clock is anchored on line arrival (a little late) and the proxy stamps the request itself.
+CLOCK_SLACK_S = 0.5
+
+
+def ended_before(record: RequestRecord, task: RequestTimeline, wall_time: WallTime | None) -> bool:
+    """Whether the task ended before the request started (an earlier request of the same size)."""
+    ended = wall_time(task.ended_ts) if wall_time is not None else None
+    return ended is not None and ended + CLOCK_SLACK_S < record.ts
 
 
 def needs_timings(record: RequestRecord) -> bool:
@@ -36,12 +46,19 @@ def matches(record: RequestRecord, task: RequestTimeline) -> bool:
 
 
 def with_timings(
-    record: RequestRecord, tasks: Iterable[RequestTimeline], taken: set[int]
+    record: RequestRecord,
+    tasks: Iterable[RequestTimeline],
+    taken: set[int],
+    wall_time: WallTime | None = None,
 ) -> RequestRecord | None:
-    """The record with speeds from the newest matching task not matched before (None: no match yet)."""
+    """The record with speeds from the newest matching task not matched before (None: no match yet).
+
+    A task that ended before the request started is never joined (title requests repeat one size every
+    turn): the row waits for its own task's timing line instead.
+    """
     for task in tasks:
         key = task.task if task.task is not None else id(task)
-        if key in taken or not matches(record, task):
+        if key in taken or not matches(record, task) or ended_before(record, task, wall_time):
             continue
         taken.add(key)
         usage = record.usage
