@@ -130,18 +130,19 @@ def test_switch_cost_counts_tokens_after_the_first_tool_of_the_server() -> None:
     categories = {"system": 100, "tools": 50, "mcp_tools": 60, "history": 400, "template_overhead": 25}
     anatomy = Anatomy("anthropic", "x", True, categories, parts=parts)
     cost = switch_cost(anatomy, "memory")
-    assert (cost.schema_tokens, cost.reprocess_tokens) == (40, 20 + 400 + 25)
-    expected = "saves ~40 tokens per request; the server re-processes ~445 of 635 prompt tokens once"
+    # The template's 25 tokens wrap the 6 other parts evenly: memory's 2 parts carry 2/6 of them.
+    assert (cost.schema_tokens, cost.reprocess_tokens) == (round(40 + 25 * 2 / 6), round(420 + 25 * 2 / 6))
+    expected = "saves ~48 tokens per request; the server re-processes ~428 of 635 prompt tokens once"
     assert cost.text() == expected
     assert switch_cost(anatomy, "github").reprocess_tokens == 0  # not in the request: nothing changes
-    # Switching on a server the request went out without: its schemas go in where MCP tools start.
+    # Switching on a server the request went out without: its schemas go in after the other MCP tools.
     on = switch_cost(anatomy, "github", switching_on=True, known_schema_tokens=70)
-    assert (on.schema_tokens, on.reprocess_tokens) == (70, 30 + 20 + 10 + 400 + 25 + 70)
+    assert (on.schema_tokens, on.reprocess_tokens) == (70, round(400 + 25 * 1 / 6 + 70))
     assert on.text().startswith("adds ~70 tokens per request")
     assert switch_cost(anatomy, "github", switching_on=True).text().startswith("adds its (unseen) tokens")
     # With the server's own prompt count, the figures are server tokens.
     scaled = switch_cost(anatomy, "memory", server_prompt_tokens=1270)
-    assert (scaled.schema_tokens, scaled.reprocess_tokens, scaled.total_tokens) == (80, 890, 1270)
+    assert (scaled.schema_tokens, scaled.reprocess_tokens, scaled.total_tokens) == (97, 857, 1270)
 
 
 def test_cli_on_off_list(

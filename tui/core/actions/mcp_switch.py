@@ -258,39 +258,47 @@ def switch_cost(
 
     The server re-processes everything after the first changed tool: switching off drops the server's
     schemas, so that is the parts after its first tool minus the removed ones; switching on inserts them
-    where MCP tools start, so it is the parts from there plus the inserted schemas. With the server's own
-    prompt count the per-part counts are scaled to server tokens (what the server reports re-processing).
+    (the agent lists them after the other MCP tools), so it is the parts from there plus the schemas.
+    The chat template's own tokens wrap each part, so each part carries an even share of them. With the
+    server's own prompt count the figures are scaled to server tokens (what the server reports
+    re-processing).
     """
-    parts = anatomy.parts
     target = {server, sanitize_server(server)}
 
     def is_target(part: Any) -> bool:
         return bool(part.category == "mcp_tools" and part.server in target)
 
-    schema = sum(p.tokens for p in parts if is_target(p))
+    body = [p for p in anatomy.parts if p.category != "template_overhead"]
+    overhead = sum(p.tokens for p in anatomy.parts if p.category == "template_overhead")
+    overhead = overhead or anatomy.categories.get("template_overhead", 0)
+    per_part = overhead / len(body) if body else 0.0
+    targets = [p for p in body if is_target(p)]
+    schema: float | None = sum(p.tokens for p in targets) + per_part * len(targets)
     if not schema and anatomy.mcp_servers:
-        schema = int(anatomy.mcp_servers.get(server, {}).get("tokens", 0))
-    schema_tokens: int | None = schema or known_schema_tokens
-    first = next((i for i, p in enumerate(parts) if is_target(p)), None)
-    for category in ("mcp_tools", "tools"):  # not in this request: its schemas go where MCP tools start
+        schema = float(anatomy.mcp_servers.get(server, {}).get("tokens", 0))
+    schema = schema or known_schema_tokens
+    first = next((i for i, p in enumerate(body) if is_target(p)), None)
+    for category in ("mcp_tools", "tools"):  # not in this request: agents list a server's tools last
         if first is None:
-            first = next((i for i, p in enumerate(parts) if p.category == category), None)
+            last = max((i for i, p in enumerate(body) if p.category == category), default=None)
+            first = None if last is None else last + 1
     total = anatomy.total_tokens
-    if not switching_on and not schema:
-        reprocess = 0  # none of its tools in the request: switching it off changes nothing
+    reprocess: float
+    if not switching_on and not targets and not schema:
+        reprocess = 0.0  # none of its tools in the request: switching it off changes nothing
     elif first is None:
-        reprocess = total  # no per-part positions: at most the whole prompt
+        reprocess = float(total)  # no per-part positions: at most the whole prompt
     else:
-        reprocess = sum(p.tokens for p in parts[first:] if not is_target(p))
-        overhead = anatomy.categories.get("template_overhead", 0)
-        if overhead and not any(p.category == "template_overhead" for p in parts):
-            reprocess += overhead  # the template's tokens sit across the whole prompt
+        after = [p for p in body[first:] if not is_target(p)]
+        reprocess = sum(p.tokens for p in after) + per_part * len(after)
     if switching_on:
-        reprocess += schema_tokens or 0
+        reprocess += schema or 0
     counter = anatomy.counter
     if server_prompt_tokens and total:
         scale = server_prompt_tokens / total
-        reprocess = round(reprocess * scale)
-        schema_tokens = round(schema_tokens * scale) if schema_tokens is not None else None
+        reprocess *= scale
+        schema = schema * scale if schema is not None else None
         total, counter = server_prompt_tokens, "server"
-    return SwitchCost(server, switching_on, schema_tokens, reprocess, total, counter)
+    return SwitchCost(
+        server, switching_on, round(schema) if schema is not None else None, round(reprocess), total, counter
+    )
