@@ -97,5 +97,7 @@ def test_no_agent_pane_is_a_clear_error(tmux: libtmux.Server) -> None:
     with pytest.raises(PaneError, match="no tmux pane runs 'claude'") as info:
         send_compact(socket_name=tmux.socket_name)
     assert [p.command for p in info.value.candidates] == ["cat"]
+    # It names what runs in each pane and how to point it at an agent running under another name.
+    assert "[compact] agent_command" in str(info.value) and "(cat)" in str(info.value)
     with pytest.raises(PaneError, match="not found"):
         send_compact("nosuch:9.9", socket_name=tmux.socket_name)

@@ -122,6 +122,7 @@ async def test_foreign_server_is_named_before_acting(
         dialog = await open_dialog(app)
         body = str(dialog.query_one("#dialog-body").render())
         assert "not started by ctxbudget" in body and "restarting stops it" in body
+        assert "cache: empty, nothing to re-process" in body  # what a restart throws away
         assert dialog.query_one("#ctx-size", Input).value == "1024"
         await pilot.press("escape")
         await eventually(lambda: isinstance(app.screen, MainScreen))
