@@ -57,8 +57,6 @@ def request_proxy_compaction(
         return client.compact(session, keep_turns, timeout)
     except ControlError as exc:
         hint = "" if exc.status else "; start it with `ctxbudget` or `ctxbudget proxy`, or use --mode pane"
-        if exc.status == 404 and "compact" not in str(exc):
-            hint = " (this proxy has no compaction endpoint: older version?)"
         raise RuntimeError(f"proxy compaction failed: {exc}{hint}") from exc
     finally:
         client.close()
