@@ -7,11 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
-from support.llama import RunningServer
+from support.llama import RunningServer, StartServer
 from test_actions_compaction import BODIES, follow_up
 
-from tui.core.actions.compaction import CompactionError, CompactionStore, validation_problems
-from tui.core.actions.compaction_summary import compact_async
+from tui.core.actions.compaction import Compaction, CompactionError, CompactionStore, validation_problems
+from tui.core.actions.compaction_summary import compact_async, summary_was_cut
 from tui.core.tokens import ServerCounter
 
 COUNT_PATHS = {"anthropic": "/v1/messages/count_tokens", "openai": "/v1/chat/completions/input_tokens"}
@@ -84,3 +84,20 @@ async def test_long_conversation_is_trimmed_to_the_server_context(shared_llama_s
         context_tokens=n_ctx,
     )
     assert item.prefix_tokens > n_ctx > item.summary_tokens
+
+
+async def test_a_summary_cut_at_its_budget_says_so(llama_server: StartServer, real_model: Path) -> None:
+    """SmolLM2 cannot summarise two turns of work in 8 tokens: the compaction says the summary is cut."""
+    server = llama_server(real_model, ctx_size=4096)
+    body = BODIES["openai"](3)
+    cut = await compact_async(body, "openai", "s", upstream=server.url, keep_turns=1, max_tokens=8)
+    assert cut.summary_cut and cut.to_json()["summary_cut"]
+    assert Compaction.from_json(cut.to_json()).summary_cut  # survives the state file
+
+
+def test_summary_was_cut_reads_both_dialects() -> None:
+    assert summary_was_cut("anthropic", '{"stop_reason": "max_tokens", "content": []}')
+    assert not summary_was_cut("anthropic", '{"stop_reason": "end_turn", "content": []}')
+    assert summary_was_cut("openai", '{"choices": [{"finish_reason": "length"}]}')
+    assert not summary_was_cut("openai", '{"choices": [{"finish_reason": "stop"}]}')
+    assert not summary_was_cut("openai", "not json")

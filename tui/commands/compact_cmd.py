@@ -98,9 +98,12 @@ def run_compact(args: argparse.Namespace, settings: Settings) -> int:
     elif args.undo:
         print(f"compaction of session {data.get('session_id', args.session or 'latest')} undone")
     else:
+        from tui.core.actions.compaction import SUMMARY_CUT_NOTE
+
         print(
             f"session {data.get('session_id', '?')}: {data.get('prefix_tokens', '?')} tokens of older turns "
             f"replaced by a {data.get('summary_tokens', '?')}-token summary "
             f"(saves {data.get('tokens_saved', '?')} per request, {data.get('counter', '')})"
+            + (f"; {SUMMARY_CUT_NOTE}" if data.get("summary_cut") else "")
         )
     return 0

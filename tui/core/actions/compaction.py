@@ -17,6 +17,7 @@ from tui.core.actions.state_files import data_dir, read_json, write_json_atomic
 STATE_FILE = "compactions.json"
 SYSTEM_ROLES = ("system", "developer")
 SUMMARY_HEADER = "[ctxbudget compacted the earlier conversation into this summary]\n\n"
+SUMMARY_CUT_NOTE = "the summary stopped at its token budget and ends mid-way"
 ACK_TEXT = "Understood. I have the summary of our earlier conversation and will continue from there."
 
 
@@ -197,6 +198,8 @@ class Compaction:
     keep_turns: int
     model: str = ""
     created: float = field(default_factory=time.time)
+    # The model stopped at the summary's token budget: the summary ends mid-way.
+    summary_cut: bool = False
 
     @property
     def tokens_saved(self) -> int:
@@ -219,6 +222,7 @@ class Compaction:
             "keep_turns": self.keep_turns,
             "model": self.model,
             "created": self.created,
+            "summary_cut": self.summary_cut,
         }
 
     @classmethod
@@ -237,6 +241,7 @@ class Compaction:
             keep_turns=int(data.get("keep_turns", 1)),
             model=str(data.get("model", "")),
             created=float(data.get("created", 0.0)),
+            summary_cut=bool(data.get("summary_cut", False)),
         )
 
 

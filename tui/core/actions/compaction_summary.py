@@ -112,6 +112,20 @@ def parse_summary(dialect: str, status: int, text: str) -> str:
     return str(message.get("content") or message.get("reasoning_content") or "")
 
 
+def summary_was_cut(dialect: str, text: str) -> bool:
+    """Whether the model stopped at the summary's token budget (Anthropic max_tokens, OpenAI length)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    if not isinstance(data, dict):
+        return False
+    if dialect == "anthropic":
+        return data.get("stop_reason") == "max_tokens"
+    choices = data.get("choices") or [{}]
+    return isinstance(choices[0], dict) and choices[0].get("finish_reason") == "length"
+
+
 @dataclass(frozen=True)
 class CompactionPlan:
     """A conversation split at a turn boundary, ready to be summarised."""
@@ -171,7 +185,9 @@ def plan_compaction(
     return CompactionPlan(session_id, dialect, model, keep_turns, prefix, call)
 
 
-def finish_compaction(plan: CompactionPlan, summary: str, counter: TokenCounter | None = None) -> Compaction:
+def finish_compaction(
+    plan: CompactionPlan, summary: str, counter: TokenCounter | None = None, summary_cut: bool = False
+) -> Compaction:
     """The Compaction for a plan once the summary is known, with tokens before and after."""
     replacement = replacement_messages(plan.prefix, summary)
     old = [message_text(m) for m in plan.prefix if m.get("role") not in SYSTEM_ROLES]
@@ -191,6 +207,7 @@ def finish_compaction(plan: CompactionPlan, summary: str, counter: TokenCounter 
         exact=counts.exact,
         keep_turns=plan.keep_turns,
         model=plan.model,
+        summary_cut=summary_cut,
     )
 
 
@@ -226,4 +243,5 @@ async def compact_async(
             await http.aclose()
     summary = parse_summary(dialect, response.status_code, response.text)
     # Counting may call the server synchronously: keep it off the event loop.
-    return await asyncio.to_thread(finish_compaction, plan, summary, counter)
+    cut = summary_was_cut(dialect, response.text)
+    return await asyncio.to_thread(finish_compaction, plan, summary, counter, cut)

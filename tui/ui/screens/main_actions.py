@@ -243,13 +243,16 @@ class MainActions(_Base):
         except ControlError as exc:
             self.post_message(am.ActionResult("compact", str(exc), "error"))
             return
+        from tui.core.actions.compaction import SUMMARY_CUT_NOTE
+
         saved = int(answer.get("tokens_saved") or 0)
         key = self.settings.keys.get("compact_undo", "u")
         self.post_message(
             am.ActionResult(
                 "compact",
                 f"session {answer.get('session_id')}: {grouped(saved)} tokens saved per request "
-                f"(press {key} to undo)",
+                f"(press {key} to undo)"
+                + (f"; {SUMMARY_CUT_NOTE}" if answer.get("summary_cut") else ""),
             )
         )
         self.post_message(am.ControlChanged(fetch_control(self.control_client())))
