@@ -45,16 +45,17 @@ def socket() -> Iterator[str]:
     subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True)
 
 
-@pytest.mark.parametrize("agent_name", ["claude", "claude.exe"])
-def test_c_in_pane_mode_types_compact_into_the_agent_pane(
-    tmp_path: Path, socket: str, agent_name: str
-) -> None:
+def start_agent_and_dashboard(tmp_path: Path, socket: str, agent_name: str, mode: str) -> Path:
+    """A stand-in agent in pane `agent`, the console script (embedded proxy) in pane `dash`; the record."""
     assert CONSOLE_SCRIPT.is_file(), f"console script missing: {CONSOLE_SCRIPT} (pip install -e .)"
     script, record = stand_in(tmp_path / "agent", agent_name)
     tmux(socket, "new-session", "-d", "-s", "agent", "-x", "100", "-y", "20", str(script))
     wait_for(record, "ready")
     config = tmp_path / "config.toml"
-    config.write_text(f'[server]\nurl = "http://127.0.0.1:9"\n[journal]\npath = "{tmp_path}/j.sqlite3"\n')
+    config.write_text(
+        f'[server]\nurl = "http://127.0.0.1:9"\n[journal]\npath = "{tmp_path}/j.sqlite3"\n'
+        f'[compact]\nmode = "{mode}"\n'
+    )
     port = free_port()
     # The dashboard runs inside the same tmux server and finds it through $TMUX, as a user's would.
     dashboard = (
@@ -63,6 +64,14 @@ def test_c_in_pane_mode_types_compact_into_the_agent_pane(
     )
     tmux(socket, "new-session", "-d", "-s", "dash", "-x", "120", "-y", "40", dashboard)
     wait_for_screen(socket, "dash", "Quit")
+    return record
+
+
+@pytest.mark.parametrize("agent_name", ["claude", "claude.exe"])
+def test_c_in_pane_mode_types_compact_into_the_agent_pane(
+    tmp_path: Path, socket: str, agent_name: str
+) -> None:
+    record = start_agent_and_dashboard(tmp_path, socket, agent_name, "pane")
     tmux(socket, "send-keys", "-t", "dash", "c")
     screen = wait_for_screen(socket, "dash", "Compact the agent's context?")
     assert "'claude' runs in tmux pane agent:0.0" in screen
@@ -87,3 +96,19 @@ def test_agent_found_as_node_running_claude_codes_cli_js(tmp_path: Path, socket:
     pane = send_compact(socket_name=socket)
     assert pane.target.startswith("agent:") and pane.agent_pid is not None
     assert wait_for(record, "/compact").splitlines()[-1] == "/compact"
+
+
+def test_pane_chosen_in_the_dialog_is_the_mode_that_runs(tmp_path: Path, socket: str) -> None:
+    """[compact] mode = proxy preselects proxy; choosing pane with the keyboard types /compact."""
+    record = start_agent_and_dashboard(tmp_path, socket, "claude", "proxy")
+    tmux(socket, "send-keys", "-t", "dash", "c")
+    screen = wait_for_screen(socket, "dash", "Compact the agent's context?")
+    assert "○▌ pane: type /compact" in screen and "●▌ proxy: summarise" in screen
+    for key in ("BTab", "Up", "Enter"):  # to the modes, onto pane, select it
+        tmux(socket, "send-keys", "-t", "dash", key)
+    screen = wait_for_screen(socket, "dash", "●▌ pane: type /compact")
+    assert "○▌ proxy: summarise" in screen
+    for key in ("Tab", "Tab", "Enter"):  # Cancel, Compact, press
+        tmux(socket, "send-keys", "-t", "dash", key)
+    assert wait_for(record, "/compact").splitlines()[-1] == "/compact"
+    wait_for_screen(socket, "dash", "sent /compact to tmux pane")

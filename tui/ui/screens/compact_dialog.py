@@ -76,6 +76,11 @@ class CompactDialog(ModalScreen[str | None]):
     def on_mount(self) -> None:
         """Title; Cancel has the focus."""
         self.query_one("#dialog-box").border_title = "compact"
+        # RadioSet highlights its first button whatever is pressed, so two options looked selected:
+        # move the highlight onto the pressed one (its public action steps one button at a time).
+        modes = self.query_one(RadioSet)
+        for _ in range(max(modes.pressed_index, 0)):
+            modes.action_next_button()
         self.query_one("#cancel", Button).focus()
 
     def chosen_mode(self) -> str:
