@@ -287,7 +287,7 @@ async def test_smollm2_slot_capped_by_n_ctx_train_gets_the_right_advice(
     assert train.status == "warn" and "caps each slot at 8,192" in train.message
     # Claude Code's first request (~28k) cannot fit: no agent window helps and -c cannot pass the cap.
     assert window.status == "fail" and "smallest request is 28,000" in window.message
-    assert "capped at the model's n_ctx_train 8,192" in window.message
+    assert "(the model's n_ctx_train 8,192 caps it: a larger -c cannot help)" in window.message
     assert "--override-kv llama.context_length=int:32768" in window.fix and "raise -c" not in window.fix
     assert "CLAUDE_CODE_AUTO_COMPACT_WINDOW" not in window.fix
 

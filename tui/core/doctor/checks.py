@@ -343,7 +343,7 @@ def check_agent_window(facts: DoctorFacts) -> CheckResult:
     if slot is None:
         return skip("agent_window", f"slot size unknown (the agent assumes {tok(assumed)} tokens, {source})")
     cap = _train_cap(facts)
-    capped = f" (capped at the model's n_ctx_train {tok(cap)})" if cap else ""
+    capped = f" (the model's n_ctx_train {tok(cap)} caps it: a larger -c cannot help)" if cap else ""
     need = facts.agent_need
     if need.tokens and need.tokens > slot:
         fix = _longer_context(facts, need.tokens, cap) if cap else (
