@@ -26,15 +26,16 @@ def screen_of(socket: str, target: str) -> str:
     return tmux(socket, "capture-pane", "-p", "-t", target)
 
 
-def wait_for_screen(socket: str, target: str, needle: str, timeout: float = 40.0) -> str:
+def wait_for_screen(socket: str, target: str, *needles: str, timeout: float = 40.0) -> str:
+    """The pane's screen once it shows every needle (a redraw may be caught half done)."""
     deadline = time.monotonic() + timeout
     screen = ""
     while time.monotonic() < deadline:
         screen = screen_of(socket, target)
-        if needle in screen:
+        if all(needle in screen for needle in needles):
             return screen
         time.sleep(0.2)
-    raise AssertionError(f"{needle!r} never appeared in {target}; screen:\n{screen}")
+    raise AssertionError(f"{needles!r} never appeared in {target}; screen:\n{screen}")
 
 
 @pytest.fixture
@@ -73,11 +74,10 @@ def test_c_in_pane_mode_types_compact_into_the_agent_pane(
 ) -> None:
     record = start_agent_and_dashboard(tmp_path, socket, agent_name, "pane")
     tmux(socket, "send-keys", "-t", "dash", "c")
-    screen = wait_for_screen(socket, "dash", "Compact the agent's context?")
+    # Pane is preselected and only it renders selected; proxy mode is offered and not selected.
+    screen = wait_for_screen(socket, "dash", "●▌ pane: type /compact", "○▌ proxy: summarise")
     assert "'claude' runs in tmux pane agent:0.0" in screen
     assert "tmux:" not in screen  # the old libtmux import error
-    # Pane is preselected and only it renders selected; proxy mode is offered and not selected.
-    assert "●▌ pane: type /compact" in screen and "○▌ proxy: summarise" in screen, screen
     tmux(socket, "send-keys", "-t", "dash", "Tab")
     tmux(socket, "send-keys", "-t", "dash", "Enter")
     assert wait_for(record, "/compact").splitlines()[-1] == "/compact"
@@ -102,12 +102,10 @@ def test_pane_chosen_in_the_dialog_is_the_mode_that_runs(tmp_path: Path, socket:
     """[compact] mode = proxy preselects proxy; choosing pane with the keyboard types /compact."""
     record = start_agent_and_dashboard(tmp_path, socket, "claude", "proxy")
     tmux(socket, "send-keys", "-t", "dash", "c")
-    screen = wait_for_screen(socket, "dash", "Compact the agent's context?")
-    assert "○▌ pane: type /compact" in screen and "●▌ proxy: summarise" in screen
+    wait_for_screen(socket, "dash", "○▌ pane: type /compact", "●▌ proxy: summarise")
     for key in ("BTab", "Up", "Enter"):  # to the modes, onto pane, select it
         tmux(socket, "send-keys", "-t", "dash", key)
-    screen = wait_for_screen(socket, "dash", "●▌ pane: type /compact")
-    assert "○▌ proxy: summarise" in screen
+    wait_for_screen(socket, "dash", "●▌ pane: type /compact", "○▌ proxy: summarise")
     for key in ("Tab", "Tab", "Enter"):  # Cancel, Compact, press
         tmux(socket, "send-keys", "-t", "dash", key)
     assert wait_for(record, "/compact").splitlines()[-1] == "/compact"
