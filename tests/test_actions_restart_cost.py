@@ -43,7 +43,7 @@ async def test_restart_note_states_the_cache_it_throws_away(
 
 
 def test_without_slots_or_speed_the_note_says_what_is_unknown() -> None:
-    assert restart_cost_note(None) == "cache: unknown (the server's /slots did not answer)"
+    assert restart_cost_note(None) == "cache: unknown (no /slots answer from the server yet)"
     from tui.core.poll.snapshots import SlotSnapshot
 
     slot = SlotSnapshot(0, 4096, False, n_prompt_tokens=30_000)

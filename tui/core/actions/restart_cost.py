@@ -33,7 +33,7 @@ def restart_cost_note(server: ServerSnapshot | None, recent_speeds: Sequence[flo
     """One line for the restart dialog: the cache a restart drops and how long it takes to rebuild."""
     tokens = cached_tokens(server)
     if tokens is None:
-        return "cache: unknown (the server's /slots did not answer)"
+        return "cache: unknown (no /slots answer from the server yet)"
     if tokens == 0:
         return "cache: empty, nothing to re-process"
     slots = len([s for s in server.slots if s.n_prompt_tokens]) if server is not None else 0
