@@ -120,7 +120,7 @@ async def test_foreign_server_is_named_before_acting(
     app = make_app(DashboardFeed(LiveDriver(settings, attach=True)), settings)
     async with app.run_test(size=(120, 40)) as pilot:
         main = app.main_screen
-        await until(app, lambda: main.server is not None and main.server.state == "up")  # slots read
+        await eventually(lambda: main.server is not None and main.server.state == "up")  # slots read
         dialog = await open_dialog(app)
         body = str(dialog.query_one("#dialog-body").render())
         assert "not started by ctxbudget" in body and "restarting stops it" in body
