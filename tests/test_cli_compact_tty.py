@@ -10,7 +10,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from support.eventually import eventually_sync
 from test_actions_tmux import stand_in, wait_for
 from test_cli_dashboard_tty import free_port
 
@@ -65,7 +67,17 @@ def start_agent_and_dashboard(tmp_path: Path, socket: str, agent_name: str, mode
     )
     tmux(socket, "new-session", "-d", "-s", "dash", "-x", "120", "-y", "40", dashboard)
     wait_for_screen(socket, "dash", "Quit")
+    # The embedded proxy is a child process: proxy mode is offered once its control API answers.
+    eventually_sync(lambda: proxy_answers(port), what="the dashboard's proxy answering")
     return record
+
+
+def proxy_answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/_ctxbudget/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
 
 
 @pytest.mark.parametrize("agent_name", ["claude", "claude.exe"])

@@ -49,6 +49,7 @@ class MainActions(_Base):
     restart_phase: str = ""
     _control_client: ControlClient | None = None
     _control_read_at = 0.0
+    _control_read_due = False
     if TYPE_CHECKING:
         feed: DashboardFeed
         settings: Settings
@@ -97,9 +98,20 @@ class MainActions(_Base):
     def refresh_control_after_rows(self) -> None:
         """New rows came in: the switches may have changed from the CLI, read them (rate-limited)."""
         now = time.monotonic()
-        if now - self._control_read_at >= CONTROL_AFTER_ROWS_S:
+        wait = CONTROL_AFTER_ROWS_S - (now - self._control_read_at)
+        if wait <= 0:
             self._control_read_at = now
             self.refresh_control()
+        elif not self._control_read_due:
+            # Read once more after the pause, so the last row's effect (a compaction that stopped
+            # applying, a switch) still shows when rows come faster than one read per pause.
+            self._control_read_due = True
+            self.set_timer(wait, self._deferred_control_read)
+
+    def _deferred_control_read(self) -> None:
+        self._control_read_due = False
+        self._control_read_at = time.monotonic()
+        self.refresh_control()
 
     def on_control_changed(self, message: am.ControlChanged) -> None:
         """Keep the snapshot, re-grey keys, refresh the MCP table."""
