@@ -17,7 +17,7 @@ from test_control_api import MCP_DESCRIPTION, agent_body
 from tui.core.actions.mcp_switch import switch_cost
 from tui.core.config import JournalSettings, ProxySettings, Settings
 from tui.core.control.client import ControlClient
-from tui.core.proxy import ProxyService
+from tui.core.proxy.service import ProxyService
 from tui.core.records import RequestRecord
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(300)]
