@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from tui.core.config import Settings, with_overrides
+from tui.core.redact import redact_query, redact_url
+from tui.core.terminal_text import printable
 
 if TYPE_CHECKING:
     from tui.core.proxy.service import ProxyService
@@ -77,7 +79,7 @@ def format_record(record: RequestRecord) -> str:
     """One line: time, session, model, prompt tokens by top categories, cache reuse, TTFB, status."""
     clock = time.strftime("%H:%M:%S", time.localtime(record.ts))
     session = (record.session_id or "-")[:8]
-    fields = [clock, f"{session:<8}", f"{record.method} {record.path}"]
+    fields = [clock, f"{session:<8}", f"{record.method} {redact_query(record.path)}"]
     if record.model:
         fields.append(record.model[:32])
     if record.kind and record.kind != "other":
@@ -100,7 +102,7 @@ def format_record(record: RequestRecord) -> str:
         fields.append(f"! {record.error}")
     elif record.unparsed_reason and record.dialect:
         fields.append(f"(unparsed: {record.unparsed_reason})")
-    return "  ".join(fields)
+    return printable("  ".join(fields))  # session, model and path come from the client
 
 
 async def serve(service: ProxyService, out: TextIO) -> None:
@@ -114,14 +116,34 @@ async def serve(service: ProxyService, out: TextIO) -> None:
         loop.add_signal_handler(sig, stop.set)
     await service.start()
     print(
-        f"ctxbudget proxy: listening on {service.url} -> {service.upstream}; journal {service.journal_path}",
+        f"ctxbudget proxy: listening on {service.url} -> {redact_url(service.upstream)}; "
+        f"journal {service.journal_path}",
         file=out,
         flush=True,
     )
+    poll = asyncio.create_task(poll_server(service), name="ctxbudget-server-poller")
     try:
         await stop.wait()
     finally:
+        poll.cancel()
+        await asyncio.gather(poll, return_exceptions=True)
         await service.stop()
+
+
+async def poll_server(service: ProxyService) -> None:
+    """Poll [server] url with the dashboard's poller, feeding the server gauges of the metrics."""
+    import asyncio
+
+    from tui.core.poll.server_poller import ServerPoller
+
+    server = service.settings.server
+    poller = ServerPoller(server.url, server.api_key, interval=server.poll_interval)
+    await asyncio.to_thread(poller.open_client)  # loads TLS certificates off the loop
+    try:
+        await poller.run(service.observe_server)
+    finally:
+        poller.stop()
+        await poller.aclose()
 
 
 def run_proxy(args: argparse.Namespace, settings: Settings) -> int:
@@ -146,7 +168,11 @@ def run_proxy(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(serve(service, out))
     except OSError as exc:
         reason = exc.strerror or exc
-        print(f"ctxbudget proxy: cannot listen on {settings.proxy.listen}: {reason}", file=sys.stderr)
+        print(
+            f"ctxbudget proxy: cannot listen on {settings.proxy.listen} ([proxy] listen in "
+            f"{settings.source}, or --listen): {reason}; pick a free address with --listen HOST:PORT",
+            file=sys.stderr,
+        )
         return 1
     except JournalOpenError as exc:
         print(f"ctxbudget proxy: {exc}", file=sys.stderr)

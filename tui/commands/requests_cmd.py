@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui.core.config import Settings
+from tui.core.redact import redact_query
+from tui.core.terminal_text import printable
 
 if TYPE_CHECKING:
     from tui.core.records import RequestRecord
@@ -35,13 +37,14 @@ def table_line(record: RequestRecord) -> str:
     prompt = record.prompt_tokens
     reused = record.reused_fraction
     note = record.error or record.unparsed_reason or ""
-    return (
+    line = (
         f"{record.id:>6}  {clock}  {(record.session_id or '-')[:8]:<8}  {record.kind[:8]:<8}  "
         f"{record.status:>3}  {'-' if prompt is None else f'{prompt:,}':>9}  "
         f"{'-' if reused is None else f'{reused:.0%}':>5}  "
         f"{'-' if record.ttfb_ms is None else f'{record.ttfb_ms:,.0f}':>7}  "
-        f"{record.method} {record.path}  {record.model[:24]}  {note[:60]}"
+        f"{record.method} {redact_query(record.path)}  {record.model[:24]}  {note[:60]}"
     ).rstrip()
+    return printable(line)  # session, model and path come from the client: no terminal escapes
 
 
 HEADER = (

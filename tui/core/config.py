@@ -152,20 +152,24 @@ def user_config_path() -> Path:
 def find_config(explicit: str | None = None) -> Path | None:
     """Apply the lookup order: --config, $CTXBUDGET_CONFIG, ./config.toml, user config dir."""
     if explicit:
-        path = Path(explicit).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found (given with --config)")
-        return path
+        return _given_file(Path(explicit).expanduser(), "--config")
     env = os.environ.get("CTXBUDGET_CONFIG")
     if env:
-        path = Path(env).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found (given in CTXBUDGET_CONFIG)")
-        return path
+        return _given_file(Path(env).expanduser(), "CTXBUDGET_CONFIG")
     for candidate in (Path.cwd() / "config.toml", user_config_path()):
         if candidate.is_file():
             return candidate
     return None
+
+
+def _given_file(path: Path, given_in: str) -> Path:
+    if path.is_dir():
+        raise ConfigError(
+            f"{path}: is a directory (given in {given_in}); give the TOML file, e.g. {path / 'config.toml'}"
+        )
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found (given in {given_in}); check the path")
+    return path
 
 
 def load_settings(explicit: str | None = None) -> Settings:
@@ -177,6 +181,11 @@ def load_settings(explicit: str | None = None) -> Settings:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: line {line}: byte 0x{exc.object[exc.start]:02x} is not UTF-8; save the file as UTF-8"
+        ) from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
     return settings_from_dict(data, str(path))
@@ -209,17 +218,24 @@ def settings_from_dict(data: dict[str, Any], source: str = "<dict>") -> Settings
         kwargs[section] = _build_section(hints[section], value, section, source)
     if "transforms" in kwargs:
         _validate_transforms(kwargs["transforms"], source)
-    if "proxy" in kwargs:
-        _validate_proxy(kwargs["proxy"], source)
-    return Settings(**kwargs)
+    settings = Settings(**kwargs)
+    check_values(settings, source)
+    return settings
 
 
-def _validate_proxy(proxy: ProxySettings, source: str) -> None:
-    if proxy.analysis not in ("process", "thread"):
-        raise ConfigError(f'{source}: [proxy] analysis: {proxy.analysis!r}; use "process" or "thread"')
-    for key in ("capture_limit_mb", "backlog_mb", "header_timeout", "body_timeout"):
-        if getattr(proxy, key) < 1:
-            raise ConfigError(f"{source}: [proxy] {key}: {getattr(proxy, key)} is too small; use 1 or more")
+def check_values(settings: Settings, source: str, only: dict[str, set[str]] | None = None) -> None:
+    """Apply the per-field checks of tui.core.settings_checks (`only`: section -> keys to check)."""
+    from tui.core.settings_checks import field_checks
+
+    for (section, key), check in field_checks(COUNTER_MODES).items():
+        if only is not None and key not in only.get(section, ()):
+            continue
+        values = getattr(settings, section, None)
+        if values is None or not hasattr(values, key):
+            continue
+        problem = check(getattr(values, key), values)
+        if problem:
+            raise ConfigError(f"{source}: [{section}] {key}: {problem}")
 
 
 def _validate_transforms(transforms: TransformSettings, source: str) -> None:
@@ -272,4 +288,6 @@ def with_overrides(settings: Settings, section: str, **changes: Any) -> Settings
     if not given:
         return settings
     current = getattr(settings, section)
-    return dataclasses.replace(settings, **{section: dataclasses.replace(current, **given)})
+    changed = dataclasses.replace(settings, **{section: dataclasses.replace(current, **given)})
+    check_values(changed, "command line", {section: set(given)})
+    return changed

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui.core.anatomy.exchange import Exchange
-from tui.core.redact import redact
+from tui.core.redact import redact, redact_query, redact_text
 from tui.core.transforms.model import TextEdit
 
 DEFAULT_CAPTURE_LIMIT = 32 * 1024 * 1024
@@ -97,10 +97,10 @@ class Capture:
         return len(self.request_body) + self.captured + extra
 
     def to_exchange(self) -> Exchange:
-        """Build the analyzer's input (joins chunks and redacts headers: run it off the event loop)."""
+        """The analyzer's input: chunks joined; headers, query and error redacted (run it off the loop)."""
         return Exchange(
             method=self.method,
-            path=self.path,
+            path=redact_query(self.path),
             request_headers=redact(self.request_headers),
             request_body=self.request_body,
             status=self.status,
@@ -109,7 +109,7 @@ class Capture:
             started=self.started,
             ttfb_ms=self.ttfb_ms,
             total_ms=self.total_ms,
-            error=self.error,
+            error=redact_text(self.error) if self.error else self.error,
             body_truncated=self.truncated,
         )
 

@@ -33,6 +33,31 @@ def is_loopback(remote: str | None) -> bool:
         return False
 
 
+LISTEN_HOST: web.AppKey[str] = web.AppKey("ctxbudget_listen_host", str)
+
+
+def host_names_this_machine(host_header: str | None, listen_host: str, local_host: str | None) -> bool:
+    """Whether a Host header names this machine: a loopback name or address, or where the proxy listens.
+
+    A DNS-rebinding page reaches 127.0.0.1 under its own name (Host: evil.example); refusing unknown
+    names keeps such a page from reading or switching anything. No Host (HTTP/1.0) is no browser.
+    """
+    if not host_header:
+        return True
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    host = host.rstrip(".")
+    if host == "localhost" or host in (listen_host.lower(), (local_host or "").lower()):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @web.middleware
 async def loopback_only(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse control paths to any peer but this machine, even when the proxy listens remotely."""
@@ -43,6 +68,16 @@ async def loopback_only(request: web.Request, handler: Handler) -> web.StreamRes
     if request.path.startswith(CONTROL_PREFIX):
         if not is_loopback(request.remote):
             return error(403, "forbidden", "the ctxbudget control API only answers clients on this machine")
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        local_host = sockname[0] if isinstance(sockname, tuple) and sockname else None
+        listen_host = request.app.get(LISTEN_HOST, "127.0.0.1")
+        if not host_names_this_machine(request.headers.get("Host"), listen_host, local_host):
+            return error(
+                403,
+                "forbidden",
+                "the ctxbudget control API only answers Host: localhost, a loopback address or the listen "
+                "address (this request may come from a DNS-rebinding web page)",
+            )
         # A web page in the user's browser is a loopback peer too: refuse cross-site requests, and make
         # POST bodies must be JSON (_payload), which a page cannot send without a CORS preflight.
         if request.headers.get("Origin") or request.headers.get("Sec-Fetch-Site", "none") not in (

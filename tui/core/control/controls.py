@@ -45,7 +45,7 @@ class ProxyControls:
         """The controls of one proxy; the switch stores default to the state files in the user data dir."""
         controls = cls(
             settings,
-            metrics or ProxyMetrics(),
+            metrics or ProxyMetrics(mcp_servers=settings.anatomy.mcp_servers),
             RunTracker(),
             mcp_store or McpSwitchStore(),
             transform_switches or TransformSwitchStore(settings.transforms.enabled),

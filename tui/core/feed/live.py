@@ -18,6 +18,7 @@ from tui.core.feed.updates import FeedInfo, SourceHealth, SourceName, SourceStat
 from tui.core.journal.reader import JournalReader
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.core.records import RequestRecord
+from tui.core.redact import redact_url
 
 if TYPE_CHECKING:
     from tui.core.feed.feed import DashboardFeed
@@ -221,7 +222,7 @@ class LiveDriver:
                     )
                 )
                 return
-            upstream = self.settings.proxy.upstream
+            upstream = redact_url(self.settings.proxy.upstream)
             feed.set_status(SourceStatus("proxy", "ok", f"proxy on {self.proxy_url} → {upstream}"))
             code = await proxy.wait()
             self.proxy_url = ""

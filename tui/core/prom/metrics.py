@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.core.records import RequestRecord
-from tui.core.report.summary import ENERGY_FIELD, MCP_SAVED_FIELD, TRANSFORM_SAVED_FIELD, is_model_request
+from tui.core.report.summary import (
+    ENERGY_FIELD,
+    MCP_SAVED_FIELD,
+    TRANSFORM_SAVED_FIELD,
+    is_model_request,
+)
 
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 300.0)
 PROMPT_BUCKETS_TOKENS = (1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288)
 SERVER_STATES = ("loading", "up", "sleeping", "down")
+# MCP server names come from request bodies: besides the configured ones, only the first this many
+# distinct names seen get their own `server` label; later ones are counted as "other".
+MCP_SERVER_LABELS_SEEN = 20
+MCP_LABEL_CHARS = 64
+OTHER_LABEL = "other"
 
 
 def _number(record: RequestRecord, name: str) -> float | None:
@@ -21,8 +33,10 @@ def _number(record: RequestRecord, name: str) -> float | None:
 class ProxyMetrics:
     """Counters, histograms and gauges; feed `observe` per journaled row and `observe_server` per poll."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, mcp_servers: Iterable[str] = ()) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self._mcp_configured = frozenset(name[:MCP_LABEL_CHARS] for name in mcp_servers)
+        self._mcp_seen: set[str] = set()
         r = self.registry
         self.requests = Counter(
             "ctxbudget_requests", "Requests through the proxy", ["kind", "status"], registry=r
@@ -90,7 +104,7 @@ class ProxyMetrics:
     def observe(self, record: RequestRecord) -> None:
         """Count one journaled request (call from ProxyService's on_record)."""
         model = is_model_request(record)
-        kind = record.kind if model else "other"
+        kind = record.kind if model else ("count_tokens" if record.kind == "count_tokens" else OTHER_LABEL)
         self.requests.labels(kind, str(record.status)).inc()
         if record.error:
             self.failures.labels(kind).inc()
@@ -113,7 +127,7 @@ class ProxyMetrics:
             for category, tokens in record.anatomy.categories.items():
                 self.category_tokens.labels(category).inc(max(0, tokens))
             for server, entry in record.anatomy.mcp_servers.items():
-                self.mcp_tokens.labels(server).inc(max(0, int(entry.get("tokens", 0))))
+                self.mcp_tokens.labels(self.server_label(server)).inc(max(0, int(entry.get("tokens", 0))))
         for by, name in (("transforms", TRANSFORM_SAVED_FIELD), ("mcp_switches", MCP_SAVED_FIELD)):
             saved = _number(record, name)
             if saved is not None and saved > 0:
@@ -121,6 +135,16 @@ class ProxyMetrics:
         joules = _number(record, ENERGY_FIELD)
         if joules is not None and joules > 0:
             self.energy.inc(joules)
+
+    def server_label(self, server: str) -> str:
+        """The `server` label for an MCP server name: its own for configured and early names, else other."""
+        name = server[:MCP_LABEL_CHARS]
+        if name in self._mcp_configured or name in self._mcp_seen:
+            return name
+        if len(self._mcp_seen) < MCP_SERVER_LABELS_SEEN:
+            self._mcp_seen.add(name)
+            return name
+        return OTHER_LABEL
 
     def observe_server(self, snapshot: ServerSnapshot) -> None:
         """Set the server gauges from D's latest ServerSnapshot."""

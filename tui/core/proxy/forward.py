@@ -18,6 +18,7 @@ from tui.core.proxy import header_bytes
 from tui.core.proxy.errors import dialect_for_path, error_body, sse_error_event
 from tui.core.proxy.headers import auto_headers_to_skip, forwardable
 from tui.core.proxy.rewrite import RequestRewriter
+from tui.core.redact import redact_text
 
 # Errors that mean the upstream (not the client) failed.
 UPSTREAM_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -222,7 +223,7 @@ class Forwarder:
         """The 502 for a request the upstream did not answer (in the client's dialect)."""
         self.stats.upstream_errors += 1
         what = "unreachable" if isinstance(exc, aiohttp.ClientConnectorError) else "failed"
-        message = f"ctxbudget proxy: upstream {self.upstream} {what}: {_describe(exc)}"
+        message = redact_text(f"ctxbudget proxy: upstream {self.upstream} {what}: {_describe(exc)}")
         if isinstance(exc, aiohttp.ServerDisconnectedError):
             message += " (closed the connection without answering; a POST is not sent twice)"
         capture.error = message
@@ -307,7 +308,8 @@ class Forwarder:
         exc: BaseException,
     ) -> None:
         self.stats.upstream_errors += 1
-        message = f"ctxbudget proxy: upstream {self.upstream} failed mid-response: {_describe(exc)}"
+        reason = _describe(exc)
+        message = redact_text(f"ctxbudget proxy: upstream {self.upstream} failed mid-response: {reason}")
         capture.error = message
         is_sse = upstream.headers.get("Content-Type", "").startswith("text/event-stream")
         if is_sse and response.content_length is None:

@@ -20,7 +20,7 @@ from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.analysis.sinks import AnalyzerFactory, CaptureSink, Pipeline, SettingsAnalyzer
 from tui.core.analysis.worker import ProcessPipeline
 from tui.core.config import Settings
-from tui.core.control.api import CONTROL_PREFIX, ControlApi, loopback_only
+from tui.core.control.api import CONTROL_PREFIX, LISTEN_HOST, ControlApi, loopback_only
 from tui.core.control.controls import ProxyControls
 from tui.core.control.tracker import RunTracker
 from tui.core.control.transform_state import TransformSwitchStore
@@ -32,6 +32,7 @@ from tui.core.proxy.forward import Forwarder
 from tui.core.proxy.pool import LivePoolConnector
 from tui.core.proxy.rewrite import RequestRewriter
 from tui.core.records import RequestRecord
+from tui.core.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ class ProxyService:
             body_timeout=self.settings.proxy.body_timeout,
         )
         app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[loopback_only])
+        app[LISTEN_HOST] = self.address.host  # a Host header naming it is this machine too
         app.router.add_route("GET", CONTROL_PREFIX + "health", self._health)
         ControlApi(self.controls).mount(app)
         app.router.add_route("*", CONTROL_PREFIX + "{tail:.*}", self._control_not_found)
@@ -268,7 +270,7 @@ class ProxyService:
         return {
             "status": "ok" if self._runner is not None else "stopped",
             "listen": self.url,
-            "upstream": self.upstream,
+            "upstream": redact_url(self.upstream),
             "journal": str(self.journal_path) if self.journal_enabled else None,
             "uptime_s": round(time.time() - self._started_at, 3) if self._started_at else 0.0,
             "requests": stats.requests if stats else 0,

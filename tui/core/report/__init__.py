@@ -47,12 +47,16 @@ def render_report(report: Report, fmt: str) -> str:
     """The report in one of FORMATS."""
     from tui.core.report.render import render_markdown, render_table
     from tui.core.report.render_data import render_csv, render_json
+    from tui.core.terminal_text import printable_lines
 
     renderers = {"table": render_table, "md": render_markdown, "json": render_json, "csv": render_csv}
     try:
-        return renderers[fmt](report)
+        text = renderers[fmt](report)
     except KeyError:
         raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}") from None
+    # Session ids and MCP server names come from request bodies: no terminal escapes get through
+    # (JSON already writes controls as \\uNNNN escapes).
+    return text if fmt == "json" else printable_lines(text)
 
 
 __all__ = [

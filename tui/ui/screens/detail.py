@@ -16,6 +16,7 @@ from textual.widgets.tree import TreeNode
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.views import CATEGORY_LABELS, mcp_server_of
 from tui.core.records import RequestRecord
+from tui.core.terminal_text import printable
 from tui.ui.format import clock, grouped, millis, percent, rate
 from tui.ui.keys import bindings
 
@@ -27,9 +28,10 @@ def summary_text(record: RequestRecord, window: int, tz: dt.tzinfo | None) -> Te
     usage = record.usage
     text = Text()
     text.append(f"#{record.id} ", style="bold")
-    text.append(f"{record.method} {record.path}  {record.status or '–'}  {clock(record.ts, tz)}\n")
+    text.append(f"{record.method} {printable(record.path)}  {record.status or '–'}  {clock(record.ts, tz)}\n")
     text.append(
-        f"session {record.session_id or '–'}  kind {record.kind}  model {record.model or '–'}  "
+        f"session {printable(record.session_id or '–')}  kind {record.kind}  "
+        f"model {printable(record.model or '–')}  "
         f"{record.dialect or '?'}{' stream' if record.stream else ''}\n",
         style="dim",
     )
@@ -53,7 +55,9 @@ def summary_text(record: RequestRecord, window: int, tz: dt.tzinfo | None) -> Te
     cb = record.cache_break
     if cb is not None:
         text.append("\ncache break: ", style="bold")
-        text.append(f"{cb.where}: {cb.description}; reusable prefix {grouped(cb.reusable_prefix_tokens)}")
+        text.append(
+            f"{cb.where}: {printable(cb.description)}; reusable prefix {grouped(cb.reusable_prefix_tokens)}"
+        )
         if cb.server_reused_tokens is not None:
             text.append(f", server reused {grouped(cb.server_reused_tokens)}")
     elif record.anatomy is not None:
@@ -64,7 +68,7 @@ def summary_text(record: RequestRecord, window: int, tz: dt.tzinfo | None) -> Te
         )
     for label, value in (("unparsed", record.unparsed_reason), ("error", record.error)):
         if value:
-            text.append(f"\n{label}: {value}", style="bold red")
+            text.append(f"\n{label}: {printable(value)}", style="bold red")
     return text
 
 
@@ -72,7 +76,7 @@ def fill_tree(root: TreeNode[None], record: RequestRecord) -> None:
     """Categories -> (MCP servers ->) parts, each with tokens and share of the prompt."""
     anatomy = record.anatomy
     if anatomy is None:
-        root.add_leaf(record.unparsed_reason or "no anatomy for this request")
+        root.add_leaf(Text(printable(record.unparsed_reason or "no anatomy for this request")))
         return
     total = max(1, anatomy.total_tokens)
     parts_by_cat: dict[str, list[tuple[str, int, str | None]]] = {}
@@ -112,7 +116,8 @@ def fill_tree(root: TreeNode[None], record: RequestRecord) -> None:
 
 
 def _label(label: str, tokens: int, total: int) -> Text:
-    return Text.assemble(label, (f"  {grouped(tokens)}", "bold"), (f"  {percent(tokens / total)}", "dim"))
+    shown = printable(label)  # tool and server names come from request bodies
+    return Text.assemble(shown, (f"  {grouped(tokens)}", "bold"), (f"  {percent(tokens / total)}", "dim"))
 
 
 class RequestDetailScreen(Screen[None]):

@@ -18,6 +18,7 @@ from tui.core.records import RequestRecord
 from tui.core.report.prices import ReportSettings
 from tui.core.report.render import summary_view
 from tui.core.report.summary import day_of, summary_for
+from tui.core.terminal_text import printable_lines
 
 
 def start_of_today() -> float:
@@ -44,7 +45,7 @@ def report_text(records: Sequence[RequestRecord], session: str | None, settings:
     )
     if not records:
         lines = ["No requests yet: route your agent through the proxy (`ctxbudget env`)."]
-    return "\n".join(lines)
+    return printable_lines("\n".join(lines))
 
 
 class ReportScreen(ModalScreen[None]):

@@ -8,6 +8,7 @@ from textual.widgets import DataTable
 
 from tui.core.feed.control import ControlSnapshot
 from tui.core.feed.views import McpServerRow
+from tui.core.terminal_text import printable
 from tui.ui.format import grouped
 from tui.ui.keys import bindings
 
@@ -62,7 +63,7 @@ class McpTable(DataTable[Text | str]):
                 if row.state == "on" and row.calls == 0:
                     state = Text.assemble((row.state, "bold"), (f" · {CANDIDATE_NOTE}", "italic"))
             self.add_row(
-                row.name,
+                Text(printable(row.name)),
                 Text(str(row.tools), justify="right"),
                 Text(grouped(row.tokens), justify="right"),
                 Text(str(row.calls), justify="right"),

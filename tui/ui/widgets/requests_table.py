@@ -13,6 +13,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from tui.core.records import RequestRecord
+from tui.core.terminal_text import printable
 from tui.ui.format import clock, millis, percent, rate, tokens
 from tui.ui.keys import bindings
 
@@ -166,8 +167,10 @@ class RequestsTable(DataTable[Text | str | int]):
             Text(rate(usage.gen_per_second), justify="right"),
             Text(millis(record.ttfb_ms), justify="right"),
             status,
-            (record.session_id[:8] or "–") + ("" if record.kind == "main" else f" {record.kind}"),
-            record.model.rsplit("/", 1)[-1][:18] or "–",
+            Text(
+                printable(record.session_id[:8] or "–") + ("" if record.kind == "main" else f" {record.kind}")
+            ),
+            Text(printable(record.model.rsplit("/", 1)[-1][:18] or "–")),
             record.id,
         ]
 
