@@ -8,7 +8,9 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from tui.core.poll.snapshots import ServerSnapshot, SlotSnapshot
+from tui.core.anatomy.model import Anatomy
 from tui.core.prom import ProxyMetrics
+from tui.core.prom.metrics import MCP_SERVER_LABELS_SEEN
 from tui.core.records import RequestRecord, Usage
 
 
@@ -46,7 +48,8 @@ def test_rows_counted_by_kind_with_savings_when_recorded() -> None:
         metrics.observe(row)
     got = scrape(metrics)
     assert got[("ctxbudget_requests_total", frozenset({("kind", "main"), ("status", "200")}))] == 2
-    assert got[("ctxbudget_requests_total", frozenset({("kind", "other"), ("status", "200")}))] == 1
+    assert got[("ctxbudget_requests_total", frozenset({("kind", "count_tokens"), ("status", "200")}))] == 1
+    assert ("ctxbudget_requests_total", frozenset({("kind", "other"), ("status", "200")})) not in got
     assert got[("ctxbudget_prompt_tokens_total", frozenset({("kind", "main")}))] == 5000  # not count_tokens
     assert got[("ctxbudget_prompt_cached_tokens_total", frozenset({("kind", "main")}))] == 4000
     assert got[("ctxbudget_request_failures_total", frozenset({("kind", "main")}))] == 1
@@ -82,3 +85,29 @@ def test_own_registry_not_the_global_one() -> None:
     ProxyMetrics()
     ProxyMetrics()  # a second instance must not clash on metric names
     assert "ctxbudget_requests" not in {m.name for m in REGISTRY.collect()}
+
+
+def _mcp_row(i: int, server: str) -> RequestRecord:
+    anatomy = Anatomy(
+        dialect="anthropic", counter="tiktoken", exact=False, categories={"mcp_tools": 10},
+        mcp_servers={server: {"tokens": 10, "tools": 1}},
+    )
+    return RequestRecord(
+        id=i, ts=float(i), method="POST", path="/v1/messages", status=200, kind="main", dialect="anthropic",
+        usage=Usage(prompt_tokens=10), anatomy=anatomy,
+    )
+
+
+def test_mcp_server_labels_are_bounded() -> None:
+    metrics = ProxyMetrics(mcp_servers=["filesystem"])
+    for i in range(2000):  # a hostile client inventing a server name per request
+        metrics.observe(_mcp_row(i, f"evil-{i}"))
+    metrics.observe(_mcp_row(2001, "filesystem"))
+    got = scrape(metrics)
+    servers = {dict(labels)["server"]: value for (name, labels), value in got.items()
+               if name == "ctxbudget_mcp_tool_tokens_total"}
+    assert len(servers) == MCP_SERVER_LABELS_SEEN + 2  # the first names seen, "other", the configured one
+    assert servers["filesystem"] == 10
+    assert servers["other"] == (2000 - MCP_SERVER_LABELS_SEEN) * 10
+    assert sum(servers.values()) == 2001 * 10  # every token still counted
+    assert len(metrics.exposition().splitlines()) < 400
