@@ -78,7 +78,8 @@ async def test_secrets_reach_upstream_but_not_the_journal(
         if name.lower() != "proxy-authorization":  # hop-by-hop: never forwarded
             assert received[name] == value
     records = await proxy.flushed()
-    assert records[-1].path == f"/v1/messages?beta=true&key={REDACTED}&api_key={REDACTED}&access_token={REDACTED}"
+    shown = f"/v1/messages?beta=true&key={REDACTED}&api_key={REDACTED}&access_token={REDACTED}"
+    assert records[-1].path == shown
     await proxy.service.stop()
     on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("journal.sqlite3"))
     assert on_disk

@@ -7,8 +7,8 @@ import dataclasses
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from tui.core.poll.snapshots import ServerSnapshot, SlotSnapshot
 from tui.core.anatomy.model import Anatomy
+from tui.core.poll.snapshots import ServerSnapshot, SlotSnapshot
 from tui.core.prom import ProxyMetrics
 from tui.core.prom.metrics import MCP_SERVER_LABELS_SEEN
 from tui.core.records import RequestRecord, Usage
