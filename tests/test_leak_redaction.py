@@ -54,6 +54,7 @@ def test_url_password_is_redacted_user_kept() -> None:
         f"http://alice:{REDACTED}@gpu-box:8080/v1?key={REDACTED}"
     )
     assert redact_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+    assert redact_url(f"https://{SECRET}@gpu-box/") == f"https://{REDACTED}@gpu-box/"
     message = f"upstream https://bob:{SECRET}@h:1 unreachable: Cannot connect to host h:1 (?token={SECRET})"
     assert SECRET not in redact_text(message)
     assert "bob" in redact_text(message)

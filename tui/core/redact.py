@@ -8,9 +8,7 @@ from collections.abc import Iterable
 REDACTED = "[redacted]"
 
 # A header or query key is secret when it is one of these names or contains one of these words.
-SECRET_NAMES: frozenset[str] = frozenset(
-    {"cookie", "set-cookie", "sig", "code", "pass", "pwd", "jwt", "sas", "bearer"}
-)
+SECRET_NAMES: frozenset[str] = frozenset({"cookie", "set-cookie", "sig", "code", "pass", "pwd", "jwt"})
 SECRET_WORDS: tuple[str, ...] = (
     "auth",  # authorization, authentication, x-auth, proxy-authorization, oauth_token
     "token",
@@ -20,13 +18,12 @@ SECRET_WORDS: tuple[str, ...] = (
     "passwd",
     "credential",
     "signature",
-    "session-token",
 )
-# Kept for callers that only ask about headers (same rule as query keys).
-SECRET_HEADERS: frozenset[str] = frozenset({"authorization", "x-api-key", "cookie", "set-cookie"})
 
-# scheme://user:password@host: the password part (the user name alone is shown).
-_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^\s/?#@:]*):(?P<pw>[^\s/?#@]*)@")
+# scheme://user:password@host: the password goes, the user stays; a lone user name (often a token) goes.
+_USERINFO = re.compile(
+    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^\s/?#@:]*)(?::(?P<pw>[^\s/?#@]*))?@"
+)
 # key=value inside a query string or any text that carries one (error messages, paths).
 _QUERY_PAIR = re.compile(r"(?P<lead>[?&;])(?P<key>[^=&;#\s?]+)=(?P<value>[^&;#\s]*)")
 
@@ -35,11 +32,6 @@ def is_secret_name(name: str) -> bool:
     """Whether a header name or query key names a secret (case-insensitive)."""
     lower = name.lower().strip()
     return lower in SECRET_NAMES or any(word in lower for word in SECRET_WORDS)
-
-
-def is_secret_header(name: str) -> bool:
-    """Whether a header's value must never be stored or shown."""
-    return is_secret_name(name)
 
 
 def redact(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -72,6 +64,8 @@ def redact_text(text: str) -> str:
 
 
 def _userinfo(match: re.Match[str]) -> str:
+    if match["pw"] is None:
+        return f"{match['scheme']}{REDACTED}@"
     return f"{match['scheme']}{match['user']}:{REDACTED}@"
 
 
