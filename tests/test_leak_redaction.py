@@ -113,3 +113,16 @@ async def test_upstream_password_not_in_502_journal_or_health(
     assert b"unreachable" in on_disk
     assert SECRET.encode() not in on_disk
 
+
+
+async def test_server_poller_snapshot_hides_url_password() -> None:
+    from tui.core.poll.server_poller import ServerPoller
+
+    poller = ServerPoller(f"http://alice:{SECRET}@127.0.0.1:{_dead_port()}", timeout=2.0)
+    try:
+        snapshot = await poller.poll_once()
+    finally:
+        await poller.aclose()
+    assert snapshot.state == "down"
+    assert "alice" in snapshot.url and SECRET not in snapshot.url
+    assert snapshot.error and SECRET not in snapshot.error

@@ -15,6 +15,7 @@ import httpx
 from tui.core.poll.metrics import build_metrics_snapshot, parse_metrics_text
 from tui.core.poll.slots import parse_models, parse_props, parse_slots
 from tui.core.poll.snapshots import MetricsSnapshot, ServerSnapshot, ServerState, SlotSnapshot
+from tui.core.redact import redact_text, redact_url
 
 SnapshotCallback = Callable[[ServerSnapshot], Awaitable[None] | None]
 
@@ -43,6 +44,7 @@ class ServerPoller:
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self.shown_url = redact_url(self.url)  # what snapshots and messages say: no password
         self.interval = interval
         self.max_backoff = max_backoff
         self.history: deque[ServerSnapshot] = deque(maxlen=history)
@@ -111,9 +113,9 @@ class ServerPoller:
         except _Unauthorized:
             return self._down(ts, UNAUTHORIZED, "up")
         except httpx.TimeoutException:
-            return self._down(ts, f"no answer from {self.url} within {self._timeout:g} s")
+            return self._down(ts, f"no answer from {self.shown_url} within {self._timeout:g} s")
         except httpx.HTTPError as exc:
-            return self._down(ts, _describe(exc, self.url))
+            return self._down(ts, redact_text(_describe(exc, self.shown_url)))
         if health.status_code == 503:
             return self._down(ts, "loading model", "loading")
         if health.status_code != 200:
@@ -125,9 +127,9 @@ class ServerPoller:
         except _Unauthorized:
             return self._down(ts, UNAUTHORIZED, "up")
         except httpx.TimeoutException:
-            return self._down(ts, f"no answer from {self.url} within {self._timeout:g} s")
+            return self._down(ts, f"no answer from {self.shown_url} within {self._timeout:g} s")
         except httpx.HTTPError as exc:
-            return self._down(ts, _describe(exc, self.url))
+            return self._down(ts, redact_text(_describe(exc, self.shown_url)))
 
     def _reset_for_new_server(self) -> None:
         # After a restart the server may have other flags, another model and fresh counters.
@@ -163,7 +165,7 @@ class ServerPoller:
         return ServerSnapshot(
             ts=ts,
             state=state,
-            url=self.url,
+            url=self.shown_url,
             model=str(props.get("model") or self._model_id),
             model_path=str(props.get("model_path", "")),
             build=str(props.get("build", "")),
@@ -228,7 +230,7 @@ class ServerPoller:
         return ServerSnapshot(
             ts=ts,
             state=state,
-            url=self.url,
+            url=self.shown_url,
             error=error,
             model=previous.model if previous else "",
             model_path=previous.model_path if previous else "",
