@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from tui.core.config import COUNTER_MODES
+from tui.core.redact import redact_text
 
 TIKTOKEN_NAME = "tiktoken-cl100k"
 SERVER_NAME = "llama-server"
@@ -184,7 +185,7 @@ class ServerCounter:
             models = data.get("data") or []
             model_id = str(models[0].get("id", "")) if models else ""
         except (self._http_error, ValueError, AttributeError, IndexError) as exc:
-            raise CounterError(f"llama-server at {self.url} not reachable: {exc}") from exc
+            raise CounterError(redact_text(f"llama-server at {self.url} not reachable: {exc}")) from exc
         self._model_id = model_id
         return model_id
 

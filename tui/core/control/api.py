@@ -12,6 +12,7 @@ from aiohttp import web
 from tui.core.actions.compaction import CompactionError
 from tui.core.actions.mcp_switch import switch_cost
 from tui.core.prom import METRICS_PATH, metrics_route
+from tui.core.redact import redact_text
 from tui.core.transforms.pipeline import changes_prefix
 from tui.core.transforms.registry import TRANSFORM_ORDER
 
@@ -252,7 +253,7 @@ class ControlApi:
         except CompactionError as exc:
             return error(409, "cannot_compact", str(exc))
         except Exception as exc:  # the summary request failed upstream
-            return error(502, "upstream_failed", f"{type(exc).__name__}: {exc}")
+            return error(502, "upstream_failed", redact_text(f"{type(exc).__name__}: {exc}"))
         return web.json_response(item.to_json())
 
     async def compact_undo(self, request: web.Request) -> web.Response:
