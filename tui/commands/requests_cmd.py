@@ -83,7 +83,9 @@ def run_requests(args: argparse.Namespace, settings: Settings) -> int:
         forecasts = forecasts_by_row(history, n_ctx, agent_window(n_ctx, settings.agent.context_window))
         out = sys.stdout.buffer
         for record in records:
-            out.write(orjson.dumps(record.to_json() | {"forecast": forecasts[record.id].to_json()}) + b"\n")
+            row = record.to_json() | {"forecast": forecasts[record.id].to_json()}
+            row["path"] = redact_query(record.path)  # rows journaled before query redaction existed
+            out.write(orjson.dumps(row) + b"\n")
         out.flush()
         return 0
     print(HEADER)

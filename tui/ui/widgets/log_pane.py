@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import RichLog
 
 from tui.core.feed.updates import LogLine
+from tui.core.terminal_text import printable
 
 LEVEL_ORDER = {"D": 0, "I": 1, None: 1, "W": 2, "E": 3}
 LEVEL_NAMES = {
@@ -67,12 +68,13 @@ class LogPane(RichLog):
         return not words or words in line.text.lower()
 
     def _styled(self, line: LogLine) -> Text:
+        shown = printable(line.text)  # verbose server logs quote prompts: no terminal escapes
         if line.level == "E":
-            return Text(line.text, style=self.get_component_rich_style("log-pane--error", partial=True))
+            return Text(shown, style=self.get_component_rich_style("log-pane--error", partial=True))
         if line.level == "W":
-            return Text(line.text, style=self.get_component_rich_style("log-pane--warning", partial=True))
-        text = Text(line.text)
-        head = line.text.find(" ", line.text.find(" ") + 1)
+            return Text(shown, style=self.get_component_rich_style("log-pane--warning", partial=True))
+        text = Text(shown)
+        head = shown.find(" ", shown.find(" ") + 1)
         if line.level and head > 0:
             text.stylize(self.get_component_rich_style("log-pane--dim", partial=True), 0, head)
         return text
