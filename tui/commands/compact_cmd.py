@@ -9,6 +9,7 @@ from typing import Any
 
 from tui.core.config import Settings
 from tui.core.control.client import CONTROL_PREFIX
+from tui.core.terminal_text import printable
 
 CONTROL_PATH = CONTROL_PREFIX + "compact"
 DEFAULT_KEEP_TURNS = 2
@@ -96,14 +97,16 @@ def run_compact(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
     elif args.undo:
-        print(f"compaction of session {data.get('session_id', args.session or 'latest')} undone")
+        print(printable(f"compaction of session {data.get('session_id', args.session or 'latest')} undone"))
     else:
         from tui.core.actions.compaction import SUMMARY_CUT_NOTE
 
         print(
-            f"session {data.get('session_id', '?')}: {data.get('prefix_tokens', '?')} tokens of older turns "
-            f"replaced by a {data.get('summary_tokens', '?')}-token summary "
-            f"(saves {data.get('tokens_saved', '?')} per request, {data.get('counter', '')})"
-            + (f"; {SUMMARY_CUT_NOTE}" if data.get("summary_cut") else "")
+            printable(
+                f"session {data.get('session_id', '?')}: {data.get('prefix_tokens', '?')} tokens of older "
+                f"turns replaced by a {data.get('summary_tokens', '?')}-token summary "
+                f"(saves {data.get('tokens_saved', '?')} per request, {data.get('counter', '')})"
+                + (f"; {SUMMARY_CUT_NOTE}" if data.get("summary_cut") else "")
+            )
         )
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui.core.config import COUNTER_MODES, Settings
+from tui.core.terminal_text import printable_lines
 
 if TYPE_CHECKING:
     from tui.core.anatomy.model import Anatomy
@@ -120,9 +121,9 @@ def run_inspect(args: argparse.Namespace, settings: Settings) -> int:
             out["transforms"] = preview
         print(json.dumps(out, indent=2))
     else:
-        print(render_table(anatomy, with_parts=args.parts))
+        print(printable_lines(render_table(anatomy, with_parts=args.parts)))
         if preview is not None:
-            print("\n" + render_preview(preview))
+            print(printable_lines("\n" + render_preview(preview)))
     return 0
 
 

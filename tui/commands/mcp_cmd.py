@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from tui.core.config import Settings
+from tui.core.terminal_text import printable
 
 if TYPE_CHECKING:
     from tui.core.actions.mcp_switch import McpSwitchStore
@@ -81,12 +82,14 @@ def _run_live(args: argparse.Namespace, client: ControlClient) -> int:
                     if row["tokens"] is not None
                     else "not seen"
                 )
-                print(f"{'on' if row['enabled'] else 'off':>3}  {row['server']:<24} {cost}")
+                print(printable(f"{'on' if row['enabled'] else 'off':>3}  {row['server']:<24} {cost}"))
             off = {row["server"] for row in mcp["servers"] if not row["enabled"]}
             for cand in (c for c in mcp["never_called"] if c["server"] not in off):
                 print(
-                    f"never called this session: {cand['server']} ({cand['tokens']} tokens): "
-                    f"`ctxbudget mcp off {cand['server']}`"
+                    printable(
+                        f"never called this session: {cand['server']} ({cand['tokens']} tokens): "
+                        f"`ctxbudget mcp off {cand['server']}`"
+                    )
                 )
             return 0
         answer = client.set_mcp(args.name, args.action == "on")
@@ -130,7 +133,7 @@ def run_mcp(args: argparse.Namespace, settings: Settings) -> int:
             cost = (
                 f"{row['tokens']} tokens in {row['tools']} tools" if row["tokens"] is not None else "not seen"
             )
-            print(f"{row['state']:>3}  {row['server']:<24} {cost}")
+            print(printable(f"{row['state']:>3}  {row['server']:<24} {cost}"))
         return 0
     if not args.name:
         print(f"ctxbudget mcp {args.action}: name the MCP server (see `ctxbudget mcp list`)")
