@@ -103,7 +103,6 @@ def _error(data: dict[str, object]) -> str:
         ("server", "poll_interval", -2.0, "greater than 0"),
         ("server", "port", 70000, "0 to 65535"),
         ("gpu", "interval", 0, "greater than 0"),
-        ("agent", "client", "cursor", "'claude', 'opencode'"),
         ("compact", "mode", "auto", "'pane', 'proxy'"),
         ("dashboard", "log_lines", 0, "use 1 or more"),
     ],

@@ -141,7 +141,6 @@ def field_checks(counter_modes: tuple[str, ...]) -> dict[tuple[str, str], Check]
         ("server", "ctx_size"): at_least(0, "0: the model's own"),
         ("server", "parallel"): at_least(0, "0: llama-server's default"),
         ("server", "port"): port_number,
-        ("agent", "client"): one_of("claude", "opencode"),
         ("agent", "context_window"): at_least(0, "0: the agent's own default"),
         ("compact", "mode"): one_of("pane", "proxy"),
         ("compact", "keep_turns"): at_least(0),
