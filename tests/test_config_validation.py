@@ -176,3 +176,11 @@ def test_console_script_listen_in_use_names_key_and_file(tmp_path: Path) -> None
     assert len(lines) == 1, result.stderr
     for needle in (f"127.0.0.1:{port}", "[proxy] listen", str(config), "--listen HOST:PORT"):
         assert needle in lines[0], lines[0]
+
+
+def test_parse_listen_does_not_call_a_bad_address_remote() -> None:
+    from tui.core.proxy.address import parse_listen
+
+    with pytest.raises(ConfigError, match="is not an IP address or host name") as err:
+        parse_listen("256.1.1.1:3000")
+    assert "loopback" not in str(err.value)

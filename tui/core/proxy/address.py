@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from tui.core.config import ConfigError
+from tui.core.settings_checks import host_kind
 
 
 class RemoteListenError(ConfigError):
@@ -56,6 +57,8 @@ def parse_listen(text: str, *, allow_remote: bool = False) -> ListenAddress:
         raise ConfigError(f"listen address {text!r}: port {port_text!r} is not a number") from None
     if not 0 <= port <= 65535:
         raise ConfigError(f"listen address {text!r}: port must be 0-65535")
+    if host_kind(host) is None:
+        raise ConfigError(f"listen address {text!r}: {host!r} is not an IP address or host name")
     address = ListenAddress(host, port)
     if not address.is_loopback and not allow_remote:
         raise RemoteListenError(
