@@ -16,7 +16,7 @@ from textual.widgets.tree import TreeNode
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.views import CATEGORY_LABELS, mcp_server_of
 from tui.core.records import RequestRecord
-from tui.core.terminal_text import printable
+from tui.core.terminal_text import printable, printable_lines
 from tui.ui.format import clock, grouped, millis, percent, rate
 from tui.ui.keys import bindings
 
@@ -198,6 +198,7 @@ class RequestDetailScreen(Screen[None]):
                 text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
             except ValueError:
                 text = raw
+            text = printable_lines(text)  # a body is client text: no terminal controls
             if len(text) > MAX_BODY_CHARS:
                 text = text[:MAX_BODY_CHARS] + f"\n… cut at {MAX_BODY_CHARS:,} characters"
         self.app.call_from_thread(self._show_body, text)
