@@ -126,3 +126,37 @@ async def test_server_poller_snapshot_hides_url_password() -> None:
     assert snapshot.state == "down"
     assert "alice" in snapshot.url and SECRET not in snapshot.url
     assert snapshot.error and SECRET not in snapshot.error
+
+
+def test_proxy_command_prints_no_secret(tmp_path: Path) -> None:
+    """Banner and request lines of a real `ctxbudget proxy`: URL passwords and query secrets redacted."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+    from support.llama import free_port
+
+    upstream = f"http://alice:{SECRET}@127.0.0.1:{_dead_port()}"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[server]\nurl = "{upstream}"\n')
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTXBUDGET")}
+    env.update(CTXBUDGET_CONFIG=str(config), XDG_DATA_HOME=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui", "proxy", "--listen", f"127.0.0.1:{port}", "--upstream", upstream,
+         "--journal", str(tmp_path / "j.sqlite3")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        assert "listening on" in banner and "alice:[redacted]@" in banner, banner
+        reply = httpx.post(f"http://127.0.0.1:{port}/v1/messages?key={SECRET}&beta=true", json={}, timeout=30)
+        assert reply.status_code == 502 and SECRET not in reply.text
+        line = proc.stdout.readline()
+        assert "/v1/messages?key=[redacted]&beta=true" in line and "unreachable" in line, line
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert SECRET not in banner + line + out + err

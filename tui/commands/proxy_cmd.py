@@ -117,7 +117,7 @@ async def serve(service: ProxyService, out: TextIO) -> None:
     await service.start()
     print(
         f"ctxbudget proxy: listening on {service.url} -> {redact_url(service.upstream)}; "
-        f"journal {service.journal_path}",
+        f"journal {service.journal_path}; polling {redact_url(service.settings.server.url)} ([server] url)",
         file=out,
         flush=True,
     )
