@@ -64,9 +64,15 @@ def test_console_script_config_is_a_directory(tmp_path: Path) -> None:
 
 
 def test_console_script_bad_listen_flag(tmp_path: Path) -> None:
-    (tmp_path / "cfg" / "ctxbudget").mkdir(parents=True)
-    result = run_ctxbudget(tmp_path, "proxy", "--listen", "0.0.0.0:3999", "--journal", str(tmp_path / "j"))
-    assert_one_line_error(result, "command line", "[proxy] listen", "not loopback", "--allow-remote")
+    result = run_ctxbudget(tmp_path, "proxy", "--listen", "1.2.3.999:3999", "--journal", str(tmp_path / "j"))
+    assert_one_line_error(result, "command line", "[proxy] listen", "not an IP address or host name")
+
+
+def test_console_script_remote_listen_names_key_and_flag(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[proxy]\nlisten = "0.0.0.0:3999"\n')
+    result = run_ctxbudget(tmp_path, "--config", str(config), "proxy", "--journal", str(tmp_path / "j"))
+    assert_one_line_error(result, "'0.0.0.0:3999' is not loopback", "--allow-remote", "[proxy] allow_remote")
 
 
 def test_console_script_journal_directory(tmp_path: Path) -> None:
@@ -93,7 +99,6 @@ def _error(data: dict[str, object]) -> str:
         ("proxy", "listen", "3000", "not HOST:PORT"),
         ("proxy", "listen", "127.0.0.1:http", "not a number"),
         ("proxy", "listen", "127.0.0.1:70000", "not a number from 0 to 65535"),
-        ("proxy", "listen", "10.0.0.1:3000", "not loopback"),
         ("proxy", "analysis", "fork", "'process', 'thread'"),
         ("proxy", "capture_limit_mb", 0, "use 1 or more"),
         ("journal", "max_rows", -5, "0 keeps any number of rows"),
@@ -113,9 +118,11 @@ def test_bad_value_names_file_key_and_fix(section: str, key: str, value: object,
     assert needle in message
 
 
-def test_remote_listen_allowed_when_asked() -> None:
-    settings = settings_from_dict({"proxy": {"listen": "0.0.0.0:3000", "allow_remote": True}})
+def test_remote_listen_is_left_to_start_time() -> None:
+    """--allow-remote may be given on the command line after the file is read."""
+    settings = settings_from_dict({"proxy": {"listen": "0.0.0.0:3000"}})
     assert settings.proxy.listen == "0.0.0.0:3000"
+    assert with_overrides(settings, "proxy", allow_remote=True).proxy.allow_remote
 
 
 def test_good_values_pass() -> None:
@@ -135,7 +142,7 @@ def test_overrides_are_checked_too(tmp_path: Path) -> None:
         with_overrides(Settings(), "proxy", upstream="nope")
     with pytest.raises(ConfigError, match=r"\[journal\] path: .* is a directory"):
         with_overrides(Settings(), "journal", path=str(tmp_path))
-    assert with_overrides(Settings(), "proxy", listen="0.0.0.0:1", allow_remote=True).proxy.allow_remote
+    assert with_overrides(Settings(), "proxy", listen="0.0.0.0:1").proxy.listen == "0.0.0.0:1"  # env command
 
 
 def test_missing_config_file_names_where_it_was_given(
@@ -156,8 +163,9 @@ def test_host_kind(host: str, kind: str | None) -> None:
 
 
 def test_listen_and_url_problems_none_for_good_values() -> None:
-    assert listen_problem("127.0.0.1:0", False) is None
-    assert listen_problem(":3000", False) is None
+    assert listen_problem("127.0.0.1:0") is None
+    assert listen_problem(":3000") is None
+    assert listen_problem("0.0.0.0:3000") is None
     assert url_problem("http://127.0.0.1:8080") is None
 
 

@@ -32,8 +32,8 @@ def host_kind(host: str) -> str | None:
     return "remote"
 
 
-def listen_problem(text: str, allow_remote: bool) -> str | None:
-    """What is wrong with a HOST:PORT listen address (None when it can be used)."""
+def listen_problem(text: str) -> str | None:
+    """What is wrong with a HOST:PORT listen address (None when it parses; loopback is checked at start)."""
     text = text.strip()
     if text.startswith("["):
         host, sep, port_text = text[1:].partition("]:")
@@ -44,14 +44,8 @@ def listen_problem(text: str, allow_remote: bool) -> str | None:
     host = host or "127.0.0.1"
     if not port_text.isdigit() or int(port_text) > 65535:
         return f"port {port_text!r} in {text!r} is not a number from 0 to 65535; use e.g. \"127.0.0.1:3000\""
-    kind = host_kind(host)
-    if kind is None:
+    if host_kind(host) is None:
         return f"{host!r} in {text!r} is not an IP address or host name; use e.g. \"127.0.0.1:{port_text}\""
-    if kind == "remote" and not allow_remote:
-        return (
-            f"{text!r} is not loopback (the proxy forwards your API key and prompts); use "
-            f"\"127.0.0.1:{port_text}\", or set allow_remote = true (--allow-remote) to listen on it anyway"
-        )
     return None
 
 
@@ -103,7 +97,8 @@ def port_number(value: Any, section: Any) -> str | None:
 
 
 def _listen(value: Any, section: Any) -> str | None:
-    return listen_problem(value, bool(getattr(section, "allow_remote", False)))
+    # Whether a remote address is allowed is decided when the proxy starts: --allow-remote may come later.
+    return listen_problem(value)
 
 
 def _upstream(value: Any, section: Any) -> str | None:
