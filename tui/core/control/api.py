@@ -251,7 +251,7 @@ class ControlApi:
         try:
             item = await compaction.compact(session or None, keep)
         except CompactionError as exc:
-            return error(409, "cannot_compact", str(exc))
+            return error(409, "cannot_compact", redact_text(str(exc)))
         except Exception as exc:  # the summary request failed upstream
             return error(502, "upstream_failed", redact_text(f"{type(exc).__name__}: {exc}"))
         return web.json_response(item.to_json())
