@@ -17,7 +17,7 @@ _HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$", re.IGNORECA
 
 
 def host_kind(host: str) -> str | None:
-    """"loopback", "remote", or None when `host` is neither an IP address nor a host name."""
+    """Classify a host as "loopback" or "remote"; None when it is neither an IP address nor a host name."""
     if host.lower() == "localhost":
         return "loopback"
     try:

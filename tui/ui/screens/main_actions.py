@@ -12,6 +12,7 @@ from textual.worker import Worker, WorkerState
 
 from tui.core.control.client import ControlClient, ControlError
 from tui.core.feed.control import ControlSnapshot, fetch_control
+from tui.core.terminal_text import printable_lines
 from tui.ui import action_messages as am
 from tui.ui.availability import ActionContext
 from tui.ui.format import grouped
@@ -137,7 +138,8 @@ class MainActions(_Base):
     def on_action_result(self, message: am.ActionResult) -> None:
         """Tell the user how an action went."""
         severity: SeverityLevel = "error" if message.severity == "error" else "information"
-        self.notify(message.text, title=message.title, severity=severity, timeout=8, markup=False)
+        text = printable_lines(message.text)  # may name MCP servers and sessions from request bodies
+        self.notify(text, title=message.title, severity=severity, timeout=8, markup=False)
 
     @staticmethod
     def _then(go: bool, start: Callable[..., object], *args: object) -> None:
