@@ -10,6 +10,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, RadioButton, RadioSet, Static
 
+from tui.core.terminal_text import printable_lines
+
 PANE_LABEL = "pane: type /compact into the agent's tmux pane"
 PROXY_LABEL = "proxy: summarise older turns, rewrite later requests"
 
@@ -61,9 +63,8 @@ class CompactDialog(ModalScreen[str | None]):
             else "the proxy does not answer: proxy mode is not available"
         )
         with Vertical(id="dialog-box"):
-            yield Static(
-                Text(f"Compact the agent's context?\n· {self.pane_note}\n· {proxy_note}"), id="dialog-body"
-            )
+            body = printable_lines(f"Compact the agent's context?\n· {self.pane_note}\n· {proxy_note}")
+            yield Static(Text(body), id="dialog-body")
             with RadioSet(id="compact-mode"):
                 yield ChoiceButton(PANE_LABEL, value=mode == "pane", id="mode-pane")
                 yield ChoiceButton(

@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui.core.terminal_text import printable, printable_lines
+
 
 class ConfirmDialog(ModalScreen[bool]):
     """Ask before acting; Cancel has the focus, so enter right away cancels."""
@@ -28,7 +30,7 @@ class ConfirmDialog(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         """Text, then Cancel and the action."""
         with Vertical(id="dialog-box"):
-            yield Static(Text(self.body), id="dialog-body")
+            yield Static(Text(printable_lines(self.body)), id="dialog-body")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button(self.confirm, id="confirm", variant=self.variant)  # type: ignore[arg-type]
@@ -61,8 +63,10 @@ class PickDialog(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         """Note and list."""
         with Vertical(id="dialog-box"):
-            yield Static(Text(self.note), id="dialog-body")
-            yield OptionList(*(Option(label, id=value) for value, label in self.choices), id="pick-list")
+            yield Static(Text(printable_lines(self.note)), id="dialog-body")
+            yield OptionList(
+                *(Option(Text(printable(label)), id=value) for value, label in self.choices), id="pick-list"
+            )
             with Horizontal(id="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
 
