@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.config import Settings
+from tui.core.terminal_text import printable_lines
 
 
 def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
@@ -49,5 +50,5 @@ def run_findings(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
-        print(render_text(report))
+        print(printable_lines(render_text(report)))  # names MCP servers and sessions from requests
     return 0

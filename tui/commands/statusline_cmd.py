@@ -89,7 +89,9 @@ def run_statusline(args: argparse.Namespace, settings: Settings | None) -> int:
         print("ctxbudget: --journal is needed", file=sys.stdout)
         return 0
     upstream = args.upstream or (settings.proxy.upstream if settings else None)
-    print(status_line(sys.stdin.read(), Path(journal).expanduser(), upstream, args.n_ctx))
+    from tui.core.terminal_text import printable
+
+    print(printable(status_line(sys.stdin.read(), Path(journal).expanduser(), upstream, args.n_ctx)))
     return 0
 
 

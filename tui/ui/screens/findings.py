@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.core.config import Settings
+from tui.core.terminal_text import printable_lines
 
 
 class FindingsScreen(ModalScreen[None]):
@@ -57,4 +58,4 @@ class FindingsScreen(ModalScreen[None]):
         self.post_message(self.Ready(render_text(report)))
 
     def on_findings_screen_ready(self, message: FindingsScreen.Ready) -> None:
-        self.query_one("#findings-body", Static).update(message.text)
+        self.query_one("#findings-body", Static).update(printable_lines(message.text))
