@@ -160,3 +160,22 @@ def test_proxy_command_prints_no_secret(tmp_path: Path) -> None:
         proc.terminate()
         out, err = proc.communicate(timeout=30)
     assert SECRET not in banner + line + out + err
+
+
+def test_spooled_capture_holds_no_secret() -> None:
+    """What the proxy writes to its crash spool is redacted like a journal row."""
+    import pickle
+    import time
+
+    from tui.core.analysis.capture import Capture
+    from tui.core.analysis.worker import _scrub
+
+    capture = Capture(
+        "POST", f"/v1/messages?beta=true&access_token={SECRET}", [("X-Auth", SECRET), ("X-Password", SECRET)],
+        b'{"model":"m"}', time.time(),
+    )
+    capture.response_headers = [("Set-Cookie", f"s={SECRET}")]
+    capture.error = f"upstream http://alice:{SECRET}@h:1 failed"
+    _scrub(capture)
+    assert SECRET.encode() not in pickle.dumps(capture)
+    assert capture.path == f"/v1/messages?beta=true&access_token={REDACTED}"

@@ -24,7 +24,7 @@ from tui.core.config import Settings
 from tui.core.journal.files import FILE_MODE, private_dir
 from tui.core.journal.writer import ProblemCallback
 from tui.core.records import RequestRecord
-from tui.core.redact import redact
+from tui.core.redact import redact, redact_query, redact_text
 
 if TYPE_CHECKING:  # the proxy package imports this module; avoid the cycle at runtime
     from tui.core.analysis.capture import Capture
@@ -414,6 +414,8 @@ def _scrub(capture: Capture) -> None:
     """Redact secrets before the capture reaches the spool (the worker would redact them anyway)."""
     capture.request_headers = list(redact(capture.request_headers).items())
     capture.response_headers = list(redact(capture.response_headers).items())
+    capture.path = redact_query(capture.path)  # forwarded already: only the journal's copy is left
+    capture.error = redact_text(capture.error) if capture.error else capture.error
 
 
 def _grow_pipe(fd: int) -> None:
