@@ -84,3 +84,35 @@ def test_headless_proxy_reports_a_down_server(tmp_path: Path) -> None:
         assert got[("ctxbudget_server_state", frozenset({("state", "up")}))] == 0
     finally:
         stop(proc)
+
+
+@pytest.mark.llama
+def test_dashboard_proxy_process_feeds_server_gauges(
+    shared_llama_server: RunningServer, tmp_path: Path
+) -> None:
+    """The dashboard's proxy child polls too: its metrics (and compaction's n_ctx) follow the server."""
+    from tui.core.config import JournalSettings, ProxySettings, ServerSettings, Settings
+    from tui.core.feed.proxy_child import settings_message
+
+    port = free_port()
+    settings = Settings(
+        proxy=ProxySettings(listen=f"127.0.0.1:{port}", upstream=shared_llama_server.url),
+        journal=JournalSettings(path=str(tmp_path / "j.sqlite3")),
+        server=ServerSettings(url=shared_llama_server.url, poll_interval=0.5),
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTXBUDGET")}
+    env.update(XDG_DATA_HOME=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.core.feed.proxy_child"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, cwd=tmp_path, env=env,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(settings_message(settings, tmp_path / "j.sqlite3"))
+        proc.stdin.flush()
+        assert b"listening" in proc.stdout.readline()
+        got = wait_for_state(f"http://127.0.0.1:{port}", "up")
+        assert got[("ctxbudget_server_slots", frozenset())] >= 1
+    finally:
+        proc.stdin.close()  # the dashboard gone: the child stops
+        proc.wait(timeout=30)

@@ -11,7 +11,7 @@ from test_proxy_fakes import FakeUpstream, client_session, fake_upstream
 
 from tui.core.config import AnatomySettings, JournalSettings, ProxySettings, Settings
 from tui.core.prom.metrics import MCP_SERVER_LABELS_SEEN
-from tui.core.proxy import ProxyService
+from tui.core.proxy.service import ProxyService
 from tui.core.records import RequestRecord
 
 __all__ = ["fake_upstream"]  # fixture re-exported for pytest

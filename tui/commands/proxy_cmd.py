@@ -110,6 +110,8 @@ async def serve(service: ProxyService, out: TextIO) -> None:
     import asyncio
     import signal
 
+    from tui.core.proxy.server_watch import watch_server
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -121,29 +123,13 @@ async def serve(service: ProxyService, out: TextIO) -> None:
         file=out,
         flush=True,
     )
-    poll = asyncio.create_task(poll_server(service), name="ctxbudget-server-poller")
+    poll = asyncio.create_task(watch_server(service), name="ctxbudget-server-poller")
     try:
         await stop.wait()
     finally:
         poll.cancel()
         await asyncio.gather(poll, return_exceptions=True)
         await service.stop()
-
-
-async def poll_server(service: ProxyService) -> None:
-    """Poll [server] url with the dashboard's poller, feeding the server gauges of the metrics."""
-    import asyncio
-
-    from tui.core.poll.server_poller import ServerPoller
-
-    server = service.settings.server
-    poller = ServerPoller(server.url, server.api_key, interval=server.poll_interval)
-    await asyncio.to_thread(poller.open_client)  # loads TLS certificates off the loop
-    try:
-        await poller.run(service.observe_server)
-    finally:
-        poller.stop()
-        await poller.aclose()
 
 
 def run_proxy(args: argparse.Namespace, settings: Settings) -> int:

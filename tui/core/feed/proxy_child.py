@@ -38,6 +38,7 @@ def report(**fields: object) -> None:
 
 async def serve(settings: Settings, journal_path: Path) -> int:
     """Listen until stdin closes or SIGTERM; 1 when the proxy cannot start."""
+    from tui.core.proxy.server_watch import watch_server
     from tui.core.proxy.service import JournalOpenError, ProxyService
 
     loop = asyncio.get_running_loop()
@@ -63,9 +64,13 @@ async def serve(settings: Settings, journal_path: Path) -> int:
         loop.call_soon_threadsafe(stop.set)
 
     threading.Thread(target=watch_stdin, name="parent-watch", daemon=True).start()
+    # The proxy polls the server itself: its metrics' server gauges and compaction's n_ctx need it.
+    poll = asyncio.create_task(watch_server(service), name="proxy-server-poller")
     try:
         await stop.wait()
     finally:
+        poll.cancel()
+        await asyncio.gather(poll, return_exceptions=True)
         await service.stop()
     return 0
 
