@@ -110,7 +110,7 @@ async def serve(service: ProxyService, out: TextIO) -> None:
     import asyncio
     import signal
 
-    from tui.core.proxy.server_watch import watch_server
+    from tui.core.proxy.server_watch import serve_until
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -123,13 +123,7 @@ async def serve(service: ProxyService, out: TextIO) -> None:
         file=out,
         flush=True,
     )
-    poll = asyncio.create_task(watch_server(service), name="ctxbudget-server-poller")
-    try:
-        await stop.wait()
-    finally:
-        poll.cancel()
-        await asyncio.gather(poll, return_exceptions=True)
-        await service.stop()
+    await serve_until(service, stop)
 
 
 def run_proxy(args: argparse.Namespace, settings: Settings) -> int:

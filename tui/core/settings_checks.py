@@ -32,13 +32,17 @@ def host_kind(host: str) -> str | None:
     return "remote"
 
 
+def split_host_port(text: str) -> tuple[str, str, str]:
+    """HOST, the separator found ("" when none) and PORT of "HOST:PORT", "[V6]:PORT" or ":PORT"."""
+    if text.startswith("["):
+        return text[1:].partition("]:")
+    return text.rpartition(":")
+
+
 def listen_problem(text: str) -> str | None:
     """What is wrong with a HOST:PORT listen address (None when it parses; loopback is checked at start)."""
     text = text.strip()
-    if text.startswith("["):
-        host, sep, port_text = text[1:].partition("]:")
-    else:
-        host, sep, port_text = text.rpartition(":")
+    host, sep, port_text = split_host_port(text)
     if not sep:
         return f"{text!r} is not HOST:PORT; use e.g. \"127.0.0.1:3000\""
     host = host or "127.0.0.1"

@@ -38,7 +38,7 @@ def report(**fields: object) -> None:
 
 async def serve(settings: Settings, journal_path: Path) -> int:
     """Listen until stdin closes or SIGTERM; 1 when the proxy cannot start."""
-    from tui.core.proxy.server_watch import watch_server
+    from tui.core.proxy.server_watch import serve_until
     from tui.core.proxy.service import JournalOpenError, ProxyService
 
     loop = asyncio.get_running_loop()
@@ -65,13 +65,7 @@ async def serve(settings: Settings, journal_path: Path) -> int:
 
     threading.Thread(target=watch_stdin, name="parent-watch", daemon=True).start()
     # The proxy polls the server itself: its metrics' server gauges and compaction's n_ctx need it.
-    poll = asyncio.create_task(watch_server(service), name="proxy-server-poller")
-    try:
-        await stop.wait()
-    finally:
-        poll.cancel()
-        await asyncio.gather(poll, return_exceptions=True)
-        await service.stop()
+    await serve_until(service, stop)
     return 0
 
 

@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from tui.core.config import ConfigError
-from tui.core.settings_checks import host_kind
+from tui.core.settings_checks import host_kind, split_host_port
 
 
 class RemoteListenError(ConfigError):
@@ -44,10 +44,7 @@ def host_is_loopback(host: str) -> bool:
 def parse_listen(text: str, *, allow_remote: bool = False) -> ListenAddress:
     """Parse "HOST:PORT", "[V6]:PORT" or ":PORT" (loopback); refuse remote hosts unless allowed."""
     text = text.strip()
-    if text.startswith("["):
-        host, sep, port_text = text[1:].partition("]:")
-    else:
-        host, sep, port_text = text.rpartition(":")
+    host, sep, port_text = split_host_port(text)
     if not sep:
         raise ConfigError(f"listen address {text!r}: expected HOST:PORT such as 127.0.0.1:3000")
     host = host or "127.0.0.1"

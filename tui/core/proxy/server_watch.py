@@ -21,3 +21,14 @@ async def watch_server(service: ProxyService) -> None:
     finally:
         poller.stop()
         await poller.aclose()
+
+
+async def serve_until(service: ProxyService, stop: asyncio.Event) -> None:
+    """Run a started service, polling its server, until `stop` is set; then stop both."""
+    poll = asyncio.create_task(watch_server(service), name="proxy-server-poller")
+    try:
+        await stop.wait()
+    finally:
+        poll.cancel()
+        await asyncio.gather(poll, return_exceptions=True)
+        await service.stop()
