@@ -602,10 +602,16 @@ def print_report(kind: str, result: dict[str, Any]) -> None:
             f"{s['proxy_cpu_ms_per_request']:>11.2f} ms {s['event_loop_cpu_ms_per_request']:>10.2f} ms "
             f"{s['worker_cpu_ms_per_request']:>12.2f} ms"
         )
+    if result["rss_mb_after_1000"] is None:  # fewer than 1,000 proxied requests in this run
+        n_a = f"n/a ({result['proxied_requests']} requests)"
+        at_1000, peak_1000 = n_a, n_a
+    else:
+        at_1000 = f"{result['rss_mb_after_1000']} MB"
+        peak_1000 = f"{result['tree_peak_rss_mb_after_1000']} MB"
     print(
-        f"proxy RSS after 1000 proxied requests: {result['rss_mb_after_1000']} MB; "
+        f"proxy RSS after 1000 proxied requests: {at_1000}; "
         f"at end {result['rss_mb_end']} MB (analysis worker process: {result['worker_rss_mb_end']} MB); "
-        f"peak of proxy + worker by request 1000: {result['tree_peak_rss_mb_after_1000']} MB"
+        f"peak of proxy + worker by request 1000: {peak_1000}"
     )
     if "journal" in result:
         j = result["journal"]

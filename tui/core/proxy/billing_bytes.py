@@ -24,9 +24,18 @@ _ESCAPED_ASCII = re.compile(rb"\\u00[2-7][0-9a-fA-F]")
 
 
 def has_escaped_ascii(body: bytes) -> bool:
-    """Whether the body spells a printable ASCII character as a \\u escape anywhere."""
-    first = body.find(b"\\u00")
-    return first != -1 and _ESCAPED_ASCII.search(body, first) is not None
+    """Whether the body spells a printable ASCII character as a \\u escape anywhere.
+
+    One regex search: on 150 KB it takes half the time of `bytes.find(b"\\u00")` alone (CPython's
+    substring search is slow on this needle).
+    """
+    return _ESCAPED_ASCII.search(body) is not None
+
+
+def holds_marker_once(body: bytes) -> bool:
+    """Whether the raw marker occurs exactly once (`find` + `rfind`: a third of `bytes.count`'s time)."""
+    first = body.find(BILLING_MARKER)
+    return first != -1 and body.rfind(BILLING_MARKER) == first
 
 
 def changed_strings(old: Any, new: Any) -> list[tuple[str, str]] | None:
@@ -64,15 +73,18 @@ def unescaped_quote(body: bytes, at: int, step: int) -> int:
     return -1
 
 
-def billing_splice(body: bytes, parsed: Any, expected: Any, builtins: Sequence[str]) -> bytes | None:
+def billing_splice(
+    body: bytes, parsed: Any, expected: Any, builtins: Sequence[str], escapes_checked: bool = False
+) -> bytes | None:
     """`body` (holding the marker once) with its billing line rewritten in place, when that parses to
     `expected` (the stabilizer's result on `parsed`); `body` itself when nothing changes; else None.
 
     Exact, not a shortcut with other results: with no escaped printable ASCII anywhere, the one raw
     marker is in every string that holds it decoded, so the string rewritten here must be the one system
-    text the stabilizer changed, and its old and new values are checked against it.
+    text the stabilizer changed, and its old and new values are checked against it. `escapes_checked`:
+    the caller has already found no escaped printable ASCII in `body`.
     """
-    if has_escaped_ascii(body):
+    if not escapes_checked and has_escaped_ascii(body):
         return None
     marker = body.find(BILLING_MARKER)
     opening, closing = unescaped_quote(body, marker, -1), unescaped_quote(body, marker, 1)

@@ -19,6 +19,7 @@ from tui.core.proxy.billing_bytes import (
     BILLING_PATTERNS,
     billing_splice,
     has_escaped_ascii,
+    holds_marker_once,
 )
 from tui.core.proxy.json_splice import splice_body
 from tui.core.transforms.model import TextEdit, TransformReport
@@ -133,7 +134,7 @@ class RequestRewriter:
             and self.billing_only
             # Claude Code sends the line once, in system[0]; a second copy (say, pasted into a message)
             # needs the parsed body to keep the pattern to the system prompt.
-            and body.count(BILLING_MARKER) == 1
+            and holds_marker_once(body)
         ):
             fast = self._stabilize_bytes(dialect, body)
             if fast is not None:
@@ -206,14 +207,18 @@ class RequestRewriter:
 
     def _stabilize_bytes(self, dialect: str, body: bytes) -> tuple[bytes, RewriteNote | None] | None:
         """The billing stabilizer on the raw JSON of a body holding the marker once; None: parse instead."""
+        if self.pipeline is None or has_escaped_ascii(body):
+            return None
         try:  # the tree is only compared, never dumped: the forwarded bytes are the client's
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
             return body, None
-        if not isinstance(parsed, dict) or self.pipeline is None or has_escaped_ascii(body):
+        if not isinstance(parsed, dict):
             return None
         expected, reports = self.pipeline.run(parsed, dialect, ("stabilize",))
-        out = billing_splice(body, parsed, expected, self.settings.stabilizer_builtins)
+        out = billing_splice(
+            body, parsed, expected, self.settings.stabilizer_builtins, escapes_checked=True
+        )
         if out is None:
             return None
         if out is body:
