@@ -531,7 +531,8 @@ def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -
     """Start one proxy implementation, load it, stop it; returns the client's measurements."""
     port = free_port()
     proxied = kind in ("ctxbudget", "ctxbudget-no-rewrite", "ctxbudget-no-spool", "baseline")
-    journal = os.path.join(tmp, f"journal-{kind}.sqlite3") if proxied else ""
+    # One journal (and spool) per run: a second run of the same kind must not replay the first one's spool.
+    journal = os.path.join(tmp, f"journal-{kind}-{port}.sqlite3") if proxied else ""
     if proxied:
         role = [
             "--role",
