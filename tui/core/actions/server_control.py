@@ -32,6 +32,18 @@ from tui.core.actions.server_probe import (
     port_is_free,
     probe_health,
 )
+from tui.core.actions.slot_cache import (
+    SLOT_SAVE_FLAG,
+    CachePlan,
+    SavedSlot,
+    SlotCacheError,
+    ensure_slot_save_dir,
+    flag_value,
+    read_slots,
+    refusal_reason,
+    restore_slots,
+    save_slots,
+)
 from tui.core.actions.state_files import data_dir
 from tui.core.config import Settings
 
@@ -217,13 +229,95 @@ class ServerController:
         return self.start(force=force)
 
     def restart(
-        self, ctx_size: int | None = None, parallel: int | None = None, force: bool = False
+        self,
+        ctx_size: int | None = None,
+        parallel: int | None = None,
+        force: bool = False,
+        keep_cache: bool | None = None,
     ) -> ServerState:
-        """Stop what runs on the port (ours, or an identifiable foreign one), then start ours."""
+        """Stop what runs on the port (ours, or an identifiable foreign one), then start ours.
+
+        keep_cache saves the slots that hold a prompt and restores them into the new server: None keeps
+        them when it can work (else says why and restarts without), True refuses the restart when it
+        cannot, False drops the cache.
+        """
         plan = self.plan(ctx_size, parallel)
         self.check(plan, force)
+        saved = self._save_cache(plan, required=bool(keep_cache)) if keep_cache is not False else ()
         self.stop()
-        return self._launch(plan)
+        state = self._launch(plan)
+        if state.phase != "up" or not saved:
+            return state
+        return self._restore_cache(saved, state, plan.api_key)
+
+    def _cache_plan(self, plan: LaunchPlan) -> CachePlan:
+        """The slots to save and, before anything is stopped, why the new launch could not take them."""
+        if probe_health(self.url) != "up":
+            return CachePlan((), "no server answers, so there is no prompt cache to keep")
+        try:
+            slots = tuple(s for s in read_slots(self.url, plan.api_key) if s.n_tokens > 0)
+        except SlotCacheError as exc:
+            return CachePlan((), str(exc))
+        if not slots:
+            return CachePlan((), "no slot holds a prompt")
+        props = fetch_props(self.url, plan.api_key) or {}
+        record = self._owned()
+        running_args = record.command.split() if record else None
+        running_dir = flag_value(running_args, SLOT_SAVE_FLAG) if running_args else None
+        new_dir = flag_value(plan.args, SLOT_SAVE_FLAG)
+        if running_args is not None and running_dir is None:
+            return CachePlan(slots, f"the running server was started without {SLOT_SAVE_FLAG}")
+        if running_dir and new_dir and Path(running_dir) != Path(new_dir):
+            where = f"the running server saves slots in {running_dir}, the new one in {new_dir}"
+            return CachePlan(slots, where)
+        reason = refusal_reason(
+            slots,
+            running_model=str(props.get("model_path") or (record.model if record else "")),
+            running_args=running_args,
+            new_model=plan.model,
+            new_args=plan.args,
+            new_ctx_size=plan.ctx_size,
+            new_parallel=plan.parallel,
+        )
+        return CachePlan(slots, reason)
+
+    def _save_cache(self, plan: LaunchPlan, required: bool) -> tuple[SavedSlot, ...]:
+        """Save the slots that hold a prompt; without `required`, a problem only skips keeping the cache."""
+        cache = self._cache_plan(plan)
+        if cache.refusal or not cache.slots:
+            why = cache.refusal or "no slot holds a prompt"
+            if required:
+                raise SlotCacheError(
+                    f"cannot keep the prompt cache: {why}; restart with --no-keep-cache to drop it"
+                )
+            self._emit("cache", f"not keeping the prompt cache: {why}")
+            return ()
+        self._emit("saving", f"saving {len(cache.slots)} slot(s), {cache.tokens:,} cached tokens")
+        ensure_slot_save_dir()
+        try:
+            saved = save_slots(self.url, plan.api_key, cache.slots, lambda text: self._emit("saving", text))
+        except SlotCacheError as exc:
+            if required:
+                raise SlotCacheError(f"cannot keep the prompt cache: {exc}; nothing was stopped") from exc
+            self._emit("cache", f"not keeping the prompt cache: {exc}")
+            return ()
+        return saved
+
+    def _restore_cache(self, saved: tuple[SavedSlot, ...], state: ServerState, api_key: str) -> ServerState:
+        """Restore the saved slots into the new server; the final state says how many tokens came back."""
+        try:
+            restored, problems = restore_slots(
+                self.url, api_key, saved, lambda text: self._emit("restoring", text, state.pid)
+            )
+        except SlotCacheError as exc:
+            restored, problems = {}, [str(exc)]
+        total = sum(restored.values())
+        text = f"{state.message}; restored {total:,} tokens"
+        if len(restored) > 1:
+            text += " (" + ", ".join(f"slot {i}: {n:,}" for i, n in sorted(restored.items())) + ")"
+        if problems:
+            text += "; not restored: " + "; ".join(problems)
+        return self._emit("up", text, state.pid)
 
     def _launch(self, plan: LaunchPlan) -> ServerState:
         if not Path(plan.model).expanduser().exists():

@@ -113,7 +113,12 @@ def build_launch(
         args += ["-ctv", server.cache_type_v]
     args.append("--jinja" if bool(_opt(settings, "jinja", True)) else "--no-jinja")
     args += ["--log-file", str(log_file), "--log-colors", "off", "-lv", "4", "--metrics"]
-    args += [str(a) for a in _opt(settings, "extra_args", []) or []]
+    extra = [str(a) for a in _opt(settings, "extra_args", []) or []]
+    from tui.core.actions.slot_cache import SLOT_SAVE_FLAG, flag_value, slot_save_dir
+
+    if flag_value(extra, SLOT_SAVE_FLAG) is None:  # lets a restart keep the prompt cache
+        args += [SLOT_SAVE_FLAG, str(slot_save_dir())]
+    args += extra
     return LaunchPlan(exe, server.model, host, port, ctx, par, log_file, tuple(args), server.api_key)
 
 
