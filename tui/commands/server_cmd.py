@@ -20,13 +20,22 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
         help="start, stop or restart llama-server from the [server] settings",
         description="Start, stop, restart or show the llama-server configured in [server]. Restart stops "
         "what runs on the port (also a server not started by ctxbudget, when its process can be found) "
-        "and waits until the model is loaded.",
+        "and waits until the model is loaded; it keeps the slots' prompt cache across the restart when "
+        "it can (see --keep-cache).",
     )
     parser.add_argument("action", choices=("start", "stop", "restart", "status"))
     parser.add_argument("--ctx-size", type=int, metavar="N", help="override [server] ctx_size for this start")
     parser.add_argument("--parallel", type=int, metavar="N", help="override [server] parallel for this start")
     parser.add_argument(
         "--force", action="store_true", help="start even when the doctor finds a blocking problem"
+    )
+    parser.add_argument(
+        "--keep-cache",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="restart: save the slots' prompt cache and restore it into the new server (default: when it "
+        "can work, else say why and restart without it; --keep-cache refuses the restart instead; "
+        "--no-keep-cache drops the cache)",
     )
     parser.add_argument("--json", action="store_true", help="print the final state as JSON")
     parser.set_defaults(func=run_server)
@@ -56,7 +65,8 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
         elif args.action == "start":
             state = controller.start(args.ctx_size, args.parallel, args.force)
         else:
-            state = controller.restart(args.ctx_size, args.parallel, args.force)
+            keep = getattr(args, "keep_cache", None)
+            state = controller.restart(args.ctx_size, args.parallel, args.force, keep_cache=keep)
     except PreflightError as exc:
         print(f"ctxbudget server {args.action}: {exc}", file=sys.stderr)
         return 2

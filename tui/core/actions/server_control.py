@@ -43,6 +43,7 @@ from tui.core.actions.slot_cache import (
     refusal_reason,
     restore_slots,
     save_slots,
+    slot_save_dir,
 )
 from tui.core.actions.state_files import data_dir
 from tui.core.config import Settings
@@ -253,13 +254,13 @@ class ServerController:
     def _cache_plan(self, plan: LaunchPlan) -> CachePlan:
         """The slots to save and, before anything is stopped, why the new launch could not take them."""
         if probe_health(self.url) != "up":
-            return CachePlan((), "no server answers, so there is no prompt cache to keep")
+            return CachePlan(())  # nothing runs: nothing to keep
         try:
             slots = tuple(s for s in read_slots(self.url, plan.api_key) if s.n_tokens > 0)
         except SlotCacheError as exc:
             return CachePlan((), str(exc))
         if not slots:
-            return CachePlan((), "no slot holds a prompt")
+            return CachePlan(())
         props = fetch_props(self.url, plan.api_key) or {}
         record = self._owned()
         running_args = record.command.split() if record else None
@@ -284,8 +285,12 @@ class ServerController:
     def _save_cache(self, plan: LaunchPlan, required: bool) -> tuple[SavedSlot, ...]:
         """Save the slots that hold a prompt; without `required`, a problem only skips keeping the cache."""
         cache = self._cache_plan(plan)
-        if cache.refusal or not cache.slots:
-            why = cache.refusal or "no slot holds a prompt"
+        if not cache.refusal and not cache.slots:
+            if required:
+                self._emit("cache", "no slot holds a prompt: nothing to keep")
+            return ()
+        if cache.refusal:
+            why = cache.refusal
             if required:
                 raise SlotCacheError(
                     f"cannot keep the prompt cache: {why}; restart with --no-keep-cache to drop it"
@@ -325,6 +330,8 @@ class ServerController:
         else:
             message = ""
         plan.log_file.parent.mkdir(parents=True, exist_ok=True)
+        if flag_value(plan.args, SLOT_SAVE_FLAG) == str(slot_save_dir()):
+            ensure_slot_save_dir()  # llama-server does not create it
         plan.log_file.write_text(
             ""
         )  # llama-server truncates it too; this drops a previous run's errors early

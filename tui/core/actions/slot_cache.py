@@ -170,7 +170,7 @@ def refusal_reason(
         return (
             f"{Path(new_model).name} is a sliding-window model ({window}) and the new launch has no "
             f"{SWA_FULL_FLAG}: llama-server restores the slot but re-processes the whole prompt on the next "
-            f"request; add \"{SWA_FULL_FLAG}\" to [server] extra_args"
+            f'request; add "{SWA_FULL_FLAG}" to [server] extra_args'
         )
     if window and running_args is not None and SWA_FULL_FLAG not in running_args:
         return (
