@@ -246,8 +246,9 @@ class ServerController:
         self.check(plan, force)
         saved = self._save_cache(plan, required=bool(keep_cache)) if keep_cache is not False else ()
         self.stop()
-        state = self._launch(plan)
-        if state.phase != "up" or not saved:
+        # With slots to restore, "up" waits until they are back (the dashboard ends its progress at "up").
+        state = self._launch(plan, up_phase="restoring" if saved else "up")
+        if state.phase != "restoring":
             return state
         return self._restore_cache(saved, state, plan.api_key)
 
@@ -324,7 +325,7 @@ class ServerController:
             text += "; not restored: " + "; ".join(problems)
         return self._emit("up", text, state.pid)
 
-    def _launch(self, plan: LaunchPlan) -> ServerState:
+    def _launch(self, plan: LaunchPlan, up_phase: str = "up") -> ServerState:
         if not Path(plan.model).expanduser().exists():
             message = f"model file {plan.model} does not exist"
         else:
@@ -365,12 +366,12 @@ class ServerController:
             time.time(),
         )
         write_pid_record(record)
-        state = self._wait_healthy(proc, plan, stderr_path)
-        record_outcome(state.phase, state.message, state.error_lines)
+        state = self._wait_healthy(proc, plan, stderr_path, up_phase)
+        record_outcome("up" if state.phase == up_phase else state.phase, state.message, state.error_lines)
         return state
 
     def _wait_healthy(
-        self, proc: subprocess.Popen[bytes], plan: LaunchPlan, stderr_path: Path
+        self, proc: subprocess.Popen[bytes], plan: LaunchPlan, stderr_path: Path, up_phase: str
     ) -> ServerState:
         deadline = time.monotonic() + self.health_timeout
         phase = "starting"
@@ -388,7 +389,7 @@ class ServerController:
                 n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx")
                 slots = props.get("total_slots")
                 return self._emit(
-                    "up", f"llama-server up at {self.url}: {slots} slot(s) × {n_ctx} tokens", proc.pid
+                    up_phase, f"llama-server up at {self.url}: {slots} slot(s) × {n_ctx} tokens", proc.pid
                 )
             if health == "loading" and phase != "loading":
                 phase = "loading"
