@@ -15,6 +15,7 @@ from support.llama import StartServer
 
 from tui.commands import server_cmd
 from tui.core.actions import processes
+from tui.core.actions.reuse_check import first_reuse
 from tui.core.actions.server_control import ServerController, ServerState
 from tui.core.actions.server_launch import build_launch
 from tui.core.actions.slot_cache import (
@@ -189,6 +190,9 @@ def test_sliding_window_model_needs_swa_full(
         state = full_controller.restart(force=True, keep_cache=True)
         assert "restored" in state.message and "not restored" not in state.message, state
         assert reuse(ask(full_controller.url)) >= 0.9
+        verified = full_controller.await_reuse(10)  # the same fact, read from the server's log
+        assert verified is not None and verified.phase == "verified", verified
+        assert "the next request reused" in verified.message and "re-processed" not in verified.message
     finally:
         controller.stop()
 
@@ -209,6 +213,9 @@ def test_b11434_restores_an_swa_slot_but_reprocesses_it_without_swa_full(
     timings = ask(second.url)
     assert timings.get("cache_n", 0) == 0, timings
     assert "forcing full prompt re-processing" in second.log_text()
+    check = first_reuse(second.log_path, 0)
+    assert check is not None and check.n_cached == 0 and check.n_prompt > 1500
+    assert "re-processed the whole prompt" in check.describe()
 
 
 def test_launch_gets_a_slot_save_path_unless_the_user_set_one(

@@ -16,6 +16,7 @@ from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.live import LiveDriver
 from tui.ui.app import make_app
 from tui.ui.screens.main import MainScreen
+from tui.ui.widgets.server_header import ServerHeader
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(240)]
 
@@ -50,6 +51,12 @@ async def test_dashboard_restart_restores_the_prompt_cache(
             assert "llama-server: restoring" in titles
             final = [message for title, message in notes if title == "llama-server: up"][-1]
             assert "restored" in final and "not restored" not in final, final
-        assert reuse(await asyncio.to_thread(ask, controller.url)) >= 0.9
+
+            # The next request shows the restored cache: measured by the server, and said on the dashboard.
+            assert reuse(await asyncio.to_thread(ask, controller.url)) >= 0.9
+            await until(app, lambda: main.restart_phase == "verified", timeout=30)
+            verified = [n.message for n in app._notifications if str(n.title) == "llama-server: verified"]
+            assert verified and "the next request reused" in verified[-1], verified
+            assert main.query_one(ServerHeader).action == ""
     finally:
         await asyncio.to_thread(controller.stop)

@@ -37,6 +37,14 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
         "can work, else say why and restart without it; --keep-cache refuses the restart instead; "
         "--no-keep-cache drops the cache)",
     )
+    parser.add_argument(
+        "--await-reuse",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="restart: after restoring the cache, wait up to SECONDS for the next request and say how many "
+        "of its prompt tokens came from the cache",
+    )
     parser.add_argument("--json", action="store_true", help="print the final state as JSON")
     parser.set_defaults(func=run_server)
 
@@ -67,6 +75,9 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
         else:
             keep = getattr(args, "keep_cache", None)
             state = controller.restart(args.ctx_size, args.parallel, args.force, keep_cache=keep)
+            wait = float(getattr(args, "await_reuse", 0.0) or 0.0)
+            if wait > 0 and state.phase == "up":
+                state = controller.await_reuse(wait) or state
     except PreflightError as exc:
         print(f"ctxbudget server {args.action}: {exc}", file=sys.stderr)
         return 2

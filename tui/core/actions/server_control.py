@@ -6,10 +6,12 @@ import asyncio
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tui.core import procfs
+from tui.core.actions.reuse_check import await_reuse, log_size
 from tui.core.actions.server_launch import (
     LaunchPlan,
     PidRecord,
@@ -93,6 +95,7 @@ class ServerController:
         self.settings = settings
         self.on_state = on_state
         self.health_timeout = health_timeout
+        self._reuse_from: tuple[Path, int] | None = None  # the log and offset after a restore
         self.last_checks: list[Any] = []  # the doctor's results of the last start/restart (warnings to show)
         host, port = host_port(settings)
         self.host, self.port = host, port
@@ -250,7 +253,7 @@ class ServerController:
         state = self._launch(plan, up_phase="restoring" if saved else "up")
         if state.phase != "restoring":
             return state
-        return self._restore_cache(saved, state, plan.api_key)
+        return self._restore_cache(saved, state, plan)
 
     def _cache_plan(self, plan: LaunchPlan) -> CachePlan:
         """The slots to save and, before anything is stopped, why the new launch could not take them."""
@@ -309,11 +312,13 @@ class ServerController:
             return ()
         return saved
 
-    def _restore_cache(self, saved: tuple[SavedSlot, ...], state: ServerState, api_key: str) -> ServerState:
+    def _restore_cache(
+        self, saved: tuple[SavedSlot, ...], state: ServerState, plan: LaunchPlan
+    ) -> ServerState:
         """Restore the saved slots into the new server; the final state says how many tokens came back."""
         try:
             restored, problems = restore_slots(
-                self.url, api_key, saved, lambda text: self._emit("restoring", text, state.pid)
+                self.url, plan.api_key, saved, lambda text: self._emit("restoring", text, state.pid)
             )
         except SlotCacheError as exc:
             restored, problems = {}, [str(exc)]
@@ -323,7 +328,19 @@ class ServerController:
             text += " (" + ", ".join(f"slot {i}: {n:,}" for i, n in sorted(restored.items())) + ")"
         if problems:
             text += "; not restored: " + "; ".join(problems)
+        if restored:
+            self._reuse_from = (plan.log_file, log_size(plan.log_file))
         return self._emit("up", text, state.pid)
+
+    def await_reuse(self, timeout: float, stop: Callable[[], bool] = lambda: False) -> ServerState | None:
+        """After a restart that restored slots: wait for the next request and say how much it reused."""
+        if self._reuse_from is None:
+            return None
+        check = await_reuse(*self._reuse_from, timeout, stop)
+        if check is None and stop():
+            return None
+        text = check.describe() if check else f"no request reached the server within {timeout:.0f} s"
+        return self._emit("verified", text)
 
     def _launch(self, plan: LaunchPlan, up_phase: str = "up") -> ServerState:
         if not Path(plan.model).expanduser().exists():

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from textual import work
 from textual.notifications import SeverityLevel
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui.core.control.client import ControlClient, ControlError
 from tui.core.feed.control import ControlSnapshot, fetch_control
@@ -25,7 +25,7 @@ from tui.ui.widgets.server_header import ServerHeader
 if TYPE_CHECKING:
     from textual.screen import Screen
 
-    from tui.core.actions.server_control import ServerState
+    from tui.core.actions.server_control import ServerController, ServerState
     from tui.core.actions.tmux_compact import PaneInfo
     from tui.core.config import Settings
     from tui.core.feed.feed import DashboardFeed
@@ -41,6 +41,7 @@ else:
 CONTROL_TIMEOUT_S = 5.0
 # New rows bring a control read at most this often (the switches change only by an action or the CLI).
 CONTROL_AFTER_ROWS_S = 2.0
+REUSE_WAIT_S = 600.0  # how long a restart waits for the request that shows the restored cache
 
 
 class MainActions(_Base):
@@ -353,10 +354,17 @@ class MainActions(_Base):
         controller = ServerController(self.settings, on_state=progress)
         try:
             controller.restart(request.ctx_size, request.parallel, force=force)
+            self.app.call_from_thread(self._verify_reuse, controller)
         except PreflightError as exc:
             self.post_message(am.RestartRefused(request, str(exc)))
         except ServerControlError as exc:
             self.post_message(am.ServerProgress(ServerState("failed", str(exc), url=controller.url)))
+
+    @work(exclusive=True, thread=True, group="reuse", exit_on_error=False, description="await reuse")
+    def _verify_reuse(self, controller: ServerController) -> None:
+        """After a restore: say how much of the next request's prompt came from the cache."""
+        worker = get_current_worker()
+        controller.await_reuse(REUSE_WAIT_S, stop=lambda: worker.is_cancelled)
 
     def on_restart_refused(self, message: am.RestartRefused) -> None:
         """The doctor refused the launch: say why, and offer to restart anyway (default Cancel)."""
@@ -370,7 +378,7 @@ class MainActions(_Base):
         """Each restart step as a notification (errors with the log's first lines)."""
         state = message.state
         self.restart_phase = state.phase
-        done = state.phase in ("up", "failed", "down")
+        done = state.phase in ("up", "failed", "down", "verified")
         self.query_one(ServerHeader).show(action="" if done else f"restart: {state.phase}…")
         text = state.message + ("\n" + "\n".join(state.error_lines[:4]) if state.error_lines else "")
         severity: SeverityLevel = "error" if state.phase == "failed" else "information"
