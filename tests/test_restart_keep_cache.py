@@ -113,7 +113,7 @@ def test_restart_keeps_the_prompt_cache_and_no_keep_cache_drops_it(
         assert restored >= prompt, restored_line
         save_dir = slot_save_dir()
         assert stat.S_IMODE(save_dir.stat().st_mode) == 0o700
-        assert (save_dir / "ctxbudget-slot0.bin").is_file()
+        assert stat.S_IMODE((save_dir / "ctxbudget-slot0.bin").stat().st_mode) == 0o600
 
         after_keep = ask(controller.url)
         assert reuse(after_keep) >= 0.9, after_keep

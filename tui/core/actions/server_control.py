@@ -310,6 +310,10 @@ class ServerController:
                 raise SlotCacheError(f"cannot keep the prompt cache: {exc}; nothing was stopped") from exc
             self._emit("cache", f"not keeping the prompt cache: {exc}")
             return ()
+        for item in saved:  # llama-server writes them with its umask; they hold the conversation
+            path = slot_save_dir() / item.filename
+            if path.exists():
+                path.chmod(0o600)
         return saved
 
     def _restore_cache(
