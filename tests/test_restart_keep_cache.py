@@ -53,9 +53,9 @@ def settings_for(
     return dataclasses.replace(Settings(), server=server)
 
 
-def conversation() -> list[dict[str, str]]:
+def conversation(topic: str = "") -> list[dict[str, str]]:
     """A ~2k-token agent-like conversation (system prompt, earlier turns, a new question)."""
-    turns: list[dict[str, str]] = [{"role": "system", "content": SYSTEM}]
+    turns: list[dict[str, str]] = [{"role": "system", "content": topic + SYSTEM}]
     for i in range(6):
         turns.append(
             {"role": "user", "content": f"step {i}: " + " ".join(f"file{i}_{j}.py" for j in range(40))}
@@ -65,9 +65,10 @@ def conversation() -> list[dict[str, str]]:
     return turns
 
 
-def ask(url: str) -> dict[str, Any]:
-    """Send the conversation; returns the response's timings (prompt_n, cache_n)."""
-    body = {"messages": conversation(), "max_tokens": 4, "temperature": 0, "cache_prompt": True}
+def ask(url: str, slot: int | None = None, topic: str = "") -> dict[str, Any]:
+    """Send the conversation (to one slot when given); returns the response's timings (prompt_n, cache_n)."""
+    body: dict[str, Any] = {"messages": conversation(topic), "max_tokens": 4, "temperature": 0}
+    body |= {"cache_prompt": True} if slot is None else {"cache_prompt": True, "id_slot": slot}
     response = httpx.post(url + "/v1/chat/completions", json=body, timeout=120)
     assert response.status_code == 200, response.text
     timings: dict[str, Any] = response.json()["timings"]
@@ -122,6 +123,24 @@ def test_restart_keeps_the_prompt_cache_and_no_keep_cache_drops_it(
         assert "saving" not in capsys.readouterr().err
         after_drop = ask(controller.url)
         assert reuse(after_drop) < 0.05, after_drop
+    finally:
+        controller.stop()
+
+
+def test_every_slot_that_holds_a_prompt_is_kept(
+    llama_server_bin: Path, tiny_model: Path, free_port: int, tmp_path: Path
+) -> None:
+    settings = settings_for(llama_server_bin, tiny_model, free_port, tmp_path / "server.log", ctx_size=16384)
+    settings = dataclasses.replace(settings, server=dataclasses.replace(settings.server, parallel=2))
+    controller = ServerController(settings, health_timeout=60)
+    try:
+        assert controller.start(force=True).phase == "up"
+        ask(controller.url, slot=0, topic="Project alpha. ")
+        ask(controller.url, slot=1, topic="Project beta. ")
+        state = controller.restart(force=True)
+        assert "(slot 0: " in state.message and ", slot 1: " in state.message, state
+        for slot, topic in ((0, "Project alpha. "), (1, "Project beta. ")):
+            assert reuse(ask(controller.url, slot=slot, topic=topic)) >= 0.9
     finally:
         controller.stop()
 
@@ -255,3 +274,17 @@ def test_refusal_reason_logic(tiny_model: Path, swa_model: Path) -> None:
     assert "the model changes" in refusal_reason(
         [slot], running_args=None, new_args=full, **{**swa, "running_model": str(tiny_model)}
     )
+
+
+def test_foreign_server_without_slot_save_path_is_refused_before_stopping(
+    llama_server: StartServer, llama_server_bin: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    foreign = llama_server()  # started outside ctxbudget, no --slot-save-path
+    ask(foreign.url)
+    settings = settings_for(llama_server_bin, tiny_model, foreign.port, tmp_path / "server.log")
+    controller = ServerController(settings, health_timeout=60)
+    with pytest.raises(
+        SlotCacheError, match="cannot keep the prompt cache: save of slot 0 answered"
+    ) as caught:
+        controller.restart(force=True, keep_cache=True)
+    assert "nothing was stopped" in str(caught.value) and foreign.proc.poll() is None
