@@ -50,11 +50,13 @@ def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 
     (`ctxbudget mcp off filesystem` leaves mcp_switches.json in the real data dir, which switched servers
     off in tests that ran the proxy.) Child processes inherit these variables. The cache dir stays shared:
-    it only holds the llama-server build and the agents, which are built once and never hold state.
+    it only holds the llama-server build and the agents, which are built once and never hold state; the
+    slot files a restart saves (CTXBUDGET_CACHE_DIR) are state, so they go to the test's own dir.
     """
     root = tmp_path_factory.mktemp("user-dirs")
     for variable in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
         monkeypatch.setenv(variable, str(root / variable.lower()))
+    monkeypatch.setenv("CTXBUDGET_CACHE_DIR", str(root / "cache"))
     for variable in ("CTXBUDGET_CONFIG", "CTXBUDGET_DATA_DIR"):
         monkeypatch.delenv(variable, raising=False)
     return root

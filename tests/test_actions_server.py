@@ -32,7 +32,6 @@ class PlannedServer(ServerSettings):
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "data"
     monkeypatch.setenv("CTXBUDGET_DATA_DIR", str(folder))
-    monkeypatch.setenv("CTXBUDGET_CACHE_DIR", str(tmp_path / "cache"))
     return folder
 
 

@@ -32,12 +32,6 @@ SYSTEM = "You are a careful assistant. " + " ".join(
 )
 
 
-@pytest.fixture(autouse=True)
-def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CTXBUDGET_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("CTXBUDGET_CACHE_DIR", str(tmp_path / "cache"))
-
-
 def settings_for(
     binary: Path, model: Path, port: int, log: Path, ctx_size: int = 8192, extra: tuple[str, ...] = ()
 ) -> Settings:

@@ -6,9 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from support.eventually import eventually
+from support.notices import Notices
 from test_restart_keep_cache import ask, reuse
 from test_ui_actions_restart import open_dialog, server_settings
-from test_ui_live import until
 from textual.widgets import Button, Input
 
 from tui.core.actions.server_control import ServerController
@@ -21,12 +22,6 @@ from tui.ui.widgets.server_header import ServerHeader
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(240)]
 
 
-@pytest.fixture(autouse=True)
-def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CTXBUDGET_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("CTXBUDGET_CACHE_DIR", str(tmp_path / "cache"))
-
-
 async def test_dashboard_restart_restores_the_prompt_cache(
     llama_server_bin: Path, tiny_model: Path, free_port: int, tmp_path: Path
 ) -> None:
@@ -36,15 +31,16 @@ async def test_dashboard_restart_restores_the_prompt_cache(
     await asyncio.to_thread(ask, controller.url)
     app = make_app(DashboardFeed(LiveDriver(settings, attach=True)), settings)
     try:
-        async with app.run_test(size=(120, 40)):
+        notices = Notices()
+        async with app.run_test(size=(120, 40), message_hook=notices):
             main = app.main_screen
-            await until(app, lambda: main.server is not None and main.server.state == "up")
+            await eventually(lambda: main.server is not None and main.server.state == "up")
             dialog = await open_dialog(app)
             assert dialog.query_one("#ctx-size", Input).value == "8192"
             dialog.query_one("#confirm", Button).press()
-            await until(app, lambda: isinstance(app.screen, MainScreen))
-            await until(app, lambda: main.restart_phase in ("up", "failed"), timeout=120)
-            notes = [(str(n.title), n.message) for n in app._notifications]
+            await eventually(lambda: isinstance(app.screen, MainScreen))
+            await eventually(lambda: main.restart_phase in ("up", "failed"), timeout=120)
+            notes = [(str(n.title), n.message) for n in notices.shown]
             assert main.restart_phase == "up", notes
             titles = [title for title, _ in notes]
             assert titles.index("llama-server: saving") < titles.index("llama-server: stopping")
@@ -54,8 +50,8 @@ async def test_dashboard_restart_restores_the_prompt_cache(
 
             # The next request shows the restored cache: measured by the server, and said on the dashboard.
             assert reuse(await asyncio.to_thread(ask, controller.url)) >= 0.9
-            await until(app, lambda: main.restart_phase == "verified", timeout=30)
-            verified = [n.message for n in app._notifications if str(n.title) == "llama-server: verified"]
+            await eventually(lambda: main.restart_phase == "verified", timeout=30)
+            verified = [n.message for n in notices.shown if str(n.title) == "llama-server: verified"]
             assert verified and "the next request reused" in verified[-1], verified
             assert main.query_one(ServerHeader).action == ""
     finally:
