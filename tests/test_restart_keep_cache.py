@@ -106,9 +106,8 @@ def test_restart_keeps_the_prompt_cache_and_no_keep_cache_drops_it(
         )
         restored = int(restored_line.split("restored ")[1].split(" tokens")[0].replace(",", ""))
         assert restored >= prompt, restored_line
-        save_dir = slot_save_dir()
-        assert stat.S_IMODE(save_dir.stat().st_mode) == 0o700
-        assert stat.S_IMODE((save_dir / "ctxbudget-slot0.bin").stat().st_mode) == 0o600
+        assert stat.S_IMODE(slot_save_dir().stat().st_mode) == 0o700
+        assert not list(slot_save_dir().iterdir())  # restored files are deleted
 
         after_keep = ask(controller.url)
         assert reuse(after_keep) >= 0.9, after_keep
@@ -126,13 +125,20 @@ def test_every_slot_that_holds_a_prompt_is_kept(
 ) -> None:
     settings = settings_for(llama_server_bin, tiny_model, free_port, tmp_path / "server.log", ctx_size=16384)
     settings = dataclasses.replace(settings, server=dataclasses.replace(settings.server, parallel=2))
-    controller = ServerController(settings, health_timeout=60)
+    modes: dict[str, int] = {}
+
+    def files_at_stop(state: ServerState) -> None:
+        if state.phase == "stopping":
+            modes.update({p.name: stat.S_IMODE(p.stat().st_mode) for p in slot_save_dir().iterdir()})
+
+    controller = ServerController(settings, on_state=files_at_stop, health_timeout=60)
     try:
         assert controller.start(force=True).phase == "up"
         ask(controller.url, slot=0, topic="Project alpha. ")
         ask(controller.url, slot=1, topic="Project beta. ")
         state = controller.restart(force=True)
         assert "(slot 0: " in state.message and ", slot 1: " in state.message, state
+        assert modes == {"ctxbudget-slot0.bin": 0o600, "ctxbudget-slot1.bin": 0o600}  # private on disk
         for slot, topic in ((0, "Project alpha. "), (1, "Project beta. ")):
             assert reuse(ask(controller.url, slot=slot, topic=topic)) >= 0.9
     finally:

@@ -326,6 +326,9 @@ class ServerController:
             )
         except SlotCacheError as exc:
             restored, problems = {}, [str(exc)]
+        for item in saved:  # once back in the server, the copy on disk is only a copy of the conversation
+            if item.id in restored:
+                (slot_save_dir() / item.filename).unlink(missing_ok=True)
         total = sum(restored.values())
         text = f"{state.message}; restored {total:,} tokens"
         if len(restored) > 1:
