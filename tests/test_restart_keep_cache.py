@@ -162,6 +162,13 @@ def test_refusals_are_said_before_anything_stops(
             "gives a slot 1,024 tokens": settings_for(
                 llama_server_bin, tiny_model, free_port, tmp_path / "server.log", ctx_size=1024
             ),
+            "saves its slots elsewhere": settings_for(
+                llama_server_bin,
+                tiny_model,
+                free_port,
+                tmp_path / "server.log",
+                extra=("--slot-save-path", str(tmp_path / "other slots")),
+            ),
         }
         for expected, other in cases.items():
             with pytest.raises(SlotCacheError, match=expected):

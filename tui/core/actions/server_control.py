@@ -267,14 +267,13 @@ class ServerController:
             return CachePlan(())
         props = fetch_props(self.url, plan.api_key) or {}
         record = self._owned()
+        # The pid record keeps the command as text: match flag and value together (a path may hold spaces).
         running_args = record.command.split() if record else None
-        running_dir = flag_value(running_args, SLOT_SAVE_FLAG) if running_args else None
         new_dir = flag_value(plan.args, SLOT_SAVE_FLAG)
-        if running_args is not None and running_dir is None:
+        if record is not None and SLOT_SAVE_FLAG not in record.command:
             return CachePlan(slots, f"the running server was started without {SLOT_SAVE_FLAG}")
-        if running_dir and new_dir and Path(running_dir) != Path(new_dir):
-            where = f"the running server saves slots in {running_dir}, the new one in {new_dir}"
-            return CachePlan(slots, where)
+        if record is not None and new_dir and f"{SLOT_SAVE_FLAG} {new_dir}" not in record.command:
+            return CachePlan(slots, f"the running server saves its slots elsewhere than in {new_dir}")
         reason = refusal_reason(
             slots,
             running_model=str(props.get("model_path") or (record.model if record else "")),
