@@ -258,13 +258,13 @@ class ServerController:
     def _cache_plan(self, plan: LaunchPlan) -> CachePlan:
         """The slots to save and, before anything is stopped, why the new launch could not take them."""
         if probe_health(self.url) != "up":
-            return CachePlan(())  # nothing runs: nothing to keep
+            return CachePlan((), empty="no server answers")
         try:
             slots = tuple(s for s in read_slots(self.url, plan.api_key) if s.n_tokens > 0)
         except SlotCacheError as exc:
             return CachePlan((), str(exc))
         if not slots:
-            return CachePlan(())
+            return CachePlan((), empty="no slot holds a prompt")
         props = fetch_props(self.url, plan.api_key) or {}
         record = self._owned()
         # The pid record keeps the command as text: match flag and value together (a path may hold spaces).
@@ -290,7 +290,7 @@ class ServerController:
         cache = self._cache_plan(plan)
         if not cache.refusal and not cache.slots:
             if required:
-                self._emit("cache", "no slot holds a prompt: nothing to keep")
+                self._emit("cache", f"{cache.empty}: nothing to keep")
             return ()
         if cache.refusal:
             why = cache.refusal

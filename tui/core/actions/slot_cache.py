@@ -75,6 +75,7 @@ class CachePlan:
 
     slots: tuple[SlotInfo, ...]
     refusal: str = ""
+    empty: str = ""  # why there is nothing to keep (no server, no slot with a prompt)
 
     @property
     def tokens(self) -> int:
