@@ -38,7 +38,7 @@ async def test_restart_note_states_the_cache_it_throws_away(
         snap.metrics.prompt_tokens_total / snap.metrics.prompt_seconds_total
     )
     note = restart_cost_note(snap)
-    assert note.startswith(f"throws away ~{held:,} cached tokens (1 slot): ~")
+    assert note.startswith(f"keeps ~{held:,} cached tokens (1 slot) when it can; otherwise ~")
     assert note.endswith(f"to process them again at the measured {speed:,.0f} t/s")
 
 
@@ -48,7 +48,10 @@ def test_without_slots_or_speed_the_note_says_what_is_unknown() -> None:
 
     slot = SlotSnapshot(0, 4096, False, n_prompt_tokens=30_000)
     snap = ServerSnapshot(ts=0.0, state="up", url="u", slots=(slot,))
-    unmeasured = "throws away ~30,000 cached tokens (1 slot); prompt speed not measured yet"
+    unmeasured = (
+        "keeps ~30,000 cached tokens (1 slot) when it can; otherwise all are processed again "
+        "(prompt speed not measured yet)"
+    )
     assert restart_cost_note(snap) == unmeasured
     note = restart_cost_note(snap, [40.0, 36.0, 30.0])  # the median of recent requests: 36 t/s
     assert note.endswith("~14 min to process them again at the measured 36 t/s")

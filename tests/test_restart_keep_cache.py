@@ -14,7 +14,7 @@ import pytest
 from support.llama import StartServer
 
 from tui.commands import server_cmd
-from tui.core.actions import processes
+from tui.core import procfs
 from tui.core.actions.reuse_check import first_reuse
 from tui.core.actions.server_control import ServerController, ServerState
 from tui.core.actions.server_launch import build_launch
@@ -173,7 +173,7 @@ def test_refusals_are_said_before_anything_stops(
         for expected, other in cases.items():
             with pytest.raises(SlotCacheError, match=expected):
                 ServerController(other, health_timeout=60).restart(force=True, keep_cache=True)
-            assert up.pid is not None and processes.is_alive(up.pid)  # nothing was stopped
+            assert up.pid is not None and procfs.is_alive(up.pid)  # nothing was stopped
 
         # Without --keep-cache the same restart says why and goes on without the cache.
         states: list[ServerState] = []
@@ -201,7 +201,7 @@ def test_sliding_window_model_needs_swa_full(
         ask(controller.url)
         with pytest.raises(SlotCacheError, match="sliding-window model .* no --swa-full"):
             controller.restart(force=True, keep_cache=True)
-        assert up.pid is not None and processes.is_alive(up.pid)
+        assert up.pid is not None and procfs.is_alive(up.pid)
 
         full = settings_for(
             llama_server_bin, swa_model, free_port, tmp_path / "server.log", extra=("--swa-full",)

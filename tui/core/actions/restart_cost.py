@@ -30,7 +30,7 @@ def _duration(seconds: float) -> str:
 
 
 def restart_cost_note(server: ServerSnapshot | None, recent_speeds: Sequence[float] = ()) -> str:
-    """One line for the restart dialog: the cache a restart drops and how long it takes to rebuild."""
+    """One line for the restart dialog: the cache a restart keeps when it can, else the time to rebuild it."""
     tokens = cached_tokens(server)
     if tokens is None:
         return "cache: unknown (no /slots answer from the server yet)"
@@ -38,7 +38,9 @@ def restart_cost_note(server: ServerSnapshot | None, recent_speeds: Sequence[flo
         return "cache: empty, nothing to re-process"
     slots = len([s for s in server.slots if s.n_prompt_tokens]) if server is not None else 0
     speed = measured_prompt_speed(server, recent_speeds)
-    text = f"throws away ~{tokens:,} cached tokens ({slots} slot{'s' if slots != 1 else ''})"
+    # A restart keeps the cache when it can (slot_cache); the cost shown is for when it cannot.
+    held = f"~{tokens:,} cached tokens ({slots} slot{'s' if slots != 1 else ''})"
+    text = f"keeps {held} when it can; otherwise "
     if speed is None:
-        return text + "; prompt speed not measured yet"
-    return text + f": {_duration(tokens / speed)} to process them again at the measured {speed:,.0f} t/s"
+        return text + "all are processed again (prompt speed not measured yet)"
+    return text + f"{_duration(tokens / speed)} to process them again at the measured {speed:,.0f} t/s"
