@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import signal
 import sys
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 
 from tui.core.config import Settings, settings_from_dict
 
+NOTICE_TEXT = 600  # characters; 6 bytes each at worst once JSON-escaped: under Linux PIPE_BUF (4096)
 # The sections the proxy reads; the dashboard's own ones ([keys], [report], [dashboard]) stay behind.
 PROXY_SECTIONS = ("proxy", "journal", "anatomy", "server", "agent", "compact", "transforms", "gpu")
 
@@ -31,9 +33,24 @@ def settings_from_message(line: bytes) -> tuple[Settings, Path]:
 
 
 def report(**fields: object) -> None:
-    """One JSON line to the dashboard: listening or error; then one per row and per journal problem."""
+    """One JSON line to the dashboard: listening or error (before the proxy serves)."""
     sys.stdout.write(json.dumps(fields) + "\n")
     sys.stdout.flush()
+
+
+def notify(**fields: object) -> None:
+    """A row or problem notice that never blocks the proxy's loop: dropped while the pipe is full.
+
+    A dashboard that stops reading (suspended, or its loop stalled) must not stall forwarding; a dropped
+    row notice only means it finds the row on its next journal check (at most a second later).
+    """
+    # Texts are cut so that even fully escaped the line stays one atomic write.
+    short = {key: value[:NOTICE_TEXT] if isinstance(value, str) else value for key, value in fields.items()}
+    line = (json.dumps(short) + "\n").encode()
+    try:
+        os.write(sys.stdout.fileno(), line)  # a pipe write up to PIPE_BUF is whole or nothing
+    except BlockingIOError:
+        pass
 
 
 async def serve(settings: Settings, journal_path: Path) -> int:
@@ -46,9 +63,9 @@ async def serve(settings: Settings, journal_path: Path) -> int:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     # Each journaled row is announced on stdout: the dashboard reads the journal at once instead of polling.
     service = ProxyService(
-        settings, journal_path=journal_path, on_record=lambda record: report(row=record.id)
+        settings, journal_path=journal_path, on_record=lambda record: notify(row=record.id)
     )
-    service.on_problem = lambda text: report(problem=text)  # the dashboard's header and a toast show it
+    service.on_problem = lambda text: notify(problem=text)  # the dashboard's header and a toast show it
     try:
         await service.start()
     except OSError as exc:
@@ -58,6 +75,7 @@ async def serve(settings: Settings, journal_path: Path) -> int:
         report(error=str(exc))
         return 1
     report(listening=service.url)
+    os.set_blocking(sys.stdout.fileno(), False)  # from here on only notify() writes to the dashboard
 
     def watch_stdin() -> None:
         sys.stdin.buffer.read()  # returns at EOF: the dashboard closed the pipe or died (kill -9 too)
