@@ -60,7 +60,7 @@ def _printer(quiet: bool) -> Any:
 def run_server(args: argparse.Namespace, settings: Settings) -> int:
     """Run one server action; exit 0 on success, 1 when it failed, 2 when it was refused."""
     from tui.core.actions.server_control import PreflightError, ServerController
-    from tui.core.actions.server_launch import ServerControlError
+    from tui.core.actions.server_errors import ServerControlError
 
     controller = ServerController(settings, on_state=_printer(bool(args.json)))
     if args.action == "status":

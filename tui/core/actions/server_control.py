@@ -12,10 +12,10 @@ from typing import Any
 
 from tui.core import procfs
 from tui.core.actions.reuse_check import await_reuse, log_size
+from tui.core.actions.server_errors import ServerControlError
 from tui.core.actions.server_launch import (
     LaunchPlan,
     PidRecord,
-    ServerControlError,
     build_launch,
     clear_pid_record,
     host_port,

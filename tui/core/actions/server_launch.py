@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tui.core.actions.server_errors import ServerControlError
 from tui.core.actions.state_files import data_dir, read_json, write_json_atomic
 from tui.core.config import Settings
 
@@ -15,10 +16,6 @@ PID_FILE = "llama-server.pid.json"
 LAST_FILE = "llama-server.last.json"
 DEFAULT_PORT = 8080
 DEFAULT_STOP_TIMEOUT = 10.0
-
-
-class ServerControlError(RuntimeError):
-    """A start/stop/restart could not be done; the message says why and what to do."""
 
 
 def _opt(settings: Settings, name: str, default: Any) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 
 import platformdirs
 
-from tui.core.actions.server_launch import ServerControlError
+from tui.core.actions.server_errors import ServerControlError
 from tui.core.config import APP_NAME
 
 CACHE_DIR_ENV = "CTXBUDGET_CACHE_DIR"

@@ -330,7 +330,7 @@ class LiveDriver:
     async def _start_server(self, feed: DashboardFeed, poke: Callable[[], None]) -> None:
         """[server] autostart: launch the configured llama-server (with the doctor's pre-flight checks)."""
         from tui.core.actions.server_control import ServerController
-        from tui.core.actions.server_launch import ServerControlError
+        from tui.core.actions.server_errors import ServerControlError
 
         feed.set_status(SourceStatus("server", "waiting", "autostart: starting llama-server…"))
         try:

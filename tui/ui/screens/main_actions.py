@@ -346,7 +346,7 @@ class MainActions(_Base):
     @work(exclusive=True, thread=True, group="act", exit_on_error=False, description="restart llama-server")
     def _run_restart(self, request: RestartRequest, force: bool = False) -> None:
         from tui.core.actions.server_control import PreflightError, ServerController, ServerState
-        from tui.core.actions.server_launch import ServerControlError
+        from tui.core.actions.server_errors import ServerControlError
 
         def progress(state: ServerState) -> None:
             self.post_message(am.ServerProgress(state))
