@@ -6,7 +6,6 @@ import argparse
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -66,7 +65,6 @@ def main_rows(journal: Path) -> list[RequestRecord]:
     return [r for r in JournalReader(journal).latest(100) if r.kind == "main" and r.status == 200]
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_claude_code_shows_the_ctxbudget_status_line_and_findings_name_its_mcp_servers(
     llama_server: StartServer,
     claude_code: Path,
