@@ -60,3 +60,13 @@ def test_env_opencode_with_server_down_names_the_missing_limit(tmp_path: Path) -
                   journal=tmp_path / "none.sqlite3")
     assert out.returncode == 0
     assert "no limit: set [agent] context_window" in out.stderr and "from unknown" not in out.stderr
+
+
+def test_env_never_prints_the_upstream_password(tmp_path: Path) -> None:
+    from support.llama import free_port
+
+    out = run_env(tmp_path, "--upstream", f"http://alice:hunter2@127.0.0.1:{free_port()}",
+                  journal=tmp_path / "none.sqlite3")
+    assert out.returncode == 0, out.stderr
+    assert "alice:[redacted]@127.0.0.1" in out.stdout
+    assert "hunter2" not in out.stdout + out.stderr

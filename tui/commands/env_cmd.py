@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.config import Settings, with_overrides
+from tui.core.redact import redact_text, redact_url
 
 CLIENTS = ("claude", "opencode")
 PROBE_TIMEOUT_S = 3.0
@@ -80,9 +81,9 @@ def probe_upstream(url: str, api_key: str, timeout: float = PROBE_TIMEOUT_S) -> 
             if not model and data.get("model_alias"):
                 model = str(data["model_alias"])
     except httpx.HTTPStatusError as exc:
-        return UpstreamFacts(error=f"{url}/props answered HTTP {exc.response.status_code}")
+        return UpstreamFacts(error=f"{redact_url(url)}/props answered HTTP {exc.response.status_code}")
     except (httpx.HTTPError, ValueError) as exc:
-        return UpstreamFacts(error=f"{url} is not reachable ({type(exc).__name__}: {exc})")
+        return UpstreamFacts(error=redact_text(f"{url} is not reachable ({type(exc).__name__}: {exc})"))
     return UpstreamFacts(
         n_ctx=int(n_ctx) if isinstance(n_ctx, int) else None,
         model=model_id(model),
@@ -133,7 +134,8 @@ def claude_exports(
     warning: str | None = None,
 ) -> str:
     """Shell lines for Claude Code."""
-    lines = [f"# ctxbudget: route Claude Code through the proxy at {base_url} (upstream {upstream})"]
+    shown = redact_url(upstream)
+    lines = [f"# ctxbudget: route Claude Code through the proxy at {base_url} (upstream {shown})"]
     if facts.error:
         lines.append(f"# warning: {facts.error}; start llama-server and rerun for its real context size")
     if warning:
