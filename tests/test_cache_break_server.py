@@ -41,8 +41,11 @@ class _NoDriver:
     def take_backlog(self) -> list[RequestRecord] | None:
         return None
 
-    def control_url(self) -> str:
-        return ""
+    def control_client(self) -> None:
+        return None
+
+    def server_control(self) -> None:
+        return None
 
 
 class Session:

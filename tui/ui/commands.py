@@ -46,7 +46,7 @@ class DashboardCommands(Provider):
             server = main.query_one("#mcp-view").selected_server()  # type: ignore[attr-defined]
             if server is None:
                 return None
-            name, run = f"Switch MCP server {server} on/off", partial(main.confirm_mcp_toggle, server)
+            name, run = f"Switch MCP server {server} on/off", partial(main.mcp_flow.confirm, server)
         return name, run, f"key {shown_key(key, main.settings.keys)}"
 
     def _commands(self) -> list[Command]:

@@ -57,9 +57,13 @@ class DemoDriver:
         """No journal backlog: the replay delivers its rows itself."""
         return None
 
-    def control_url(self) -> str:
+    def control_client(self) -> None:
         """A replay has no proxy to act on."""
-        return ""
+        return None
+
+    def server_control(self) -> None:
+        """Nor a server."""
+        return None
 
     def load_body(self, record_id: int) -> bytes | None:
         """Bodies stored in the recording (only some requests carry one)."""

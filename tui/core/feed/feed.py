@@ -24,6 +24,8 @@ from tui.core.poll.snapshots import BufferSizes, GpuSnapshot, ServerSnapshot
 from tui.core.records import RequestRecord
 
 if TYPE_CHECKING:
+    from tui.core.control.client import ControlClient
+    from tui.core.feed.acting import ServerControl
     from tui.core.logs import events as ev
     from tui.core.logs.monitor import LogMonitor
 
@@ -50,8 +52,11 @@ class FeedDriver(Protocol):
     def take_backlog(self) -> list[RequestRecord] | None:
         """Journal rows already read for the first frame (once), or None."""
 
-    def control_url(self) -> str:
-        """Base URL of the proxy whose control API the acting keys use ("" when there is none)."""
+    def control_client(self) -> ControlClient | None:
+        """The control API of the proxy the acting keys use (None: nothing to act on, a replay)."""
+
+    def server_control(self) -> ServerControl | None:
+        """Start/stop/restart of the llama-server the data comes from (None: nothing to act on)."""
 
 
 class DashboardFeed:

@@ -21,6 +21,8 @@ from tui.core.records import RequestRecord
 from tui.core.redact import redact_url
 
 if TYPE_CHECKING:
+    from tui.core.control.client import ControlClient
+    from tui.core.feed.acting import ServerControl
     from tui.core.feed.feed import DashboardFeed
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ LOG_FALLBACK_POLL_S = 2.0
 QUIET_AFTER_S = 30.0
 QUIET_POLL_S = 6.0
 NO_GPU_INTERVAL_S = 10.0
+CONTROL_TIMEOUT_S = 5.0
 NO_LOG_FILE = (
     "no log file configured: set [server] log_file in config.toml, or start llama-server with "
     "--log-file PATH --log-colors off and set [server] log_file = PATH"
@@ -79,6 +82,8 @@ class LiveDriver:
         self._speed_writer: Executor | None = None
         self._detail_lock = threading.Lock()
         self.proxy_url = ""
+        self._control: ControlClient | None = None
+        self._server_control: ServerControl | None = None
         self._poke_server: Callable[[], None] = lambda: None
         self._autostart: asyncio.Task[None] | None = None
         self._journal_wake = asyncio.Event()
@@ -105,11 +110,26 @@ class LiveDriver:
         threading.Thread(target=read, name="journal-backlog", daemon=True).start()
         self._backlog = future
 
-    def control_url(self) -> str:
-        """The embedded proxy's URL once it listens, else the one [proxy] listen names (--attach)."""
-        from tui.core.control.client import proxy_base_url
+    def control_client(self) -> ControlClient:
+        """A client of the embedded proxy once it listens, else of [proxy] listen (pooled, one per URL)."""
+        from tui.core.control.client import ControlClient, proxy_base_url
 
-        return self.proxy_url or proxy_base_url(self.settings)
+        wanted = self.proxy_url or proxy_base_url(self.settings)
+        current = self._control
+        if current is not None and current.base_url == wanted.rstrip("/"):
+            return current
+        if current is not None:
+            current.close()
+        self._control = ControlClient(wanted, timeout=CONTROL_TIMEOUT_S)
+        return self._control
+
+    def server_control(self) -> ServerControl:
+        """The configured llama-server of this machine."""
+        from tui.core.feed.acting import LocalServerControl
+
+        if self._server_control is None:
+            self._server_control = LocalServerControl(self.settings)
+        return self._server_control
 
     # --- detail loads (worker threads) -----------------------------------------------------------
 

@@ -9,8 +9,9 @@ from tui.core.logs.state import ServerFacts, SlotState
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 from tui.core.records import RequestRecord
 
-FeedMode = Literal["live", "attach", "demo"]
-SourceName = Literal["journal", "log", "server", "gpu", "proxy"]
+FeedMode = Literal["live", "attach", "demo", "remote"]
+# "link": the network link to a remote `ctxbudget serve` (--connect).
+SourceName = Literal["journal", "log", "server", "gpu", "proxy", "link"]
 SourceHealth = Literal["ok", "waiting", "missing", "error", "off"]
 
 
@@ -23,6 +24,8 @@ class FeedInfo:
     journal_path: str = ""
     log_path: str = ""
     server_url: str = ""
+    remote: str = ""  # --connect: the serve address (host:port) the data comes from
+    remote_host: str = ""  # --connect: the server machine's host name, as it reports it
 
 
 @dataclass(frozen=True)

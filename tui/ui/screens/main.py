@@ -8,21 +8,31 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Static
+from textual.worker import Worker, WorkerState
 
 from tui.core.config import Settings
+from tui.core.feed.control import ControlSnapshot
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.updates import SourceStatus
 from tui.core.feed.views import RequestHistory, SessionCalls, budget_of, mcp_rows
 from tui.core.logs.state import ServerFacts
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 from tui.core.records import RequestRecord
+from tui.core.terminal_text import printable_lines
+from tui.ui import action_messages as am
 from tui.ui import messages as msg
+from tui.ui.availability import ActionContext
+from tui.ui.flows.compact import CompactFlow
+from tui.ui.flows.control import ControlFlow
+from tui.ui.flows.mcp import McpFlow
+from tui.ui.flows.restart import RestartFlow
+from tui.ui.flows.transforms import TransformsFlow
 from tui.ui.format import grouped
-from tui.ui.keys import bindings
-from tui.ui.screens.main_actions import MainActions
+from tui.ui.keys import bindings, unavailable_reason
 from tui.ui.widgets.budget_bar import BudgetBar
 from tui.ui.widgets.filter_bar import FilterBar
 from tui.ui.widgets.log_pane import LogPane
@@ -37,8 +47,8 @@ PANES = ("slots", "mcp", "log")
 PANE_TITLES = {"slots": "slots and checkpoints", "mcp": "MCP servers (selected request)", "log": "log"}
 
 
-class MainScreen(MainActions, Screen[None]):
-    """Renders feed updates; owns the keys that act on the dashboard views."""
+class MainScreen(Screen[None]):
+    """Renders feed updates; its acting keys hand over to one flow object each (tui/ui/flows/)."""
 
     BINDINGS = bindings("main")
 
@@ -55,6 +65,11 @@ class MainScreen(MainActions, Screen[None]):
         self.session_calls = SessionCalls()
         self.selected: RequestRecord | None = None
         self.sources: dict[str, SourceStatus] = {}
+        self.control_flow = ControlFlow(self, self)
+        self.mcp_flow = McpFlow(self, self, self.control_flow)
+        self.compact_flow = CompactFlow(self, self, self.control_flow)
+        self.restart_flow = RestartFlow(self, self)
+        self.transforms_flow = TransformsFlow(self, self, self.control_flow)
 
     def compose(self) -> ComposeResult:
         """Layout; CSS in app.tcss decides what shows at which size."""
@@ -87,7 +102,7 @@ class MainScreen(MainActions, Screen[None]):
         self._show_empty_hint()
         self.query_one(RequestsTable).focus()
         if self.feed.info.mode != "demo":
-            self.refresh_control()
+            self.control_flow.refresh()
         self.feed.deliver_backlog()  # rows read while the UI loaded go into the first frame
 
     # --- feed messages -----------------------------------------------------------------------------
@@ -115,7 +130,7 @@ class MainScreen(MainActions, Screen[None]):
         if message.update.initial:
             self.call_after_refresh(self.feed.ui_ready.set)
         elif self.feed.info.mode != "demo":
-            self.refresh_control_after_rows()
+            self.control_flow.refresh_after_rows()
 
     def on_log_added(self, message: msg.LogAdded) -> None:
         """A batch of log lines."""
@@ -158,7 +173,7 @@ class MainScreen(MainActions, Screen[None]):
             if status.source == "journal":
                 self.query_one(ServerHeader).show(journal=status.message if status.health == "error" else "")
             if status.source == "proxy" and status.health == "ok":
-                self.refresh_control()  # the acting keys light up now, not at the next control poll
+                self.control_flow.refresh()  # the acting keys light up now, not at the next control poll
         if status.health == "error":
             self.notify(status.message, title=status.source, severity="error", timeout=8, markup=False)
 
@@ -255,7 +270,7 @@ class MainScreen(MainActions, Screen[None]):
 
     @on(McpTable.ToggleRequested)
     def _toggle_requested(self, event: McpTable.ToggleRequested) -> None:
-        self.confirm_mcp_toggle(event.server)
+        self.mcp_flow.confirm(event.server)
 
     def watch_pane(self, pane: str) -> None:
         """Show the chosen pane (or none) and keep focus on something visible."""
@@ -344,3 +359,89 @@ class MainScreen(MainActions, Screen[None]):
         """Open the detail of the selected (or latest) request."""
         if self.selected is not None:
             self._open_detail(RequestsTable.OpenDetail(self.selected))
+
+    # --- acting keys: each flow object owns its dialogs and workers ----------------------------------
+
+    @property
+    def control(self) -> ControlSnapshot | None:
+        """The proxy's last control answer (None before the first read)."""
+        return self.control_flow.snapshot
+
+    @property
+    def restart_phase(self) -> str:
+        """The last restart step ("" before any)."""
+        return self.restart_flow.phase
+
+    def action_context(self) -> ActionContext:
+        """What decides which acting keys run now."""
+        return self.control_flow.context()
+
+    def reason(self, action: str) -> str | None:
+        """Why an action cannot run now (None: it can)."""
+        return unavailable_reason(action, self.action_context())
+
+    def action_why(self, action: str) -> None:
+        """A greyed-out key was pressed: say why it cannot run (and re-read the proxy, it may be back)."""
+        reason = self.reason(action)
+        if reason:
+            self.notify(reason, title="not available", severity="warning", timeout=4, markup=False)
+            if self.feed.info.mode != "demo":
+                self.control_flow.refresh()
+
+    def action_compact(self) -> None:
+        """Look for the agent's tmux pane, then ask which mode."""
+        self.compact_flow.start()
+
+    def action_compact_undo(self) -> None:
+        """Ask, then drop the proxy compaction of the selected session (or the newest)."""
+        self.compact_flow.confirm_undo()
+
+    def action_restart_server(self) -> None:
+        """Read who runs the server, then open the dialog."""
+        self.restart_flow.start()
+
+    def action_transforms(self) -> None:
+        """Read the switches, then open the transforms screen."""
+        self.transforms_flow.start()
+
+    def on_control_changed(self, message: am.ControlChanged) -> None:
+        """Keep the snapshot, re-grey keys, refresh the MCP table."""
+        if self.control_flow.changed(message.snapshot):
+            self.refresh_bindings()
+        self._refresh_mcp(self.selected)
+
+    def on_compact_prepared(self, message: am.CompactPrepared) -> None:
+        """Open the compaction dialog."""
+        self.compact_flow.prepared(message)
+
+    def on_pane_choice_needed(self, message: am.PaneChoiceNeeded) -> None:
+        """Let the user pick the agent's pane."""
+        self.compact_flow.pick_pane(message)
+
+    def on_restart_prepared(self, message: am.RestartPrepared) -> None:
+        """Open the restart dialog."""
+        self.restart_flow.prepared(message)
+
+    def on_restart_refused(self, message: am.RestartRefused) -> None:
+        """Offer to restart anyway."""
+        self.restart_flow.refused(message)
+
+    def on_server_progress(self, message: am.ServerProgress) -> None:
+        """A restart step."""
+        self.restart_flow.progress(message)
+
+    def on_transforms_ready(self, message: am.TransformsReady) -> None:
+        """Open the transforms screen."""
+        self.transforms_flow.ready(message)
+
+    def on_action_result(self, message: am.ActionResult) -> None:
+        """Tell the user how an action went."""
+        severity: SeverityLevel = "error" if message.severity == "error" else "information"
+        text = printable_lines(message.text)  # may name MCP servers and sessions from request bodies
+        self.notify(text, title=message.title, severity=severity, timeout=8, markup=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """One place for this screen's worker failures: say what broke."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{event.worker.description}: {error}", title="error", severity="error", timeout=10)
