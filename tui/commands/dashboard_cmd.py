@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,25 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     group.add_argument("--listen", dest="root_listen", metavar="HOST:PORT", help="proxy listen address")
     group.add_argument(
         "--upstream", dest="root_upstream", metavar="URL", help="llama-server URL the proxy forwards to"
+    )
+    group.add_argument(
+        "--connect",
+        dest="root_connect",
+        metavar="URL",
+        help="show the dashboard of a `ctxbudget serve` on another machine (token: CTXBUDGET_TOKEN)",
+    )
+    group.add_argument(
+        "--token-file",
+        dest="root_token_file",
+        metavar="PATH",
+        help="with --connect: read the serve token from this file instead of CTXBUDGET_TOKEN",
+    )
+    group.add_argument(
+        "--tls-ca",
+        dest="root_tls_ca",
+        metavar="PATH",
+        help="with --connect: CA certificate that signed serve's --tls-cert (default: CTXBUDGET_TLS_CA, "
+        "else the system store)",
     )
     root_parser.set_defaults(dashboard_func=run_dashboard)
 
@@ -65,7 +85,9 @@ def dashboard_settings(args: argparse.Namespace, settings: Settings) -> Settings
 
 
 def run_dashboard(args: argparse.Namespace, settings: Settings) -> int:
-    """Open the live dashboard (starting the embedded proxy unless --attach)."""
+    """Open the live dashboard (starting the embedded proxy unless --attach or --connect)."""
+    if getattr(args, "root_connect", None):
+        return run_remote_dashboard(args, settings)
     from tui.core.feed.feed import DashboardFeed
     from tui.core.feed.live import LiveDriver
 
@@ -75,6 +97,33 @@ def run_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     from tui.ui.app import make_app
 
     feed = DashboardFeed(driver, log_lines=settings.dashboard.log_lines)
+    make_app(feed, settings).run()
+    return 0
+
+
+def run_remote_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    """The dashboard of a remote `ctxbudget serve`; a refused token stops here, a down host is retried."""
+    if args.attach:
+        raise ConfigError("--connect and --attach: pick one (--connect watches a remote serve)")
+    from tui.core.feed.feed import DashboardFeed
+    from tui.core.remote.client import RemoteClient, RemoteError
+    from tui.core.remote.driver import RemoteDriver
+    from tui.core.remote.target import TokenRefused, remote_target
+
+    target = remote_target(args.root_connect, token_file=args.root_token_file, tls_ca=args.root_tls_ca)
+    client = RemoteClient(target, timeout=5.0)
+    try:
+        info = client.info()
+    except TokenRefused as exc:
+        print(f"ctxbudget: {exc}", file=sys.stderr)
+        return 2
+    except RemoteError:
+        info = None  # the driver says "disconnected, retrying" and connects once the host answers
+    finally:
+        client.close()
+    from tui.ui.app import make_app
+
+    feed = DashboardFeed(RemoteDriver(target, info), log_lines=settings.dashboard.log_lines)
     make_app(feed, settings).run()
     return 0
 

@@ -30,6 +30,8 @@ def _no_proxy(context: ActionContext) -> str | None:
     if control is not None and control.answers:
         return None
     address = control.address if control is not None else context.proxy_address
+    if context.mode == "remote":
+        return f"the serve host's proxy does not answer at {address} — run `ctxbudget serve --proxy` there"
     if context.mode == "live":
         return f"the dashboard's proxy does not answer at {address} (see its status in the notifications)"
     return f"no proxy answers at {address} — start `ctxbudget proxy`"

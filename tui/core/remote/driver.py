@@ -51,11 +51,11 @@ def remote_feed_info(target: RemoteTarget, data: dict[str, Any]) -> FeedInfo:
     )
 
 
-def _why(exc: BaseException) -> str:
+def _why(exc: BaseException, read_timeout: float) -> str:
     import httpx
 
     if isinstance(exc, httpx.ReadTimeout):
-        return f"no data for {READ_TIMEOUT_S:.0f} s"
+        return f"no data for {read_timeout:g} s"
     if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
         return "cannot connect"
     return str(exc) if isinstance(exc, FeedRefused) else type(exc).__name__
@@ -138,7 +138,7 @@ class RemoteDriver:
                         feed.set_status(SourceStatus("link", "error", str(exc)))
                         return
                     except (httpx.HTTPError, FeedRefused, ValueError) as exc:
-                        why = _why(exc)
+                        why = _why(exc, self.read_timeout)
                     if self.connected:
                         failures = 0
                     self.connected = False

@@ -168,6 +168,11 @@ class MainScreen(Screen[None]):
             hint.update(Text(status.message))
             hint.display = status.health != "ok" and bool(status.message)
             hint.set_class(status.health in ("missing", "error"), "-problem")
+        elif status.source == "link":
+            link = "" if status.health == "ok" else status.message
+            self.query_one(ServerHeader).show(link=link, info=self.feed.info)
+            if status.health == "ok":
+                self.control_flow.refresh()  # the remote proxy's switches, read again after a reconnect
         elif status.source in ("journal", "proxy"):
             self._show_empty_hint()
             if status.source == "journal":
@@ -244,6 +249,12 @@ class MainScreen(Screen[None]):
             )
         elif info.mode == "demo":
             hint = "demo: waiting for the first recorded request…"
+        elif info.mode == "remote":
+            proxy = info.proxy_address or "the proxy of `ctxbudget serve --proxy`"
+            hint = (
+                f"no requests yet on {info.remote_host or info.remote}: point your agent at http://{proxy}\n"
+                f"  `ctxbudget env --connect URL` prints the settings"
+            )
         else:
             proxy = info.proxy_address or self.settings.proxy.listen
             hint = (
@@ -343,7 +354,8 @@ class MainScreen(Screen[None]):
         records = list(self.query_one(RequestsTable).by_id.values())
         session = self.selected.session_id if self.selected is not None else None
         info = self.feed.info
-        journal = Path(info.journal_path) if info.mode != "demo" and info.journal_path else None
+        local = info.mode not in ("demo", "remote")  # a remote journal is on the serve host
+        journal = Path(info.journal_path) if local and info.journal_path else None
         self.app.push_screen(ReportScreen(records, session, self.settings.report, journal))
 
     def action_findings(self) -> None:
@@ -351,7 +363,8 @@ class MainScreen(Screen[None]):
         from tui.ui.screens.findings import FindingsScreen
 
         info = self.feed.info
-        journal = info.journal_path if info.mode != "demo" and info.journal_path else None
+        local = info.mode not in ("demo", "remote")
+        journal = info.journal_path if local and info.journal_path else None
         session = self.selected.session_id if self.selected is not None else None
         self.app.push_screen(FindingsScreen(journal, session, self.settings))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
@@ -40,6 +43,7 @@ class ServerHeader(Widget):
         self.counter = ""
         self.action = ""  # a running restart's step ("restart: loading"); empty when none
         self.journal = ""  # the proxy's journal problem (rows not journaled...); empty when none
+        self.link = ""  # --connect: "disconnected, retrying in 3s"; empty while connected
         self._shown_key: object = None
 
     def show(
@@ -49,6 +53,8 @@ class ServerHeader(Widget):
         counter: str | None = None,
         action: str | None = None,
         journal: str | None = None,
+        link: str | None = None,
+        info: FeedInfo | None = None,
     ) -> None:
         """Replace what is shown with the given parts (None keeps the current one)."""
         if server is not None:
@@ -61,7 +67,19 @@ class ServerHeader(Widget):
             self.action = action
         if journal is not None:
             self.journal = journal
-        key = (_server_key(self.server), self.facts, self.counter, self.action, self.journal)
+        if link is not None:
+            self.link = link
+        if info is not None:
+            self.info = info
+        key = (
+            _server_key(self.server),
+            self.facts,
+            self.counter,
+            self.action,
+            self.journal,
+            self.link,
+            self.info,
+        )
         if key != self._shown_key:
             self._shown_key = key
             self.refresh(layout=True)
@@ -89,6 +107,8 @@ class ServerHeader(Widget):
             entries.append(Text.assemble(("attached ", dim), proxy or "journal"))
         elif self.info.mode == "demo":
             entries.append(Text.assemble(("demo ", dim), "replay"))
+        elif self.info.mode == "remote":
+            entries += _remote_entries(self.info, dim)
         elif proxy:
             entries.append(Text.assemble(("proxy ", dim), proxy))
         if self.counter:
@@ -97,11 +117,25 @@ class ServerHeader(Widget):
             entries.append(Text(self.action, style=self.get_component_rich_style("server-header--loading")))
         if self.journal:
             entries.append(Text(self.journal, style=self.get_component_rich_style("server-header--down")))
+        if self.link:
+            entries.append(Text(self.link, style=self.get_component_rich_style("server-header--down")))
         if server is not None and server.state != "up":
             hint = server.error or STATE_HINTS.get(server.state, "")
             if hint:
                 entries.append(Text(hint, style=state_style))
         return flow(entries, max(10, self.size.width))
+
+
+def _remote_entries(info: FeedInfo, dim: Style) -> list[Text]:
+    """Where a --connect dashboard's data comes from: the serve address, the server and proxy there."""
+    host = f" ({info.remote_host})" if info.remote_host and info.remote_host not in info.remote else ""
+    entries = [Text.assemble(("remote ", dim), info.remote + host)]
+    server = urlsplit(info.server_url).netloc if "//" in info.server_url else info.server_url
+    if server:
+        entries.append(Text.assemble(("llama-server ", dim), server, (" on that host", dim)))
+    if info.proxy_address:
+        entries.append(Text.assemble(("proxy ", dim), info.proxy_address))
+    return entries
 
 
 def _server_key(server: ServerSnapshot | None) -> object:
