@@ -31,18 +31,9 @@ def proxy_base_url(settings: Settings) -> str:
 class ControlClient:
     """Synchronous calls to /_ctxbudget/...; every answer is the endpoint's JSON object."""
 
-    def __init__(
-        self,
-        base_url: str,
-        timeout: float = 10.0,
-        *,
-        headers: dict[str, str] | None = None,
-        verify: Any = True,
-    ) -> None:
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.headers = headers or {}  # a remote serve's bearer token (--connect)
-        self.verify = verify
         self._http: Any = None
 
     def _client(self) -> Any:
@@ -50,7 +41,7 @@ class ControlClient:
         if self._http is None:
             import httpx  # deferred: the dashboard's first frame does not wait for it
 
-            self._http = httpx.Client(timeout=self.timeout, headers=self.headers, verify=self.verify)
+            self._http = httpx.Client(timeout=self.timeout)
         return self._http
 
     def close(self) -> None:
@@ -80,8 +71,6 @@ class ControlClient:
             data = {"error": response.text[:300]}
         if response.status_code != 200:
             message = data.get("error") if isinstance(data, dict) else None
-            if isinstance(message, dict):  # serve's {"error": {"type", "message"}}
-                message = message.get("message")
             raise ControlError(
                 f"HTTP {response.status_code}: {message or response.reason_phrase}", response.status_code
             )
