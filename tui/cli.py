@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tui.commands.report_cmd",
     "tui.commands.findings_cmd",
     "tui.commands.statusline_cmd",
+    "tui.commands.serve_cmd",
 )
 
 

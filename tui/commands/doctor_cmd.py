@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from tui.commands.connect_opts import add_connect_options, remote_from_args
 from tui.core.config import Settings
 
 
@@ -24,6 +25,7 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="PATH", help="GGUF model of the planned launch")
     parser.add_argument("--ctx-size", type=int, metavar="N", help="planned -c (total context cells)")
     parser.add_argument("--parallel", type=int, metavar="N", help="planned -np (0 = auto: 4 unified slots)")
+    add_connect_options(parser)
     parser.set_defaults(func=run_doctor)
 
 
@@ -33,6 +35,20 @@ def run_doctor(args: argparse.Namespace, settings: Settings) -> int:
 
     from tui.core.doctor import diagnose, exit_code, render_json, render_text
 
+    remote = remote_from_args(args)
+    if remote is not None:  # the server host's doctor, on its [server] settings
+        import json
+        import sys
+
+        from tui.core.serve.remote_source import RemoteError
+
+        try:
+            answer = remote.doctor()
+        except RemoteError as exc:
+            print(f"ctxbudget doctor: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(answer["results"], indent=2, ensure_ascii=False) if args.json else answer["text"])
+        return 1 if any(r["status"] == "fail" for r in answer["results"]) else 0
     facts, results = asyncio.run(
         diagnose(
             settings, server_url=args.server, model=args.model, ctx_size=args.ctx_size, parallel=args.parallel

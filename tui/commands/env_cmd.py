@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tui.commands.connect_opts import TOKEN_ENV, add_connect_options, remote_from_args
 from tui.core.config import Settings, with_overrides
 from tui.core.redact import redact_text, redact_url
 
 CLIENTS = ("claude", "opencode")
 PROBE_TIMEOUT_S = 3.0
 OUTPUT_RESERVE_MAX = 4096
+# With --connect the agent's key is a reference to the token that the shell / opencode expands.
+TOKEN_REF = f"${TOKEN_ENV}"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--statusline", action="store_true", help="print the Claude Code settings.json statusLine snippet"
     )
+    add_connect_options(parser)
     parser.set_defaults(func=run_env)
 
 
@@ -142,7 +146,7 @@ def claude_exports(
         lines.append(f"# {warning}")
     lines += [
         f"export ANTHROPIC_BASE_URL={shlex.quote(base_url)}",
-        f"export ANTHROPIC_API_KEY={shlex.quote(api_key)}",
+        f"export ANTHROPIC_API_KEY={shell_value(api_key)}",
         "export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
         "export DISABLE_TELEMETRY=1",
     ]
@@ -169,7 +173,7 @@ def opencode_config(
             "ctxbudget": {
                 "npm": "@ai-sdk/openai-compatible",
                 "name": "llama-server via ctxbudget",
-                "options": {"baseURL": f"{base_url}/v1", "apiKey": api_key},
+                "options": {"baseURL": f"{base_url}/v1", "apiKey": opencode_value(api_key)},
                 "models": {model_id: entry},
             }
         },
@@ -177,9 +181,55 @@ def opencode_config(
     }
 
 
+def shell_value(value: str) -> str:
+    """A shell word: the token reference stays expandable, anything else is quoted."""
+    return f'"{TOKEN_REF}"' if value == TOKEN_REF else shlex.quote(value)
+
+
+def opencode_value(value: str) -> str:
+    """opencode's form of the token reference ({env:NAME})."""
+    return f"{{env:{TOKEN_ENV}}}" if value == TOKEN_REF else value
+
+
+def run_env_remote(args: argparse.Namespace, settings: Settings) -> int:
+    """`env --connect URL`: settings for the proxy that `serve --proxy` runs on the GPU box."""
+    from tui.core.serve.remote_source import RemoteError
+
+    remote = remote_from_args(args)
+    assert remote is not None
+    try:
+        info = remote.info()
+    except RemoteError as exc:
+        print(f"ctxbudget env: {exc}", file=sys.stderr)
+        return 1
+    base_url = str(info.get("proxy_url") or "").rstrip("/")
+    if not base_url:
+        print(
+            f"ctxbudget env: the serve at {remote.url} runs no proxy: start it with "
+            "`ctxbudget serve --proxy` (and [proxy] listen beyond loopback, or an SSH tunnel to it)",
+            file=sys.stderr,
+        )
+        return 1
+    facts = UpstreamFacts(n_ctx=info.get("n_ctx_slot"), model=model_id(info.get("model")))
+    window, source = context_window(facts, settings)
+    if facts.n_ctx:
+        source = f"the server's per-slot n_ctx, from {remote.url}"
+    upstream = str(info.get("server_url") or "")
+    if (args.client or settings.agent.client) == "opencode":
+        print(json.dumps(opencode_config(base_url, TOKEN_REF, window, facts), indent=2))
+        print(f"# the apiKey reads ${TOKEN_ENV} from the environment (export it first)", file=sys.stderr)
+        return 0
+    print(claude_exports(base_url, TOKEN_REF, window, source, facts, upstream))
+    print(f"# ANTHROPIC_API_KEY expands ${TOKEN_ENV} (export it first; it is never printed)")
+    return 0
+
+
 def run_env(args: argparse.Namespace, settings: Settings) -> int:
     """Handler for `ctxbudget env`."""
     from tui.core.proxy.address import parse_listen
+
+    if getattr(args, "connect", None):
+        return run_env_remote(args, settings)
 
     settings = with_overrides(settings, "proxy", listen=args.listen, upstream=args.upstream)
     if args.statusline:

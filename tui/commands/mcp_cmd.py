@@ -7,6 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from tui.commands.connect_opts import add_connect_options, remote_from_args
 from tui.core.config import Settings
 from tui.core.terminal_text import printable
 
@@ -28,6 +29,7 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("list", "on", "off"))
     parser.add_argument("name", nargs="?", help="MCP server name (for on/off)")
     parser.add_argument("--json", action="store_true", help="print the list as JSON")
+    add_connect_options(parser)
     parser.set_defaults(func=run_mcp)
 
 
@@ -117,8 +119,9 @@ def run_mcp(args: argparse.Namespace, settings: Settings) -> int:
     if args.action != "list" and not args.name:
         print(f"ctxbudget mcp {args.action}: name the MCP server (see `ctxbudget mcp list`)")
         return 2
-    client = ControlClient.from_settings(settings)
-    if client.reachable():
+    remote = remote_from_args(args)
+    client = ControlClient.from_settings(settings) if remote is None else remote.control_client()
+    if remote is not None or client.reachable():  # remote: no local switch file to fall back on
         return _run_live(args, client)
     store = McpSwitchStore()
     if args.action == "list":

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tui.commands.connect_opts import add_connect_options, remote_from_args
 from tui.core.config import Settings
 from tui.core.report import FORMATS, render_report
 from tui.core.report.prices import ReportSettings
@@ -32,6 +33,7 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--journal", metavar="PATH", default=argparse.SUPPRESS, help="journal file (default: user data dir)"
     )
+    add_connect_options(parser)
     parser.set_defaults(func=run_report)
 
 
@@ -46,22 +48,37 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
     from tui.core.journal.reader import JournalUnreadable, check_readable
     from tui.core.report import build_report, load_records, parse_since
 
-    journal = getattr(args, "journal", None)
-    path = Path(journal).expanduser() if journal else settings.journal_path()
-    if not path.exists():
-        print(f"ctxbudget report: no journal at {path} (run `ctxbudget proxy` first)", file=sys.stderr)
-        return 1
-    try:
-        check_readable(path)
-    except JournalUnreadable as exc:
-        print(f"ctxbudget report: {exc}", file=sys.stderr)
-        return 1
     try:
         since_ts = parse_since(args.since) if args.since else None
     except ValueError as exc:
         print(f"ctxbudget report: {exc}", file=sys.stderr)
         return 2
-    records = load_records(path, since_ts, args.session)
+    remote = remote_from_args(args)
+    if remote is not None:
+        from tui.core.serve.remote_source import RemoteError
+
+        try:
+            records = [
+                r
+                for r in remote.rows()
+                if (since_ts is None or r.ts >= since_ts)
+                and (args.session is None or r.session_id == args.session)
+            ]
+        except RemoteError as exc:
+            print(f"ctxbudget report: {exc}", file=sys.stderr)
+            return 1
+    else:
+        journal = getattr(args, "journal", None)
+        path = Path(journal).expanduser() if journal else settings.journal_path()
+        if not path.exists():
+            print(f"ctxbudget report: no journal at {path} (run `ctxbudget proxy` first)", file=sys.stderr)
+            return 1
+        try:
+            check_readable(path)
+        except JournalUnreadable as exc:
+            print(f"ctxbudget report: {exc}", file=sys.stderr)
+            return 1
+        records = load_records(path, since_ts, args.session)
     report = build_report(records, report_settings(settings), since_ts=since_ts, session=args.session)
     text = render_report(report, args.format)
     if args.out:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui.commands.connect_opts import add_connect_options, remote_from_args
 from tui.core.config import Settings
 from tui.core.redact import redact_query
 from tui.core.terminal_text import printable
@@ -28,6 +29,7 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--journal", metavar="PATH", default=argparse.SUPPRESS, help="journal file (default: user data dir)"
     )
+    add_connect_options(parser)
     parser.set_defaults(func=run_requests)
 
 
@@ -59,27 +61,42 @@ def run_requests(args: argparse.Namespace, settings: Settings) -> int:
 
     from tui.core.journal.reader import JournalReader, JournalUnreadable, check_readable
 
-    journal = getattr(args, "journal", None)
-    path = Path(journal).expanduser() if journal else settings.journal_path()
-    if not path.exists():
-        print(f"ctxbudget requests: no journal at {path} (run `ctxbudget proxy` first)", file=sys.stderr)
-        return 1
-    try:
-        check_readable(path)
-    except JournalUnreadable as exc:
-        print(f"ctxbudget requests: {exc}", file=sys.stderr)
-        return 1
-    reader = JournalReader(path)
-    try:
-        records = reader.latest(max(args.last, 0))
-        history = reader.latest(max(args.last, 500)) if args.json else records  # the forecast's turns
-    finally:
-        reader.close()
+    remote = remote_from_args(args)
+    if remote is not None:
+        from tui.core.serve.remote_source import RemoteError
+
+        try:
+            records = remote.latest(max(args.last, 0))
+            history = remote.latest(max(args.last, 500)) if args.json else records
+            remote_n_ctx: int | None = remote.info().get("n_ctx_slot") if args.json else None
+        except RemoteError as exc:
+            print(f"ctxbudget requests: {exc}", file=sys.stderr)
+            return 1
+    else:
+        journal = getattr(args, "journal", None)
+        path = Path(journal).expanduser() if journal else settings.journal_path()
+        if not path.exists():
+            print(f"ctxbudget requests: no journal at {path} (run `ctxbudget proxy` first)", file=sys.stderr)
+            return 1
+        try:
+            check_readable(path)
+        except JournalUnreadable as exc:
+            print(f"ctxbudget requests: {exc}", file=sys.stderr)
+            return 1
+        reader = JournalReader(path)
+        try:
+            records = reader.latest(max(args.last, 0))
+            history = reader.latest(max(args.last, 500)) if args.json else records  # the forecast's turns
+        finally:
+            reader.close()
     if args.json:
         from tui.core.insight.forecast import agent_window, forecasts_by_row
         from tui.core.insight.window import slot_n_ctx
 
-        n_ctx = slot_n_ctx(settings.proxy.upstream, settings.server.api_key, 1.0) or None
+        if remote is not None:
+            n_ctx = remote_n_ctx
+        else:
+            n_ctx = slot_n_ctx(settings.proxy.upstream, settings.server.api_key, 1.0) or None
         forecasts = forecasts_by_row(history, n_ctx, agent_window(n_ctx, settings.agent.context_window))
         out = sys.stdout.buffer
         for record in records:

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from tui.commands.connect_opts import add_connect_options, remote_from_args
 from tui.core.config import Settings
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
         "of its prompt tokens came from the cache",
     )
     parser.add_argument("--json", action="store_true", help="print the final state as JSON")
+    add_connect_options(parser)
     parser.set_defaults(func=run_server)
 
 
@@ -62,6 +64,8 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
     from tui.core.actions.server_control import PreflightError, ServerController
     from tui.core.actions.server_errors import ServerControlError
 
+    if getattr(args, "connect", None):
+        return run_remote(args)
     controller = ServerController(settings, on_state=_printer(bool(args.json)))
     if args.action == "status":
         status = controller.status()
@@ -90,3 +94,47 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
         for line in state.error_lines:
             print(f"  {line}", file=sys.stderr)
     return 1 if state.phase == "failed" else 0
+
+
+def run_remote(args: argparse.Namespace) -> int:
+    """The same action on the server host, through its `ctxbudget serve` (same exit codes)."""
+    from tui.core.actions.server_probe import ServerStatus
+    from tui.core.serve.remote_source import RemoteError
+
+    remote = remote_from_args(args)
+    assert remote is not None
+    try:
+        if args.action == "status":
+            data = remote.server_status()
+            if args.json:
+                print(json.dumps(data, indent=2))
+            else:
+                fields = {k: v for k, v in data.items() if k in ServerStatus.__dataclass_fields__}
+                fields["foreign_pids"] = tuple(fields.get("foreign_pids") or ())
+                fields["record"] = None
+                print(f"{remote.url}: {ServerStatus(**fields).describe()}")
+            return 0 if data.get("phase") == "up" else 1
+
+        def show(step: dict[str, Any]) -> None:
+            if not args.json and "phase" in step:
+                print(f"[{step['phase']}] {step['message']}", file=sys.stderr, flush=True)
+
+        payload = {
+            "ctx_size": args.ctx_size,
+            "parallel": args.parallel,
+            "force": bool(args.force),
+            "keep_cache": getattr(args, "keep_cache", None),
+        }
+        last = remote.server_action(args.action, payload, show)
+    except RemoteError as exc:
+        print(f"ctxbudget server {args.action}: {exc}", file=sys.stderr)
+        return 1
+    if "refused" in last:
+        print(f"ctxbudget server {args.action}: {last['refused']}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(last, indent=2))
+    else:
+        for line in last.get("error_lines") or []:
+            print(f"  {line}", file=sys.stderr)
+    return 1 if last.get("phase") == "failed" or not last else 0

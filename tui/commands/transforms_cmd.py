@@ -7,6 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from tui.commands.connect_opts import add_connect_options, remote_from_args
 from tui.core.config import Settings
 from tui.core.transforms.registry import TRANSFORM_ORDER
 
@@ -26,6 +27,7 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("list", "on", "off"))
     parser.add_argument("name", nargs="?", choices=TRANSFORM_ORDER, help="transform (for on/off)")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    add_connect_options(parser)
     parser.set_defaults(func=run_transforms)
 
 
@@ -56,8 +58,9 @@ def run_transforms(args: argparse.Namespace, settings: Settings) -> int:
     from tui.core.control.client import ControlClient, ControlError
     from tui.core.control.transform_state import TransformSwitchStore
 
-    client = ControlClient.from_settings(settings)
-    live = client.reachable()
+    remote = remote_from_args(args)
+    client = ControlClient.from_settings(settings) if remote is None else remote.control_client()
+    live = remote is not None or client.reachable()  # remote: no local switch file to fall back on
     store = TransformSwitchStore(settings.transforms.enabled)
     if args.action == "list":
         try:

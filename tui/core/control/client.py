@@ -31,9 +31,11 @@ def proxy_base_url(settings: Settings) -> str:
 class ControlClient:
     """Synchronous calls to /_ctxbudget/...; every answer is the endpoint's JSON object."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 10.0, *, token: str = "", verify: Any = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.token = token  # a remote `ctxbudget serve`'s bearer token (it forwards to its proxy)
+        self.verify = verify
         self._http: Any = None
 
     def _client(self) -> Any:
@@ -41,7 +43,8 @@ class ControlClient:
         if self._http is None:
             import httpx  # deferred: the dashboard's first frame does not wait for it
 
-            self._http = httpx.Client(timeout=self.timeout)
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+            self._http = httpx.Client(timeout=self.timeout, headers=headers, verify=self.verify)
         return self._http
 
     def close(self) -> None:

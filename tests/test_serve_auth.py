@@ -1,0 +1,132 @@
+"""serve's security: the token file, 401 with no data, TLS with a self-signed cert, loopback rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from support.llama import free_port
+from support.serve_process import ServeProcess, ctxbudget_cmd, start_serve
+
+from tui.core.serve.auth import token_path
+
+pytestmark = [pytest.mark.timeout(120)]
+
+PATHS = ("info", "feed", "rows?last=5", "records/1", "server", "doctor", "state")
+
+
+def self_signed(workdir: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 made with the openssl CLI."""
+    cert, key = workdir / "cert.pem", workdir / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=ctxbudget-test", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def empty_config(workdir: Path) -> Path:
+    config = workdir / "config.toml"
+    config.write_text(f'[journal]\npath = "{workdir / "journal.sqlite3"}"\n')
+    return config
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ctxbudget_cmd(), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_show_token_and_file_modes(tmp_path: Path) -> None:
+    shown = run_cli("serve", "--show-token")
+    assert shown.returncode == 0, shown.stderr
+    path = token_path()
+    assert shown.stdout.strip() == path.read_text().strip() and len(shown.stdout.strip()) >= 32
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    again = run_cli("serve", "--show-token")
+    assert again.stdout == shown.stdout  # made once, then kept
+    path.chmod(0o644)
+    refused = run_cli("serve", "--show-token")
+    assert (
+        refused.returncode == 2
+        and "chmod 600" in refused.stderr
+        and shown.stdout.strip() not in refused.stderr
+    )
+
+
+def test_beyond_loopback_needs_tls_or_insecure_http(tmp_path: Path) -> None:
+    out = run_cli("--config", str(empty_config(tmp_path)), "serve", "--listen", f"0.0.0.0:{free_port()}")
+    assert out.returncode == 2 and "--tls-cert" in out.stderr and "SSH tunnel" in out.stderr
+
+
+def test_tls_and_token_beyond_loopback(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    serve: ServeProcess = start_serve(
+        empty_config(tmp_path), tmp_path, "--tls-cert", str(cert), "--tls-key", str(key), host="0.0.0.0"
+    )
+    try:
+        assert serve.url.startswith("https://")
+        base = serve.url.replace("0.0.0.0", "127.0.0.1")
+        token = token_path().read_text().strip()
+        with pytest.raises(httpx.ConnectError):  # the system store does not know our certificate
+            httpx.get(base + "/_ctxbudget/info", trust_env=False)
+        ca = ssl.create_default_context(cafile=str(cert))
+        for given in (None, "wrong-token", token[:-1], token + "x"):
+            headers = {"Authorization": f"Bearer {given}"} if given else {}
+            for path in PATHS:
+                answer = httpx.get(f"{base}/_ctxbudget/{path}", headers=headers, verify=ca, trust_env=False)
+                assert answer.status_code == 401, (path, given)
+                body = answer.json()
+                assert list(body) == ["error"] and set(body["error"]) == {"type", "message"}
+                assert "epoch" not in answer.text and "records" not in answer.text
+            restart = httpx.post(
+                base + "/_ctxbudget/server/restart", json={}, headers=headers, verify=ca, trust_env=False
+            )
+            assert restart.status_code == 401
+        good = {"Authorization": f"Bearer {token}"}
+        info = httpx.get(base + "/_ctxbudget/info", headers=good, verify=ca, trust_env=False)
+        assert info.status_code == 200 and info.json()["epoch"]
+        with httpx.stream("GET", base + "/_ctxbudget/feed", headers=good, verify=ca, trust_env=False) as feed:
+            first = json.loads(next(feed.iter_lines()))
+            assert first["type"] == "hello" and first["data"]["resumed"] is False
+
+        # The CLI: token from the environment or a file, CA from --tls-ca or the environment.
+        ok = run_cli("requests", "--connect", base, "--tls-ca", str(cert), env={"CTXBUDGET_TOKEN": token})
+        assert ok.returncode == 0, ok.stderr
+        token_file = tmp_path / "token"
+        token_file.write_text(token + "\n")
+        ok = run_cli("requests", "--connect", base, "--token-file", str(token_file),
+                     env={"CTXBUDGET_TLS_CA": str(cert), "CTXBUDGET_TOKEN": ""})  # fmt: skip
+        assert ok.returncode == 0, ok.stderr
+        refused = run_cli("requests", "--connect", base, "--tls-ca", str(cert), env={"CTXBUDGET_TOKEN": ""})
+        assert refused.returncode == 1 and "401" in refused.stderr
+    finally:
+        assert serve.stop() == 0, serve.output()[-2000:]
+    assert token not in serve.output()
+
+
+def test_loopback_takes_no_token_but_checks_a_given_one_and_the_host(tmp_path: Path) -> None:
+    serve = start_serve(empty_config(tmp_path), tmp_path)
+    try:
+        assert httpx.get(serve.url + "/_ctxbudget/info", trust_env=False).status_code == 200
+        wrong = httpx.get(
+            serve.url + "/_ctxbudget/info", headers={"Authorization": "Bearer nope"}, trust_env=False
+        )
+        assert wrong.status_code == 401
+        rebinding = httpx.get(
+            serve.url + "/_ctxbudget/info", headers={"Host": "evil.example"}, trust_env=False
+        )
+        assert rebinding.status_code == 401 and "epoch" not in rebinding.text
+    finally:
+        assert serve.stop() == 0

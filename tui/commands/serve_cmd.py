@@ -1,0 +1,93 @@
+"""`ctxbudget serve`: this machine's feed, journal and server control for `--connect` clients elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tui.core.config import ConfigError, Settings, with_overrides
+
+DEFAULT_LISTEN = "127.0.0.1:8788"
+
+
+def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
+    """Add the `serve` subcommand."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve this machine's dashboard feed, journal and server control to `--connect` clients",
+        description="Runs on the machine with llama-server: follows its log, polls it and the GPU, follows "
+        "the journal, runs server control and (with --proxy) the proxy, and serves all of it over one HTTP "
+        "API (docs/remote-api.md). Beyond loopback it needs its token (`--show-token`) and TLS "
+        "(--tls-cert/--tls-key) unless --insecure-http.",
+    )
+    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file")
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        default=DEFAULT_LISTEN,
+        help=f"serve address (default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--proxy", action="store_true", help="also run the proxy (agents elsewhere point at it)"
+    )
+    parser.add_argument(
+        "--proxy-listen",
+        metavar="HOST:PORT",
+        help="the proxy's address with --proxy (default: [proxy] listen)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        default=None,
+        help="let the proxy listen beyond loopback (as `ctxbudget proxy --allow-remote`)",
+    )
+    parser.add_argument(
+        "--show-token", action="store_true", help="print the token (made on first use) and exit"
+    )
+    parser.add_argument("--tls-cert", metavar="PATH", help="PEM certificate chain: serve HTTPS")
+    parser.add_argument("--tls-key", metavar="PATH", help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="allow plain HTTP beyond loopback (the token and prompts travel unencrypted; prefer TLS or an "
+        "SSH tunnel to a loopback serve)",
+    )
+    parser.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Handler for `ctxbudget serve`."""
+    from tui.core.proxy.address import parse_listen
+    from tui.core.serve.auth import load_or_create_token, token_path
+
+    token = load_or_create_token()
+    if args.show_token:
+        print(token)
+        print(f"# stored in {token_path()} (mode 0600)", file=sys.stderr)
+        return 0
+    listen = parse_listen(args.listen, allow_remote=True)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together: give both PEM files, or neither")
+    if not listen.is_loopback and not args.tls_cert and not args.insecure_http:
+        raise ConfigError(
+            f"--listen {args.listen} is beyond loopback: give --tls-cert PATH --tls-key PATH (or "
+            "--insecure-http to send the token and prompts unencrypted); or keep serve on loopback and "
+            "reach it through an SSH tunnel"
+        )
+    settings = with_overrides(settings, "proxy", listen=args.proxy_listen, allow_remote=args.allow_remote)
+    if args.proxy:
+        parse_listen(settings.proxy.listen, allow_remote=settings.proxy.allow_remote)  # refused early
+    import asyncio
+
+    from tui.core.serve.runner import ServeConfig, serve
+
+    config = ServeConfig(
+        listen=listen,
+        token=token,
+        proxy=bool(args.proxy),
+        tls_cert=Path(args.tls_cert).expanduser() if args.tls_cert else None,
+        tls_key=Path(args.tls_key).expanduser() if args.tls_key else None,
+    )
+    return asyncio.run(serve(settings, config))
