@@ -15,7 +15,7 @@ from tui.core.feed.updates import FeedUpdate, LogUpdate, RecordsUpdate, SourceSt
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.core.remote.cursor import FeedCursor
 from tui.core.remote.driver import RemoteDriver
-from tui.core.remote.target import RemoteTarget
+from tui.core.serve.remote_source import RemoteSource
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -51,8 +51,8 @@ async def serve() -> AsyncIterator[tuple[ContractServe, TestServer]]:
 async def run_feed(
     server: TestServer, token: str = TOKEN, read_timeout: float = 5.0
 ) -> tuple[DashboardFeed, Seen]:
-    target = RemoteTarget(str(server.make_url("")).rstrip("/"), token)
-    driver = RemoteDriver(target, read_timeout=read_timeout, backoff=(0.2, 0.4))
+    source = RemoteSource(str(server.make_url("")).rstrip("/"), token)
+    driver = RemoteDriver(source, read_timeout=read_timeout, backoff=(0.2, 0.4))
     feed = DashboardFeed(driver, flush_interval=0.01)
     seen = Seen()
     feed.subscribe(seen.updates.append)
@@ -150,7 +150,8 @@ async def test_wrong_token_is_one_clear_error_and_no_retry(serve: tuple[Contract
     (link,) = seen.links()
     assert link.health == "error"
     assert link.message == (
-        f"token refused by {str(server.make_url('')).rstrip('/')}: set CTXBUDGET_TOKEN to the value "
+        f"token refused by {str(server.make_url('')).rstrip('/')}: set CTXBUDGET_TOKEN (or --token-file) "
+        "to the value "
         "`ctxbudget serve --show-token` prints on the server"
     )
     assert seen.row_ids() == [] and contract.requests == []

@@ -105,25 +105,26 @@ def run_remote_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     """The dashboard of a remote `ctxbudget serve`; a refused token stops here, a down host is retried."""
     if args.attach:
         raise ConfigError("--connect and --attach: pick one (--connect watches a remote serve)")
+    from tui.commands.connect_opts import remote_from_args
     from tui.core.feed.feed import DashboardFeed
-    from tui.core.remote.client import RemoteClient, RemoteError
     from tui.core.remote.driver import RemoteDriver
-    from tui.core.remote.target import TokenRefused, remote_target
+    from tui.core.serve.remote_source import RemoteError, TokenRefused
 
-    target = remote_target(args.root_connect, token_file=args.root_token_file, tls_ca=args.root_tls_ca)
-    client = RemoteClient(target, timeout=5.0)
+    options = argparse.Namespace(
+        connect=args.root_connect, token_file=args.root_token_file, tls_ca=args.root_tls_ca
+    )
+    source = remote_from_args(options)
+    assert source is not None
     try:
-        info = client.info()
+        info: dict[str, Any] | None = source.info()
     except TokenRefused as exc:
         print(f"ctxbudget: {exc}", file=sys.stderr)
         return 2
     except RemoteError:
         info = None  # the driver says "disconnected, retrying" and connects once the host answers
-    finally:
-        client.close()
     from tui.ui.app import make_app
 
-    feed = DashboardFeed(RemoteDriver(target, info), log_lines=settings.dashboard.log_lines)
+    feed = DashboardFeed(RemoteDriver(source, info), log_lines=settings.dashboard.log_lines)
     make_app(feed, settings).run()
     return 0
 

@@ -12,10 +12,9 @@ from urllib.parse import urlsplit
 from tui.core.feed.codec import gpu_from_json, record_from_json, server_from_json
 from tui.core.feed.updates import FeedInfo, SourceHealth, SourceName, SourceStatus
 from tui.core.records import RequestRecord
-from tui.core.remote.client import RemoteClient, RemoteError
 from tui.core.remote.cursor import FeedCursor
 from tui.core.remote.server_control import RemoteServerControl
-from tui.core.remote.target import RemoteTarget, TokenRefused, token_refused
+from tui.core.serve.remote_source import RemoteError, RemoteSource, TokenRefused, token_refused
 
 if TYPE_CHECKING:
     from tui.core.control.client import ControlClient
@@ -35,7 +34,15 @@ class FeedRefused(RuntimeError):
     """serve answered the feed request with an error other than 401 (retried with backoff)."""
 
 
-def remote_feed_info(target: RemoteTarget, data: dict[str, Any]) -> FeedInfo:
+def serve_address(url: str) -> str:
+    """host:port of a serve URL (what the header shows)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def remote_feed_info(url: str, data: dict[str, Any]) -> FeedInfo:
     """FeedInfo of a remote feed from GET /_ctxbudget/info (the URL alone while it has not answered)."""
     feed = data.get("feed") if isinstance(data.get("feed"), dict) else {}
     assert isinstance(feed, dict)
@@ -46,7 +53,7 @@ def remote_feed_info(target: RemoteTarget, data: dict[str, Any]) -> FeedInfo:
         journal_path=str(feed.get("journal_path") or ""),
         log_path=str(feed.get("log_path") or ""),
         server_url=str(data.get("server_url") or feed.get("server_url") or ""),
-        remote=target.where,
+        remote=serve_address(url),
         remote_host=str(data.get("hostname") or ""),
     )
 
@@ -66,30 +73,32 @@ class RemoteDriver:
 
     def __init__(
         self,
-        target: RemoteTarget,
+        source: RemoteSource,
         info: dict[str, Any] | None = None,
         *,
         read_timeout: float = READ_TIMEOUT_S,
         backoff: tuple[float, ...] = BACKOFF_S,
     ) -> None:
-        self.target = target
-        self.client = RemoteClient(target)
+        self.source = source
+        self.where = serve_address(source.url)
         self.cursor = FeedCursor()
         self.read_timeout = read_timeout
         self.backoff = backoff
-        self.info = remote_feed_info(target, info or {})
+        self.info = remote_feed_info(source.url, info or {})
         self._info_known = info is not None
         self.connected = False
         self.connects = 0  # streams opened (tests and the header count reconnects)
         self._control: ControlClient | None = None
-        self._server_control = RemoteServerControl(self.client, self.info.remote_host or target.where)
+        self._server_control = RemoteServerControl(
+            source, self.info.remote_host or self.where, str((info or {}).get("model") or "")
+        )
 
     # --- what the UI acts through ----------------------------------------------------------------
 
     def control_client(self) -> ControlClient:
         """The proxy control API that serve forwards, with the token."""
         if self._control is None:
-            self._control = self.client.control_client()
+            self._control = self.source.control_client()
         return self._control
 
     def server_control(self) -> ServerControl:
@@ -105,15 +114,14 @@ class RemoteDriver:
     def load_record(self, record_id: int) -> RequestRecord | None:
         """GET records/{id}."""
         try:
-            data = self.client.record(record_id)
+            return self.source.record(record_id)
         except RemoteError:
             return None
-        return record_from_json(data) if data is not None else None
 
     def load_body(self, record_id: int) -> bytes | None:
         """GET records/{id}/body."""
         try:
-            return self.client.body(record_id)
+            return self.source.body(record_id)
         except RemoteError:
             return None
 
@@ -126,7 +134,7 @@ class RemoteDriver:
         timeout = httpx.Timeout(self.read_timeout, connect=CONNECT_TIMEOUT_S)
         failures = 0
         async with httpx.AsyncClient(
-            timeout=timeout, headers=self.target.headers(), verify=self.target.verify(), trust_env=False
+            timeout=timeout, headers=self._headers(), verify=self.source.verify, trust_env=False
         ) as http:
             try:
                 while True:
@@ -146,7 +154,10 @@ class RemoteDriver:
                     failures += 1
                     await self._wait(feed, delay, why)
             finally:
-                await asyncio.to_thread(self.client.close)
+                await asyncio.to_thread(self.source.close)
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.source.token}"} if self.source.token else {}
 
     async def _wait(self, feed: DashboardFeed, delay: float, why: str) -> None:
         left = delay
@@ -155,7 +166,7 @@ class RemoteDriver:
                 SourceStatus(
                     "link",
                     "waiting",
-                    f"disconnected from {self.target.where} ({why}), retrying in {math.ceil(left)}s",
+                    f"disconnected from {self.where} ({why}), retrying in {math.ceil(left)}s",
                 )  # fmt: skip
             )
             step = min(1.0, left)
@@ -164,12 +175,16 @@ class RemoteDriver:
 
     async def _stream(self, http: Any, feed: DashboardFeed) -> None:
         if not self._info_known:
-            self.info = remote_feed_info(self.target, await asyncio.to_thread(self.client.info))
+            data = await asyncio.to_thread(self.source.info)
+            self.info = remote_feed_info(self.source.url, data)
             self._info_known = True
-            self._server_control.where = f" on {self.info.remote_host or self.target.where}"
-        async with http.stream("GET", self.target.endpoint("feed"), params=self.cursor.query()) as response:
+            self._server_control.where = f" on {self.info.remote_host or self.where}"
+            self._server_control.model = str(data.get("model") or "") or self._server_control.model
+        async with http.stream(
+            "GET", self.source.url + "/_ctxbudget/feed", params=self.cursor.query()
+        ) as response:
             if response.status_code == 401:
-                raise TokenRefused(token_refused(self.target.url))
+                raise TokenRefused(token_refused(self.source.url))
             if response.status_code != 200:
                 await response.aread()
                 raise FeedRefused(f"HTTP {response.status_code}: {response.text[:200]}")
@@ -185,9 +200,8 @@ class RemoteDriver:
             resumed = self.cursor.hello(event_id, data)
             self.connected = True
             self.connects += 1
-            where = self.info.remote_host or self.target.where
             note = "resumed" if resumed else "connected"
-            feed.set_status(SourceStatus("link", "ok", f"{note}: remote {self.target.where} ({where})"))
+            feed.set_status(SourceStatus("link", "ok", f"{note}: remote {self.where}"))
         elif kind == "rows":
             initial = bool(data.get("initial"))
             fresh = self.cursor.new_rows(list(data.get("records") or []))

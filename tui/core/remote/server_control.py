@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tui.core.actions.server_probe import ServerState, ServerStatus
-from tui.core.remote.client import RemoteClient, RemoteError
+from tui.core.serve.remote_source import RemoteError, RemoteSource
 
 if TYPE_CHECKING:
     from tui.core.feed.acting import RestartRun, StateCallback
@@ -49,19 +49,17 @@ class _Done:
 class RemoteServerControl:
     """ServerControl for the llama-server that `ctxbudget serve` controls on its host."""
 
-    def __init__(self, client: RemoteClient, host: str, model: str = "remote") -> None:
+    def __init__(self, client: RemoteSource, host: str, model: str = "") -> None:
         self.client = client
         self.where = f" on {host}"
-        self.model = model  # the server host's [server] model (serve refuses when it has none)
+        self.model = model or "(the serve host's [server] model)"  # serve refuses when it has none
 
     def status(self) -> ServerStatus:
         """GET server."""
         try:
             return status_from_json(self.client.server_status())
         except RemoteError as exc:
-            return ServerStatus(
-                "down", self.client.target.url, False, last={"phase": "failed", "message": str(exc)}
-            )
+            return ServerStatus("down", self.client.url, False, last={"phase": "failed", "message": str(exc)})
 
     def restart(
         self, ctx_size: int | None, parallel: int | None, *, force: bool, on_state: StateCallback
@@ -70,16 +68,23 @@ class RemoteServerControl:
         from tui.core.actions.server_control import PreflightError
         from tui.core.actions.server_errors import ServerControlError
 
-        payload = {"ctx_size": ctx_size, "parallel": parallel, "force": force}
-        last: ServerState | None = None
+        payload = {"ctx_size": ctx_size, "parallel": parallel, "force": force, "keep_cache": None}
+        steps: list[ServerState] = []
+        refused: dict[str, Any] = {}
+
+        def step(data: dict[str, Any]) -> None:
+            if "refused" in data:
+                refused.update(data)
+                return
+            steps.append(state_from_json(data))
+            on_state(steps[-1])
+
         try:
-            for step in self.client.server_action("restart", payload):
-                if "refused" in step:
-                    raise PreflightError(str(step["refused"]), list(step.get("results") or []))
-                last = state_from_json(step)
-                on_state(last)
+            self.client.server_action("restart", payload, step)
         except RemoteError as exc:
             raise ServerControlError(str(exc)) from exc
-        if last is None:
-            raise ServerControlError(f"{self.client.target.where} sent no restart step")
+        if refused:
+            raise PreflightError(str(refused["refused"]), list(refused.get("results") or []))
+        if not steps:
+            raise ServerControlError(f"{self.client.url} sent no restart step")
         return _Done()

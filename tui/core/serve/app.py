@@ -189,7 +189,7 @@ class ServeApp:
 
     async def forward(self, request: web.Request) -> web.StreamResponse:
         """Pass a control-API call to the proxy on loopback; 503 when none answers."""
-        base = self.driver.control_url()
+        base = self.driver.control_client().base_url
         url = base + request.path
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S))
