@@ -137,6 +137,8 @@ async def test_silent_link_times_out_and_a_restarted_serve_sends_only_missing_ro
         assert last["rows_after"] == "10" or int(last["rows_after"]) >= 10
         later = [u for u in seen.updates if isinstance(u, RecordsUpdate) and not u.replaced][1:]
         assert not any(u.initial for u in later)
+        # serve restarted: its log backlog comes again and replaces the pane instead of doubling it.
+        assert sum(1 for u in seen.updates if isinstance(u, LogUpdate) and u.restart) == 1
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

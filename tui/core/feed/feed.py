@@ -83,6 +83,7 @@ class DashboardFeed:
         # task's speeds.
         self._backlog_awaiting: list[RequestRecord] = []
         self._log_backlog_read = False
+        self._log_restart = False
         self._timed_tasks: set[int] = set()
         self._breaks = BreakExplainer()
         self._flush_interval = flush_interval
@@ -195,6 +196,17 @@ class DashboardFeed:
         if active:
             self._note_activity()
 
+    def restart_log(self) -> None:
+        """The log backlog comes again (a remote feed that did not resume): parse afresh, replace the pane."""
+        self._monitor = None
+        self._pending_lines.clear()
+        self._dropped = 0
+        self._log_restart = True
+        self._slots_generation = -1
+        self._facts_shown = None
+        self._buffer_events.clear()
+        self._wake.set()
+
     def log_backlog_read(self) -> None:
         """The log lines written before the dashboard started are all in: match the journal backlog now."""
         self._log_backlog_read = True
@@ -245,11 +257,12 @@ class DashboardFeed:
 
     def flush(self) -> None:
         """Emit pending log lines, slot activity and facts now."""
-        if self._pending_lines:
+        if self._pending_lines or self._log_restart:
             lines = tuple(self._pending_lines)
             self._pending_lines.clear()
-            self._emit(LogUpdate(lines, self._dropped))
+            self._emit(LogUpdate(lines, self._dropped, restart=self._log_restart))
             self._dropped = 0
+            self._log_restart = False
         if self._monitor is None:
             return
         filled = self._breaks.note(self._timed_rows())

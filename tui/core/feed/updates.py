@@ -58,10 +58,15 @@ class LogLine:
 
 @dataclass(frozen=True)
 class LogUpdate:
-    """Log lines collected since the last update; `dropped` counts lines lost to the buffer bound."""
+    """Log lines collected since the last update; `dropped` counts lines lost to the buffer bound.
+
+    `restart`: the lines before these are replaced (a remote feed that could not resume sends its log
+    backlog again).
+    """
 
     lines: tuple[LogLine, ...]
     dropped: int = 0
+    restart: bool = False
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,8 @@ class RemoteDriver:
         data = event.get("data") or {}
         if kind == "hello":
             resumed = self.cursor.hello(event_id, data)
+            if not resumed and self.connects:
+                feed.restart_log()  # the log backlog comes again: start the pane and the parser afresh
             self.connected = True
             self.connects += 1
             note = "resumed" if resumed else "connected"

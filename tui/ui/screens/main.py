@@ -134,7 +134,11 @@ class MainScreen(Screen[None]):
 
     def on_log_added(self, message: msg.LogAdded) -> None:
         """A batch of log lines."""
-        self.query_one(LogPane).add_lines(message.update.lines)
+        pane = self.query_one(LogPane)
+        if message.update.restart:
+            pane.replace_lines(message.update.lines)
+        else:
+            pane.add_lines(message.update.lines)
 
     def on_server_changed(self, message: msg.ServerChanged) -> None:
         """A server poll."""

@@ -95,6 +95,12 @@ class LogPane(RichLog):
         self.kept.extend(lines)
         self._write(lines, keep_end)
 
+    def replace_lines(self, lines: Iterable[LogLine]) -> None:
+        """Drop every kept line, then show these (a log backlog sent again)."""
+        self.kept.clear()
+        self.clear()
+        self.add_lines(lines)
+
     def set_query(self, query: str) -> None:
         """Re-filter the kept lines."""
         self.filter_text = query.strip()
