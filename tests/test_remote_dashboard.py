@@ -185,3 +185,48 @@ def test_connect_with_a_wrong_token_is_one_line_and_exit_2(
             assert token not in done.stderr + done.stdout and not done.stdout
     finally:
         serve.stop()
+
+
+async def test_connect_over_tls_with_the_ca_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from argparse import Namespace
+
+    from test_serve_auth import empty_config, self_signed
+
+    from tui.commands.connect_opts import remote_from_args
+
+    cert, key = self_signed(tmp_path)
+    token = load_or_create_token()
+    serve = start_serve(empty_config(tmp_path), tmp_path, "--tls-cert", str(cert), "--tls-key", str(key))
+    url = serve.url.replace("0.0.0.0", "127.0.0.1")
+    assert url.startswith("https://")
+    monkeypatch.setenv("CTXBUDGET_TOKEN", token)
+    monkeypatch.setenv("CTXBUDGET_TLS_CA", str(cert))
+    source = remote_from_args(Namespace(connect=url, token_file=None, tls_ca=None))
+    assert source is not None
+    try:
+        driver = RemoteDriver(source, await asyncio.to_thread(source.info))
+        app = make_app(DashboardFeed(driver), Settings())
+        async with app.run_test(size=(120, 30)):
+            await eventually(lambda: driver.connected, what="the TLS feed stream")
+            main = app.main_screen
+            await eventually(lambda: main.server is not None, what="the box's server state over TLS")
+            assert "remote 127.0.0.1:" in str(main.query_one(ServerHeader).render())
+        # Without the CA the certificate is refused: the dashboard keeps retrying and says why.
+        untrusted = RemoteDriver(RemoteSource(url, token), {}, backoff=(0.2,))
+        feed = DashboardFeed(untrusted)
+        links: list[str] = []
+        feed.subscribe(
+            lambda u: links.append(getattr(u, "message", "")) if getattr(u, "source", "") == "link" else None
+        )
+        task = asyncio.create_task(feed.run())
+        try:
+            await eventually(lambda: any("disconnected" in text for text in links), what="TLS refused")
+            assert not untrusted.connected
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    finally:
+        serve.stop()
+        await asyncio.to_thread(source.close)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,8 @@ class RemoteSource:
     def __init__(self, url: str, token: str = "", ca: Path | None = None) -> None:
         self.url = check_url(url)
         self.token = token
-        self.verify: Any = str(ca) if ca else True
+        # An SSLContext: httpx deprecates a CA path given as verify=str.
+        self.verify: Any = ssl.create_default_context(cafile=str(ca)) if ca else True
         self._http: Any = None
 
     def _client(self) -> Any:
