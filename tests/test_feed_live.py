@@ -22,6 +22,7 @@ from tui.core.journal.reader import JournalReader
 from tui.core.logs.parse import LogParser
 from tui.core.logs.timeline import Timeline
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
+from tui.core.prom import METRICS_PATH
 from tui.core.proxy.service import ProxyService
 from tui.core.records import RequestRecord
 
@@ -115,6 +116,9 @@ async def test_live_feed_delivers_records_log_and_polls(
         assert stored is not None and stored.usage == timed.records[0].usage
         snap = await wait_for(updates, lambda u: isinstance(u, ServerSnapshot) and u.state == "up")
         assert snap.n_ctx_slot == 8192
+        # The proxy child does not poll the server: the dashboard's polls reach its metrics.
+        metrics = await _child_metrics(free_port, "ctxbudget_server_slot_ctx_tokens 8192.0")
+        assert 'ctxbudget_server_state{state="up"} 1.0' in metrics
         await wait_for(updates, lambda u: isinstance(u, GpuSnapshot))
         log = await wait_for(
             updates, lambda u: isinstance(u, LogUpdate) and any("slot" in x.text for x in u.lines)
@@ -127,6 +131,18 @@ async def test_live_feed_delivers_records_log_and_polls(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def _child_metrics(port: int, needle: str, timeout: float = 10.0) -> str:
+    """The proxy's metrics once they hold `needle` (fails loudly after `timeout`)."""
+    text = ""
+    async with httpx.AsyncClient(trust_env=False) as client:
+        for _ in range(int(timeout / 0.1)):
+            text = (await client.get(f"http://127.0.0.1:{port}{METRICS_PATH}")).text
+            if needle in text:
+                return text
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{needle!r} never appeared in the proxy's metrics:\n{text[-2000:]}")
 
 
 async def test_attach_reads_the_journal_of_another_proxy(

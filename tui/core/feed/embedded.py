@@ -11,10 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tui.core.config import Settings
-from tui.core.feed.proxy_child import settings_message
+from tui.core.feed.proxy_child import server_message, settings_message
+from tui.core.poll.snapshots import ServerSnapshot
 
 STOP_TIMEOUT_S = 10.0  # the child finishes journaling what it captured before it exits
 STDERR_LINES = 20
+# Server polls waiting in the pipe beyond this are dropped: a stalled child must not grow our memory.
+MAX_PENDING_BYTES = 1 << 20
 
 
 class EmbeddedProxyError(RuntimeError):
@@ -73,6 +76,16 @@ class EmbeddedProxy:
             raise EmbeddedProxyError(str(answer.get("error") or self.last_error(process.returncode)))
         self.url = str(answer["listening"])
         return self.url
+
+    def send_server(self, snapshot: ServerSnapshot) -> None:
+        """Pass a server poll on to the child (its metrics and compaction use it; it does not poll itself)."""
+        process = self._process
+        stdin = process.stdin if process is not None else None
+        if stdin is None or stdin.is_closing() or process is None or process.returncode is not None:
+            return
+        if stdin.transport.get_write_buffer_size() > MAX_PENDING_BYTES:
+            return
+        stdin.write(server_message(snapshot))
 
     async def _reports(self, stream: asyncio.StreamReader) -> None:
         async for line in stream:

@@ -21,6 +21,7 @@ from tui.core.records import RequestRecord
 from tui.core.redact import redact_url
 
 if TYPE_CHECKING:
+    from tui.core.feed.embedded import EmbeddedProxy
     from tui.core.feed.feed import DashboardFeed
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class LiveDriver:
         self._detail_lock = threading.Lock()
         self.proxy_url = ""
         self._poke_server: Callable[[], None] = lambda: None
+        self._proxy: EmbeddedProxy | None = None  # the dashboard's own proxy, which gets our server polls
         self._autostart: asyncio.Task[None] | None = None
         self._journal_wake = asyncio.Event()
         self._backlog: Future[tuple[list[RequestRecord], int]] | None = None
@@ -212,6 +214,7 @@ class LiveDriver:
         try:
             try:
                 self.proxy_url = await proxy.start()
+                self._proxy = proxy
             except EmbeddedProxyError as exc:
                 feed.set_status(
                     SourceStatus(
@@ -230,6 +233,7 @@ class LiveDriver:
                 SourceStatus("proxy", "error", f"the proxy stopped: {proxy.last_error(code)}")
             )
         finally:
+            self._proxy = None
             await proxy.stop()
 
     async def _follow_journal(self, feed: DashboardFeed) -> None:
@@ -314,6 +318,8 @@ class LiveDriver:
         def on_snapshot(snapshot: ServerSnapshot) -> None:
             nonlocal autostart
             feed.set_server(snapshot)
+            if self._proxy is not None:
+                self._proxy.send_server(snapshot)
             if autostart and snapshot.state == "down":
                 autostart = False  # once, on the first "down" poll: a server stopped later stays stopped
                 self._autostart = asyncio.create_task(self._start_server(feed, poller.poke), name="autostart")

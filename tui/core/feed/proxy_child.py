@@ -1,4 +1,4 @@
-"""The dashboard's proxy process: settings arrive on stdin; stdin closing (the dashboard gone) stops it."""
+"""The dashboard's proxy process: settings, then server snapshots arrive on stdin; its EOF stops it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.config import Settings, settings_from_dict
+from tui.core.poll.snapshots import ServerSnapshot
 
 NOTICE_TEXT = 600  # characters; 6 bytes each at worst once JSON-escaped: under Linux PIPE_BUF (4096)
 # The sections the proxy reads; the dashboard's own ones ([keys], [report], [dashboard]) stay behind.
@@ -30,6 +31,21 @@ def settings_from_message(line: bytes) -> tuple[Settings, Path]:
     """Parse what settings_message wrote."""
     data: dict[str, Any] = json.loads(line)
     return settings_from_dict(data["settings"], str(data["source"])), Path(data["journal"])
+
+
+def server_message(snapshot: ServerSnapshot) -> bytes:
+    """A server poll the dashboard passes on to its proxy (one line after the settings)."""
+    from tui.core.feed.codec import server_to_json
+
+    return json.dumps({"server": server_to_json(snapshot)}).encode() + b"\n"
+
+
+def server_from_message(line: bytes) -> ServerSnapshot | None:
+    """Parse what server_message wrote (None for anything else)."""
+    from tui.core.feed.codec import server_from_json
+
+    data = json.loads(line)
+    return server_from_json(data["server"]) if isinstance(data, dict) and "server" in data else None
 
 
 def report(**fields: object) -> None:
@@ -78,12 +94,18 @@ async def serve(settings: Settings, journal_path: Path) -> int:
     os.set_blocking(sys.stdout.fileno(), False)  # from here on only notify() writes to the dashboard
 
     def watch_stdin() -> None:
-        sys.stdin.buffer.read()  # returns at EOF: the dashboard closed the pipe or died (kill -9 too)
-        loop.call_soon_threadsafe(stop.set)
+        # The dashboard's own server polls arrive here, so llama-server is polled once, not twice.
+        for line in sys.stdin.buffer:
+            try:
+                snapshot = server_from_message(line)
+            except (ValueError, TypeError, KeyError):
+                continue  # a torn line from a dying dashboard: EOF follows
+            if snapshot is not None:
+                loop.call_soon_threadsafe(service.observe_server, snapshot)
+        loop.call_soon_threadsafe(stop.set)  # EOF: the dashboard closed the pipe or died (kill -9 too)
 
     threading.Thread(target=watch_stdin, name="parent-watch", daemon=True).start()
-    # The proxy polls the server itself: its metrics' server gauges and compaction's n_ctx need it.
-    await serve_until(service, stop)
+    await serve_until(service, stop, poll=False)
     return 0
 
 

@@ -23,12 +23,14 @@ async def watch_server(service: ProxyService) -> None:
         await poller.aclose()
 
 
-async def serve_until(service: ProxyService, stop: asyncio.Event) -> None:
-    """Run a started service, polling its server, until `stop` is set; then stop both."""
-    poll = asyncio.create_task(watch_server(service), name="proxy-server-poller")
+async def serve_until(service: ProxyService, stop: asyncio.Event, *, poll: bool = True) -> None:
+    """Run a started service until `stop` is set, then stop it; `poll`: poll its server meanwhile
+    (False when a dashboard already polls it and passes each snapshot on)."""
+    poller = asyncio.create_task(watch_server(service), name="proxy-server-poller") if poll else None
     try:
         await stop.wait()
     finally:
-        poll.cancel()
-        await asyncio.gather(poll, return_exceptions=True)
+        if poller is not None:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
         await service.stop()
