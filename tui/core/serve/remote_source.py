@@ -19,6 +19,18 @@ class RemoteError(RuntimeError):
     """serve refused or did not answer (the message says which and what to do)."""
 
 
+class TokenRefused(RemoteError):
+    """serve answered 401: the token is missing or wrong (retrying does not help)."""
+
+
+def token_refused(url: str) -> str:
+    """The one-line error for a 401."""
+    return (
+        f"token refused by {url}: set CTXBUDGET_TOKEN (or --token-file) to the value "
+        "`ctxbudget serve --show-token` prints on the server"
+    )
+
+
 def check_url(url: str) -> str:
     """A serve base URL without the trailing slash; bad ones are a usage error."""
     from urllib.parse import urlsplit
@@ -64,10 +76,7 @@ class RemoteSource:
                 f"ctxbudget serve does not answer at {self.url} ({type(exc).__name__}: {exc})"
             ) from exc
         if response.status_code == 401:
-            raise RemoteError(
-                f"{self.url} refused the token (401): set CTXBUDGET_TOKEN or --token-file to the output of "
-                "`ctxbudget serve --show-token` on the server"
-            )
+            raise TokenRefused(token_refused(self.url))
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -108,6 +117,20 @@ class RemoteSource:
         data = self._get(f"records/{record_id}")
         return None if data is None else record_from_json(data)
 
+    def body(self, record_id: int) -> bytes | None:
+        """The stored request body bytes (None: not kept)."""
+        import httpx
+
+        try:
+            response = self._client().get(f"/_ctxbudget/records/{record_id}/body")
+        except httpx.HTTPError as exc:
+            raise RemoteError(
+                f"ctxbudget serve does not answer at {self.url} ({type(exc).__name__})"
+            ) from exc
+        if response.status_code == 401:
+            raise TokenRefused(token_refused(self.url))
+        return bytes(response.content) if response.status_code == 200 else None
+
     def server_status(self) -> dict[str, Any]:
         """GET server: the ServerStatus JSON."""
         return dict(self._get("server"))
@@ -127,6 +150,8 @@ class RemoteSource:
             with self._client().stream(
                 "POST", f"/_ctxbudget/server/{action}", json=payload, timeout=ACTION_TIMEOUT_S
             ) as response:
+                if response.status_code == 401:
+                    raise TokenRefused(token_refused(self.url))
                 if response.status_code != 200:
                     response.read()
                     raise RemoteError(
