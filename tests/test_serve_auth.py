@@ -142,7 +142,7 @@ def test_proxy_url_for_agents_elsewhere_and_insecure_http(tmp_path: Path) -> Non
     )  # fmt: skip
     try:
         base = serve.url.replace("0.0.0.0", "127.0.0.1")
-        assert base.startswith("http://")
+        assert base.startswith("http://") and "unencrypted" in serve.output()
         assert httpx.get(base + "/_ctxbudget/info", trust_env=False).status_code == 401  # beyond loopback
         token = token_path().read_text().strip()
         port = base.rsplit(":", 1)[1]
