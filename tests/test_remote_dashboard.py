@@ -179,7 +179,7 @@ def test_connect_with_a_wrong_token_is_one_line_and_exit_2(
             )
             assert done.returncode == 2, done.stderr
             assert done.stderr.strip() == (
-                f"ctxbudget: token refused by {serve.url} (401): set CTXBUDGET_TOKEN (or --token-file) "
+                f"ctxbudget: token refused by {serve.url}: set CTXBUDGET_TOKEN (or --token-file) "
                 "to the value `ctxbudget serve --show-token` prints on the server"
             )
             assert token not in done.stderr + done.stdout and not done.stdout

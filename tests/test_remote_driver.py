@@ -152,7 +152,7 @@ async def test_wrong_token_is_one_clear_error_and_no_retry(serve: tuple[Contract
     (link,) = seen.links()
     assert link.health == "error"
     assert link.message == (
-        f"token refused by {str(server.make_url('')).rstrip('/')} (401): set CTXBUDGET_TOKEN "
+        f"token refused by {str(server.make_url('')).rstrip('/')}: set CTXBUDGET_TOKEN "
         "(or --token-file) to the value `ctxbudget serve --show-token` prints on the server"
     )
     assert seen.row_ids() == [] and contract.requests == []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.eventually import eventually_sync
 from support.llama import free_port
 from support.serve_process import ServeProcess, ctxbudget_cmd, start_serve
 
@@ -110,7 +111,7 @@ def test_tls_and_token_beyond_loopback(tmp_path: Path) -> None:
                      env={"CTXBUDGET_TLS_CA": str(cert), "CTXBUDGET_TOKEN": ""})  # fmt: skip
         assert ok.returncode == 0, ok.stderr
         refused = run_cli("requests", "--connect", base, "--tls-ca", str(cert), env={"CTXBUDGET_TOKEN": ""})
-        assert refused.returncode == 1 and "401" in refused.stderr
+        assert refused.returncode == 1 and "token refused" in refused.stderr
     finally:
         assert serve.stop() == 0, serve.output()[-2000:]
     assert token not in serve.output()
@@ -128,5 +129,47 @@ def test_loopback_takes_no_token_but_checks_a_given_one_and_the_host(tmp_path: P
             serve.url + "/_ctxbudget/info", headers={"Host": "evil.example"}, trust_env=False
         )
         assert rebinding.status_code == 401 and "epoch" not in rebinding.text
+    finally:
+        assert serve.stop() == 0
+
+
+def test_proxy_url_for_agents_elsewhere_and_insecure_http(tmp_path: Path) -> None:
+    """serve --proxy with the proxy on a wildcard address: /info names it by the host the client used."""
+    proxy_port = free_port()
+    serve = start_serve(
+        empty_config(tmp_path), tmp_path, "--insecure-http", "--proxy", "--proxy-listen",
+        f"0.0.0.0:{proxy_port}", "--allow-remote", host="0.0.0.0",
+    )  # fmt: skip
+    try:
+        base = serve.url.replace("0.0.0.0", "127.0.0.1")
+        assert base.startswith("http://") and "unencrypted" in serve.output()
+        assert httpx.get(base + "/_ctxbudget/info", trust_env=False).status_code == 401  # beyond loopback
+        token = token_path().read_text().strip()
+        port = base.rsplit(":", 1)[1]
+        headers = {"Authorization": f"Bearer {token}", "Host": f"gpu-box.example:{port}"}
+
+        def proxy_url() -> str:
+            return str(
+                httpx.get(base + "/_ctxbudget/info", headers=headers, trust_env=False).json()["proxy_url"]
+            )
+
+        assert (
+            eventually_sync(proxy_url, what="the proxy child listening")
+            == f"http://gpu-box.example:{proxy_port}"
+        )
+        # The proxy's control API answers through serve (it only answers loopback clients itself).
+        state = httpx.get(base + "/_ctxbudget/state", headers=headers, trust_env=False)
+        assert state.status_code == 200 and "mcp" in state.json()
+    finally:
+        assert serve.stop() == 0, serve.output()[-2000:]
+
+
+def test_control_api_without_a_proxy_is_503(tmp_path: Path) -> None:
+    config = empty_config(tmp_path)
+    config.write_text(config.read_text() + f'[proxy]\nlisten = "127.0.0.1:{free_port()}"\n')  # nothing there
+    serve = start_serve(config, tmp_path)
+    try:
+        answer = httpx.get(serve.url + "/_ctxbudget/state", trust_env=False)
+        assert answer.status_code == 503 and "--proxy" in answer.json()["error"]
     finally:
         assert serve.stop() == 0

@@ -210,6 +210,17 @@ def run_env_remote(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 1
+    from urllib.parse import urlsplit
+
+    from tui.core.proxy.address import host_is_loopback
+
+    proxy_host, serve_host = urlsplit(base_url).hostname or "", urlsplit(remote.url).hostname or ""
+    if host_is_loopback(proxy_host) and not host_is_loopback(serve_host):
+        print(
+            f"# warning: the proxy on {serve_host} listens on its loopback ({base_url}): start serve with "
+            "--proxy-listen 0.0.0.0:PORT --allow-remote, or tunnel that port (ssh -L)",
+            file=sys.stderr,
+        )
     facts = UpstreamFacts(n_ctx=info.get("n_ctx_slot"), model=model_id(info.get("model")))
     window, source = context_window(facts, settings)
     if facts.n_ctx:

@@ -76,6 +76,12 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
             "--insecure-http to send the token and prompts unencrypted); or keep serve on loopback and "
             "reach it through an SSH tunnel"
         )
+    if not listen.is_loopback and not args.tls_cert:
+        print(
+            "ctxbudget serve: warning: plain HTTP beyond loopback (--insecure-http): the token and prompts "
+            "cross the network unencrypted",
+            file=sys.stderr,
+        )
     settings = with_overrides(settings, "proxy", listen=args.proxy_listen, allow_remote=args.allow_remote)
     if args.proxy:
         parse_listen(settings.proxy.listen, allow_remote=settings.proxy.allow_remote)  # refused early

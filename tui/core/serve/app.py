@@ -16,6 +16,7 @@ from tui.core.config import Settings
 from tui.core.feed.codec import record_to_json
 from tui.core.feed.live import LiveDriver
 from tui.core.journal.reader import JournalReader
+from tui.core.proxy.address import host_is_loopback
 from tui.core.records import RequestRecord
 from tui.core.serve.auth import auth_middleware
 from tui.core.serve.hub import EventHub
@@ -40,17 +41,22 @@ class ServeOptions:
     token_required: bool
 
 
-def agent_proxy_url(proxy_url: str, request_host: str) -> str:
+def agent_proxy_url(proxy_url: str, listen: str, request_host: str) -> str:
     """The proxy's URL as a client of serve reaches it: a wildcard listen host becomes serve's host name."""
     from urllib.parse import urlsplit
 
+    from tui.core.settings_checks import split_host_port
+
     if not proxy_url:
         return ""
+    host = split_host_port(listen)[0].strip("[]")
+    if host in ("0.0.0.0", "::", "") and request_host:
+        host = request_host
+    elif host in ("0.0.0.0", "::", "") or host_is_loopback(host):
+        return proxy_url
+    shown = f"[{host}]" if ":" in host else host
     parts = urlsplit(proxy_url)
-    if parts.hostname in ("0.0.0.0", "::") and request_host:
-        host = f"[{request_host}]" if ":" in request_host else request_host
-        return f"{parts.scheme}://{host}:{parts.port}"
-    return proxy_url
+    return f"{parts.scheme}://{shown}:{parts.port}"
 
 
 def _int_arg(request: web.Request, name: str, default: int) -> int:
@@ -117,7 +123,9 @@ class ServeApp:
                 "epoch": self.hub.epoch,
                 "hostname": socket.gethostname(),
                 "feed": dataclasses.asdict(self.driver.info),
-                "proxy_url": agent_proxy_url(self.driver.proxy_url, request.url.host or ""),
+                "proxy_url": agent_proxy_url(
+                    self.driver.proxy_url, self.settings.proxy.listen, request.url.host or ""
+                ),
                 "server_url": self.settings.server.url,
                 "model": server.model if server else "",
                 "n_ctx_slot": (server.n_ctx_slot or None) if server else None,

@@ -27,7 +27,7 @@ class TokenRefused(RemoteError):
 def token_refused(url: str) -> str:
     """The one-line error for a 401."""
     return (
-        f"token refused by {url} (401): set CTXBUDGET_TOKEN (or --token-file) to the value "
+        f"token refused by {url}: set CTXBUDGET_TOKEN (or --token-file) to the value "
         "`ctxbudget serve --show-token` prints on the server"
     )
 
