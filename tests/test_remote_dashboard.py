@@ -19,6 +19,7 @@ from support.eventually import eventually
 from support.llama import free_port
 from support.notices import Notices
 from support.serve_process import ctxbudget_cmd, start_serve
+from test_control_api import agent_body
 from test_ui_actions import cancel_focused
 from textual.widgets import Button, Input
 
@@ -29,9 +30,12 @@ from tui.core.remote.driver import RemoteDriver
 from tui.core.serve.auth import load_or_create_token
 from tui.core.serve.remote_source import RemoteSource
 from tui.ui.app import make_app
+from tui.ui.screens.dialogs import ConfirmDialog
 from tui.ui.screens.main import MainScreen
 from tui.ui.screens.restart_dialog import RestartDialog
+from tui.ui.screens.transforms import TransformsScreen
 from tui.ui.widgets.log_pane import LogPane
+from tui.ui.widgets.mcp_table import McpTable
 from tui.ui.widgets.requests_table import RequestsTable
 from tui.ui.widgets.server_header import ServerHeader
 from tui.ui.widgets.slots_panel import SlotsPanel
@@ -118,7 +122,7 @@ async def test_connect_dashboard_shows_remote_data_restarts_remote_server_and_re
             dialog = app.screen
             assert isinstance(dialog, RestartDialog)
             assert "on " in str(dialog.query_one("#dialog-body").render())
-            dialog.query_one("#ctx-size", Input).value = "2048"
+            dialog.query_one("#ctx-size", Input).value = "8192"
             dialog.query_one("#parallel", Input).value = "1"
             dialog.query_one("#confirm", Button).press()
             await eventually(lambda: isinstance(app.screen, MainScreen))
@@ -143,17 +147,64 @@ async def test_connect_dashboard_shows_remote_data_restarts_remote_server_and_re
             await eventually(lambda: bool(slots.states), what="slot state from the remote log")
             await eventually(lambda: main.control is not None and main.control.answers, what="remote control")
 
+            # MCP toggle and transforms act on the box's proxy (through serve, with the token).
+            async with httpx.AsyncClient(timeout=120, trust_env=False) as client:
+                answer = await client.post(
+                    proxy_url + "/v1/messages", json=agent_body(), headers={"x-api-key": "k"}
+                )
+            assert answer.status_code == 200, answer.text
+            await eventually(lambda: table.row_count == 3, what="the agent's row")
+            newest = max(table.by_id)
+            await eventually(
+                lambda: (
+                    main.selected is not None
+                    and main.selected.id == newest
+                    and main.selected.anatomy is not None
+                ),
+                what="the agent's row selected (following)",
+                seen=lambda: (main.selected.id if main.selected else None, newest),
+            )
+            await pilot.press("m")
+            mcp = main.query_one(McpTable)
+            await eventually(
+                lambda: any(r.name == "filesystem" for r in mcp.rows_shown),
+                what="MCP rows",
+                seen=lambda: (
+                    mcp.rows_shown,
+                    main.selected.anatomy.mcp_servers if main.selected and main.selected.anatomy else None,
+                ),
+            )
+            mcp.move_cursor(row=[r.name for r in mcp.rows_shown].index("filesystem"))
+            await pilot.press("space")
+            await eventually(lambda: cancel_focused(app, ConfirmDialog))
+            await pilot.press("tab", "enter")
+            await eventually(lambda: main.control is not None and "filesystem" in main.control.mcp_off)
+            remote = await asyncio.to_thread(source.control_client().state)
+            assert {s["server"]: s["enabled"] for s in remote["mcp"]["servers"]}["filesystem"] is False
+            await pilot.press("t")
+            await eventually(lambda: isinstance(app.screen, TransformsScreen), what="the transforms screen")
+            await pilot.press("space")
+            await eventually(lambda: cancel_focused(app, ConfirmDialog))
+            await pilot.press("tab", "enter")
+            await eventually(
+                lambda: any("stabilize off" in n.message for n in notices.shown), what="stabilize off"
+            )
+            remote = await asyncio.to_thread(source.control_client().state)
+            assert "stabilize" not in remote["transforms"]["enabled"]
+            await pilot.press("escape")
+            await eventually(lambda: isinstance(app.screen, MainScreen))
+
             # A stalled link: disconnected, retrying; a row journaled meanwhile arrives once, after.
             os.kill(serve.proc.pid, signal.SIGSTOP)
             try:
                 await eventually(lambda: "disconnected" in header.link, timeout=20, what="disconnected")
                 assert "retrying in" in header.link
-                await post(proxy_url, "three")  # the proxy child journals it while serve is stopped
+                await post(proxy_url, "four")  # the proxy child journals it while serve is stopped
             finally:
                 os.kill(serve.proc.pid, signal.SIGCONT)
             await eventually(lambda: header.link == "", timeout=30, what="reconnected")
             journal = tmp_path / "journal.sqlite3"
-            await eventually(lambda: table.row_count == journal_count(journal) == 3, what="rows after resume")
+            await eventually(lambda: table.row_count == journal_count(journal) == 4, what="rows after resume")
             assert len(set(table.by_id)) == table.row_count
     finally:
         await asyncio.to_thread(source.server_action, "stop", {}, lambda step: None)
