@@ -1,8 +1,9 @@
 """The dashboard with --connect against a real `ctxbudget serve --proxy` and a real llama-server.
 
-Rows, log lines, slot state and server state arrive over the feed; restart from the dashboard restarts
-the server on the serve host (the laptop's own settings name no model); a stalled link (serve stopped
-with SIGSTOP) shows "disconnected, retrying" and resumes with the journal's row count.
+Rows, log lines, slot state and server state arrive over the feed; restart, the MCP toggle, transforms,
+compaction and its undo act on the serve host (the laptop's own settings name no server or model); a
+stalled link (serve stopped with SIGSTOP) shows "disconnected, retrying" and resumes with the journal's
+row count.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from support.eventually import eventually
 from support.llama import free_port
 from support.notices import Notices
 from support.serve_process import ctxbudget_cmd, start_serve
+from test_actions_compaction import BODIES
 from test_control_api import agent_body
 from test_ui_actions import cancel_focused
 from textual.widgets import Button, Input
@@ -30,6 +32,7 @@ from tui.core.remote.driver import RemoteDriver
 from tui.core.serve.auth import load_or_create_token
 from tui.core.serve.remote_source import RemoteSource
 from tui.ui.app import make_app
+from tui.ui.screens.compact_dialog import CompactDialog
 from tui.ui.screens.dialogs import ConfirmDialog
 from tui.ui.screens.main import MainScreen
 from tui.ui.screens.restart_dialog import RestartDialog
@@ -194,17 +197,36 @@ async def test_connect_dashboard_shows_remote_data_restarts_remote_server_and_re
             await pilot.press("escape")
             await eventually(lambda: isinstance(app.screen, MainScreen))
 
+            # c (proxy mode: no agent runs in tmux here) compacts in the box's proxy; u undoes it there.
+            async with httpx.AsyncClient(timeout=120, trust_env=False) as client:
+                body = {**BODIES["anthropic"](3), "max_tokens": 2}
+                answer = await client.post(proxy_url + "/v1/messages", json=body, headers={"x-api-key": "k"})
+            assert answer.status_code == 200, answer.text
+            await eventually(lambda: table.row_count == 4, what="the long session's row")
+            await pilot.press("c")
+            await eventually(lambda: cancel_focused(app, CompactDialog))
+            await pilot.press("tab", "enter")
+            await eventually(lambda: main.control is not None and bool(main.control.compactions), timeout=120)
+            remote = await asyncio.to_thread(source.control_client().state)
+            assert remote["compactions"]["active"]
+            await pilot.press("u")
+            await eventually(lambda: cancel_focused(app, ConfirmDialog))
+            await pilot.press("tab", "enter")
+            await eventually(lambda: main.control is not None and not main.control.compactions)
+            remote = await asyncio.to_thread(source.control_client().state)
+            assert remote["compactions"]["active"] == []
+
             # A stalled link: disconnected, retrying; a row journaled meanwhile arrives once, after.
             os.kill(serve.proc.pid, signal.SIGSTOP)
             try:
                 await eventually(lambda: "disconnected" in header.link, timeout=20, what="disconnected")
                 assert "retrying in" in header.link
-                await post(proxy_url, "four")  # the proxy child journals it while serve is stopped
+                await post(proxy_url, "five")  # the proxy child journals it while serve is stopped
             finally:
                 os.kill(serve.proc.pid, signal.SIGCONT)
             await eventually(lambda: header.link == "", timeout=30, what="reconnected")
             journal = tmp_path / "journal.sqlite3"
-            await eventually(lambda: table.row_count == journal_count(journal) == 4, what="rows after resume")
+            await eventually(lambda: table.row_count == journal_count(journal) == 5, what="rows after resume")
             assert len(set(table.by_id)) == table.row_count
     finally:
         await asyncio.to_thread(source.server_action, "stop", {}, lambda step: None)
