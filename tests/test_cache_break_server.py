@@ -41,6 +41,9 @@ class _NoDriver:
     def take_backlog(self) -> list[RequestRecord] | None:
         return None
 
+    def store_speeds(self, record: RequestRecord) -> None:
+        return None
+
     def control_client(self) -> None:
         return None
 

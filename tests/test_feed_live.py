@@ -209,6 +209,15 @@ class _NoDriver:
     def take_backlog(self) -> list[RequestRecord] | None:
         return None
 
+    def store_speeds(self, record: RequestRecord) -> None:
+        return None
+
+    def control_client(self) -> None:
+        return None
+
+    def server_control(self) -> None:
+        return None
+
 
 async def test_backlog_rows_get_speeds_from_the_log_backlog_only(
     llama_server: StartServer, tmp_path: Path, free_port: int

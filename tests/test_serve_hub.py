@@ -30,8 +30,14 @@ class QuietDriver:
     def take_backlog(self) -> list[RequestRecord] | None:
         return None
 
-    def control_url(self) -> str:
-        return ""
+    def store_speeds(self, record: RequestRecord) -> None:
+        return None
+
+    def control_client(self) -> None:
+        return None
+
+    def server_control(self) -> None:
+        return None
 
 
 def record(row_id: int) -> RequestRecord:

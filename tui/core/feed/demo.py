@@ -57,6 +57,9 @@ class DemoDriver:
         """No journal backlog: the replay delivers its rows itself."""
         return None
 
+    def store_speeds(self, record: RequestRecord) -> None:
+        """A recording is not written to."""
+
     def control_client(self) -> None:
         """A replay has no proxy to act on."""
         return None

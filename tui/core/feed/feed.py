@@ -52,6 +52,9 @@ class FeedDriver(Protocol):
     def take_backlog(self) -> list[RequestRecord] | None:
         """Journal rows already read for the first frame (once), or None."""
 
+    def store_speeds(self, record: RequestRecord) -> None:
+        """Keep speeds joined from the log in the record's journal row (no-op: a journal that is not ours)."""
+
     def control_client(self) -> ControlClient | None:
         """The control API of the proxy the acting keys use (None: nothing to act on, a replay)."""
 
@@ -154,9 +157,8 @@ class DashboardFeed:
             return None
         tasks = reversed(self._monitor.timeline.requests(64))
         filled = with_timings(record, tasks, self._timed_tasks, self._monitor.wall_time)
-        store = getattr(self.driver, "store_speeds", None)  # live drivers write them to the journal
-        if filled is not None and store is not None:
-            store(filled)
+        if filled is not None:
+            self.driver.store_speeds(filled)
         return filled
 
     def _timed_rows(self) -> list[RequestRecord]:

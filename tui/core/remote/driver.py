@@ -107,6 +107,9 @@ class RemoteDriver:
 
     # --- detail loads (worker threads) -----------------------------------------------------------
 
+    def store_speeds(self, record: RequestRecord) -> None:
+        """serve stores the speeds in its own journal (its feed joins them from the same log)."""
+
     def take_backlog(self) -> list[RequestRecord] | None:
         """No local journal: the first rows come over the stream."""
         return None
