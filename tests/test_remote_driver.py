@@ -173,3 +173,30 @@ def test_cursor_asks_again_for_a_replay_cut_short() -> None:
     assert cursor.hello(9, {"epoch": "a", "resumed": True, "last_id": 12})
     cursor.event(10, "log")
     assert cursor.query() == {"rows_after": "3", "epoch": "a", "after": "10"}
+
+
+async def test_a_host_that_is_down_at_start_is_retried_until_it_answers() -> None:
+    import asyncio
+
+    from support.llama import free_port
+
+    port = free_port()
+    source = RemoteSource(f"http://127.0.0.1:{port}", TOKEN)
+    driver = RemoteDriver(source, None, read_timeout=5.0, backoff=(0.2,))  # /info did not answer at start
+    feed = DashboardFeed(driver, flush_interval=0.01)
+    seen = Seen()
+    feed.subscribe(seen.updates.append)
+    task = asyncio.create_task(feed.run())
+    contract = ContractServe()
+    contract.commit_rows(2)
+    server = TestServer(contract.app(), port=port)
+    try:
+        await eventually(lambda: any("cannot connect" in s.message for s in seen.links()), what="retrying")
+        await server.start_server()
+        await eventually(lambda: seen.row_ids() == [1, 2], what="rows once the host answers")
+        assert driver.info.remote_host == "gpu-box" and driver.info.server_url == "http://127.0.0.1:8080"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await contract.cut()
+        await server.close()

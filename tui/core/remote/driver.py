@@ -65,6 +65,8 @@ def _why(exc: BaseException, read_timeout: float) -> str:
         return f"no data for {read_timeout:g} s"
     if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
         return "cannot connect"
+    if isinstance(exc, RemoteError):
+        return "cannot connect"
     return str(exc) if isinstance(exc, FeedRefused) else type(exc).__name__
 
 
@@ -148,7 +150,7 @@ class RemoteDriver:
                         self.connected = False
                         feed.set_status(SourceStatus("link", "error", str(exc)))
                         return
-                    except (httpx.HTTPError, FeedRefused, ValueError) as exc:
+                    except (httpx.HTTPError, RemoteError, FeedRefused, ValueError) as exc:
                         why = _why(exc, self.read_timeout)
                     if self.connected:
                         failures = 0

@@ -52,7 +52,7 @@ class RestartFlow(Flow):
         note = f"llama-server{control.where} {status.describe()}"
         if status.phase != "down" and not status.owned:
             note += "\nIt was not started by ctxbudget: restarting stops it and starts the configured one."
-        note += f"\nmodel: {control.model if control.where else settings.model}"
+        note += f"\nmodel: {control.model}"
         note += "\n" + restart_cost_note(server, self.view.history.series().prompt_tps)
         self.screen.app.push_screen(
             RestartDialog(ctx_size=ctx_size, parallel=parallel, note=note),
