@@ -129,6 +129,12 @@ def test_loopback_takes_no_token_but_checks_a_given_one_and_the_host(tmp_path: P
             serve.url + "/_ctxbudget/info", headers={"Host": "evil.example"}, trust_env=False
         )
         assert rebinding.status_code == 401 and "epoch" not in rebinding.text
+        # A page in the user's own browser reaches loopback with the right Host: it still gets nothing.
+        for page in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            restart = httpx.post(
+                serve.url + "/_ctxbudget/server/restart", content=b"{}", headers=page, trust_env=False
+            )
+            assert restart.status_code == 401 and "unauthorized" in restart.text, restart.text
     finally:
         assert serve.stop() == 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -32,6 +32,11 @@ def is_loopback(remote: str | None) -> bool:
         return ipaddress.ip_address(remote.split("%", 1)[0]).is_loopback
     except ValueError:
         return False
+
+
+def from_browser_page(headers: Mapping[str, str]) -> bool:
+    """Whether a request comes from a web page (an Origin header, or a fetch that is not same-origin)."""
+    return bool(headers.get("Origin")) or headers.get("Sec-Fetch-Site", "none") not in ("none", "same-origin")
 
 
 LISTEN_HOST: web.AppKey[str] = web.AppKey("ctxbudget_listen_host", str)
@@ -81,10 +86,7 @@ async def loopback_only(request: web.Request, handler: Handler) -> web.StreamRes
             )
         # A web page in the user's browser is a loopback peer too: refuse cross-site requests, and make
         # POST bodies must be JSON (_payload), which a page cannot send without a CORS preflight.
-        if request.headers.get("Origin") or request.headers.get("Sec-Fetch-Site", "none") not in (
-            "none",
-            "same-origin",
-        ):
+        if from_browser_page(request.headers):
             return error(403, "forbidden", "the ctxbudget control API does not answer browser pages")
     return await handler(request)
 

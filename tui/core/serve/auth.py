@@ -11,7 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from tui.core.config import ConfigError, user_config_path
-from tui.core.control.api import host_names_this_machine
+from tui.core.control.api import from_browser_page, host_names_this_machine
 
 TOKEN_FILE = "serve-token"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -73,8 +73,9 @@ def auth_middleware(
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Check the bearer token; without `required` (a loopback listen) a request may come without one.
 
-    A tokenless request must then name this machine in its Host header, so a DNS-rebinding web page
-    cannot read the feed or restart the server.
+    A tokenless request must then name this machine in its Host header and not come from a web page,
+    so neither a DNS-rebinding page nor any page in the user's browser can read the feed or restart the
+    server.
     """
 
     @web.middleware
@@ -85,6 +86,8 @@ def auth_middleware(
                 return unauthorized("this ctxbudget serve needs its token (Authorization: Bearer ...)")
             if not host_names_this_machine(request.headers.get("Host"), listen_host, None):
                 return unauthorized("a request without the token must come with Host: localhost")
+            if from_browser_page(request.headers):  # a page on this machine must not restart the server
+                return unauthorized("a request without the token must not come from a web page")
         elif not token_matches(given, token):
             return unauthorized("wrong token")
         return await handler(request)
