@@ -179,7 +179,8 @@ class RemoteDriver:
             left -= step
 
     async def _stream(self, http: Any, feed: DashboardFeed) -> None:
-        if not self._info_known:
+        # Read again after every lost link: a restarted serve may run its proxy elsewhere, another model.
+        if not self._info_known or self.connects:
             data = await asyncio.to_thread(self.source.info)
             self.info = remote_feed_info(self.source.url, data)
             self._info_known = True
