@@ -106,7 +106,7 @@ async def test_a_cut_link_resumes_with_every_row_once(serve: tuple[ContractServe
         assert all(q["epoch"] == contract.epoch for q in resumed), resumed
         waiting = [s.message for s in seen.links() if s.health == "waiting"]
         assert "disconnected from" in waiting[0] and "retrying in 1s" in waiting[0]
-        assert seen.log_texts().count("line while down") == 3
+        await eventually(lambda: seen.log_texts().count("line while down") == 3, what="each log line once")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
