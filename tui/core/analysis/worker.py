@@ -102,6 +102,7 @@ class ProcessPipeline:
         self.spool_errors = 0
         self.replayed = 0
         self.problem: str | None = None
+        self.otel: dict[str, Any] | None = None  # the worker's OpenTelemetry export counts ([otel] on)
         self._worker_failures = 0
         self._begun: str | None = None  # the capture the worker said it is working on
         self._lock = threading.Condition()
@@ -361,6 +362,8 @@ class ProcessPipeline:
             self._begun = message[1]
         elif message[0] == "problem":
             self._set_problem(message[1])
+        elif message[0] == "otel":
+            self.otel = message[1]
         else:
             _, key, record, committed, error, worker_failures = message
             self.failures += max(0, worker_failures - self._worker_failures)

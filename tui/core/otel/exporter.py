@@ -1,0 +1,182 @@
+"""Journal rows out as OTLP/HTTP spans through the OpenTelemetry SDK: batched on the SDK's own thread,
+failures counted and logged, never raised into the caller (the analysis worker)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from tui.core.otel.spans import span_fields
+from tui.core.otel.target import OtelTarget
+from tui.core.records import RequestRecord
+from tui.core.redact import redact_text
+
+log = logging.getLogger(__name__)
+
+SDK_EXPORTER_LOGGER = "opentelemetry.exporter"  # where the OTLP exporter says why a batch failed
+LOG_EVERY = 100  # after the first failure, one log line per this many failed spans
+INSTRUMENTATION = "ctxbudget"
+
+StatusCallback = Callable[[dict[str, Any]], None]
+
+
+class _LastMessage(logging.Handler):
+    """Keeps the SDK exporter's latest warning (the reason a batch failed) instead of printing each."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.text: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.text = redact_text(record.getMessage())[:300]
+        except Exception:  # a bad log record must not break export
+            self.text = "export failed"
+
+
+class _CountingExporter(SpanExporter):
+    """Wraps the OTLP exporter: counts exported and failed spans, remembers why the last batch failed."""
+
+    def __init__(self, inner: SpanExporter, owner: SpanExport) -> None:
+        self.inner = inner
+        self.owner = owner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        reason = self.owner.sdk_messages
+        reason.text = None
+        try:
+            result = self.inner.export(spans)
+        except Exception as exc:  # the SDK catches this too; count it here
+            reason.text = redact_text(f"{type(exc).__name__}: {exc}")[:300]
+            result = SpanExportResult.FAILURE
+        self.owner.batch_done(len(spans), result is SpanExportResult.SUCCESS, reason.text)
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class SpanExport:
+    """One TracerProvider with a BatchSpanProcessor sending to the OTLP/HTTP endpoint of `target`.
+
+    `export(record)` only queues a span (the SDK drops spans past its queue size rather than block);
+    `status()` is what /health shows; `on_status` is told after every batch (from the SDK's thread).
+    """
+
+    def __init__(self, target: OtelTarget, on_status: StatusCallback | None = None) -> None:
+        self.target = target
+        self.on_status = on_status
+        self.sdk_messages = _LastMessage()
+        sdk_logger = logging.getLogger(SDK_EXPORTER_LOGGER)
+        sdk_logger.addHandler(self.sdk_messages)
+        sdk_logger.propagate = False  # summarised by batch_done instead: one line per LOG_EVERY failures
+        self._lock = threading.Lock()
+        self.queued = 0
+        self.exported = 0
+        self.failed = 0
+        self.last_error: str | None = target.problem
+        self._logged_failures = 0
+        self._failing = False
+        otlp = OTLPSpanExporter(
+            endpoint=target.traces_url, headers=dict(target.headers), timeout=target.timeout
+        )
+        resource = Resource.create({"service.name": target.service_name})
+        self.provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        self.processor = BatchSpanProcessor(_CountingExporter(otlp, self))
+        self.provider.add_span_processor(self.processor)
+        self.tracer = self.provider.get_tracer(INSTRUMENTATION)
+
+    def export(self, record: RequestRecord) -> None:
+        """Queue the span of one committed row (nothing for rows that are not model requests)."""
+        try:
+            fields = span_fields(record)
+            if fields is None:
+                return
+            span = self.tracer.start_span(
+                fields.name, kind=SpanKind.CLIENT, attributes=fields.attributes, start_time=fields.start_ns
+            )
+            if fields.error is not None:
+                span.set_status(Status(StatusCode.ERROR, fields.error))
+            span.end(end_time=fields.end_ns)
+            with self._lock:
+                self.queued += 1
+        except Exception as exc:  # never let tracing cost a journal row
+            with self._lock:
+                self.failed += 1
+                self.last_error = f"could not build the span: {type(exc).__name__}: {exc}"
+            log.exception("OpenTelemetry: could not build the span of row %s", record.id)
+
+    def batch_done(self, count: int, ok: bool, reason: str | None) -> None:
+        """Count one batch the SDK tried to send (called on the SDK's export thread)."""
+        with self._lock:
+            recovered = ok and self._failing
+            self._failing = not ok
+            if ok:
+                self.exported += count
+                self.last_error = self.target.problem
+            else:
+                self.failed += count
+                self.last_error = reason or f"export to {self.target.safe_url} failed"
+            failed, first = self.failed, self._logged_failures == 0
+            due = not ok and (first or failed - self._logged_failures >= LOG_EVERY)
+            if due:
+                self._logged_failures = failed
+        if due:
+            log.warning(
+                "OpenTelemetry: %d spans not exported to %s so far (last: %s)",
+                failed, self.target.safe_url, reason or "no reason given",
+            )
+        elif recovered:
+            log.warning("OpenTelemetry: export to %s works again", self.target.safe_url)
+        if self.on_status is not None:
+            try:
+                self.on_status(self.status())
+            except Exception:
+                log.exception("OpenTelemetry: status callback failed")
+
+    def status(self) -> dict[str, Any]:
+        """Counts for /health: spans queued, exported, failed, still pending, and the last error."""
+        with self._lock:
+            return {
+                "endpoint": self.target.safe_url,
+                "queued": self.queued,
+                "exported": self.exported,
+                "failed": self.failed,
+                "pending": max(0, self.queued - self.exported - self.failed),
+                "last_error": self.last_error,
+            }
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Send what is queued, waiting at most `timeout_s`; what is left is logged as lost."""
+        # The SDK's shutdown waits up to 30 s for an unreachable endpoint: run it aside, wait timeout_s.
+        closer = threading.Thread(target=self._close, name="ctxbudget-otel-shutdown", daemon=True)
+        closer.start()
+        closer.join(timeout_s)
+        status = self.status()
+        if status["pending"]:
+            log.warning(
+                "OpenTelemetry: %d spans not sent to %s before exit", status["pending"], self.target.safe_url
+            )
+        if self.on_status is not None:
+            try:
+                self.on_status(status)
+            except Exception:
+                log.exception("OpenTelemetry: status callback failed")
+        logging.getLogger(SDK_EXPORTER_LOGGER).removeHandler(self.sdk_messages)
+
+    def _close(self) -> None:
+        try:
+            self.processor.shutdown()  # type: ignore[no-untyped-call]
+        except Exception:
+            log.exception("OpenTelemetry: shutdown failed")
