@@ -49,7 +49,7 @@ def span_fields(record: RequestRecord) -> SpanFields | None:
     """The span of a model request; None for rows that are not one (GETs, count_tokens, health checks)."""
     if not is_model_request(record):
         return None
-    start_ns = int(record.ts * 1e9)
+    start_ns = round(record.ts * 1e6) * 1000  # microseconds: what a float epoch time holds exactly
     end_ns = start_ns + int(max(record.total_ms or record.ttfb_ms or 0.0, 0.0) * 1e6)
     attrs: dict[str, AttributeValue] = {
         "gen_ai.operation.name": OPERATION,
