@@ -4,6 +4,7 @@ read back through Phoenix's REST API and compared with the journal's rows."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -12,13 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
+from support.eventually import eventually as eventually_async
 from support.eventually import eventually_sync as eventually
 from support.llama import RunningServer, free_port
 from support.phoenix import RunningPhoenix, install_phoenix, start_phoenix
 from support.proxy_process import ProxyProcess, start_proxy
 
 from tui.core.anatomy.model import CATEGORIES
+from tui.core.config import settings_from_dict
 from tui.core.journal.writer import JournalReader
+from tui.core.proxy.service import ProxyService
 from tui.core.records import RequestRecord
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -198,3 +202,36 @@ def test_unreachable_endpoint_never_blocks_or_stops_the_proxy(
         assert proxy.stop() == 0, proxy.output()
     worker_log = (proxy.journal_path.parent / "analysis-worker.log").read_text()
     assert "spans not exported to " + nobody in worker_log, worker_log
+
+
+async def test_thread_analysis_exports_from_the_proxy_process(
+    phoenix: RunningPhoenix, shared_llama_server: RunningServer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(HEADERS_ENV, f"authorization=Bearer%20{phoenix.admin_secret}")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
+    settings = settings_from_dict({
+        "proxy": {"listen": "127.0.0.1:0", "upstream": shared_llama_server.url, "analysis": "thread"},
+        "journal": {"path": str(tmp_path / "journal.sqlite3")},
+        "otel": {"endpoint": phoenix.url, "headers_env": HEADERS_ENV},
+    })
+    service = ProxyService(settings)
+    await service.start()
+    try:
+        async with httpx.AsyncClient(base_url=service.url, timeout=120) as http:
+            body = message(SYSTEM, [("user", "thread mode")])
+            r = await http.post("/v1/messages", json=body, headers={"x-claude-code-session-id": "thread-1"})
+            assert r.status_code == 200, r.text
+        assert await asyncio.to_thread(service.flush, 60.0)
+        await eventually_async(lambda: (service.status()["otel"] or {}).get("exported") == 1, timeout=60,
+                               seen=service.status)
+    finally:
+        await service.stop()
+    (row,) = [r for r in JournalReader(tmp_path / "journal.sqlite3").latest(10) if r.method == "POST"]
+
+    def thread_spans() -> list[dict[str, Any]]:
+        return [s for s in phoenix.spans() if s["attributes"].get("gen_ai.conversation.id") == "thread-1"]
+
+    (span,) = eventually(thread_spans, timeout=60)  # Phoenix stores what it received a moment later
+    assert span["attributes"]["ctxbudget.journal.row_id"] == row.id
+    assert span["attributes"]["gen_ai.usage.input_tokens"] == row.usage.prompt_tokens
