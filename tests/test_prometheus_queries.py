@@ -97,6 +97,24 @@ def test_queries_are_extracted_from_both_files() -> None:
     assert "label_values(ctxbudget_requests_total, instance)" in dashboard
 
 
+def test_dashboard_imports_with_a_datasource_input_and_a_sane_layout() -> None:
+    data = json.loads(DASHBOARD.read_text())
+    assert [i["name"] for i in data["__inputs"]] == ["DS_PROMETHEUS"]
+    panels = data["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    cells: set[tuple[int, int]] = set()
+    for panel in panels:
+        pos = panel["gridPos"]
+        assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24, panel["title"]
+        xs, ys = range(pos["x"], pos["x"] + pos["w"]), range(pos["y"], pos["y"] + pos["h"])
+        mine = {(x, y) for x in xs for y in ys}
+        assert not mine & cells, f"{panel['title']} overlaps another panel"
+        cells |= mine
+        for target in panel.get("targets", []):
+            assert target["datasource"]["uid"] == "${DS_PROMETHEUS}", panel["title"]
+            assert 'instance=~"$instance"' in target["expr"], f"{panel['title']} ignores the Proxy variable"
+
+
 def test_every_readme_and_dashboard_query_returns_data(
     scraped_proxy: tuple[ProxyProcess, RunningPrometheus],
 ) -> None:
