@@ -170,3 +170,23 @@ def test_bad_otel_config_names_key_and_fix(values: dict[str, Any], message: str)
     with pytest.raises(ConfigError) as err:
         settings_from_dict({"otel": values}, "cfg.toml")
     assert str(err.value).startswith(f"cfg.toml: {message}"), str(err.value)
+
+
+def test_spans_past_the_backlog_are_dropped_and_counted(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tui.core.otel import exporter
+
+    monkeypatch.setattr(exporter, "MAX_PENDING", 3)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")  # nothing leaves during the test
+    spans = start_span_export(OtelSettings(endpoint="http://127.0.0.1:9", timeout=1.0))
+    assert spans is not None
+    try:
+        for _ in range(5):
+            spans.export(model_row())
+        spans.export(model_row(method="GET"))  # not a model request: neither queued nor dropped
+        status = spans.status()
+        assert (status["queued"], status["pending"], status["dropped"]) == (3, 3, 2)
+        assert "OpenTelemetry: 1 spans dropped so far" in caplog.text
+    finally:
+        spans.shutdown(0.1)

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 SDK_EXPORTER_LOGGER = "opentelemetry.exporter"  # where the OTLP exporter says why a batch failed
 LOG_EVERY = 100  # after the first failure, one log line per this many failed spans
+# Spans waiting for export at most; past it a span is dropped and counted here (the SDK would drop it too,
+# silently). Checked before the SDK's queue, which gets the same size.
+MAX_PENDING = 2048
+BATCH_SIZE = 512  # spans per export request (the SDK's default)
 INSTRUMENTATION = "ctxbudget"
 
 StatusCallback = Callable[[dict[str, Any]], None]
@@ -85,6 +89,7 @@ class SpanExport:
         self.queued = 0
         self.exported = 0
         self.failed = 0
+        self.dropped = 0
         self.last_error: str | None = target.problem
         self._logged_failures = 0
         self._failing = False
@@ -93,7 +98,11 @@ class SpanExport:
         )
         resource = Resource.create({"service.name": target.service_name})
         self.provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-        self.processor = BatchSpanProcessor(_CountingExporter(otlp, self))
+        self.processor = BatchSpanProcessor(
+            _CountingExporter(otlp, self),
+            max_queue_size=MAX_PENDING,
+            max_export_batch_size=min(BATCH_SIZE, MAX_PENDING),
+        )
         self.provider.add_span_processor(self.processor)
         self.tracer = self.provider.get_tracer(INSTRUMENTATION)
 
@@ -101,7 +110,7 @@ class SpanExport:
         """Queue the span of one committed row (nothing for rows that are not model requests)."""
         try:
             fields = span_fields(record)
-            if fields is None:
+            if fields is None or self._drop_if_backlogged():
                 return
             span = self.tracer.start_span(
                 fields.name, kind=SpanKind.CLIENT, attributes=fields.attributes, start_time=fields.start_ns
@@ -116,6 +125,20 @@ class SpanExport:
                 self.failed += 1
                 self.last_error = f"could not build the span: {type(exc).__name__}: {exc}"
             log.exception("OpenTelemetry: could not build the span of row %s", record.id)
+
+    def _drop_if_backlogged(self) -> bool:
+        """True (and counted) when MAX_PENDING spans already wait: the endpoint is slower than traffic."""
+        with self._lock:
+            if self.queued - self.exported - self.failed < MAX_PENDING:
+                return False
+            self.dropped += 1
+            dropped = self.dropped
+        if dropped == 1 or dropped % LOG_EVERY == 0:
+            log.warning(
+                "OpenTelemetry: %d spans dropped so far: %d wait for %s already",
+                dropped, MAX_PENDING, self.target.safe_url,
+            )
+        return True
 
     def batch_done(self, count: int, ok: bool, reason: str | None) -> None:
         """Count one batch the SDK tried to send (called on the SDK's export thread)."""
@@ -146,7 +169,7 @@ class SpanExport:
                 log.exception("OpenTelemetry: status callback failed")
 
     def status(self) -> dict[str, Any]:
-        """Counts for /health: spans queued, exported, failed, still pending, and the last error."""
+        """Counts for /health: spans queued, exported, failed, still pending, dropped, and the last error."""
         with self._lock:
             return {
                 "endpoint": self.target.safe_url,
@@ -154,6 +177,7 @@ class SpanExport:
                 "exported": self.exported,
                 "failed": self.failed,
                 "pending": max(0, self.queued - self.exported - self.failed),
+                "dropped": self.dropped,
                 "last_error": self.last_error,
             }
 
