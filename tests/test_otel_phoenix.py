@@ -20,10 +20,11 @@ from support.phoenix import RunningPhoenix, install_phoenix, start_phoenix
 from support.proxy_process import ProxyProcess, start_proxy
 
 from tui.core.anatomy.model import CATEGORIES
-from tui.core.config import settings_from_dict
+from tui.core.config import OtelSettings, settings_from_dict
 from tui.core.journal.writer import JournalReader
+from tui.core.otel.spans import span_fields
 from tui.core.proxy.service import ProxyService
-from tui.core.records import RequestRecord
+from tui.core.records import RequestRecord, Usage
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -235,3 +236,34 @@ async def test_thread_analysis_exports_from_the_proxy_process(
     (span,) = eventually(thread_spans, timeout=60)  # Phoenix stores what it received a moment later
     assert span["attributes"]["ctxbudget.journal.row_id"] == row.id
     assert span["attributes"]["gen_ai.usage.input_tokens"] == row.usage.prompt_tokens
+
+
+def test_a_row_exported_twice_is_one_span(phoenix: RunningPhoenix, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A restarted analysis worker resends captures it had committed but not acknowledged: the journal
+    # dedupes the row, and the span's ids come from the row, so the receiver keeps one span.
+    from tui.core.otel import start_span_export
+
+    monkeypatch.setenv(HEADERS_ENV, f"authorization=Bearer%20{phoenix.admin_secret}")
+    row = RequestRecord(
+        id=424242, ts=1_800_000_000.5, method="POST", path="/v1/messages", status=200, session_id="twice",
+        kind="main", model="m", dialect="anthropic", total_ms=5.0, usage=Usage(prompt_tokens=10),
+    )
+    spans = start_span_export(OtelSettings(endpoint=phoenix.url, headers_env=HEADERS_ENV))
+    assert spans is not None
+    try:
+        for _ in range(2):
+            spans.export(row)
+            spans.processor.force_flush()
+    finally:
+        spans.shutdown(5.0)
+    status = spans.status()
+    assert (status["exported"], status["failed"]) == (2, 0), status
+    fields = span_fields(row)
+    assert fields is not None
+
+    def stored() -> list[dict[str, Any]]:
+        return [s for s in phoenix.spans() if s["attributes"].get("ctxbudget.journal.row_id") == row.id]
+
+    eventually(stored, timeout=60)
+    (span,) = stored()
+    assert span["context"] == {"trace_id": f"{fields.trace_id:032x}", "span_id": f"{fields.span_id:016x}"}

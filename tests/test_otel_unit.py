@@ -190,3 +190,11 @@ def test_spans_past_the_backlog_are_dropped_and_counted(
         assert "OpenTelemetry: 1 spans dropped so far" in caplog.text
     finally:
         spans.shutdown(0.1)
+
+
+def test_span_ids_come_from_the_row() -> None:
+    first, again, other = span_fields(model_row()), span_fields(model_row()), span_fields(model_row(id=8))
+    assert first is not None and again is not None and other is not None
+    assert (first.trace_id, first.span_id) == (again.trace_id, again.span_id)
+    assert first.trace_id != other.trace_id and first.span_id != other.span_id
+    assert 0 < first.trace_id < 2**128 and 0 < first.span_id < 2**64

@@ -12,6 +12,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tui.core.otel.spans import span_fields
@@ -44,6 +45,23 @@ class _LastMessage(logging.Handler):
             self.text = redact_text(record.getMessage())[:300]
         except Exception:  # a bad log record must not break export
             self.text = "export failed"
+
+
+class _RowIds(IdGenerator):
+    """Hands the SDK the ids chosen for the next span (derived from its row), random ones otherwise."""
+
+    def __init__(self) -> None:
+        self.random = RandomIdGenerator()
+        self.next_trace_id: int | None = None
+        self.next_span_id: int | None = None
+
+    def generate_trace_id(self) -> int:
+        trace_id, self.next_trace_id = self.next_trace_id, None
+        return trace_id or self.random.generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        span_id, self.next_span_id = self.next_span_id, None
+        return span_id or self.random.generate_span_id()
 
 
 class _CountingExporter(SpanExporter):
@@ -97,7 +115,9 @@ class SpanExport:
             endpoint=target.traces_url, headers=dict(target.headers), timeout=target.timeout
         )
         resource = Resource.create({"service.name": target.service_name})
-        self.provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        self.ids = _RowIds()
+        self._start = threading.Lock()  # the ids set for a span are the ones its start_span takes
+        self.provider = TracerProvider(resource=resource, shutdown_on_exit=False, id_generator=self.ids)
         self.processor = BatchSpanProcessor(
             _CountingExporter(otlp, self),
             max_queue_size=MAX_PENDING,
@@ -112,9 +132,14 @@ class SpanExport:
             fields = span_fields(record)
             if fields is None or self._drop_if_backlogged():
                 return
-            span = self.tracer.start_span(
-                fields.name, kind=SpanKind.CLIENT, attributes=fields.attributes, start_time=fields.start_ns
-            )
+            with self._start:
+                self.ids.next_trace_id, self.ids.next_span_id = fields.trace_id, fields.span_id
+                span = self.tracer.start_span(
+                    fields.name,
+                    kind=SpanKind.CLIENT,
+                    attributes=fields.attributes,
+                    start_time=fields.start_ns,
+                )
             if fields.error is not None:
                 span.set_status(Status(StatusCode.ERROR, fields.error))
             span.end(end_time=fields.end_ns)

@@ -6,6 +6,7 @@ and structural descriptions go in; never prompt or response text, never headers 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,18 @@ class SpanFields:
     end_ns: int
     attributes: dict[str, AttributeValue]
     error: str | None = None
+    trace_id: int = 0
+    span_id: int = 0
+
+
+def span_ids(record: RequestRecord) -> tuple[int, int]:
+    """Trace and span id derived from the row, so a row exported twice (a worker restarted after the
+    commit but before its acknowledgement resends the capture) is the same span to the receiver."""
+    seed = f"{record.ts!r}|{record.id}|{record.session_id}|{record.method} {record.path}|{record.model}"
+    digest = hashlib.blake2b(seed.encode("utf-8", "surrogatepass"), digest_size=24).digest()
+    trace_id = int.from_bytes(digest[:16], "big") or 1
+    span_id = int.from_bytes(digest[16:], "big") or 1
+    return trace_id, span_id
 
 
 def attribute_key_part(name: str) -> str:
@@ -81,7 +94,8 @@ def span_fields(record: RequestRecord) -> SpanFields | None:
         attrs["ctxbudget.unparsed_reason"] = _short(record.unparsed_reason)
     error = _error(record, attrs)
     name = f"{OPERATION} {record.model}" if record.model else OPERATION
-    return SpanFields(name, start_ns, end_ns, attrs, error)
+    trace_id, span_id = span_ids(record)
+    return SpanFields(name, start_ns, end_ns, attrs, error, trace_id, span_id)
 
 
 def _usage(record: RequestRecord, attrs: dict[str, AttributeValue]) -> None:
