@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -267,3 +269,42 @@ def test_a_row_exported_twice_is_one_span(phoenix: RunningPhoenix, monkeypatch: 
     eventually(stored, timeout=60)
     (span,) = stored()
     assert span["context"] == {"trace_id": f"{fields.trace_id:032x}", "span_id": f"{fields.span_id:016x}"}
+
+
+def test_export_goes_on_after_the_worker_is_killed(
+    phoenix: RunningPhoenix, shared_llama_server: RunningServer, tmp_path: Path
+) -> None:
+    proxy = start_proxy(
+        shared_llama_server.url, tmp_path / "proxy",
+        config_text=otel_config(phoenix.url, shared_llama_server.url, HEADERS_ENV),
+        env_extra={HEADERS_ENV: f"authorization=Bearer%20{phoenix.admin_secret}", **FAST_BATCHES},
+    )
+    session = {"x-claude-code-session-id": "killed-worker"}
+    try:
+        with httpx.Client(base_url=proxy.url, headers=session, timeout=120) as http:
+            for round_ in range(2):
+                for i in range(2):
+                    body = message(SYSTEM, [("user", f"round {round_} question {i}")])
+                    assert http.post("/v1/messages", json=body).status_code == 200
+                done = 2 * (round_ + 1)  # summed over both workers
+                eventually(lambda n=done: otel_health(proxy).get("exported") == n, timeout=60,
+                           seen=proxy.health)
+                if round_ == 0:
+                    pid = proxy.health()["worker_pid"]
+                    assert isinstance(pid, int)
+                    os.kill(pid, signal.SIGKILL)
+                    eventually(lambda p=pid: proxy.health()["worker_pid"] not in (p, None), timeout=60,
+                               seen=proxy.health)
+        rows = model_rows(proxy, 4)
+        status = otel_health(proxy)
+        assert (status["failed"], status["dropped"], status["lost"]) == (0, 0, 0), status
+    finally:
+        assert proxy.stop() == 0, proxy.output()
+    wanted = {r.id for r in rows}
+
+    def stored() -> list[int]:
+        ids = [s["attributes"].get("ctxbudget.journal.row_id") for s in phoenix.spans()
+               if s["attributes"].get("gen_ai.conversation.id") == "killed-worker"]
+        return sorted(i for i in ids if i in wanted)
+
+    eventually(lambda: stored() == sorted(wanted), timeout=60, seen=stored)

@@ -198,3 +198,18 @@ def test_span_ids_come_from_the_row() -> None:
     assert (first.trace_id, first.span_id) == (again.trace_id, again.span_id)
     assert first.trace_id != other.trace_id and first.span_id != other.span_id
     assert 0 < first.trace_id < 2**128 and 0 < first.span_id < 2**64
+
+
+def test_counts_are_summed_over_restarted_workers() -> None:
+    from tui.core.otel.counts import combined, retire
+
+    assert combined({}, None) is None  # export off
+    dead = {"endpoint": "e", "queued": 5, "exported": 3, "failed": 1, "pending": 1, "dropped": 0,
+            "lost": 0, "last_error": "x"}
+    before = retire({}, dead)
+    now = {"endpoint": "e", "queued": 2, "exported": 2, "failed": 0, "pending": 0, "dropped": 4,
+           "lost": 0, "last_error": None}
+    assert combined(before, now) == {"endpoint": "e", "queued": 7, "exported": 5, "failed": 1,
+                                     "pending": 0, "dropped": 4, "lost": 1, "last_error": None}
+    assert combined(before, None) == {"queued": 5, "exported": 3, "failed": 1, "pending": 0,
+                                      "dropped": 0, "lost": 1, "last_error": None}

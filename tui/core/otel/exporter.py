@@ -203,6 +203,7 @@ class SpanExport:
                 "failed": self.failed,
                 "pending": max(0, self.queued - self.exported - self.failed),
                 "dropped": self.dropped,
+                "lost": 0,  # spans of analysis workers that died first (summed by tui.core.otel.counts)
                 "last_error": self.last_error,
             }
 
