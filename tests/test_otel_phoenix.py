@@ -133,6 +133,8 @@ def test_spans_with_genai_attributes_arrive_in_phoenix(
         assert attrs["gen_ai.request.model"] == row.model == "claude-haiku-4-5"
         assert attrs["gen_ai.conversation.id"] == row.session_id == SESSION
         assert attrs["http.response.status_code"] == row.status
+        assert attrs["server.address"] == "127.0.0.1"
+        assert attrs["server.port"] == int(shared_llama_server.url.rsplit(":", 1)[1])
         # Real times of the request: start at the row's ts, end after total_ms (Phoenix keeps microseconds).
         assert abs(iso_ns(span["start_time"]) - int(row.ts * 1e9)) <= 2000
         assert row.total_ms is not None

@@ -213,3 +213,19 @@ def test_counts_are_summed_over_restarted_workers() -> None:
                                      "pending": 0, "dropped": 4, "lost": 1, "last_error": None}
     assert combined(before, None) == {"queued": 5, "exported": 3, "failed": 1, "pending": 0,
                                       "dropped": 0, "lost": 1, "last_error": None}
+
+
+@pytest.mark.parametrize(
+    ("upstream", "attributes"),
+    [
+        ("http://127.0.0.1:8080", {"server.address": "127.0.0.1", "server.port": 8080}),
+        ("https://user:pw@gpu-box.lan/v1", {"server.address": "gpu-box.lan", "server.port": 443}),
+        ("http://[::1]:9000", {"server.address": "::1", "server.port": 9000}),
+        ("http://h:99999", {}),
+        ("", {}),
+    ],
+)
+def test_server_attributes_name_host_and_port_only(upstream: str, attributes: dict[str, Any]) -> None:
+    from tui.core.otel.spans import server_attributes
+
+    assert server_attributes(upstream) == attributes

@@ -117,7 +117,9 @@ def _start_span_export(settings: Settings, replies: _Replies) -> SpanExport | No
     from tui.core.otel import start_span_export
 
     try:
-        spans = start_span_export(settings.otel, lambda status: replies.send(("otel", status)))
+        spans = start_span_export(
+            settings.otel, lambda status: replies.send(("otel", status)), settings.proxy.upstream
+        )
     except Exception as exc:
         log.exception("cannot start the OpenTelemetry export")
         replies.send(("otel", {"endpoint": settings.otel.endpoint, "last_error": f"not started: {exc}"}))

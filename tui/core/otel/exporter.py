@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tui.core.otel.spans import span_fields
+from tui.core.otel.spans import AttributeValue, span_fields
 from tui.core.otel.target import OtelTarget
 from tui.core.records import RequestRecord
 from tui.core.redact import redact_text
@@ -96,8 +96,14 @@ class SpanExport:
     `status()` is what /health shows; `on_status` is told after every batch (from the SDK's thread).
     """
 
-    def __init__(self, target: OtelTarget, on_status: StatusCallback | None = None) -> None:
+    def __init__(
+        self,
+        target: OtelTarget,
+        on_status: StatusCallback | None = None,
+        common: dict[str, AttributeValue] | None = None,
+    ) -> None:
         self.target = target
+        self.common = dict(common or {})  # attributes every span gets (server.address, server.port)
         self.on_status = on_status
         self.sdk_messages = _LastMessage()
         sdk_logger = logging.getLogger(SDK_EXPORTER_LOGGER)
@@ -137,7 +143,7 @@ class SpanExport:
                 span = self.tracer.start_span(
                     fields.name,
                     kind=SpanKind.CLIENT,
-                    attributes=fields.attributes,
+                    attributes={**self.common, **fields.attributes},
                     start_time=fields.start_ns,
                 )
             if fields.error is not None:

@@ -10,6 +10,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from tui.core.anatomy.model import CATEGORIES
 from tui.core.records import RequestRecord
@@ -51,6 +52,18 @@ def span_ids(record: RequestRecord) -> tuple[int, int]:
     trace_id = int.from_bytes(digest[:16], "big") or 1
     span_id = int.from_bytes(digest[16:], "big") or 1
     return trace_id, span_id
+
+
+def server_attributes(upstream: str) -> dict[str, AttributeValue]:
+    """server.address and server.port of the llama-server URL (never its user or password)."""
+    try:
+        parts = urlsplit(upstream)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return {}
+    if not parts.hostname:
+        return {}
+    return {"server.address": parts.hostname, "server.port": port}
 
 
 def attribute_key_part(name: str) -> str:

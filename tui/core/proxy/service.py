@@ -177,7 +177,8 @@ class ProxyService:
             if self.journal_enabled:
                 self.journal = self._open_journal()
             factory = self.analyzer_factory or SettingsAnalyzer(self.settings)
-            self._spans = start_span_export(self.settings.otel)  # the process worker starts its own
+            # The process worker starts its own exporter; in thread mode it lives here.
+            self._spans = start_span_export(self.settings.otel, upstream=self.upstream)
             pipeline = Pipeline(
                 self.journal, factory, self._deliver_from_thread, self.max_backlog_bytes, self._spans
             )
