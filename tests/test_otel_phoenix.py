@@ -201,7 +201,9 @@ def test_unreachable_endpoint_never_blocks_or_stops_the_proxy(
         send_conversation(proxy)
         eventually(lambda: otel_health(proxy).get("failed") == 4, timeout=90,
                    seen=lambda: f"health: {proxy.health()}")
-        assert otel_health(proxy)["endpoint"] == nobody + "/v1/traces"
+        status = otel_health(proxy)
+        assert status["endpoint"] == nobody + "/v1/traces"
+        assert "Connection refused" in status["last_error"], status
         assert proxy.health()["journaled"] == 4
     finally:
         assert proxy.stop() == 0, proxy.output()

@@ -29,22 +29,32 @@ LOG_EVERY = 100  # after the first failure, one log line per this many failed sp
 MAX_PENDING = 2048
 BATCH_SIZE = 512  # spans per export request (the SDK's default)
 INSTRUMENTATION = "ctxbudget"
+MAX_REASON = 400  # characters of an export error kept for /health and the log
 
 StatusCallback = Callable[[dict[str, Any]], None]
 
 
 class _LastMessage(logging.Handler):
-    """Keeps the SDK exporter's latest warning (the reason a batch failed) instead of printing each."""
+    """Keeps why the SDK exporter failed a batch (its last warning, and the retried error before it)."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self.text: str | None = None
+        self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.text = redact_text(record.getMessage())[:300]
+            self.messages.append(redact_text(record.getMessage()))
         except Exception:  # a bad log record must not break export
-            self.text = "export failed"
+            self.messages.append("export failed")
+
+    @property
+    def text(self) -> str | None:
+        """The last message, with the first different one before it (e.g. connection refused)."""
+        if not self.messages:
+            return None
+        last = self.messages[-1]
+        earlier = [m for m in self.messages if m != last]
+        return (f"{last} ({earlier[-1]})" if earlier else last)[:MAX_REASON]
 
 
 class _RowIds(IdGenerator):
@@ -73,11 +83,11 @@ class _CountingExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         reason = self.owner.sdk_messages
-        reason.text = None
+        reason.messages.clear()
         try:
             result = self.inner.export(spans)
         except Exception as exc:  # the SDK catches this too; count it here
-            reason.text = redact_text(f"{type(exc).__name__}: {exc}")[:300]
+            reason.messages.append(redact_text(f"{type(exc).__name__}: {exc}"))
             result = SpanExportResult.FAILURE
         self.owner.batch_done(len(spans), result is SpanExportResult.SUCCESS, reason.text)
         return result
