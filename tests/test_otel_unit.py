@@ -144,7 +144,7 @@ def test_headers_parse_like_otel_exporter_otlp_headers() -> None:
 
 
 def test_headers_come_from_the_named_variable_never_the_file() -> None:
-    target = resolve_target("http://c:4318", "MY_HEADERS", "svc", 5.0, {"MY_HEADERS": "api-key=k1"})
+    target = resolve_target("https://c:4318", "MY_HEADERS", "svc", 5.0, {"MY_HEADERS": "api-key=k1"})
     assert target.headers == (("api-key", "k1"),) and target.problem is None
     missing = resolve_target("http://c:4318", "MY_HEADERS", "svc", 5.0, {})
     assert missing.headers == () and "MY_HEADERS is not set" in (missing.problem or "")
@@ -229,3 +229,12 @@ def test_server_attributes_name_host_and_port_only(upstream: str, attributes: di
     from tui.core.otel.spans import server_attributes
 
     assert server_attributes(upstream) == attributes
+
+
+def test_auth_headers_over_plain_http_beyond_loopback_are_flagged() -> None:
+    env = {"H": "authorization=Bearer%20t"}
+    remote = resolve_target("http://otel.example:4318", "H", "svc", 5.0, env)
+    assert remote.headers and "clear text over http:// to otel.example" in (remote.problem or "")
+    assert resolve_target("https://otel.example", "H", "svc", 5.0, env).problem is None
+    assert resolve_target("http://127.0.0.1:4318", "H", "svc", 5.0, env).problem is None
+    assert resolve_target("http://[::1]:4318", "H", "svc", 5.0, env).problem is None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from tui.core.redact import redact_url
+from tui.core.settings_checks import host_kind
 
 TRACES_PATH = "/v1/traces"
 
@@ -70,4 +71,11 @@ def resolve_target(
             problem = f"[otel] headers_env: {headers_env} is not set; spans are sent without those headers"
         else:
             headers, problem = parse_headers(raw, headers_env)
-    return OtelTarget(traces_url(endpoint), headers, service_name, timeout, problem)
+    url = traces_url(endpoint)
+    parts = urlsplit(url)
+    if headers and parts.scheme == "http" and host_kind((parts.hostname or "").strip("[]")) != "loopback":
+        problem = (
+            f"[otel] endpoint: the {headers_env} headers go in clear text over http:// to "
+            f"{parts.hostname}; use an https:// endpoint"
+        )
+    return OtelTarget(url, headers, service_name, timeout, problem)
