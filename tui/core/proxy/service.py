@@ -178,7 +178,10 @@ class ProxyService:
                 self.journal = self._open_journal()
             factory = self.analyzer_factory or SettingsAnalyzer(self.settings)
             # The process worker starts its own exporter; in thread mode it lives here.
-            self._spans = start_span_export(self.settings.otel, upstream=self.upstream)
+            try:
+                self._spans = start_span_export(self.settings.otel, upstream=self.upstream)
+            except Exception:  # tracing is optional: forwarding and the journal go on without it
+                log.exception("cannot start the OpenTelemetry export")
             pipeline = Pipeline(
                 self.journal, factory, self._deliver_from_thread, self.max_backlog_bytes, self._spans
             )
