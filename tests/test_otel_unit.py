@@ -238,3 +238,16 @@ def test_auth_headers_over_plain_http_beyond_loopback_are_flagged() -> None:
     assert resolve_target("https://otel.example", "H", "svc", 5.0, env).problem is None
     assert resolve_target("http://127.0.0.1:4318", "H", "svc", 5.0, env).problem is None
     assert resolve_target("http://[::1]:4318", "H", "svc", 5.0, env).problem is None
+
+
+@dataclass(frozen=True)
+class StatefulRow(RequestRecord):
+    """A row with the journal's in-flight state column."""
+
+    state: str = "done"
+
+
+def test_a_provisional_in_flight_row_gets_no_span_its_final_row_does() -> None:
+    base = model_row().__dict__
+    assert span_fields(StatefulRow(**{**base, "state": "in_flight"})) is None
+    assert span_fields(StatefulRow(**{**base, "state": "done"})) is not None

@@ -23,6 +23,9 @@ PROVIDER = "llama.cpp"
 # server said it ran. Absent or empty means "not recorded" and the attribute is left out.
 USER_FIELD = "user"
 RESPONSE_MODEL_FIELD = "response_model"
+# A provisional row of a request still being answered (state "in_flight") gets no span: its final row does.
+STATE_FIELD = "state"
+IN_FLIGHT = "in_flight"
 CLIENT_GONE = "client disconnected"
 MAX_TEXT = 300  # error and cache-break descriptions are cut here
 MAX_MCP_SERVERS = 50  # MCP server names come from request bodies: bound the attribute count
@@ -72,8 +75,8 @@ def attribute_key_part(name: str) -> str:
 
 
 def span_fields(record: RequestRecord) -> SpanFields | None:
-    """The span of a model request; None for rows that are not one (GETs, count_tokens, health checks)."""
-    if not is_model_request(record):
+    """The span of a finished model request; None for other rows (GETs, count_tokens, in-flight rows)."""
+    if not is_model_request(record) or getattr(record, STATE_FIELD, None) == IN_FLIGHT:
         return None
     start_ns = round(record.ts * 1e6) * 1000  # microseconds: what a float epoch time holds exactly
     end_ns = start_ns + int(max(record.total_ms or record.ttfb_ms or 0.0, 0.0) * 1e6)
