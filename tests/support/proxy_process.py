@@ -61,11 +61,19 @@ class ProxyProcess:
         return code
 
 
-def start_proxy(upstream: str, workdir: Path, *, extra_args: tuple[str, ...] = ()) -> ProxyProcess:
-    """``python -m tui proxy --listen 127.0.0.1:PORT --upstream URL --journal PATH`` with an empty config."""
+def start_proxy(
+    upstream: str,
+    workdir: Path,
+    *,
+    extra_args: tuple[str, ...] = (),
+    config_text: str = "",
+    env_extra: dict[str, str] | None = None,
+) -> ProxyProcess:
+    """``python -m tui proxy --listen 127.0.0.1:PORT --upstream URL --journal PATH`` with an empty config
+    (or `config_text`), and the environment plus `env_extra`."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "config.toml"
-    config.write_text("# empty: defaults only, nothing from the user's config\n")
+    config.write_text(config_text or "# empty: defaults only, nothing from the user's config\n")
     journal = workdir / "journal.sqlite3"
     output = workdir / "proxy.out"
     port = free_port()
@@ -73,7 +81,7 @@ def start_proxy(upstream: str, workdir: Path, *, extra_args: tuple[str, ...] = (
         sys.executable, "-m", "tui", "proxy", "--listen", f"127.0.0.1:{port}", "--upstream", upstream,
         "--journal", str(journal), *extra_args,
     ]
-    env = {**os.environ, "CTXBUDGET_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "CTXBUDGET_CONFIG": str(config), "PYTHONUNBUFFERED": "1", **(env_extra or {})}
     with open(output, "wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
     proxy = ProxyProcess(proc=proc, port=port, journal_path=journal, output_path=output)

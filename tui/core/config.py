@@ -121,6 +121,16 @@ class DashboardSettings:
 
 
 @dataclass(frozen=True)
+class OtelSettings:
+    """Optional OpenTelemetry trace export (OTLP over HTTP); off while endpoint is empty."""
+
+    endpoint: str = ""
+    headers_env: str = ""
+    service_name: str = "ctxbudget"
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings; every field has a default so an empty file is valid."""
 
@@ -134,6 +144,7 @@ class Settings:
     report: ReportSettings = field(default_factory=ReportSettings)
     gpu: GpuSettings = field(default_factory=GpuSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    otel: OtelSettings = field(default_factory=OtelSettings)
     keys: dict[str, str] = field(default_factory=dict)
     source: str = "defaults"
 

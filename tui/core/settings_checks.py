@@ -109,6 +109,29 @@ def _upstream(value: Any, section: Any) -> str | None:
     return url_problem(value)
 
 
+def _otel_endpoint(value: Any, section: Any) -> str | None:
+    if not value:
+        return None  # export off
+    problem = url_problem(value)
+    return problem.replace("127.0.0.1:8080", "127.0.0.1:4318") if problem else None
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _env_name(value: Any, section: Any) -> str | None:
+    if not value or _ENV_NAME.match(value):
+        return None
+    return (
+        f"{value!r} is not an environment variable name; give the variable's name (e.g. "
+        '"CTXBUDGET_OTEL_HEADERS"), never the headers themselves: they hold secrets'
+    )
+
+
+def _nonempty(value: Any, section: Any) -> str | None:
+    return None if value.strip() else 'must not be empty; use e.g. "ctxbudget"'
+
+
 def journal_path_problem(value: Any, section: Any = None) -> str | None:
     """A journal path must name a file, not a directory ("" = the default in the user data dir)."""
     if not value:
@@ -147,4 +170,8 @@ def field_checks(counter_modes: tuple[str, ...]) -> dict[tuple[str, str], Check]
         ("dashboard", "sparkline_requests"): at_least(1),
         ("dashboard", "log_lines"): at_least(1),
         ("dashboard", "demo_speed"): positive,
+        ("otel", "endpoint"): _otel_endpoint,
+        ("otel", "headers_env"): _env_name,
+        ("otel", "service_name"): _nonempty,
+        ("otel", "timeout"): positive,
     }

@@ -78,12 +78,27 @@ class CaptureSink(Protocol):
     def stop(self, timeout: float = 10.0) -> None: ...
 
 
-class CaptureProcessor:
-    """Analyze one capture and journal it; a failure in either is logged and recorded, never raised."""
+class RecordExporter(Protocol):
+    """Where committed rows go besides the journal (tui.core.otel's SpanExport); must never raise."""
 
-    def __init__(self, journal: Journal | None, analyzer_factory: AnalyzerFactory) -> None:
+    def export(self, record: RequestRecord) -> None: ...
+
+
+class CaptureProcessor:
+    """Analyze one capture and journal it; a failure in either is logged and recorded, never raised.
+
+    `exporter` (OpenTelemetry, when configured) gets each row once it is committed.
+    """
+
+    def __init__(
+        self,
+        journal: Journal | None,
+        analyzer_factory: AnalyzerFactory,
+        exporter: RecordExporter | None = None,
+    ) -> None:
         self.journal = journal
         self.analyzer_factory = analyzer_factory
+        self.exporter = exporter
         self.failures = 0
         self.journal_error: str | None = None  # why the last append failed (None once one succeeds)
         self._analyzer: ExchangeAnalyzer | None = None
@@ -104,6 +119,7 @@ class CaptureProcessor:
             savings=savings,
         )
         if journal is None:
+            self._export(record)
             return record
         try:
             row_id = journal.append_record(record, exchange.request_body, delivery_key=key)
@@ -113,7 +129,17 @@ class CaptureProcessor:
             log.exception("journal append failed")
             return dataclasses.replace(record, has_body=False)
         self.journal_error = None
-        return dataclasses.replace(record, id=row_id)
+        committed = dataclasses.replace(record, id=row_id)
+        self._export(committed)
+        return committed
+
+    def _export(self, record: RequestRecord) -> None:
+        if self.exporter is None:
+            return
+        try:
+            self.exporter.export(record)
+        except Exception:  # an exporter bug must not cost the row its acknowledgement
+            log.exception("exporting row %s failed", record.id)
 
     def _analyze(self, exchange: Exchange, dropped: str | None) -> AnalysisResult:
         if dropped:
@@ -194,8 +220,9 @@ class Pipeline:
         analyzer_factory: AnalyzerFactory,
         on_record: RecordCallback | None = None,
         max_backlog_bytes: int = DEFAULT_BACKLOG_BYTES,
+        exporter: RecordExporter | None = None,
     ) -> None:
-        self.processor = CaptureProcessor(journal, analyzer_factory)
+        self.processor = CaptureProcessor(journal, analyzer_factory, exporter)
         self.on_record = on_record
         self.processed = 0
         self.journaled = 0  # rows committed

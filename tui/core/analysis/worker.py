@@ -23,6 +23,7 @@ from tui.core.analysis.worker_process import STOP_MESSAGE, WorkerConfig, capture
 from tui.core.config import Settings
 from tui.core.journal.files import FILE_MODE, private_dir
 from tui.core.journal.writer import ProblemCallback
+from tui.core.otel import counts as otel_counts
 from tui.core.records import RequestRecord
 from tui.core.redact import redact, redact_query, redact_text
 
@@ -102,6 +103,8 @@ class ProcessPipeline:
         self.spool_errors = 0
         self.replayed = 0
         self.problem: str | None = None
+        self._otel_now: dict[str, Any] | None = None  # the current worker's OpenTelemetry counts
+        self._otel_before: dict[str, int] = {}  # summed over the workers that exited
         self._worker_failures = 0
         self._begun: str | None = None  # the capture the worker said it is working on
         self._lock = threading.Condition()
@@ -119,6 +122,11 @@ class ProcessPipeline:
         self._last_spawn = 0.0
         self._spooling_done = False
         self._stopping = False
+
+    @property
+    def otel(self) -> dict[str, Any] | None:
+        """OpenTelemetry export counts over every worker of this run (None while export is off)."""
+        return otel_counts.combined(self._otel_before, self._otel_now)
 
     @property
     def worker_pid(self) -> int | None:
@@ -274,6 +282,8 @@ class ProcessPipeline:
             with contextlib.suppress(OSError):
                 old.to_worker.close()
         self.worker_restarts += 1
+        self._otel_before = otel_counts.retire(self._otel_before, self._otel_now)
+        self._otel_now = None
         self._give_up_on_poison()
         with self._lock:
             self._to_send = collections.deque(self._unacked)
@@ -361,6 +371,8 @@ class ProcessPipeline:
             self._begun = message[1]
         elif message[0] == "problem":
             self._set_problem(message[1])
+        elif message[0] == "otel":
+            self._otel_now = message[1]
         else:
             _, key, record, committed, error, worker_failures = message
             self.failures += max(0, worker_failures - self._worker_failures)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 from tui.core.analysis.sinks import AnalyzerFactory, CaptureProcessor, SettingsAnalyzer
 from tui.core.config import Settings
 from tui.core.journal.writer import Journal
 from tui.core.records import RequestRecord
+
+if TYPE_CHECKING:
+    from tui.core.otel.exporter import SpanExport
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +44,8 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
     """Worker loop: config first, then capture messages; analyze, journal, then acknowledge each.
 
     Replies are ("begin", key) before each capture, ("ack", key, record or None, committed, error,
-    failures) once its row is committed (or has failed for good), and ("problem", text or None) while
-    the journal is locked, replaced or bad.
+    failures) once its row is committed (or has failed for good), ("problem", text or None) while
+    the journal is locked, replaced or bad, and ("otel", counts) after each span batch when [otel] is on.
     A proxy that died mid-way is no reason to stop: what is already in the pipe still gets journaled.
     """
     config: WorkerConfig = inbox.recv()
@@ -63,7 +68,8 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
             journal_error = f"cannot open the journal {config.journal_path}: {type(exc).__name__}: {exc}"
             log.exception("analysis worker cannot open the journal")
             replies.send(("problem", journal_error))
-    processor = CaptureProcessor(journal, config.analyzer_factory or SettingsAnalyzer(config.settings))
+    spans = _start_span_export(config.settings, replies)
+    processor = CaptureProcessor(journal, config.analyzer_factory or SettingsAnalyzer(config.settings), spans)
     processor.warm_up()  # before any "begin": a kill during start-up must not blame a capture
     try:
         while True:
@@ -98,22 +104,50 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
     finally:
         if journal is not None:
             journal.close()
+        if spans is not None:
+            from tui.core.otel import FLUSH_AT_EXIT_S
+
+            spans.shutdown(FLUSH_AT_EXIT_S)
+
+
+def _start_span_export(settings: Settings, replies: _Replies) -> SpanExport | None:
+    """The OpenTelemetry exporter when [otel] endpoint is set; a failure to start it is logged, not fatal."""
+    if not settings.otel.endpoint:
+        return None
+    from tui.core.otel import start_span_export
+
+    try:
+        spans = start_span_export(
+            settings.otel, lambda status: replies.send(("otel", status)), settings.proxy.upstream
+        )
+    except Exception as exc:
+        log.exception("cannot start the OpenTelemetry export")
+        replies.send(("otel", {"endpoint": settings.otel.endpoint, "last_error": f"not started: {exc}"}))
+        return None
+    if spans is not None:
+        replies.send(("otel", spans.status()))
+    return spans
 
 
 class _Replies:
-    """The worker's outbox; once the proxy is gone, replies are dropped and journaling goes on."""
+    """The worker's outbox; once the proxy is gone, replies are dropped and journaling goes on.
+
+    Sent from the worker loop and from the OpenTelemetry SDK's export thread: one send at a time.
+    """
 
     def __init__(self, outbox: Connection) -> None:
         self.outbox = outbox
         self.broken = False
+        self._lock = threading.Lock()
 
     def send(self, message: tuple[object, ...]) -> None:
-        if self.broken:
-            return
-        try:
-            self.outbox.send(message)
-        except OSError:
-            self.broken = True
+        with self._lock:
+            if self.broken:
+                return
+            try:
+                self.outbox.send(message)
+            except OSError:
+                self.broken = True
 
 
 def _lower_priority() -> None:

@@ -9,7 +9,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -25,6 +25,8 @@ from tui.core.control.controls import ProxyControls
 from tui.core.control.tracker import RunTracker
 from tui.core.control.transform_state import TransformSwitchStore
 from tui.core.journal.writer import Journal, is_busy
+from tui.core.otel import FLUSH_AT_EXIT_S as OTEL_FLUSH_AT_EXIT_S
+from tui.core.otel import start_span_export
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.core.prom.metrics import ProxyMetrics
 from tui.core.proxy.address import ListenAddress, parse_listen
@@ -33,6 +35,9 @@ from tui.core.proxy.pool import LivePoolConnector
 from tui.core.proxy.rewrite import RequestRewriter
 from tui.core.records import RequestRecord
 from tui.core.redact import redact_url
+
+if TYPE_CHECKING:
+    from tui.core.otel.exporter import SpanExport
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +121,7 @@ class ProxyService:
         self.on_problem: Callable[[str | None], None] | None = None
         self.problem: str | None = None
         self._problem_shown_at = 0.0
+        self._spans: SpanExport | None = None  # thread analysis only: the OpenTelemetry exporter
 
     @property
     def metrics(self) -> ProxyMetrics:
@@ -171,7 +177,14 @@ class ProxyService:
             if self.journal_enabled:
                 self.journal = self._open_journal()
             factory = self.analyzer_factory or SettingsAnalyzer(self.settings)
-            pipeline = Pipeline(self.journal, factory, self._deliver_from_thread, self.max_backlog_bytes)
+            # The process worker starts its own exporter; in thread mode it lives here.
+            try:
+                self._spans = start_span_export(self.settings.otel, upstream=self.upstream)
+            except Exception:  # tracing is optional: forwarding and the journal go on without it
+                log.exception("cannot start the OpenTelemetry export")
+            pipeline = Pipeline(
+                self.journal, factory, self._deliver_from_thread, self.max_backlog_bytes, self._spans
+            )
         self.pipeline = pipeline
         pipeline.start()
         self._session = aiohttp.ClientSession(
@@ -259,6 +272,9 @@ class ProxyService:
         if self.journal is not None:
             self.journal.close()
             self.journal = None
+        if self._spans is not None:
+            spans, self._spans = self._spans, None
+            await asyncio.to_thread(spans.shutdown, OTEL_FLUSH_AT_EXIT_S)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Block until every finished exchange is journaled (tests, shutdown)."""
@@ -284,6 +300,7 @@ class ProxyService:
             "worker_pid": getattr(self.pipeline, "worker_pid", None),
             "spooled": getattr(self.pipeline, "spooled", 0),
             "journal_problem": self.problem,
+            "otel": self._spans.status() if self._spans is not None else getattr(self.pipeline, "otel", None),
         }
 
     async def _health(self, request: web.Request) -> web.Response:
