@@ -1,6 +1,7 @@
 """Feed latency of `ctxbudget serve`: journal row committed on the server -> the row at a feed client.
 
-Run: .venv/bin/python bench/feed_latency.py [--requests N] [--clients 4] [--gap S] [--idle S] [--json]
+Run: .venv/bin/python bench/feed_latency.py [--netns] [--requests N] [--clients 4] [--gap S] [--idle S]
+[--json]
 
 Starts a real llama-server (the tests' tiny model), `ctxbudget serve --proxy` as a subprocess, and
 --clients feed streams in threads. Requests go through serve's proxy one at a time; a watcher polls the
@@ -9,12 +10,15 @@ client notes when the row arrives on its stream. Latency = arrival - commit, ove
 serve's CPU (its own process: hub, stream writer, log tailer, pollers; not the proxy child) comes from
 /proc for the request phase and for an idle phase with the clients connected (pings only), measured
 after --settle quiet seconds (the server poll slows down after 30 s without requests, as locally).
-Over loopback; the two-machine (netns veth) variant runs in the remote-dashboard test.
+Over loopback, or with --netns (root, iproute2) across a veth link: llama-server and serve in a network
+namespace (the "GPU box", serve starting llama-server through [server] autostart), clients and requests
+outside it, as in the two-machine test.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
@@ -23,6 +27,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +108,75 @@ class CommitWatcher(threading.Thread):
             time.sleep(0.001)
 
 
+@dataclass(frozen=True)
+class Serving:
+    """A running serve: its URL, its process id, where its journal is."""
+
+    url: str
+    pid: int
+    journal: Path
+
+
+@contextlib.contextmanager
+def local_serve(tmp: Path) -> Iterator[Serving]:
+    """llama-server and `serve --proxy` on loopback."""
+    from support.llama import free_port, start_llama_server
+    from support.serve_process import serve_config, start_serve
+    from support.tiny_models import write_dense_model
+
+    from tui.core.llama_binary import find_llama_server
+
+    model = write_dense_model(tmp / "tiny.gguf")
+    server = start_llama_server(find_llama_server(build=False), model, tmp / "server")
+    serve = start_serve(serve_config(tmp, server, free_port(), store_bodies=False), tmp, "--proxy")
+    try:
+        yield Serving(serve.url, serve.proc.pid, tmp / "journal.sqlite3")
+    finally:
+        serve.stop()
+        server.stop()
+
+
+@contextlib.contextmanager
+def netns_serve(tmp: Path) -> Iterator[Serving]:
+    """llama-server and `serve --proxy` in a network namespace behind a veth pair."""
+    from support.llama import free_port
+    from support.netns import box_config, gpu_box, start_box_serve
+    from support.tiny_models import write_dense_model
+
+    from tui.core.llama_binary import find_llama_server
+
+    model = write_dense_model(tmp / "tiny.gguf")
+    with gpu_box() as box:
+        config = box_config(tmp, find_llama_server(build=False), model, free_port(), autostart=True)
+        port = free_port()
+        proc = start_box_serve(box, config, port, tmp / "serve.out")
+        try:
+            yield Serving(f"http://{box.address}:{port}", proc.pid, tmp / "journal.sqlite3")
+        finally:
+            proc.terminate()
+            with contextlib.suppress(Exception):
+                proc.wait(20)
+
+
+def wait_ready(serving: Serving, headers: dict[str, str]) -> str:
+    """The agent-facing proxy URL once serve's proxy and llama-server answer a request."""
+    deadline = time.monotonic() + 120
+    with httpx.Client(trust_env=False, timeout=30, headers=headers) as http:
+        while time.monotonic() < deadline:
+            try:
+                proxy_url = http.get(serving.url + "/_ctxbudget/info").json()["proxy_url"]
+                body = {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
+                if proxy_url and http.post(proxy_url + "/v1/messages", json=body).status_code == 200:
+                    return str(proxy_url)
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+    raise SystemExit(f"serve at {serving.url} never answered a request through its proxy")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--netns", action="store_true", help="serve in a network namespace, over veth")
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--gap", type=float, default=0.25, help="seconds between requests")
@@ -119,57 +192,51 @@ def main() -> int:
         for variable in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
             os.environ[variable] = str(tmp / variable.lower())
         os.environ["CTXBUDGET_CACHE_DIR"] = str(tmp / "cache")
-        from support.llama import free_port, start_llama_server
-        from support.serve_process import serve_config, start_serve
-        from support.tiny_models import write_dense_model
+        from tui.core.serve.auth import load_or_create_token
 
-        from tui.core.llama_binary import find_llama_server
-        from tui.core.serve.auth import token_path
-
-        model = write_dense_model(tmp / "tiny.gguf")
-        server = start_llama_server(find_llama_server(build=False), model, tmp / "server")
-        config = serve_config(tmp, server, free_port(), store_bodies=False)
-        serve = start_serve(config, tmp, "--proxy")
-        watcher = CommitWatcher(tmp / "journal.sqlite3")
+        token = load_or_create_token()  # serve (here or in the namespace) reads the same file
+        # Beyond loopback the proxy takes the serve token as the agent's key (README: Remote GPU box).
+        headers = {"Authorization": f"Bearer {token}", "x-api-key": token}
+        starting = netns_serve(tmp) if args.netns else local_serve(tmp)
         clients: list[Client] = []
-        try:
-            token = token_path().read_text().strip()
-            proxy_url = ""
-            deadline = time.monotonic() + 30
-            while not proxy_url and time.monotonic() < deadline:
-                proxy_url = httpx.get(serve.url + "/_ctxbudget/info", trust_env=False).json()["proxy_url"]
-                time.sleep(0.1)
-            watcher.start()
-            clients = [Client(serve.url, token) for _ in range(args.clients)]
-            for client in clients:
-                client.start()
-            for client in clients:
-                client.ready.wait(30)
-            time.sleep(1.0)
-            pid = serve.proc.pid
-            cpu0, wall0 = cpu_seconds(pid), time.monotonic()
-            with httpx.Client(trust_env=False, timeout=60) as http:
-                for i in range(args.requests):
-                    body = {"model": "m", "max_tokens": 4, "messages": [{"role": "user", "content": f"q{i}"}]}
-                    http.post(proxy_url + "/v1/messages", json=body).raise_for_status()
-                    time.sleep(args.gap)
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and (
-                len(watcher.commits) < args.requests
-                or any(len(c.arrivals) < len(watcher.commits) for c in clients)
-            ):
-                time.sleep(0.05)
-            cpu1, wall1 = cpu_seconds(pid), time.monotonic()
-            time.sleep(args.settle)
-            cpu1b, wall1b = cpu_seconds(pid), time.monotonic()
-            time.sleep(args.idle)
-            cpu2, wall2 = cpu_seconds(pid), time.monotonic()
-        finally:
-            for client in clients:
-                client.stop = True
-            watcher.stop = True
-            serve.stop()
-            server.stop()
+        with starting as serving:
+            proxy_url = wait_ready(serving, headers)
+            watcher = CommitWatcher(serving.journal)
+            try:
+                watcher.start()
+                time.sleep(0.5)  # the warm-up row is committed before the clients connect
+                clients = [Client(serving.url, token) for _ in range(args.clients)]
+                for client in clients:
+                    client.start()
+                for client in clients:
+                    client.ready.wait(30)
+                time.sleep(1.0)
+                first_row = max(watcher.commits, default=0)
+                pid = serving.pid
+                cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+                with httpx.Client(trust_env=False, timeout=60, headers=headers) as http:
+                    for i in range(args.requests):
+                        turn = [{"role": "user", "content": f"q{i}"}]
+                        body = {"model": "m", "max_tokens": 4, "messages": turn}
+                        http.post(proxy_url + "/v1/messages", json=body).raise_for_status()
+                        time.sleep(args.gap)
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and (
+                    len([r for r in watcher.commits if r > first_row]) < args.requests
+                    or any(len(c.arrivals) < len(watcher.commits) for c in clients)
+                ):
+                    time.sleep(0.05)
+                cpu1, wall1 = cpu_seconds(pid), time.monotonic()
+                time.sleep(args.settle)
+                cpu1b, wall1b = cpu_seconds(pid), time.monotonic()
+                time.sleep(args.idle)
+                cpu2, wall2 = cpu_seconds(pid), time.monotonic()
+            finally:
+                for client in clients:
+                    client.stop = True
+                watcher.stop = True
+        for row_id in [r for r in watcher.commits if r <= first_row]:
+            del watcher.commits[row_id]  # warm-up rows came before the clients
 
     latencies = [
         (client.arrivals[row_id] - committed) * 1000
@@ -179,6 +246,7 @@ def main() -> int:
     ]
     missing = len(watcher.commits) * len(clients) - len(latencies)
     result: dict[str, Any] = {
+        "link": "veth (network namespace)" if args.netns else "loopback",
         "rows": len(watcher.commits),
         "clients": len(clients),
         "samples": len(latencies),
@@ -193,7 +261,8 @@ def main() -> int:
         print(json.dumps(result, indent=2))
     else:
         print(
-            f"{result['rows']} rows x {result['clients']} feed clients ({missing} missing): "
+            f"{result['link']}: {result['rows']} rows x {result['clients']} feed clients "
+            f"({missing} missing): "
             f"commit -> client p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
             f"max {result['max_ms']} ms\nserve CPU with {len(clients)} clients: "
             f"{result['serve_cpu_load_pct']}% of a core while requests flow ({args.gap}s apart), "
