@@ -62,6 +62,13 @@ class Client(threading.Thread):
         self.stop = False
 
     def run(self) -> None:
+        try:
+            self._read()
+        except httpx.HTTPError:
+            if not self.stop:  # serve going away at the end is expected
+                raise
+
+    def _read(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
         with httpx.Client(timeout=httpx.Timeout(30, read=30), trust_env=False) as client:
             with client.stream("GET", self.url + "/_ctxbudget/feed", headers=headers) as response:
