@@ -90,9 +90,20 @@ def test_headless_proxy_reports_a_down_server(tmp_path: Path) -> None:
 def test_dashboard_proxy_process_feeds_server_gauges(
     shared_llama_server: RunningServer, tmp_path: Path
 ) -> None:
-    """The dashboard's proxy child polls too: its metrics (and compaction's n_ctx) follow the server."""
+    """The dashboard's proxy child takes the dashboard's polls: its metrics (and compaction's n_ctx)
+    follow the server without polling it a second time."""
+    import asyncio
+
     from tui.core.config import JournalSettings, ProxySettings, ServerSettings, Settings
-    from tui.core.feed.proxy_child import settings_message
+    from tui.core.feed.proxy_child import server_message, settings_message
+    from tui.core.poll.server_poller import ServerPoller
+
+    async def poll_once() -> bytes:
+        poller = ServerPoller(shared_llama_server.url, "")
+        try:
+            return server_message(await poller.poll_once())
+        finally:
+            await poller.aclose()
 
     port = free_port()
     settings = Settings(
@@ -111,6 +122,8 @@ def test_dashboard_proxy_process_feeds_server_gauges(
         proc.stdin.write(settings_message(settings, tmp_path / "j.sqlite3"))
         proc.stdin.flush()
         assert b"listening" in proc.stdout.readline()
+        proc.stdin.write(asyncio.run(poll_once()))  # what the dashboard's poller passes on
+        proc.stdin.flush()
         got = wait_for_state(f"http://127.0.0.1:{port}", "up")
         assert got[("ctxbudget_server_slots", frozenset())] >= 1
     finally:
