@@ -11,6 +11,7 @@ import pytest
 from corpus_builders import corpus
 
 import tui.core.transforms.pipeline as pipeline_module
+from tests.support.rewriters import make_rewriter
 from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.analysis.capture import Capture
 from tui.core.analysis.savings import savings_for
@@ -34,7 +35,7 @@ def hook(tmp_path: Path, enabled: list[str], off: tuple[str, ...] = ()) -> Reque
     mcp = McpSwitchStore(tmp_path / "mcp.json")
     for server in off:
         mcp.set_enabled(server, False)
-    return RequestRewriter(
+    return make_rewriter(
         settings, ("filesystem", "github"), mcp, TransformSwitchStore(enabled, tmp_path / "t.json")
     )
 
