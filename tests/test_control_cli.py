@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.timeout(240)]
 
 
 def ns(**given: Any) -> argparse.Namespace:
-    return argparse.Namespace(**{"json": False, "name": None, **given})
+    return argparse.Namespace(**{"json": False, "name": None, "user": None, **given})
 
 
 @pytest.fixture

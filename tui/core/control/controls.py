@@ -63,13 +63,14 @@ class ProxyControls:
         compaction: bool = True,
     ) -> ProxyControls:
         """The controls of one proxy; the switch stores default to the state files in the user data dir."""
+        gate = gate or KeyGate(settings.team, need_key=False)
         controls = cls(
             settings,
-            metrics or ProxyMetrics(mcp_servers=settings.anatomy.mcp_servers),
+            metrics or ProxyMetrics(mcp_servers=settings.anatomy.mcp_servers, team_users=lambda: gate.users),
             RunTracker(),
             mcp_store or McpSwitchStore(),
             transform_switches or TransformSwitchStore(settings.transforms.enabled),
-            gate or KeyGate(settings.team, need_key=False),
+            gate,
         )
         if rewrite:
             try:
