@@ -12,9 +12,9 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from support.rewriters import make_rewriter
 from test_journal import make_exchange, make_result
 
-from tests.support.rewriters import make_rewriter
 from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.analysis.capture import RewriteNote
 from tui.core.analysis.savings import savings_for

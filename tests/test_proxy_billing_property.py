@@ -11,8 +11,8 @@ import orjson
 from builders import cc_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.rewriters import make_rewriter
 
-from tests.support.rewriters import make_rewriter
 from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.control.transform_state import TransformSwitchStore
 from tui.core.transforms.pipeline import TransformPipeline

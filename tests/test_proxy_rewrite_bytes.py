@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 from builders import cc_request
+from support.rewriters import make_rewriter
 
-from tests.support.rewriters import make_rewriter
 from tui.core.actions.compaction import CompactionStore
 from tui.core.actions.compaction_summary import finish_compaction, plan_compaction
 from tui.core.actions.mcp_switch import McpSwitchStore

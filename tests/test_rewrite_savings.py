@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 from corpus_builders import corpus
+from support.rewriters import make_rewriter
 
 import tui.core.transforms.pipeline as pipeline_module
-from tests.support.rewriters import make_rewriter
 from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.analysis.capture import Capture
 from tui.core.analysis.savings import savings_for
