@@ -112,7 +112,7 @@ async def test_compact_command_through_the_real_proxy(
     await send(proxy, {**BODIES["anthropic"](3), "max_tokens": 2})
     settings = live_settings(proxy)
     args = argparse.Namespace(
-        mode="proxy", session=None, keep_turns=1, pane=None, socket=None, undo=False, json=True
+        mode="proxy", session=None, keep_turns=1, pane=None, socket=None, undo=False, json=True, user=None
     )
     assert await asyncio.to_thread(compact_cmd.run_compact, args, settings) == 0
     item = json.loads(capsys.readouterr().out)
