@@ -189,6 +189,11 @@ def user_config_path() -> Path:
     return config_dir() / "config.toml"
 
 
+def serve_token_path() -> Path:
+    """Where `ctxbudget serve` keeps its bearer token (also the single-user proxy key beyond loopback)."""
+    return config_dir() / "serve-token"
+
+
 def team_file_path() -> Path:
     """The file `ctxbudget team add` writes user key hashes to (0600, in the config dir)."""
     return config_dir() / TEAM_FILE

@@ -7,23 +7,17 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from tui.core.config import UNKNOWN_USER, ConfigError, TeamSettings, config_dir, read_team_file
+from tui.core.config import UNKNOWN_USER, ConfigError, TeamSettings, read_team_file, serve_token_path
 from tui.core.team.keys import hash_key
 
 log = logging.getLogger(__name__)
 
-SERVE_TOKEN_FILE = "serve-token"
 # Seconds between checks of team.toml and the serve token for changes (a removed user is locked out
 # within this time without restarting the proxy).
 RELOAD_EVERY_S = 1.0
 # Headers that carry an agent's key: Anthropic x-api-key, and Authorization: Bearer (Anthropic
 # ANTHROPIC_AUTH_TOKEN, OpenAI-compatible clients such as opencode).
 KEY_HEADERS: tuple[str, ...] = ("x-api-key", "authorization")
-
-
-def serve_token_path() -> Path:
-    """Where `ctxbudget serve` keeps its bearer token (the single-user key beyond loopback)."""
-    return config_dir() / SERVE_TOKEN_FILE
 
 
 def read_serve_token(path: Path | None = None) -> str | None:
