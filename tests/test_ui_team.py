@@ -9,13 +9,18 @@ import httpx
 import pytest
 from support.eventually import eventually
 from support.llama import StartServer
+from test_control_api import agent_body
+from test_ui_actions import cancel_focused
 
 from tui.core.config import JournalSettings, ProxySettings, ServerSettings, Settings, TeamSettings
+from tui.core.control.client import ControlClient
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.live import LiveDriver
 from tui.core.records import RequestRecord
 from tui.core.team.keys import hash_key
 from tui.ui.app import make_app
+from tui.ui.screens.dialogs import ConfirmDialog
+from tui.ui.widgets.mcp_table import McpTable
 from tui.ui.widgets.requests_table import RequestsTable, record_matches
 from tui.ui.widgets.slots_panel import SlotsPanel
 
@@ -104,3 +109,50 @@ async def test_team_rows_show_their_user_filter_by_user_and_name_each_slot_holde
         await pilot.press(*"user:alice", "enter")
         await eventually(lambda: table.row_count == 2)
         assert {table.by_id[int(key.value or 0)].user for key in table.rows} == {"alice"}
+
+
+async def test_the_mcp_key_switches_the_selected_requests_user_only(
+    llama_server: StartServer, tmp_path: Path, free_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTXBUDGET_DATA_DIR", str(tmp_path / "data"))
+    server = llama_server(ctx_size=8192)
+    keys = {"alice": "ctxb-alice-test-key", "bob": "ctxb-bob-test-key"}
+    settings = Settings(
+        proxy=ProxySettings(listen=f"127.0.0.1:{free_port}", upstream=server.url),
+        journal=JournalSettings(path=str(tmp_path / "journal.sqlite3")),
+        server=ServerSettings(url=server.url, log_file=str(server.log_path), poll_interval=0.5),
+        team=TeamSettings(users={name: hash_key(key) for name, key in keys.items()}),
+    )
+    app = make_app(DashboardFeed(LiveDriver(settings)), settings)
+    async with app.run_test(size=(120, 40)) as pilot:
+        driver = app.feed.driver
+        assert isinstance(driver, LiveDriver)
+        await eventually(lambda: bool(driver.proxy_url), timeout=60)
+        async with httpx.AsyncClient(base_url=driver.proxy_url, timeout=60, trust_env=False) as client:
+            for name in ("bob", "alice"):  # alice's is the newest: the table follows it
+                headers = {"x-api-key": keys[name]}
+                answer = await client.post("/v1/messages", json=agent_body(), headers=headers)
+                assert answer.status_code == 200
+        main = app.main_screen
+        await eventually(lambda: main.selected is not None and main.selected.user == "alice", timeout=60)
+        await eventually(lambda: main.control is not None and main.control.answers)
+        await pilot.press("m")
+        table = main.query_one(McpTable)
+        await eventually(lambda: any(r.name == "filesystem" for r in table.rows_shown))
+        table.move_cursor(row=[r.name for r in table.rows_shown].index("filesystem"))
+        await pilot.press("space")
+        await eventually(lambda: cancel_focused(app, ConfirmDialog))
+        assert isinstance(app.screen, ConfirmDialog) and app.screen.title_text.endswith("off for alice")
+        await pilot.press("tab", "enter")
+        await eventually(lambda: main.control is not None and "filesystem" in main.control.mcp_off)
+
+        control = ControlClient(driver.proxy_url)
+
+        def off(user: str | None) -> list[str]:
+            state = control.state(user)["mcp"]["servers"]
+            return [s["server"] for s in state if not s["enabled"]]
+
+        assert await asyncio.to_thread(off, "alice") == ["filesystem"]
+        assert await asyncio.to_thread(off, "bob") == []
+        assert await asyncio.to_thread(off, None) == []
+        control.close()
