@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import stat
 import subprocess
 import sys
@@ -136,3 +137,39 @@ def test_beyond_loopback_every_request_needs_a_known_key(
         assert seen.header("Authorization") is None and seen.header("x-api-key") is None
     rows = JournalReader(proxy.journal_path).latest(10)
     assert sorted(r.user for r in rows) == ["", "bob", "unknown", "unknown"]
+
+
+def this_machines_address() -> str:
+    """A non-loopback IPv4 address of this machine (the one its default route leaves from)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.254", 9))  # no packet is sent: this only picks the outgoing address
+        address = str(probe.getsockname()[0])
+    finally:
+        probe.close()
+    assert not address.startswith("127."), "this test needs a network interface besides loopback"
+    return address
+
+
+def test_metrics_from_another_machine_need_a_key(shared_llama_server: RunningServer, tmp_path: Path) -> None:
+    key = ctxbudget("team", "add", "carol").stdout.strip()
+    proxy = start_proxy(
+        shared_llama_server.url, tmp_path / "proxy", host="0.0.0.0", extra_args=("--allow-remote",)
+    )
+    try:
+        outside = f"http://{this_machines_address()}:{proxy.port}"
+        metrics = outside + "/_ctxbudget/metrics"
+        refused = httpx.get(metrics, timeout=30, trust_env=False)
+        scraped = httpx.get(metrics, headers={"Authorization": f"Bearer {key}"}, timeout=30, trust_env=False)
+        state = httpx.get(
+            outside + "/_ctxbudget/state", headers={"x-api-key": key}, timeout=30, trust_env=False
+        )
+        forwarded = httpx.get(outside + "/v1/models", timeout=30, trust_env=False)
+        local = httpx.get(proxy.url + "/_ctxbudget/metrics", timeout=30, trust_env=False)
+    finally:
+        assert proxy.stop() == 0
+    assert refused.status_code == 401 and "ctxbudget_" not in refused.text
+    assert scraped.status_code == 200 and "ctxbudget_requests_total" in scraped.text
+    assert state.status_code == 403  # a key opens the metrics, never the control API from outside
+    assert forwarded.status_code == 401
+    assert local.status_code == 200  # this machine's own scraper (loopback peer) needs none

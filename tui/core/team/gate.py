@@ -7,7 +7,14 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from tui.core.config import UNKNOWN_USER, ConfigError, TeamSettings, read_team_file, serve_token_path
+from tui.core.config import (
+    UNKNOWN_USER,
+    ConfigError,
+    TeamSettings,
+    read_team_file,
+    serve_token_path,
+    team_file_path,
+)
 from tui.core.team.keys import hash_key
 
 log = logging.getLogger(__name__)
@@ -83,8 +90,6 @@ class KeyGate:
     @classmethod
     def for_proxy(cls, team: TeamSettings, *, need_key: bool) -> KeyGate:
         """The gate of a proxy: team.toml and the serve token in the config dir, re-read when they change."""
-        from tui.core.config import team_file_path
-
         return cls(team, need_key=need_key, team_file=team_file_path(), token_file=serve_token_path())
 
     @property
