@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from tui.core.actions.state_files import file_signature
 from tui.core.config import (
     UNKNOWN_USER,
     ConfigError,
@@ -49,13 +50,7 @@ def presented_keys(headers: Mapping[str, str]) -> list[str]:
 
 
 def _signature(path: Path | None) -> tuple[int, int, int] | None:
-    if path is None:
-        return None
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+    return file_signature(path) if path is not None else None
 
 
 class KeyGate:
