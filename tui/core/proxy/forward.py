@@ -88,7 +88,9 @@ class Forwarder:
                 "(`ctxbudget team add NAME`) and send it as the API key"
             )
             return await self._answer_locally(request, started, 401, message, UNKNOWN_USER)
-        problem = self._refuse(request, self._replaces_auth)
+        # Decided once per request: a team file changing mid-request must not let its key through.
+        replace_auth = self.gate is not None and self.gate.active
+        problem = self._refuse(request, replace_auth)
         if problem is not None:
             return await self._answer_locally(request, started, *problem, user)
         try:
@@ -113,7 +115,7 @@ class Forwarder:
         upstream: aiohttp.ClientResponse | None = None
         clean = False
         try:
-            upstream, response = await self._open(request, body, rest, capture)
+            upstream, response = await self._open(request, body, rest, capture, replace_auth)
             if response is not None:
                 clean = True
                 return response
@@ -133,10 +135,6 @@ class Forwarder:
             capture.total_ms = (time.perf_counter() - t0) * 1000.0
             self.stats.in_flight -= 1
             self.sink(capture)
-
-    @property
-    def _replaces_auth(self) -> bool:
-        return self.gate is not None and self.gate.active
 
     def _refuse(self, request: web.Request, replace_auth: bool) -> tuple[int, str] | None:
         """A (status, message) for a request this proxy cannot forward as it stands, else None."""
@@ -212,10 +210,15 @@ class Forwarder:
             yield chunk
 
     async def _open(
-        self, request: web.Request, body: bytes, rest: AsyncIterator[bytes] | None, capture: Capture
+        self,
+        request: web.Request,
+        body: bytes,
+        rest: AsyncIterator[bytes] | None,
+        capture: Capture,
+        replace_auth: bool = False,
     ) -> tuple[aiohttp.ClientResponse | None, web.StreamResponse | None]:
         headers = forwardable(request.headers.items())
-        if self._replaces_auth:
+        if replace_auth:
             # The agent's key named its user; the upstream gets the server's own key, if any.
             for name in KEY_HEADERS:
                 headers.popall(name, None)
