@@ -165,5 +165,9 @@ def test_report_by_user_through_the_console_script(tmp_path: Path) -> None:
         ("alice", 2, 1500),
         ("bob", 1, 300),
     ]
+    listed = subprocess.run(
+        [sys.executable, "-m", "tui", "requests", "--journal", str(path)], capture_output=True, text=True
+    ).stdout.splitlines()
+    assert [line.rsplit("user ", 1)[-1] for line in listed[1:]] == ["alice", "alice", "bob"]
     csv_lines = report("--by", "user", "--format", "csv").splitlines()
     assert csv_lines[0].startswith("user,day,requests") and csv_lines[1].startswith("alice,,2,")
