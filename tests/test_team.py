@@ -99,6 +99,7 @@ def test_unknown_keys_are_recorded_as_unknown_without_require_user(
         finally:
             assert proxy.stop() == 0
     assert [r.user for r in rows] == ["alice", "unknown"]
+    assert "user alice" in proxy.output() and "user unknown" in proxy.output()  # its line per request
     for seen in upstream.seen:
         assert key not in repr(seen.headers) and "sk-someone" not in repr(seen.headers)
 
