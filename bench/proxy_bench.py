@@ -205,7 +205,7 @@ async def upstream_main(port: int, burst: bool) -> None:
 
 async def proxy_main(
     port: int, upstream: str, journal: str, analysis: str, pipeline: str, rewrite: bool = True,
-    spool: bool = True,
+    spool: bool = True, team: bool = False,
 ) -> None:
     """The real ProxyService (journal + analyzer in its background thread)."""
     sys.path.insert(0, str(REPO))
@@ -217,6 +217,14 @@ async def proxy_main(
         journal=JournalSettings(path=journal),
         anatomy=AnatomySettings(counter="tiktoken", mcp_servers=["filesystem", "memory"]),
     )
+    if team:  # 20 users; the client's x-api-key is one of them: hashed and looked up per request
+        import dataclasses
+
+        from tui.core.config import TeamSettings
+        from tui.core.team.keys import hash_key
+
+        users = {f"dev{i}": hash_key(f"bench-key-{i}") for i in range(19)} | {"bench": hash_key("bench-key")}
+        settings = dataclasses.replace(settings, team=TeamSettings(users=users))
     from tui.core.analysis.sinks import NullAnalyzer
 
     factory = NullAnalyzer if analysis == "off" else None
@@ -530,7 +538,9 @@ def spawn(*role_args: str, repo: Path = REPO) -> subprocess.Popen[str]:
 def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -> dict[str, Any]:
     """Start one proxy implementation, load it, stop it; returns the client's measurements."""
     port = free_port()
-    proxied = kind in ("ctxbudget", "ctxbudget-no-rewrite", "ctxbudget-no-spool", "baseline")
+    proxied = kind in (
+        "ctxbudget", "ctxbudget-no-rewrite", "ctxbudget-no-spool", "ctxbudget-team", "baseline"
+    )
     # One journal (and spool) per run: a second run of the same kind must not replay the first one's spool.
     journal = os.path.join(tmp, f"journal-{kind}-{port}.sqlite3") if proxied else ""
     if proxied:
@@ -548,6 +558,8 @@ def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -
         ]
         if kind == "ctxbudget-no-spool":
             role += ["--spool", "off"]  # only then: a --baseline checkout's copy may not know the flag
+        if kind == "ctxbudget-team":
+            role += ["--team", "on"]
     else:
         role = ["--role", "minimal-proxy" if kind == "minimal-aiohttp" else "httpx-proxy"]
     repo = Path(args.baseline).resolve() if kind == "baseline" else REPO
@@ -683,6 +695,17 @@ def main() -> None:
         help="proxy role: spool captures to disk before the worker (off only to measure its cost)",
     )
     parser.add_argument(
+        "--team",
+        choices=["on", "off"],
+        default="off",
+        help="proxy role: team mode (20 users; each request's key hashed, looked up, replaced upstream)",
+    )
+    parser.add_argument(
+        "--team-compare",
+        action="store_true",
+        help="also measure the proxy in team mode, interleaved (the key gate's own cost)",
+    )
+    parser.add_argument(
         "--spool-compare",
         action="store_true",
         help="also measure the proxy with the capture spool off, interleaved (the spool's own cost)",
@@ -706,7 +729,7 @@ def main() -> None:
         asyncio.run(
             proxy_main(
                 args.port, args.upstream, args.journal, args.analysis, args.pipeline, args.rewrite == "on",
-                args.spool == "on",
+                args.spool == "on", args.team == "on",
             )
         )
     elif args.role == "minimal-proxy":
@@ -730,6 +753,8 @@ def main() -> None:
                     kinds = ["baseline", "ctxbudget", "baseline", "ctxbudget"]
                 if args.spool_compare:
                     kinds = ["ctxbudget-no-spool", "ctxbudget", "ctxbudget-no-spool", "ctxbudget"]
+                if args.team_compare:
+                    kinds = ["ctxbudget", "ctxbudget-team", "ctxbudget", "ctxbudget-team"]
                 if args.compare:
                     kinds += ["minimal-aiohttp", "aiohttp+httpx"]
                 for i, kind in enumerate(kinds):

@@ -65,7 +65,8 @@ def child(preset: str, requests: int, warmup: int) -> dict[str, float]:
     from tui.core.analysis.capture import Capture
     from tui.core.analysis.sinks import CaptureProcessor
     from tui.core.anatomy.analyze import Analyzer
-    from tui.core.config import Settings
+    from tui.core.config import AnatomySettings, Settings
+    from tui.core.control.controls import ProxyControls
     from tui.core.control.transform_state import TransformSwitchStore
     from tui.core.proxy.rewrite import RequestRewriter
     from tui.core.tokens import TiktokenCounter
@@ -76,9 +77,13 @@ def child(preset: str, requests: int, warmup: int) -> dict[str, float]:
         mcp = McpSwitchStore(Path(tmp) / "mcp.json")
         for server in off:
             mcp.set_enabled(server, False)
-        hook = RequestRewriter(
-            transforms, ("filesystem", "memory"), mcp, TransformSwitchStore(enabled, Path(tmp) / "t.json")
+        anatomy = AnatomySettings(mcp_servers=["filesystem", "memory"])
+        settings = Settings(transforms=transforms, anatomy=anatomy)
+        switches = TransformSwitchStore(enabled, Path(tmp) / "t.json")
+        controls = ProxyControls.build(
+            settings, mcp_store=mcp, transform_switches=switches, compaction=False
         )
+        hook = RequestRewriter(controls)
         processor = CaptureProcessor(None, lambda: Analyzer(TiktokenCounter(), ("filesystem", "memory")))
         headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
         hot = worker = 0.0

@@ -28,7 +28,10 @@ from tui.core.tokens import ServerCounter
 
 
 def args(**given: object) -> argparse.Namespace:
-    base = {"mode": None, "session": None, "keep_turns": None, "pane": None, "socket": None, "undo": False}
+    base = {
+        "mode": None, "session": None, "keep_turns": None, "pane": None, "socket": None, "undo": False,
+        "user": None,
+    }
     return argparse.Namespace(**{**base, "json": False, **given})
 
 

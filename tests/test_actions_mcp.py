@@ -154,11 +154,11 @@ def test_cli_on_off_list(
         journal=JournalSettings(path=str(tmp_path / "none.sqlite3")),
     )
     run = mcp_cmd.run_mcp
-    assert run(argparse.Namespace(action="off", name="memory", json=False), settings) == 0
-    assert run(argparse.Namespace(action="off", name=None, json=False), settings) == 2
+    assert run(argparse.Namespace(action="off", name="memory", json=False, user=None), settings) == 0
+    assert run(argparse.Namespace(action="off", name=None, json=False, user=None), settings) == 2
     capsys.readouterr()
-    assert run(argparse.Namespace(action="list", name=None, json=True), settings) == 0
+    assert run(argparse.Namespace(action="list", name=None, json=True, user=None), settings) == 0
     listed = json.loads(capsys.readouterr().out)
     assert {r["server"]: r["state"] for r in listed["servers"]} == {"filesystem": "on", "memory": "off"}
-    assert run(argparse.Namespace(action="on", name="memory", json=False), settings) == 0
+    assert run(argparse.Namespace(action="on", name="memory", json=False, user=None), settings) == 0
     assert McpSwitchStore(tmp_path / "mcp_switches.json").off() == frozenset()

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.timeout(240)]
 
 
 def ns(**given: Any) -> argparse.Namespace:
-    return argparse.Namespace(**{"json": False, "name": None, **given})
+    return argparse.Namespace(**{"json": False, "name": None, "user": None, **given})
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ async def test_compact_command_through_the_real_proxy(
     await send(proxy, {**BODIES["anthropic"](3), "max_tokens": 2})
     settings = live_settings(proxy)
     args = argparse.Namespace(
-        mode="proxy", session=None, keep_turns=1, pane=None, socket=None, undo=False, json=True
+        mode="proxy", session=None, keep_turns=1, pane=None, socket=None, undo=False, json=True, user=None
     )
     assert await asyncio.to_thread(compact_cmd.run_compact, args, settings) == 0
     item = json.loads(capsys.readouterr().out)

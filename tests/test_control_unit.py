@@ -12,6 +12,7 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from support.rewriters import make_rewriter
 from test_journal import make_exchange, make_result
 
 from tui.core.actions.mcp_switch import McpSwitchStore
@@ -99,7 +100,7 @@ def rewriter(
     tmp_path: Path, enabled: list[str], settings: TransformSettings | None = None
 ) -> RequestRewriter:
     settings = settings or TransformSettings(enabled=enabled)
-    return RequestRewriter(
+    return make_rewriter(
         settings,
         ("filesystem",),
         McpSwitchStore(tmp_path / "mcp.json"),
@@ -155,7 +156,7 @@ def test_a_failing_rewrite_forwards_the_original(tmp_path: Path) -> None:
         def off(self) -> frozenset[str]:
             raise RuntimeError("state file exploded")
 
-    hook.mcp = Broken()  # type: ignore[assignment]
+    hook.controls.mcp_store = Broken()  # type: ignore[assignment]
     raw = orjson.dumps(BODY)
     out, note = hook.process("POST", "/v1/messages", {}, raw)
     assert out is raw and note is not None and note.error and "exploded" in note.error
@@ -164,7 +165,7 @@ def test_a_failing_rewrite_forwards_the_original(tmp_path: Path) -> None:
 
 def test_mcp_filter_then_transforms_and_their_accounting(tmp_path: Path) -> None:
     hook = rewriter(tmp_path, ["stabilize"])
-    hook.mcp.set_enabled("filesystem", False)
+    hook.controls.mcp_store.set_enabled("filesystem", False)
     raw = orjson.dumps(BODY)
     out, note = hook.process("POST", "/v1/messages", {}, raw)
     sent = orjson.loads(out)

@@ -11,10 +11,10 @@ import orjson
 from builders import cc_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.rewriters import make_rewriter
 
 from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.control.transform_state import TransformSwitchStore
-from tui.core.proxy.rewrite import RequestRewriter
 from tui.core.transforms.pipeline import TransformPipeline
 from tui.core.transforms.settings import TransformSettings
 
@@ -73,7 +73,7 @@ def test_only_the_system_prompt_copy_is_rewritten(
     for where in places:
         place(body, where, LINE)
     raw = write(body, rng)
-    rewriter = RequestRewriter(
+    rewriter = make_rewriter(
         SETTINGS,
         (),
         McpSwitchStore(tmp_path / "m.json"),

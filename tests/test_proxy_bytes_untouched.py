@@ -340,7 +340,7 @@ async def test_body_over_the_capture_limit_is_streamed_untouched(
     (record,) = await proxy.flushed()
     assert record.request_bytes == len(raw)
     assert proxy.analyzer.bodies == [raw[: 64 * 1024]]
-    assert proxy.service.rewriter is not None and not proxy.service.rewriter.recent  # nothing kept whole
+    assert proxy.service.rewriter is not None and not proxy.service.controls.recent  # nothing kept whole
 
 
 async def test_slow_loris_is_dropped_while_a_normal_request_goes_through(

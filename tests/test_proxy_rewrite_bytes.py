@@ -9,14 +9,14 @@ from typing import Any
 import orjson
 import pytest
 from builders import cc_request
+from support.rewriters import make_rewriter
 
 from tui.core.actions.compaction import CompactionStore
-from tui.core.actions.compaction_service import CompactionService
 from tui.core.actions.compaction_summary import finish_compaction, plan_compaction
 from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.analysis.savings import savings_for
+from tui.core.control import recent
 from tui.core.control.transform_state import TransformSwitchStore
-from tui.core.proxy import rewrite
 from tui.core.proxy.rewrite import RequestRewriter
 from tui.core.records import TransformSaving
 from tui.core.tokens import TiktokenCounter
@@ -25,7 +25,7 @@ from tui.core.transforms.settings import TransformSettings
 
 
 def hook(tmp_path: Path, settings: TransformSettings) -> RequestRewriter:
-    return RequestRewriter(
+    return make_rewriter(
         settings,
         (),
         McpSwitchStore(tmp_path / "m.json"),
@@ -174,7 +174,7 @@ def test_mcp_switched_off_removes_only_its_tool_elements(tmp_path: Path) -> None
     mcp = McpSwitchStore(tmp_path / "m.json")
     mcp.set_enabled("memory", False)
     settings = TransformSettings()
-    rewriter = RequestRewriter(
+    rewriter = make_rewriter(
         settings, ("filesystem", "memory"), mcp, TransformSwitchStore(settings.enabled, tmp_path / "t.json")
     )
     out, note = rewriter.process("POST", "/v1/messages", {}, raw)
@@ -202,21 +202,22 @@ def test_another_transform_rewrites_only_its_strings(tmp_path: Path) -> None:
 def test_bodies_kept_for_compaction_are_capped_in_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rewrite, "RECENT_BYTES", 2_500_000)
+    monkeypatch.setattr(recent, "RECENT_BYTES", 2_500_000)
     settings = TransformSettings()
-    rewriter = RequestRewriter(
+    rewriter = make_rewriter(
         settings,
         (),
         McpSwitchStore(tmp_path / "m.json"),
         TransformSwitchStore(settings.enabled, tmp_path / "t.json"),
-        CompactionService(CompactionStore(tmp_path / "c.json"), upstream="http://127.0.0.1:9"),
+        CompactionStore(tmp_path / "c.json"),
     )
     bodies = [orjson.dumps(cc_request(billing=f"turn {i}", prompt_words=160_000)) for i in range(8)]
     assert all(1_000_000 < len(b) < 1_250_000 for b in bodies)
     for body in bodies:
         assert rewriter.process("POST", "/v1/messages", {}, body)[0] is body
-        assert rewriter.recent_bytes == sum(len(b) for b, _, _ in rewriter.recent) <= 2_500_000
-    assert [b for b, _, _ in rewriter.recent] == bodies[-2:]
+        kept = rewriter.controls.recent
+        assert kept.total_bytes == sum(len(b) for b, _, _ in kept.of("")) <= 2_500_000
+    assert [b for b, _, _ in rewriter.controls.recent.of("")] == bodies[-2:]
 
 
 def test_openai_billing_line_only_in_system_or_developer_messages(tmp_path: Path) -> None:
@@ -252,12 +253,12 @@ def test_compaction_replaces_only_the_compacted_messages(tmp_path: Path) -> None
     store = CompactionStore(tmp_path / "c.json")
     store.add(item)
     settings = TransformSettings()
-    rewriter = RequestRewriter(
+    rewriter = make_rewriter(
         settings,
         (),
         McpSwitchStore(tmp_path / "m.json"),
         TransformSwitchStore(settings.enabled, tmp_path / "t.json"),
-        CompactionService(store, upstream="http://127.0.0.1:9"),
+        store,
     )
     out, note = rewriter.process("POST", "/v1/messages", {}, raw)
     assert note is not None and note.compaction_saved == item.tokens_saved

@@ -83,6 +83,7 @@ def full_record(row_id: int = 7) -> RequestRecord:
         transform_saved_tokens=10,
         mcp_saved_tokens=40,
         compaction_saved_tokens=3000,
+        user="alice",
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from corpus_builders import corpus
+from support.rewriters import make_rewriter
 
 import tui.core.transforms.pipeline as pipeline_module
 from tui.core.actions.mcp_switch import McpSwitchStore
@@ -34,7 +35,7 @@ def hook(tmp_path: Path, enabled: list[str], off: tuple[str, ...] = ()) -> Reque
     mcp = McpSwitchStore(tmp_path / "mcp.json")
     for server in off:
         mcp.set_enabled(server, False)
-    return RequestRewriter(
+    return make_rewriter(
         settings, ("filesystem", "github"), mcp, TransformSwitchStore(enabled, tmp_path / "t.json")
     )
 

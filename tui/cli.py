@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tui.commands.findings_cmd",
     "tui.commands.statusline_cmd",
     "tui.commands.serve_cmd",
+    "tui.commands.team_cmd",
 )
 
 

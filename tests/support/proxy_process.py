@@ -68,8 +68,9 @@ def start_proxy(
     extra_args: tuple[str, ...] = (),
     config_text: str = "",
     env_extra: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
 ) -> ProxyProcess:
-    """``python -m tui proxy --listen 127.0.0.1:PORT --upstream URL --journal PATH`` with an empty config
+    """``python -m tui proxy --listen HOST:PORT --upstream URL --journal PATH`` with an empty config
     (or `config_text`), and the environment plus `env_extra`."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "config.toml"
@@ -78,7 +79,7 @@ def start_proxy(
     output = workdir / "proxy.out"
     port = free_port()
     args = [
-        sys.executable, "-m", "tui", "proxy", "--listen", f"127.0.0.1:{port}", "--upstream", upstream,
+        sys.executable, "-m", "tui", "proxy", "--listen", f"{host}:{port}", "--upstream", upstream,
         "--journal", str(journal), *extra_args,
     ]
     env = {**os.environ, "CTXBUDGET_CONFIG": str(config), "PYTHONUNBUFFERED": "1", **(env_extra or {})}

@@ -41,12 +41,20 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--undo", action="store_true", help="drop the session's proxy compaction (implies --mode proxy)"
     )
+    parser.add_argument(
+        "--user", metavar="NAME", help="proxy mode, team server: compact this user's session ([team] users)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run_compact)
 
 
 def request_proxy_compaction(
-    settings: Settings, session: str | None, keep_turns: int, undo: bool = False, timeout: float = 600.0
+    settings: Settings,
+    session: str | None,
+    keep_turns: int,
+    undo: bool = False,
+    timeout: float = 600.0,
+    user: str | None = None,
 ) -> dict[str, Any]:
     """POST the compaction (or its undo) to the running proxy's control API; RuntimeError when it fails."""
     from tui.core.control.client import ControlClient, ControlError
@@ -54,8 +62,8 @@ def request_proxy_compaction(
     client = ControlClient.from_settings(settings, timeout)
     try:
         if undo:
-            return client.undo_compaction(session)
-        return client.compact(session, keep_turns, timeout)
+            return client.undo_compaction(session, user)
+        return client.compact(session, keep_turns, timeout, user)
     except ControlError as exc:
         hint = "" if exc.status else "; start it with `ctxbudget` or `ctxbudget proxy`, or use --mode pane"
         raise RuntimeError(f"proxy compaction failed: {exc}{hint}") from exc
@@ -90,7 +98,9 @@ def run_compact(args: argparse.Namespace, settings: Settings) -> int:
         else _compact_opt(settings, "keep_turns", DEFAULT_KEEP_TURNS)
     )
     try:
-        data = request_proxy_compaction(settings, args.session, int(keep), undo=args.undo)
+        data = request_proxy_compaction(
+            settings, args.session, int(keep), undo=args.undo, user=args.user
+        )
     except RuntimeError as exc:
         print(f"ctxbudget compact: {exc}", file=sys.stderr)
         return 1

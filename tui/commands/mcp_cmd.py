@@ -28,6 +28,11 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("action", choices=("list", "on", "off"))
     parser.add_argument("name", nargs="?", help="MCP server name (for on/off)")
+    parser.add_argument(
+        "--user",
+        metavar="NAME",
+        help="team server: this user's switches only (a [team] users name, or unknown); default: single user",
+    )
     parser.add_argument("--json", action="store_true", help="print the list as JSON")
     add_connect_options(parser)
     parser.set_defaults(func=run_mcp)
@@ -71,9 +76,10 @@ def _run_live(args: argparse.Namespace, client: ControlClient) -> int:
     """The same actions through the running proxy's control API (switches answer with the cost)."""
     from tui.core.control.client import ControlError
 
+    user = args.user or None
     try:
         if args.action == "list":
-            mcp = client.state()["mcp"]
+            mcp = client.state(user)["mcp"]
             if args.json:
                 print(json.dumps({"source": f"proxy at {client.base_url}", **mcp}, indent=2))
                 return 0
@@ -94,16 +100,19 @@ def _run_live(args: argparse.Namespace, client: ControlClient) -> int:
                     )
                 )
             return 0
-        answer = client.set_mcp(args.name, args.action == "on")
+        answer = client.set_mcp(args.name, args.action == "on", user)
     except (ControlError, KeyError) as exc:
         print(f"ctxbudget mcp: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(answer, indent=2))
         return 0
+    whose = f" for user {user}" if user else ""
     print(
-        f"{args.name}: {args.action} in the running proxy; "
-        f"switched off now: {', '.join(answer['off']) or 'none'}"
+        printable(
+            f"{args.name}: {args.action}{whose} in the running proxy; "
+            f"switched off now: {', '.join(answer['off']) or 'none'}"
+        )
     )
     estimate: dict[str, Any] | None = answer.get("cost")
     if estimate:
@@ -113,17 +122,25 @@ def _run_live(args: argparse.Namespace, client: ControlClient) -> int:
 
 def run_mcp(args: argparse.Namespace, settings: Settings) -> int:
     """List servers, or switch one on/off: through the running proxy, else in the state file it reads."""
-    from tui.core.actions.mcp_switch import McpSwitchStore
+    from tui.core.actions.mcp_switch import McpSwitchStore, default_state_path
+    from tui.core.config import UNKNOWN_USER
     from tui.core.control.client import ControlClient
+    from tui.core.team.state_paths import user_state_path
 
     if args.action != "list" and not args.name:
         print(f"ctxbudget mcp {args.action}: name the MCP server (see `ctxbudget mcp list`)")
         return 2
+    user = args.user or ""
     remote = remote_from_args(args)
+    # A remote server knows its own users (it answers 404 for others); locally the config says.
+    if remote is None and user and user != UNKNOWN_USER and user not in settings.team.users:
+        names = ", ".join(sorted(settings.team.users)) or "none (see `ctxbudget team add`)"
+        print(f"ctxbudget mcp: --user {user!r} is not in [team] users; users: {names}", file=sys.stderr)
+        return 2
     client = ControlClient.from_settings(settings) if remote is None else remote.control_client()
     if remote is not None or client.reachable():  # remote: no local switch file to fall back on
         return _run_live(args, client)
-    store = McpSwitchStore()
+    store = McpSwitchStore(user_state_path(default_state_path(), user))
     if args.action == "list":
         rows = server_rows(settings, store)
         if args.json:

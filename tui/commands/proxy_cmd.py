@@ -80,6 +80,8 @@ def format_record(record: RequestRecord) -> str:
     clock = time.strftime("%H:%M:%S", time.localtime(record.ts))
     session = (record.session_id or "-")[:8]
     fields = [clock, f"{session:<8}", f"{record.method} {redact_query(record.path)}"]
+    if record.user:  # team server
+        fields.append(f"user {record.user}")
     if record.model:
         fields.append(record.model[:32])
     if record.kind and record.kind != "other":

@@ -28,6 +28,12 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
         "--since", metavar="DURATION|DATE", help="only rows since e.g. 2h, 1d, 7d or 2026-11-20 (local)"
     )
     parser.add_argument("--session", metavar="ID", help="only this session")
+    parser.add_argument(
+        "--by",
+        choices=("session", "user"),
+        default="session",
+        help="group the table (and CSV rows) per session (default) or per team user",
+    )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
     parser.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     parser.add_argument(
@@ -79,7 +85,9 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
             print(f"ctxbudget report: {exc}", file=sys.stderr)
             return 1
         records = load_records(path, since_ts, args.session)
-    report = build_report(records, report_settings(settings), since_ts=since_ts, session=args.session)
+    report = build_report(
+        records, report_settings(settings), since_ts=since_ts, session=args.session, by=args.by
+    )
     text = render_report(report, args.format)
     if args.out:
         out = Path(args.out).expanduser()

@@ -39,6 +39,8 @@ def table_line(record: RequestRecord) -> str:
     prompt = record.prompt_tokens
     reused = record.reused_fraction
     note = record.error or record.unparsed_reason or ""
+    if record.user:  # team server: whose request
+        note = f"user {record.user}" + (f"; {note}" if note else "")
     line = (
         f"{record.id:>6}  {clock}  {(record.session_id or '-')[:8]:<8}  {record.kind[:8]:<8}  "
         f"{record.status:>3}  {'-' if prompt is None else f'{prompt:,}':>9}  "

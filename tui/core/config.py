@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import stat
 import tomllib
 import types
 import typing
@@ -120,6 +122,27 @@ class DashboardSettings:
     demo_speed: float = 4.0
 
 
+# Team user names: they key per-user state folders and metric labels, so only these characters.
+USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# The user of a request whose key matches no configured user (when require_user is false).
+UNKNOWN_USER = "unknown"
+KEY_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+TEAM_FILE = "team.toml"
+
+
+@dataclass(frozen=True)
+class TeamSettings:
+    """Team mode: user names with the hashes of their keys (never the keys), and whether keys are required."""
+
+    users: dict[str, str] = field(default_factory=dict)
+    require_user: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the proxy identifies users (some user configured, or keys required)."""
+        return bool(self.users) or self.require_user
+
+
 @dataclass(frozen=True)
 class OtelSettings:
     """Optional OpenTelemetry trace export (OTLP over HTTP); off while endpoint is empty."""
@@ -145,6 +168,7 @@ class Settings:
     gpu: GpuSettings = field(default_factory=GpuSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     otel: OtelSettings = field(default_factory=OtelSettings)
+    team: TeamSettings = field(default_factory=TeamSettings)
     keys: dict[str, str] = field(default_factory=dict)
     source: str = "defaults"
 
@@ -155,9 +179,24 @@ class Settings:
         return Path(platformdirs.user_data_dir(APP_NAME)) / "journal.sqlite3"
 
 
+def config_dir() -> Path:
+    """The per-user config folder (config.toml, team.toml, serve-token)."""
+    return Path(platformdirs.user_config_dir(APP_NAME))
+
+
 def user_config_path() -> Path:
     """The per-user config file location."""
-    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+    return config_dir() / "config.toml"
+
+
+def serve_token_path() -> Path:
+    """Where `ctxbudget serve` keeps its bearer token (also the single-user proxy key beyond loopback)."""
+    return config_dir() / "serve-token"
+
+
+def team_file_path() -> Path:
+    """The file `ctxbudget team add` writes user key hashes to (0600, in the config dir)."""
+    return config_dir() / TEAM_FILE
 
 
 def find_config(explicit: str | None = None) -> Path | None:
@@ -186,10 +225,13 @@ def _given_file(path: Path, given_in: str) -> Path:
 def load_settings(explicit: str | None = None) -> Settings:
     """Load settings following the lookup order; defaults when no file exists."""
     path = find_config(explicit)
-    if path is None:
-        return Settings()
+    settings = Settings() if path is None else settings_from_dict(_read_toml(path), str(path))
+    return with_team_file(settings)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from exc
     except UnicodeDecodeError as exc:
@@ -199,7 +241,70 @@ def load_settings(explicit: str | None = None) -> Settings:
         ) from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
-    return settings_from_dict(data, str(path))
+
+
+def read_team_file(path: Path | None = None) -> dict[str, str]:
+    """The users `ctxbudget team add` stored (name -> key hash); {} when the file does not exist.
+
+    The file decides who may use the proxy, so one that others may write is refused.
+    """
+    path = path or team_file_path()
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(f"{path}: writable by other users; run `chmod 600 {path}`")
+    data = _read_toml(path)
+    team = data.get("team", {})
+    if set(data) - {"team"} or not isinstance(team, dict) or set(team) - {"users"}:
+        raise ConfigError(
+            f"{path}: only [team] users belongs in this file; manage it with `ctxbudget team add/remove`"
+        )
+    return team_users(team.get("users", {}), str(path))
+
+
+def with_team_file(settings: Settings, path: Path | None = None) -> Settings:
+    """Settings with the team file's users added to [team] users (a name in both is an error)."""
+    path = path or team_file_path()
+    stored = read_team_file(path)
+    if not stored:
+        return settings
+    both = sorted(set(stored) & set(settings.team.users))
+    if both:
+        raise ConfigError(
+            f"{path}: [team] users {', '.join(both)} also in {settings.source}; keep each user in one file"
+        )
+    users = team_users({**settings.team.users, **stored}, f"{settings.source} and {path}")
+    team = dataclasses.replace(settings.team, users=users)
+    return dataclasses.replace(settings, team=team)
+
+
+def team_users(value: Any, source: str) -> dict[str, str]:
+    """[team] users checked: valid names mapped to "sha256:<hex>" hashes, each hash used once."""
+    where = f"{source}: [team] users"
+    if not isinstance(value, dict):
+        raise ConfigError(f'{where}: expected a table such as {{alice = "sha256:..."}}, got {value!r}')
+    seen: dict[str, str] = {}
+    for name, digest in value.items():
+        if not USER_NAME.match(name) or name == UNKNOWN_USER:
+            raise ConfigError(
+                f"{where}: {name!r} is not a valid user name; use letters, digits, - and _ "
+                f"(at most 64, not {UNKNOWN_USER!r})"
+            )
+        if not isinstance(digest, str) or not KEY_HASH.match(digest):
+            raise ConfigError(
+                f'{where}.{name}: expected "sha256:<64 hex digits>", the hash of a key, never the key '
+                f"itself; create one with `ctxbudget team add {name}`"
+            )
+        if digest in seen:
+            raise ConfigError(
+                f"{where}: {name} and {seen[digest]} have the same key hash; give each its own key"
+            )
+        seen[digest] = name
+    return dict(value)
 
 
 def settings_from_dict(data: dict[str, Any], source: str = "<dict>") -> Settings:
@@ -220,6 +325,9 @@ def settings_from_dict(data: dict[str, Any], source: str = "<dict>") -> Settings
                     )
             kwargs["keys"] = dict(value)
             continue
+        if section == "team":
+            kwargs["team"] = _team_section(value, source)
+            continue
         if section == "report":
             try:
                 kwargs["report"] = report_settings_from_dict(value, source)
@@ -232,6 +340,14 @@ def settings_from_dict(data: dict[str, Any], source: str = "<dict>") -> Settings
     settings = Settings(**kwargs)
     check_values(settings, source)
     return settings
+
+
+def _team_section(values: dict[str, Any], source: str) -> TeamSettings:
+    rest = {k: v for k, v in values.items() if k != "users"}
+    plain = _build_section(TeamSettings, rest, "team", source) if rest else TeamSettings()
+    if "users" not in values:
+        return plain
+    return dataclasses.replace(plain, users=team_users(values["users"], source))
 
 
 def check_values(settings: Settings, source: str, only: dict[str, set[str]] | None = None) -> None:

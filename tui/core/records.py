@@ -133,6 +133,7 @@ class RequestRecord:
     transform_saved_tokens: int | None = None
     mcp_saved_tokens: int | None = None
     compaction_saved_tokens: int | None = None
+    user: str = ""  # team mode: the user whose key sent it ("unknown": no configured user's key)
 
     @property
     def prompt_tokens(self) -> int | None:
@@ -252,6 +253,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("transform_saved_tokens", "INTEGER", "transform_saved_tokens", from_plain=_opt_int, since=2),
     Column("mcp_saved_tokens", "INTEGER", "mcp_saved_tokens", from_plain=_opt_int, since=2),
     Column("compaction_saved_tokens", "INTEGER", "compaction_saved_tokens", from_plain=_opt_int, since=2),
+    Column("user", "TEXT", "user", from_plain=str, since=3),
 )
 
 

@@ -46,7 +46,7 @@ class Capture:
     __slots__ = (
         "method", "path", "request_headers", "request_body", "status", "response_headers",
         "chunks", "captured", "response_bytes", "limit", "truncated", "started", "ttfb_ms",
-        "total_ms", "error", "request_bytes", "dropped", "rewrite",
+        "total_ms", "error", "request_bytes", "dropped", "rewrite", "user",
     )
 
     def __init__(
@@ -57,6 +57,7 @@ class Capture:
         request_body: bytes,
         started: float,
         limit: int = DEFAULT_CAPTURE_LIMIT,
+        user: str = "",
     ) -> None:
         self.method = method
         self.path = path
@@ -76,6 +77,7 @@ class Capture:
         self.error: str | None = None
         self.dropped: str | None = None
         self.rewrite: RewriteNote | None = None
+        self.user = user  # team mode: who sent it ("" single user, "unknown" an unmatched key)
 
     def add_chunk(self, chunk: bytes) -> None:
         """Keep a response chunk while under the cap; count every byte."""

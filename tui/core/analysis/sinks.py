@@ -117,6 +117,7 @@ class CaptureProcessor:
             response_bytes=capture.response_bytes,
             has_body=journal is not None and journal.store_bodies and bool(exchange.request_body),
             savings=savings,
+            user=getattr(capture, "user", ""),  # a capture spooled by an older version has none
         )
         if journal is None:
             self._export(record)

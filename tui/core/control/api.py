@@ -17,8 +17,9 @@ from tui.core.transforms.pipeline import changes_prefix
 from tui.core.transforms.registry import TRANSFORM_ORDER
 
 if TYPE_CHECKING:
+    from tui.core.actions.compaction import Compaction
+    from tui.core.actions.compaction_service import CompactionService
     from tui.core.control.controls import ProxyControls
-    from tui.core.proxy.rewrite import RequestRewriter
 
 CONTROL_PREFIX = "/_ctxbudget/"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -130,11 +131,12 @@ class ControlApi:
         app.router.add_route("POST", CONTROL_PREFIX + "compact/undo", self.compact_undo)
         app.router.add_route("GET", METRICS_PATH, metrics_route(self.controls.metrics))
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything GET /_ctxbudget/state answers."""
+    def state_dict(self, user: str = "") -> dict[str, Any]:
+        """Everything GET /_ctxbudget/state answers (MCP switches: those of `user`)."""
         controls, tracker = self.controls, self.tracker
-        off = controls.mcp_store.off()
-        seen = tracker.servers()
+        store = controls.mcp_store_for(user)
+        off = store.off()
+        seen = tracker.servers(user)
         names = list(dict.fromkeys([*controls.settings.anatomy.mcp_servers, *seen, *sorted(off)]))
         servers = [
             {
@@ -145,8 +147,7 @@ class ControlApi:
             }
             for name in names
         ]
-        rewriter = controls.rewriter
-        enabled = rewriter.enabled_transforms() if rewriter is not None else ()
+        enabled = controls.enabled_transforms()
         saved = tracker.savings
         transforms = [
             {
@@ -157,15 +158,18 @@ class ControlApi:
             }
             for name in TRANSFORM_ORDER
         ]
-        compaction = controls.compaction
-        items = compaction.store.all() if compaction is not None else []
-        rewritten = compaction.store.rewritten if compaction is not None else {}
-        statuses = {c.session_id: compaction.store.status(c.session_id) for c in items} if compaction else {}
+        active = [
+            {"user": owner, **_compaction_json(service, item)}
+            for owner, service in controls.compaction_services()
+            for item in service.store.all()
+        ]
         return {
+            "users": list(controls.users()),
             "mcp": {
-                "state_file": str(controls.mcp_store.path),
+                "user": user,
+                "state_file": str(store.path),
                 "servers": servers,
-                "never_called": tracker.never_called(),
+                "never_called": tracker.never_called(user),
                 "saved_tokens": saved.mcp_tokens,
             },
             "transforms": {
@@ -176,44 +180,46 @@ class ControlApi:
                 "overrides": controls.transform_switches.overrides(),
             },
             "compactions": {
-                "active": [
-                    {
-                        "session_id": c.session_id,
-                        "dialect": c.dialect,
-                        "prefix_tokens": c.prefix_tokens,
-                        "summary_tokens": c.summary_tokens,
-                        "tokens_saved": c.tokens_saved,
-                        "keep_turns": c.keep_turns,
-                        "created": c.created,
-                        "rewritten_requests": rewritten.get(c.session_id, 0),
-                        "status": statuses[c.session_id][0],
-                        "detail": statuses[c.session_id][1],
-                    }
-                    for c in items
-                ],
+                "active": active,
                 "saved_tokens": saved.compaction_tokens,
             },
             "requests_seen": saved.requests,
         }
 
+    def _user(self, value: Any) -> str | web.Response:
+        """The user a control request names ("" when none), or the error answer for an unknown one."""
+        if value is None:
+            return ""
+        if not isinstance(value, str) or not self.controls.known_user(value):
+            names = ", ".join(repr(u) for u in self.controls.users())
+            return error(404, "not_found", f"unknown user {value!r}; users: {names}")
+        return value
+
     async def state(self, request: web.Request) -> web.Response:
-        """GET state."""
-        return web.json_response(self.state_dict())
+        """GET state (?user=NAME: that user's MCP switches)."""
+        user = self._user(request.query.get("user"))
+        if isinstance(user, web.Response):
+            return user
+        return web.json_response(self.state_dict(user))
 
     async def mcp(self, request: web.Request) -> web.Response:
-        """POST {"server", "enabled"}: switch an MCP server, answer with the re-processing estimate."""
+        """POST {"server", "enabled", "user"?}: switch an MCP server for one user (default: "")."""
         data = await _payload(request)
         server, enabled = data.get("server"), data.get("enabled")
         if not isinstance(server, str) or not server or not isinstance(enabled, bool):
-            return error(400, "bad_request", 'send {"server": NAME, "enabled": true|false}')
-        off = self.controls.mcp_store.set_enabled(server, enabled)
-        latest = self.tracker.latest
+            return error(400, "bad_request", 'send {"server": NAME, "enabled": true|false, "user": NAME?}')
+        user = self._user(data.get("user"))
+        if isinstance(user, web.Response):
+            return user
+        off = self.controls.mcp_store_for(user).set_enabled(server, enabled)
+        latest = self.tracker.latest_of(user)
         cost = None
         if latest is not None and latest.anatomy is not None:
             cost = switch_cost(
                 latest.anatomy, server, switching_on=enabled, server_prompt_tokens=latest.usage.prompt_tokens
             ).to_json()
-        return web.json_response({"server": server, "enabled": enabled, "off": sorted(off), "cost": cost})
+        answer = {"server": server, "enabled": enabled, "user": user, "off": sorted(off), "cost": cost}
+        return web.json_response(answer)
 
     async def transforms(self, request: web.Request) -> web.Response:
         """POST {"name", "enabled"}: switch a transform; says whether the next request re-processes."""
@@ -233,22 +239,24 @@ class ControlApi:
             "changed": before != after,
             "reprocess": None,
         }
-        rewriter = self.controls.rewriter
-        if before != after and rewriter is not None:
-            answer["reprocess"] = await asyncio.to_thread(_prefix_effect, rewriter, before, after)
+        if before != after and self.controls.pipeline is not None:
+            answer["reprocess"] = await asyncio.to_thread(_prefix_effect, self.controls, before, after)
         return web.json_response(answer)
 
     async def compact(self, request: web.Request) -> web.Response:
-        """POST {"session", "keep_turns"}: summarise older turns; later requests of it are rewritten."""
+        """POST {"session", "keep_turns", "user"?}: summarise a user's session; its requests get rewritten."""
         data = await _payload(request)
-        compaction, rewriter = self.controls.compaction, self.controls.rewriter
-        if compaction is None or rewriter is None:
+        user = self._user(data.get("user"))
+        if isinstance(user, web.Response):
+            return user
+        compaction = self.controls.compaction_for(user)
+        if compaction is None:
             return error(503, "unavailable", "proxy-mode compaction is not available in this proxy")
         session = data.get("session")
         keep = data.get("keep_turns", self.controls.settings.compact.keep_turns)
         if (session is not None and not isinstance(session, str)) or not isinstance(keep, int):
-            return error(400, "bad_request", 'send {"session": ID or null, "keep_turns": N}')
-        rewriter.replay_recent()
+            return error(400, "bad_request", 'send {"session": ID or null, "keep_turns": N, "user": NAME?}')
+        self.controls.replay_recent(user)
         await self.controls.ensure_compaction_counter()
         try:
             item = await compaction.compact(session or None, keep)
@@ -259,9 +267,12 @@ class ControlApi:
         return web.json_response(item.to_json())
 
     async def compact_undo(self, request: web.Request) -> web.Response:
-        """POST {"session"}: drop a compaction (the newest when session is null)."""
+        """POST {"session", "user"?}: drop one user's compaction (the newest when session is null)."""
         data = await _payload(request)
-        compaction = self.controls.compaction
+        user = self._user(data.get("user"))
+        if isinstance(user, web.Response):
+            return user
+        compaction = self.controls.compaction_for(user)
         if compaction is None:
             return error(503, "unavailable", "proxy-mode compaction is not available in this proxy")
         session = data.get("session")
@@ -271,16 +282,33 @@ class ControlApi:
         return web.json_response({"session_id": undone})
 
 
+def _compaction_json(service: CompactionService, c: Compaction) -> dict[str, Any]:
+    status, detail = service.store.status(c.session_id)
+    return {
+        "session_id": c.session_id,
+        "dialect": c.dialect,
+        "prefix_tokens": c.prefix_tokens,
+        "summary_tokens": c.summary_tokens,
+        "tokens_saved": c.tokens_saved,
+        "keep_turns": c.keep_turns,
+        "created": c.created,
+        "rewritten_requests": service.store.rewritten.get(c.session_id, 0),
+        "status": status,
+        "detail": detail,
+    }
+
+
 def _prefix_effect(
-    rewriter: RequestRewriter, before: Sequence[str], after: Sequence[str]
+    controls: ProxyControls, before: Sequence[str], after: Sequence[str]
 ) -> dict[str, Any] | None:
     """Whether switching from `before` to `after` changes the latest request's cached prefix."""
-    latest = rewriter.latest_body()
-    if latest is None or rewriter.pipeline is None:
+    latest = controls.latest_body()
+    pipeline = controls.pipeline
+    if latest is None or pipeline is None:
         return None
     body, dialect = latest
-    old, _ = rewriter.pipeline.run(body, dialect, before)
-    new, _ = rewriter.pipeline.run(body, dialect, after)
+    old, _ = pipeline.run(body, dialect, before)
+    new, _ = pipeline.run(body, dialect, after)
     change = changes_prefix(old, new)
     return {
         "reprocesses": bool(change and change.reprocesses),

@@ -28,6 +28,11 @@ def proxy_base_url(settings: Settings) -> str:
     return f"http://{host}:{port}"
 
 
+def _with_user(payload: dict[str, Any], user: str | None) -> dict[str, Any]:
+    """The payload naming a team user (no key at all for the single user: older proxies accept it)."""
+    return {**payload, "user": user} if user else payload
+
+
 class ControlClient:
     """Synchronous calls to /_ctxbudget/...; every answer is the endpoint's JSON object."""
 
@@ -91,25 +96,32 @@ class ControlClient:
         """GET health."""
         return self._call("GET", "health")
 
-    def state(self) -> dict[str, Any]:
-        """GET state: MCP switches, transforms, compactions, savings."""
+    def state(self, user: str | None = None) -> dict[str, Any]:
+        """GET state: MCP switches (of `user`, team mode), transforms, compactions, savings."""
+        if user:
+            from urllib.parse import quote
+
+            return self._call("GET", f"state?user={quote(user)}")
         return self._call("GET", "state")
 
-    def set_mcp(self, server: str, enabled: bool) -> dict[str, Any]:
-        """Switch an MCP server; the answer carries the re-processing estimate."""
-        return self._call("POST", "mcp", {"server": server, "enabled": enabled})
+    def set_mcp(self, server: str, enabled: bool, user: str | None = None) -> dict[str, Any]:
+        """Switch an MCP server (for one team user); the answer carries the re-processing estimate."""
+        return self._call("POST", "mcp", _with_user({"server": server, "enabled": enabled}, user))
 
     def set_transform(self, name: str, enabled: bool) -> dict[str, Any]:
         """Switch a transform at runtime; the answer says whether the next request re-processes."""
         return self._call("POST", "transforms", {"name": name, "enabled": enabled})
 
-    def compact(self, session: str | None, keep_turns: int, timeout: float = 600.0) -> dict[str, Any]:
-        """Compact a session (None: the latest) keeping `keep_turns` recent user turns."""
-        return self._call("POST", "compact", {"session": session, "keep_turns": keep_turns}, timeout)
+    def compact(
+        self, session: str | None, keep_turns: int, timeout: float = 600.0, user: str | None = None
+    ) -> dict[str, Any]:
+        """Compact a session (None: the user's latest) keeping `keep_turns` recent user turns."""
+        payload = _with_user({"session": session, "keep_turns": keep_turns}, user)
+        return self._call("POST", "compact", payload, timeout)
 
-    def undo_compaction(self, session: str | None) -> dict[str, Any]:
-        """Drop a session's compaction (None: the newest)."""
-        return self._call("POST", "compact/undo", {"session": session})
+    def undo_compaction(self, session: str | None, user: str | None = None) -> dict[str, Any]:
+        """Drop a session's compaction (None: the user's newest)."""
+        return self._call("POST", "compact/undo", _with_user({"session": session}, user))
 
     def metrics(self) -> str:
         """GET metrics, in the Prometheus text format."""

@@ -27,6 +27,7 @@ class RunTracker:
 
     def __init__(self) -> None:
         self.latest: RequestRecord | None = None
+        self._latest_by_user: dict[str, RequestRecord] = {}
         self.savings = SessionSavings()
         self._called: OrderedDict[str, set[str]] = OrderedDict()
 
@@ -53,17 +54,26 @@ class RunTracker:
         )
         if anatomy.tools or self.latest is None or self.latest.session_id != record.session_id:
             self.latest = record
+        own = self._latest_by_user.get(record.user)
+        if anatomy.tools or own is None or own.session_id != record.session_id:
+            self._latest_by_user[record.user] = record  # users are the configured ones: bounded
 
-    def servers(self) -> dict[str, dict[str, int]]:
-        """MCP servers of the latest request with their tool counts and tokens."""
-        anatomy = self.latest.anatomy if self.latest is not None else None
+    def latest_of(self, user: str = "") -> RequestRecord | None:
+        """The latest main request of one user ("" : of anyone, when no single-user request was seen)."""
+        own = self._latest_by_user.get(user)
+        return own if own is not None or user else self.latest
+
+    def servers(self, user: str = "") -> dict[str, dict[str, int]]:
+        """MCP servers of the user's latest request with their tool counts and tokens."""
+        latest = self.latest_of(user)
+        anatomy = latest.anatomy if latest is not None else None
         if anatomy is None:
             return {}
         return {k: v for k, v in anatomy.mcp_servers.items() if k != MCP_HELPERS_SERVER}
 
-    def never_called(self) -> list[dict[str, object]]:
-        """MCP servers of the latest request none of whose tools its session has called, costliest first."""
-        record = self.latest
+    def never_called(self, user: str = "") -> list[dict[str, object]]:
+        """MCP servers of the user's latest request whose tools its session never called, costliest first."""
+        record = self.latest_of(user)
         if record is None or record.anatomy is None:
             return []
         called = self._called.get(record.session_id, set())

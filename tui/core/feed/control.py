@@ -98,11 +98,11 @@ def snapshot_from_state(state: dict[str, Any], address: str) -> ControlSnapshot:
     )
 
 
-def fetch_control(client: ControlClient) -> ControlSnapshot:
-    """Ask the proxy for its state (blocking: call it from a worker thread)."""
+def fetch_control(client: ControlClient, user: str | None = None) -> ControlSnapshot:
+    """Ask the proxy for its state, MCP switches of `user` (team server) (blocking: call it off the loop)."""
     address = client.base_url.removeprefix("http://")
     try:
-        return snapshot_from_state(client.state(), address)
+        return snapshot_from_state(client.state(user), address)
     except ControlError as exc:
         return ControlSnapshot(answers=False, address=address, error=str(exc))
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from tui.core.feed.breaks import BreakExplainer
+from tui.core.feed.slot_users import slot_users
 from tui.core.feed.timings import needs_timings, with_timings
 from tui.core.feed.updates import (
     FeedInfo,
@@ -88,6 +89,9 @@ class DashboardFeed:
         self._log_backlog_read = False
         self._log_restart = False
         self._timed_tasks: set[int] = set()
+        # Team mode: recent rows with a user, to name the user whose session each slot holds.
+        self._user_rows: deque[RequestRecord] = deque(maxlen=64)
+        self._slot_users: tuple[tuple[int, str], ...] = ()
         self._breaks = BreakExplainer()
         self._flush_interval = flush_interval
         self._wake = asyncio.Event()
@@ -134,6 +138,9 @@ class DashboardFeed:
             self._note_activity()
         out: list[RequestRecord] = []
         for record in records:
+            if record.user:
+                self._user_rows.append(record)
+                self._wake.set()
             if initial:
                 if needs_timings(record):
                     self._backlog_awaiting.append(record)
@@ -272,9 +279,14 @@ class DashboardFeed:
         if filled:
             self._emit(RecordsUpdate(tuple(filled), replaced=True))
         tracker = self._monitor.slot_tracker
-        if tracker.generation != self._slots_generation:
+        users = self._slot_users
+        if self._user_rows:
+            tasks = reversed(self._monitor.timeline.requests(64))
+            users = slot_users(self._user_rows, tasks, self._monitor.wall_time)
+        if tracker.generation != self._slots_generation or users != self._slot_users:
             self._slots_generation = tracker.generation
-            self._emit(SlotsUpdate(tracker.slots()))
+            self._slot_users = users
+            self._emit(SlotsUpdate(tracker.slots(), users))
         facts = self._monitor.facts_tracker.facts
         if facts is not self._facts_shown and facts != self._facts_shown:
             self._facts_shown = facts

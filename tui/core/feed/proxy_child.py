@@ -17,7 +17,7 @@ from tui.core.poll.snapshots import ServerSnapshot
 
 NOTICE_TEXT = 600  # characters; 6 bytes each at worst once JSON-escaped: under Linux PIPE_BUF (4096)
 # The sections the proxy reads; the dashboard's own ones ([keys], [report], [dashboard]) stay behind.
-PROXY_SECTIONS = ("proxy", "journal", "anatomy", "server", "agent", "compact", "transforms", "gpu")
+PROXY_SECTIONS = ("proxy", "journal", "anatomy", "server", "agent", "compact", "transforms", "gpu", "team")
 
 
 def settings_message(settings: Settings, journal_path: Path) -> bytes:

@@ -74,6 +74,8 @@ class SlotsUpdate:
     """Per-slot state from the log (task, phase, progress, checkpoints)."""
 
     slots: tuple[SlotState, ...]
+    # Team mode: (slot, user) of the request each slot last served, when the journal says it surely.
+    users: tuple[tuple[int, str], ...] = ()
 
 
 FeedUpdate = (

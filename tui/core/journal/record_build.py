@@ -20,6 +20,7 @@ def build_record(
     has_body: bool,
     savings: RewriteSavings | None = None,
     row_id: int = 0,
+    user: str = "",
 ) -> RequestRecord:
     """The journal row for one analysed exchange (id 0 until the journal assigns one)."""
     saved = savings or RewriteSavings()
@@ -51,4 +52,5 @@ def build_record(
         transform_saved_tokens=saved.transform_saved_tokens,
         mcp_saved_tokens=saved.mcp_saved_tokens,
         compaction_saved_tokens=saved.compaction_saved_tokens,
+        user=user,
     )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from tui.core.config import UNKNOWN_USER
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.core.records import RequestRecord
 from tui.core.report.summary import (
@@ -33,8 +34,15 @@ def _number(record: RequestRecord, name: str) -> float | None:
 class ProxyMetrics:
     """Counters, histograms and gauges; feed `observe` per journaled row and `observe_server` per poll."""
 
-    def __init__(self, registry: CollectorRegistry | None = None, mcp_servers: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        mcp_servers: Iterable[str] = (),
+        team_users: Callable[[], Iterable[str]] = tuple,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        # Team mode: the configured user names (asked per record: users may be added while running).
+        self._team_users = team_users
         self._mcp_configured = frozenset(name[:MCP_LABEL_CHARS] for name in mcp_servers)
         self._mcp_seen: set[str] = set()
         r = self.registry
@@ -80,6 +88,20 @@ class ProxyMetrics:
         self.energy = Counter(
             "ctxbudget_gpu_energy_joules", "GPU energy attributed to requests, when recorded", registry=r
         )
+        # Team mode only (rows with a user): the `user` label is a configured name, "unknown" or "other".
+        self.user_requests = Counter(
+            "ctxbudget_user_requests", "Requests through the proxy per team user", ["user", "kind"],
+            registry=r,
+        )
+        self.user_prompt_tokens = Counter(
+            "ctxbudget_user_prompt_tokens", "Prompt tokens per team user", ["user"], registry=r
+        )
+        self.user_cached_tokens = Counter(
+            "ctxbudget_user_prompt_cached_tokens", "Cached prompt tokens per team user", ["user"], registry=r
+        )
+        self.user_output_tokens = Counter(
+            "ctxbudget_user_output_tokens", "Generated tokens per team user", ["user"], registry=r
+        )
         self.server_state = Gauge(
             "ctxbudget_server_state", "1 for the llama-server state last seen", ["state"], registry=r
         )
@@ -106,6 +128,8 @@ class ProxyMetrics:
         model = is_model_request(record)
         kind = record.kind if model else ("count_tokens" if record.kind == "count_tokens" else OTHER_LABEL)
         self.requests.labels(kind, str(record.status)).inc()
+        if record.user:
+            self._observe_user(record, kind, model)
         if record.error:
             self.failures.labels(kind).inc()
         if record.ttfb_ms is not None:
@@ -135,6 +159,21 @@ class ProxyMetrics:
         joules = _number(record, ENERGY_FIELD)
         if joules is not None and joules > 0:
             self.energy.inc(joules)
+
+    def user_label(self, user: str) -> str:
+        """The `user` label: a configured user or "unknown"; anything else (never expected) is "other"."""
+        return user if user == UNKNOWN_USER or user in set(self._team_users()) else OTHER_LABEL
+
+    def _observe_user(self, record: RequestRecord, kind: str, model: bool) -> None:
+        user = self.user_label(record.user)
+        self.user_requests.labels(user, kind).inc()
+        usage = record.usage
+        if not model or usage.prompt_tokens is None:
+            return
+        self.user_prompt_tokens.labels(user).inc(usage.prompt_tokens)
+        self.user_cached_tokens.labels(user).inc(min(usage.cached_tokens or 0, usage.prompt_tokens))
+        if usage.output_tokens:
+            self.user_output_tokens.labels(user).inc(usage.output_tokens)
 
     def server_label(self, server: str) -> str:
         """The `server` label for an MCP server name: its own for configured and early names, else other."""

@@ -14,6 +14,10 @@ def dialect_for_path(path: str) -> str:
 
 def error_payload(dialect: str, message: str, status: int = 502) -> dict[str, object]:
     """The JSON error object a client of that dialect knows how to show."""
+    if status == 401:  # each API's own words for a bad key
+        if dialect == "anthropic":
+            return {"type": "error", "error": {"type": "authentication_error", "message": message}}
+        return {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}}
     if dialect == "anthropic":
         return {"type": "error", "error": {"type": "api_error", "message": message}}
     return {"error": {"message": message, "type": "upstream_error", "code": status}}

@@ -14,11 +14,13 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from tui.core.analysis.capture import DEFAULT_CAPTURE_LIMIT, Capture
+from tui.core.config import UNKNOWN_USER
 from tui.core.proxy import header_bytes
 from tui.core.proxy.errors import dialect_for_path, error_body, sse_error_event
 from tui.core.proxy.headers import auto_headers_to_skip, forwardable
 from tui.core.proxy.rewrite import RequestRewriter
 from tui.core.redact import redact_text
+from tui.core.team.gate import KEY_HEADERS, KeyGate
 
 # Errors that mean the upstream (not the client) failed.
 UPSTREAM_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -37,6 +39,7 @@ class ForwardStats:
     upstream_errors: int = 0
     client_gone: int = 0
     bad_requests: int = 0
+    unauthorized: int = 0
 
 
 class Forwarder:
@@ -50,6 +53,8 @@ class Forwarder:
         capture_limit: int = DEFAULT_CAPTURE_LIMIT,
         rewriter: RequestRewriter | None = None,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        gate: KeyGate | None = None,
+        upstream_key: str = "",
     ) -> None:
         header_bytes.install()
         base = URL(upstream.rstrip("/"))
@@ -65,6 +70,9 @@ class Forwarder:
         self.sink = sink
         self.capture_limit = capture_limit
         self.rewriter = rewriter
+        self.gate = gate
+        # Sent instead of the agent's key when the gate identifies users ([server] api_key).
+        self.upstream_key = upstream_key
         self.stats = ForwardStats()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -72,9 +80,19 @@ class Forwarder:
         started = time.time()
         t0 = time.perf_counter()
         raw_path = request.raw_path
-        problem = self._refuse(request)
+        user = self.gate.identify(request.headers) if self.gate is not None else ""
+        if user is None:
+            self.stats.unauthorized += 1
+            message = (
+                "ctxbudget proxy: unknown or missing key; ask the proxy's operator for one "
+                "(`ctxbudget team add NAME`) and send it as the API key"
+            )
+            return await self._answer_locally(request, started, 401, message, UNKNOWN_USER)
+        # Decided once per request: a team file changing mid-request must not let its key through.
+        replace_auth = self.gate is not None and self.gate.active
+        problem = self._refuse(request, replace_auth)
         if problem is not None:
-            return await self._answer_locally(request, started, *problem)
+            return await self._answer_locally(request, started, *problem, user)
         try:
             body, rest = await self._read_body(request)
         except TimeoutError:
@@ -87,9 +105,9 @@ class Forwarder:
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
         note = None
         if self.rewriter is not None and rest is None and encoding == "identity":
-            body, note = self.rewriter.process(request.method, raw_path, request.headers, body)
+            body, note = self.rewriter.process(request.method, raw_path, request.headers, body, user)
         capture = Capture(
-            request.method, raw_path, list(request.headers.items()), body, started, self.capture_limit
+            request.method, raw_path, list(request.headers.items()), body, started, self.capture_limit, user
         )
         capture.rewrite = note
         self.stats.requests += 1
@@ -97,7 +115,7 @@ class Forwarder:
         upstream: aiohttp.ClientResponse | None = None
         clean = False
         try:
-            upstream, response = await self._open(request, body, rest, capture)
+            upstream, response = await self._open(request, body, rest, capture, replace_auth)
             if response is not None:
                 clean = True
                 return response
@@ -118,14 +136,14 @@ class Forwarder:
             self.stats.in_flight -= 1
             self.sink(capture)
 
-    def _refuse(self, request: web.Request) -> tuple[int, str] | None:
+    def _refuse(self, request: web.Request, replace_auth: bool) -> tuple[int, str] | None:
         """A (status, message) for a request this proxy cannot forward as it stands, else None."""
         if not request.raw_path.startswith("/"):
             return 400, (
                 "ctxbudget proxy: only origin-form request targets (/v1/messages) are forwarded, "
                 f"not {_target(request.raw_path)[:200]!r}; point the client's base URL at the proxy"
             )
-        if self.upstream_auth is not None and "Authorization" in request.headers:
+        if self.upstream_auth is not None and "Authorization" in request.headers and not replace_auth:
             return 502, (
                 "ctxbudget proxy: [proxy] upstream carries user:password credentials and the client "
                 "sent its own Authorization header; remove one of the two"
@@ -133,7 +151,7 @@ class Forwarder:
         return None
 
     async def _answer_locally(
-        self, request: web.Request, started: float, status: int, message: str
+        self, request: web.Request, started: float, status: int, message: str, user: str = ""
     ) -> web.StreamResponse:
         """An error in the client's dialect for a request never sent upstream; journaled like any other.
 
@@ -145,7 +163,7 @@ class Forwarder:
             path = URL(target).raw_path
         except ValueError:
             path = ""
-        capture = Capture(request.method, target, list(request.headers.items()), b"", started)
+        capture = Capture(request.method, target, list(request.headers.items()), b"", started, user=user)
         capture.status = status
         capture.error = message
         payload = error_body(dialect_for_path(path), message, status)
@@ -192,9 +210,20 @@ class Forwarder:
             yield chunk
 
     async def _open(
-        self, request: web.Request, body: bytes, rest: AsyncIterator[bytes] | None, capture: Capture
+        self,
+        request: web.Request,
+        body: bytes,
+        rest: AsyncIterator[bytes] | None,
+        capture: Capture,
+        replace_auth: bool = False,
     ) -> tuple[aiohttp.ClientResponse | None, web.StreamResponse | None]:
         headers = forwardable(request.headers.items())
+        if replace_auth:
+            # The agent's key named its user; the upstream gets the server's own key, if any.
+            for name in KEY_HEADERS:
+                headers.popall(name, None)
+            if self.upstream_key:
+                headers["Authorization"] = f"Bearer {self.upstream_key}"
         if self.upstream_auth is not None:
             headers["Authorization"] = self.upstream_auth
         data: bytes | AsyncIterator[bytes] | None

@@ -19,8 +19,8 @@ from tui.core.actions.compaction_service import CompactionService
 from tui.core.actions.mcp_switch import McpSwitchStore
 from tui.core.analysis.sinks import AnalyzerFactory, CaptureSink, Pipeline, SettingsAnalyzer
 from tui.core.analysis.worker import ProcessPipeline
-from tui.core.config import Settings
-from tui.core.control.api import CONTROL_PREFIX, LISTEN_HOST, ControlApi, loopback_only
+from tui.core.config import ConfigError, Settings
+from tui.core.control.api import CONTROL_PREFIX, LISTEN_HOST, ControlApi, error, is_loopback, loopback_only
 from tui.core.control.controls import ProxyControls
 from tui.core.control.tracker import RunTracker
 from tui.core.control.transform_state import TransformSwitchStore
@@ -35,6 +35,7 @@ from tui.core.proxy.pool import LivePoolConnector
 from tui.core.proxy.rewrite import RequestRewriter
 from tui.core.records import RequestRecord
 from tui.core.redact import redact_url
+from tui.core.team.gate import KeyGate
 
 if TYPE_CHECKING:
     from tui.core.otel.exporter import SpanExport
@@ -102,14 +103,18 @@ class ProxyService:
         self.max_backlog_bytes = max_backlog_bytes
         self.capture_limit = capture_limit
         self.journal_enabled = journal_enabled
+        # Beyond loopback every request needs a known key (a team user's or the serve token).
+        self.gate = KeyGate.for_proxy(settings.team, need_key=not self.address.is_loopback)
         self.controls = ProxyControls.build(
             settings,
             metrics=metrics,
             mcp_store=mcp_store,
             transform_switches=transform_switches,
             compaction_store=compaction_store,
+            gate=self.gate,
             rewrite=rewrite,
         )
+        self.rewriter = RequestRewriter(self.controls) if rewrite else None
         self.journal: Journal | None = None
         self.pipeline: CaptureSink | None = None
         self.forwarder: Forwarder | None = None
@@ -149,17 +154,18 @@ class ProxyService:
         return self.controls.compaction
 
     @property
-    def rewriter(self) -> RequestRewriter | None:
-        """The request-rewrite hook (None when rewriting is off)."""
-        return self.controls.rewriter
-
-    @property
     def url(self) -> str:
         """Base URL clients use (with the real port once started)."""
         return ListenAddress(self.address.host, self.port).url()
 
     async def start(self) -> None:
         """Open the journal, start the analysis worker and begin listening."""
+        if self.gate.need_key and not self.gate.has_keys():
+            raise ConfigError(
+                f"the proxy listens beyond loopback ({self.address.host}) and would accept no key: add a "
+                "user with `ctxbudget team add NAME`, or create the serve token with "
+                "`ctxbudget serve --show-token`"
+            )
         self._loop = asyncio.get_running_loop()
         pipeline: CaptureSink
         if self.analysis == "process":
@@ -201,8 +207,11 @@ class ProxyService:
             self.capture_limit,
             self.rewriter,
             body_timeout=self.settings.proxy.body_timeout,
+            gate=self.gate,
+            upstream_key=self.settings.server.api_key,
         )
-        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[loopback_only])
+        middlewares = [self._remote_needs_key, loopback_only] if self.gate.need_key else [loopback_only]
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=middlewares)
         app[LISTEN_HOST] = self.address.host  # a Host header naming it is this machine too
         app.router.add_route("GET", CONTROL_PREFIX + "health", self._health)
         ControlApi(self.controls).mount(app)
@@ -293,6 +302,8 @@ class ProxyService:
             "in_flight": stats.in_flight if stats else 0,
             "upstream_errors": stats.upstream_errors if stats else 0,
             "client_disconnects": stats.client_gone if stats else 0,
+            "unauthorized": stats.unauthorized if stats else 0,
+            "team_users": len(self.gate.users),
             "journaled": self.pipeline.journaled if self.pipeline else 0,
             "not_journaled": self.pipeline.not_journaled if self.pipeline else 0,
             "pipeline_failures": self.pipeline.failures if self.pipeline else 0,
@@ -302,6 +313,20 @@ class ProxyService:
             "journal_problem": self.problem,
             "otel": self._spans.status() if self._spans is not None else getattr(self.pipeline, "otel", None),
         }
+
+    @web.middleware
+    async def _remote_needs_key(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Beyond loopback, ctxbudget's own paths (metrics) need a known key too (forwarding checks apart)."""
+        if (
+            request.path.startswith(CONTROL_PREFIX)
+            and not is_loopback(request.remote)
+            and self.gate.identify(request.headers) is None
+        ):
+            if self.forwarder is not None:
+                self.forwarder.stats.unauthorized += 1
+            return error(401, "unauthorized", "send a ctxbudget key (Authorization: Bearer KEY)")
+        result: web.StreamResponse = await handler(request)
+        return result
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response(self.status())

@@ -7,7 +7,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,10 @@ class Report:
     days: tuple[Summary, ...]
     session_days: tuple[Summary, ...]
     settings: ReportSettings
+    # Per team user (model requests; user "" is the single user), in order of first appearance.
+    users: tuple[Summary, ...] = ()
+    user_sessions: dict[str, int] = field(default_factory=dict)  # sessions per user
+    by: str = "session"  # the grouping the table, Markdown and CSV show: "session" or "user"
 
     def to_json(self) -> dict[str, Any]:
         """The `report --format json` contract."""
@@ -105,6 +109,7 @@ class Report:
             "sessions": [s.to_json() for s in self.sessions],
             "days": [s.to_json() for s in self.days],
             "session_days": [s.to_json() for s in self.session_days],
+            "users": [s.to_json() for s in self.users],
         }
 
 
@@ -115,6 +120,7 @@ def build_report(
     since_ts: float | None = None,
     session: str | None = None,
     now: float | None = None,
+    by: str = "session",
 ) -> Report:
     """Group rows by session, local day and session-day (sessions ordered by first appearance)."""
     settings = settings or ReportSettings()
@@ -127,12 +133,14 @@ def build_report(
     by_session: dict[str, list[RequestRecord]] = {}
     by_day: dict[str, list[RequestRecord]] = {}
     by_pair: dict[tuple[str, str], list[RequestRecord]] = {}
+    by_user: dict[str, list[RequestRecord]] = {}
     for r in rows:
         day = day_of(r.ts)
         by_day.setdefault(day, []).append(r)
         if is_model_request(r):
             by_session.setdefault(r.session_id, []).append(r)
             by_pair.setdefault((r.session_id, day), []).append(r)
+            by_user.setdefault(r.user, []).append(r)
     return Report(
         generated_ts=time.time() if now is None else now,
         since_ts=since_ts,
@@ -145,4 +153,7 @@ def build_report(
             for (s, d), v in sorted(by_pair.items(), key=lambda kv: (kv[0][1], kv[1][0].id))
         ),
         settings=settings,
+        users=tuple(summarize(v, user=k, prices=prices) for k, v in by_user.items()),
+        user_sessions={k: len({r.session_id for r in v}) for k, v in by_user.items()},
+        by=by,
     )

@@ -83,6 +83,9 @@ SESSION_HEAD = (
     "session", "requests", "prompt", "cached", "reuse", "new/req", "p95 prompt", "output", "last",
     "prompt length trend",
 )
+USER_HEAD = (
+    "user", "requests", "prompt", "cached", "reuse", "new/req", "p95 prompt", "output", "sessions", "last",
+)
 DAY_HEAD = ("day", "requests", "prompt", "cached", "reuse", "new/req", "p95 prompt", "output", "sessions")
 
 
@@ -107,6 +110,22 @@ def session_rows(report: Report) -> list[tuple[str, ...]]:
         (s.session or "(none)", *_common(s), clock(s.last_ts), sparkline(s.prompt_trend))
         for s in report.sessions
     ]
+
+
+def user_rows(report: Report) -> list[tuple[str, ...]]:
+    """Rows for the per-user table (`report --by user`)."""
+    return [
+        (s.user or "(single user)", *_common(s), str(report.user_sessions.get(s.user or "", 0)),
+         clock(s.last_ts))
+        for s in report.users
+    ]  # fmt: skip
+
+
+def _grouped(report: Report) -> tuple[str, Sequence[str], list[tuple[str, ...]]]:
+    """The per-session or per-user section: title, head and rows."""
+    if report.by == "user":
+        return "Per user", USER_HEAD, user_rows(report)
+    return "Per session", SESSION_HEAD, session_rows(report)
 
 
 def day_rows(report: Report) -> list[tuple[str, ...]]:
@@ -179,7 +198,8 @@ def render_table(report: Report) -> str:
     out += ["", "Latency by prompt size (ms)", *aligned(LATENCY_HEAD, latency_rows(s))]
     out += ["", "Same traffic on a cloud API", f"  {_price_line(report)}"]
     out += aligned(COST_HEAD, cost_rows(s, report.settings.prices))
-    out += ["", "Per session", *aligned(SESSION_HEAD, session_rows(report))]
+    title, head, rows = _grouped(report)
+    out += ["", title, *aligned(head, rows)]
     out += ["", "Per day", *aligned(DAY_HEAD, day_rows(report))]
     trends = _trends(report)
     if trends:
@@ -211,7 +231,8 @@ def render_markdown(report: Report) -> str:
     out += ["", "## Same traffic on a cloud API", ""]
     out += [f"_{_price_line(report)}._", ""]
     out += md_table(COST_HEAD, cost_rows(s, report.settings.prices))
-    out += ["", "## Per session", "", *md_table(SESSION_HEAD, session_rows(report))]
+    title, head, rows = _grouped(report)
+    out += ["", f"## {title}", "", *md_table(head, rows)]
     out += ["", "## Per day", "", *md_table(DAY_HEAD, day_rows(report))]
     return "\n".join(out) + "\n"
 

@@ -60,10 +60,16 @@ def csv_row(s: Summary) -> list[str | float]:
 
 
 def render_csv(report: Report) -> str:
-    """CSV with one row per session-day."""
+    """CSV with one row per session-day (`--by user`: one row per user, first column `user`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(csv_header(report))
+    head = csv_header(report)
+    if report.by == "user":
+        writer.writerow(["user", *head[1:]])
+        for summary in report.users:
+            writer.writerow([summary.user or "", *csv_row(summary)[1:]])
+        return buffer.getvalue()
+    writer.writerow(head)
     for summary in report.session_days:
         writer.writerow(csv_row(summary))
     return buffer.getvalue()

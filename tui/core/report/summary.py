@@ -103,6 +103,7 @@ class Summary:
     models: dict[str, int] = field(default_factory=dict)
     # Prompt lengths in request order, downsampled (max per step) to at most TREND_POINTS values.
     prompt_trend: tuple[int, ...] = ()
+    user: str | None = None  # team mode: the user these rows belong to (`report --by user`)
 
     @property
     def new_tokens(self) -> int:
@@ -135,6 +136,7 @@ class Summary:
             energy["note"] = "not recorded"
         return {
             "session": self.session,
+            "user": self.user,
             "day": self.day,
             "requests": self.requests,
             "other_requests": self.other_requests,
@@ -168,8 +170,9 @@ def summarize(
     session: str | None = None,
     day: str | None = None,
     prices: Sequence[PriceEntry] = DEFAULT_PRICES,
+    user: str | None = None,
 ) -> Summary:
-    """Aggregate the given rows (no filtering: `session`/`day` only label the result)."""
+    """Aggregate the given rows (no filtering: `session`/`day`/`user` only label the result)."""
     rows = list(records)
     model_rows = [r for r in rows if is_model_request(r)]
     categories = dict.fromkeys(CATEGORIES, 0)
@@ -213,6 +216,7 @@ def summarize(
     new_total = max(0, prompt - cached)
     return Summary(
         session=session,
+        user=user,
         day=day,
         requests=len(model_rows),
         other_requests=len(rows) - len(model_rows),

@@ -129,7 +129,7 @@ class ServeApp:
                 "server_url": self.settings.server.url,
                 "model": server.model if server else "",
                 "n_ctx_slot": (server.n_ctx_slot or None) if server else None,
-                "team": False,
+                "team": self.settings.team.enabled,
             }
         )
 

@@ -10,16 +10,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tui.core.config import ConfigError, user_config_path
+from tui.core.config import ConfigError, serve_token_path
 from tui.core.control.api import from_browser_page, host_names_this_machine
 
-TOKEN_FILE = "serve-token"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def token_path() -> Path:
-    """`<config dir>/serve-token`."""
-    return user_config_path().parent / TOKEN_FILE
+    """`<config dir>/serve-token` (config.serve_token_path: the proxy's key gate reads the same file)."""
+    return serve_token_path()
 
 
 def load_or_create_token(path: Path | None = None) -> str:

@@ -97,12 +97,12 @@ class CompactFlow(Flow):
         try:
             client = self._client()
             try:
-                answer = client.compact(session or None, compact.keep_turns)
+                answer = client.compact(session or None, compact.keep_turns, user=self.control.user())
             except ControlError as exc:
                 if exc.status != 409 or "no request seen" not in str(exc):
                     raise
                 # The proxy keys conversations its own way: fall back to its latest one.
-                answer = client.compact(None, compact.keep_turns)
+                answer = client.compact(None, compact.keep_turns, user=self.control.user())
         except ControlError as exc:
             self.screen.post_message(am.ActionResult("compact", str(exc), "error"))
             return
@@ -150,7 +150,7 @@ class CompactFlow(Flow):
 
     def _undo(self, session: str | None) -> None:
         try:
-            answer = self._client().undo_compaction(session)
+            answer = self._client().undo_compaction(session, self.control.user())
         except ControlError as exc:
             self.screen.post_message(am.ActionResult("undo compaction", str(exc), "error"))
             return

@@ -21,12 +21,17 @@ class ControlFlow(Flow):
     _read_at = 0.0
     _read_due = False
 
+    def user(self) -> str | None:
+        """Team server: the selected request's user, whose MCP switches and compactions the keys act on."""
+        selected = self.view.selected
+        return (selected.user or None) if selected is not None else None
+
     def read(self) -> ControlSnapshot:
-        """Ask the proxy now (blocking: worker threads only)."""
+        """Ask the proxy now, the MCP switches of the acting user (blocking: worker threads only)."""
         client = self.view.feed.driver.control_client()
         if client is None:
             return ControlSnapshot(answers=False, address="", error=NO_PROXY)
-        return fetch_control(client)
+        return fetch_control(client, self.user())
 
     def address(self) -> str:
         """Where the control API is (what the greyed-key reasons name)."""

@@ -36,7 +36,8 @@ class McpFlow(Flow):
             ).text()
         else:
             cost_text = "cost unknown: no analysed request selected"
-        title = f"switch MCP server {server} {'on' if enabled else 'off'}"
+        whose = f" for {self.control.user()}" if self.control.user() else ""
+        title = f"switch MCP server {server} {'on' if enabled else 'off'}{whose}"
         body = f"{'Send' if enabled else 'Stop sending'} the tools of {server!r} to the model?\n{cost_text}"
         self.screen.app.push_screen(
             ConfirmDialog(title, body, "Switch on" if enabled else "Switch off"),
@@ -51,7 +52,7 @@ class McpFlow(Flow):
         try:
             if client is None:
                 raise ControlError("no proxy to act on")
-            client.set_mcp(server, enabled)
+            client.set_mcp(server, enabled, self.control.user())
         except ControlError as exc:
             self.screen.post_message(am.ActionResult("MCP", str(exc), "error"))
             return

@@ -155,7 +155,7 @@ class MainScreen(Screen[None]):
 
     def on_slots_changed(self, message: msg.SlotsChanged) -> None:
         """Slot activity from the log."""
-        self.query_one(SlotsPanel).show(states=message.update.slots)
+        self.query_one(SlotsPanel).show(states=message.update.slots, users=message.update.users)
 
     def on_facts_changed(self, message: msg.FactsChanged) -> None:
         """Facts from the log."""

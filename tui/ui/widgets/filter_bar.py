@@ -7,7 +7,9 @@ from textual.message import Message
 from textual.widgets import Input
 
 PLACEHOLDERS = {
-    "requests": "filter requests: words, status:4, kind:main, session:ab12 (enter: keep, esc: close)",
+    "requests": (
+        "filter requests: words, status:4, kind:main, session:ab12, user:alice (enter: keep, esc: close)"
+    ),
     "log": "filter log: level:warn, slot:0, words (enter: keep, esc: close)",
 }
 

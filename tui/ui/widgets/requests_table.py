@@ -32,11 +32,13 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("model", "model", 18),
     ("id", "#", 6),
 )
+# Shown once a row with a user arrives (team mode); single-user tables never get it.
+USER_COLUMN: tuple[str, str, int] = ("user", "user", 10)
 MAX_ROWS = 500
 
 
 def record_matches(record: RequestRecord, query: str) -> bool:
-    """Filter terms: plain words match session/model/kind/status/path; `status:4` and `kind:title` too."""
+    """Filter terms: plain words match session/model/kind/status/path/user; `status:4`, `user:alice` too."""
     for term in query.lower().split():
         field, sep, value = term.partition(":")
         if sep:
@@ -45,12 +47,14 @@ def record_matches(record: RequestRecord, query: str) -> bool:
                 "kind": record.kind,
                 "session": record.session_id,
                 "model": record.model,
+                "user": record.user,
             }.get(field, "")
             if not haystack.lower().startswith(value):
                 return False
         elif (
             term
-            not in f"{record.session_id} {record.model} {record.kind} {record.status} {record.path}".lower()
+            not in f"{record.session_id} {record.model} {record.kind} {record.status} {record.path} "
+            f"{record.user}".lower()
         ):
             return False
     return True
@@ -83,11 +87,21 @@ class RequestsTable(DataTable[Text | str | int]):
         self.by_id: dict[int, RequestRecord] = {}
         self.following = True
         self.filter_text = ""
+        self.columns_shown: list[tuple[str, str, int]] = list(COLUMNS)
 
     def on_mount(self) -> None:
         """Columns."""
         for key, label, width in COLUMNS:
             self.add_column(label, key=key, width=width)
+
+    def _show_user_column(self) -> None:
+        """Team mode: add the user column (rows shown so far get theirs filled in)."""
+        key, label, width = USER_COLUMN
+        self.columns_shown.append(USER_COLUMN)
+        self.add_column(label, key=key, width=width, default="")
+        for record in self.records:
+            if str(record.id) in self.rows:
+                self.update_cell(str(record.id), key, self._user_cell(record))
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         # Every column has a fixed width and every row one line, so the new rows need no measuring;
@@ -103,6 +117,8 @@ class RequestsTable(DataTable[Text | str | int]):
         for record in records:
             if record.id in self.by_id:
                 continue
+            if record.user and USER_COLUMN not in self.columns_shown:
+                self._show_user_column()
             if len(self.records) == self.records.maxlen:
                 oldest = self.records[0]
                 self.by_id.pop(oldest.id, None)
@@ -133,7 +149,7 @@ class RequestsTable(DataTable[Text | str | int]):
                     self.records[index] = record
                     break
             if str(record.id) in self.rows:
-                for (key, _, _), value in zip(COLUMNS, self._cells(record), strict=True):
+                for (key, _, _), value in zip(self.columns_shown, self._cells(record), strict=True):
                     self.update_cell(str(record.id), key, value)
 
     def set_query(self, query: str) -> None:
@@ -150,6 +166,12 @@ class RequestsTable(DataTable[Text | str | int]):
             self.post_message(self.Selected(None, True))
 
     def _cells(self, record: RequestRecord) -> list[Text | str | int]:
+        cells = self._base_cells(record)
+        if len(self.columns_shown) > len(COLUMNS):
+            cells.append(self._user_cell(record))
+        return cells
+
+    def _base_cells(self, record: RequestRecord) -> list[Text | str | int]:
         usage = record.usage
         new = None
         if usage.prompt_tokens is not None and usage.cached_tokens is not None:
@@ -173,6 +195,10 @@ class RequestsTable(DataTable[Text | str | int]):
             Text(printable(record.model.rsplit("/", 1)[-1][:18] or "–")),
             record.id,
         ]
+
+    @staticmethod
+    def _user_cell(record: RequestRecord) -> Text:
+        return Text(printable(record.user[:10] or "–"))
 
     # --- cursor and follow ------------------------------------------------------------------------
 

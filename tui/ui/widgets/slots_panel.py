@@ -8,6 +8,7 @@ from textual.widget import Widget
 
 from tui.core.logs.state import SlotState
 from tui.core.poll.snapshots import ServerSnapshot, SlotSnapshot
+from tui.core.terminal_text import printable
 from tui.ui.format import flow, gauge, grouped, mib, percent, rate, tokens
 
 MAX_CHECKPOINTS_SHOWN = 12
@@ -26,20 +27,28 @@ class SlotsPanel(Widget):
         super().__init__(id=id)
         self.states: tuple[SlotState, ...] = ()
         self.server: ServerSnapshot | None = None
+        self.users: dict[int, str] = {}  # team mode: whose request each slot last served
         self._shown_key: object = None
         self.hint = "no slot activity yet (the log and /slots show it once a request runs)"
 
-    def show(self, states: tuple[SlotState, ...] | None = None, server: ServerSnapshot | None = None) -> None:
+    def show(
+        self,
+        states: tuple[SlotState, ...] | None = None,
+        server: ServerSnapshot | None = None,
+        users: tuple[tuple[int, str], ...] | None = None,
+    ) -> None:
         """Replace the parts given."""
         if states is not None:
             self.states = states
+        if users is not None:
+            self.users = dict(users)
         if server is not None:
             self.server = server
         polled = tuple(
             (s.id, s.n_ctx, s.n_prompt_tokens, s.is_processing, s.id_task, round(s.decode_rate or 0))
             for s in (self.server.slots if self.server else ())
         )
-        key = (self.states, polled)
+        key = (self.states, polled, tuple(self.users.items()))
         if key != self._shown_key:
             self._shown_key = key
             self.refresh(layout=True)
@@ -70,6 +79,9 @@ class SlotsPanel(Widget):
         elif state and state.last_task is not None:
             head.append(Text.assemble(("last task ", dim), str(state.last_task)))
         head.append(Text(phase, style=self._style("busy") if busy else dim))
+        user = self.users.get(slot_id)
+        if user:
+            head.append(Text.assemble(("user ", dim), printable(user)))
         n_ctx = (polled.n_ctx if polled else 0) or (state.n_ctx if state else 0) or 0
         in_slot = polled.n_prompt_tokens if polled else (state.n_tokens if state else None)
         if n_ctx and in_slot is not None:
