@@ -19,10 +19,6 @@ from tui.core.report.summary import is_model_request
 
 OPERATION = "chat"
 PROVIDER = "llama.cpp"
-# Optional RequestRecord fields read when present (getattr): team mode's user name, the model the
-# server said it ran. Absent or empty means "not recorded" and the attribute is left out.
-USER_FIELD = "user"
-RESPONSE_MODEL_FIELD = "response_model"
 # A provisional row of a request still being answered (state "in_flight") gets no span: its final row does.
 STATE_FIELD = "state"
 IN_FLIGHT = "in_flight"
@@ -92,14 +88,10 @@ def span_fields(record: RequestRecord) -> SpanFields | None:
         attrs["ctxbudget.journal.row_id"] = record.id
     if record.model:
         attrs["gen_ai.request.model"] = record.model
-    response_model = getattr(record, RESPONSE_MODEL_FIELD, None)
-    if isinstance(response_model, str) and response_model:
-        attrs["gen_ai.response.model"] = response_model
     if record.session_id:
         attrs["gen_ai.conversation.id"] = record.session_id
-    user = getattr(record, USER_FIELD, None)
-    if isinstance(user, str) and user:
-        attrs["user.name"] = user
+    if record.user:
+        attrs["user.name"] = record.user
     _usage(record, attrs)
     _anatomy(record, attrs)
     _cache_break(record, attrs)
