@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 from aiohttp import web
+from support.llama import free_port
 
-from tests.support.llama import free_port
 from tui.core.config import Settings, with_overrides
 from tui.core.feed.embedded import EmbeddedProxy
 from tui.core.poll.snapshots import ServerSnapshot, SlotSnapshot
