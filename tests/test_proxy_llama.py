@@ -179,12 +179,14 @@ async def test_client_gone_mid_stream_frees_the_slot(llama_server: StartServer, 
 
 
 async def test_upstream_killed_mid_stream_and_then_down(llama_server: StartServer, tmp_path: Path) -> None:
-    server = llama_server(n_predict=-1)
+    # A generation that cannot end before the kill: on a loaded machine 7,000 tokens of the tiny model
+    # were all generated (and buffered in the sockets) before the test read its fourth event.
+    server = llama_server(n_predict=-1, ctx_size=65536)
     service = await start_proxy(server.url, tmp_path / "j.sqlite3")
     try:
         async with aiohttp.ClientSession() as session:
             resp = await session.post(
-                service.url + "/v1/messages", json=long_generation(anthropic_body(True, max_tokens=7000))
+                service.url + "/v1/messages", json=long_generation(anthropic_body(True, max_tokens=60000))
             )
             received = b""
             for _ in range(4):

@@ -148,5 +148,8 @@ async def test_refused_restart_can_be_forced_and_fails_with_the_reason(
         assert "model" in str(app.screen.query_one("#dialog-body").render())
         await pilot.press("tab", "enter")  # Restart anyway
         await eventually(lambda: main.restart_phase == "failed", timeout=60)
-        failed = [n for n in notices.shown if str(n.title) == "llama-server: failed"]
-        assert failed and failed[-1].severity == "error" and "missing.gguf" in failed[-1].message
+        # The notification is a message of its own: it can reach the hook a moment after the phase.
+        failed = await eventually(
+            lambda: [n for n in notices.shown if str(n.title) == "llama-server: failed"], timeout=10
+        )
+        assert failed[-1].severity == "error" and "missing.gguf" in failed[-1].message
