@@ -18,6 +18,7 @@ from tui.core.config import UNKNOWN_USER
 from tui.core.proxy import header_bytes
 from tui.core.proxy.errors import dialect_for_path, error_body, sse_error_event
 from tui.core.proxy.headers import auto_headers_to_skip, forwardable
+from tui.core.proxy.pool import LivePoolConnector
 from tui.core.proxy.rewrite import RequestRewriter
 from tui.core.redact import redact_text
 from tui.core.team.gate import KEY_HEADERS, KeyGate
@@ -242,10 +243,13 @@ class Forwarder:
         if upstream.headers.get("Content-Type", "").startswith("text/event-stream"):
             # llama-server closes the connection right after a stream without saying so; reusing it
             # races with its FIN, and a POST lost in that race cannot be sent again. Streams last far
-            # longer than a new loopback connection takes, so a streamed reply's connection is not pooled.
-            connection = upstream.connection
-            if connection is not None and connection.protocol is not None:
-                connection.protocol.force_close()
+            # longer than a new loopback connection takes, so a streamed reply's connection is not pooled
+            # (a spare replaces it in the background, off the next request's way).
+            connector = self.session.connector
+            if isinstance(connector, LivePoolConnector):
+                connector.retire(upstream.connection)
+            elif upstream.connection is not None and upstream.connection.protocol is not None:
+                upstream.connection.protocol.force_close()
         return upstream, None
 
     def _failed(self, capture: Capture, exc: BaseException) -> web.Response:
