@@ -47,6 +47,7 @@ class ClosingUpstream:
     connections: int = 0
     server: asyncio.Server | None = None
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    stopped: bool = False
 
     async def start(self) -> str:
         self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
@@ -54,12 +55,16 @@ class ClosingUpstream:
 
     async def stop(self) -> None:
         assert self.server is not None
+        self.stopped = True
         self.server.close()
         for writer in self.writers:  # idle keep-alive connections too
             writer.close()
         await self.server.wait_closed()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.stopped:  # accepted just before the stop, handled after it
+            writer.close()
+            return
         self.connections += 1
         self.writers.append(writer)
         number, accepted = self.connections, time.monotonic()

@@ -24,11 +24,12 @@ class LivePoolConnector(aiohttp.TCPConnector):
     upstream closes without answering, aiohttp retries an idempotent method once (RFC 9112 §9.3.1.1)
     and a POST, which the upstream may have received in full, is answered 502.
 
-    A connection retired after its reply (`retire`: a stream) gets a spare, opened in the background
-    while the reply runs and again when it is let go if none is idle then, so the next request does not
-    pay the connect on its way to the first byte (a request that finds the spare still connecting waits
-    for it rather than opening another). At most one spare per upstream, plain HTTP only; an idle spare
-    is closed after the pool's keep-alive timeout like any pooled connection.
+    A connection retired after its reply (`retire`: a stream) is replaced by a spare opened in the
+    background once it is let go, so the next request does not pay the connect on its way to the first
+    byte (a request that finds the spare still connecting waits for it rather than opening another).
+    Not while the reply runs: that connect would land between its head and its first chunk. At most
+    one spare per upstream, plain HTTP only; an idle spare is closed after the pool's keep-alive
+    timeout like any pooled connection.
     """
 
     peer_closed = 0
@@ -47,7 +48,6 @@ class LivePoolConnector(aiohttp.TCPConnector):
         key: ConnectionKey = connection._key  # the pool key (no public getter)
         if not key.is_ssl and key.proxy is None:
             self._retired[connection.protocol] = key
-            self._open_spare(key)
 
     async def connect(self, req: Any, traces: Any, timeout: aiohttp.ClientTimeout) -> Connection:
         spare = self._spares.get(req.connection_key)
