@@ -143,6 +143,12 @@ def claude_code_body(target_bytes: int = 150_000) -> bytes:
 # ---------------------------------------------------------------- fake upstream
 
 
+def tokenize_reply(body: bytes) -> bytes:
+    """A /tokenize answer shaped like llama-server's: one token per 4 bytes of content (a stand-in)."""
+    content = json.loads(body).get("content", "")
+    return json.dumps({"tokens": [0] * max(1, len(content.encode()) // 4)}).encode()
+
+
 async def upstream_main(port: int, burst: bool) -> None:
     """A raw asyncio HTTP/1.1 server: JSON or 200-event SSE replies with no delay, keep-alive.
 
@@ -159,6 +165,7 @@ async def upstream_main(port: int, burst: bool) -> None:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                target = head.split(b" ", 2)[1]
                 length = 0
                 stream = False
                 for line in head.split(b"\r\n")[1:]:
@@ -168,8 +175,16 @@ async def upstream_main(port: int, burst: bool) -> None:
                         length = int(value)
                     elif key == b"x-bench-mode":
                         stream = value.strip() == b"stream"
-                if length:
-                    await reader.readexactly(length)
+                body = await reader.readexactly(length) if length else b""
+                if target in (b"/tokenize", b"/v1/models"):  # for `--counter auto`, as llama-server
+                    reply = tokenize_reply(body) if target == b"/tokenize" else b'{"data":[{"id":"bench"}]}'
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                        % len(reply)
+                        + reply
+                    )
+                    await writer.drain()
+                    continue
                 if not stream:
                     writer.write(
                         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
@@ -205,7 +220,7 @@ async def upstream_main(port: int, burst: bool) -> None:
 
 async def proxy_main(
     port: int, upstream: str, journal: str, analysis: str, pipeline: str, rewrite: bool = True,
-    spool: bool = True, team: bool = False,
+    spool: bool = True, team: bool = False, counter: str = "tiktoken",
 ) -> None:
     """The real ProxyService (journal + analyzer in its background thread)."""
     sys.path.insert(0, str(REPO))
@@ -215,7 +230,7 @@ async def proxy_main(
     settings = Settings(
         proxy=ProxySettings(listen=f"127.0.0.1:{port}", upstream=upstream),
         journal=JournalSettings(path=journal),
-        anatomy=AnatomySettings(counter="tiktoken", mcp_servers=["filesystem", "memory"]),
+        anatomy=AnatomySettings(counter=counter, mcp_servers=["filesystem", "memory"]),
     )
     if team:  # 20 users; the client's x-api-key is one of them: hashed and looked up per request
         import dataclasses
@@ -560,6 +575,8 @@ def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -
             role += ["--spool", "off"]  # only then: a --baseline checkout's copy may not know the flag
         if kind == "ctxbudget-team":
             role += ["--team", "on"]
+        if args.counter != "tiktoken":
+            role += ["--counter", args.counter]  # likewise
     else:
         role = ["--role", "minimal-proxy" if kind == "minimal-aiohttp" else "httpx-proxy"]
     repo = Path(args.baseline).resolve() if kind == "baseline" else REPO
@@ -717,6 +734,12 @@ def main() -> None:
         help="off: journal rows without anatomy (isolates the forwarding cost)",
     )
     parser.add_argument(
+        "--counter",
+        choices=["tiktoken", "auto"],
+        default="tiktoken",
+        help="the worker's token counter; auto: the upstream's /tokenize, as with llama-server",
+    )
+    parser.add_argument(
         "--pipeline",
         choices=["process", "thread"],
         default="process",
@@ -729,7 +752,7 @@ def main() -> None:
         asyncio.run(
             proxy_main(
                 args.port, args.upstream, args.journal, args.analysis, args.pipeline, args.rewrite == "on",
-                args.spool == "on", args.team == "on",
+                args.spool == "on", args.team == "on", args.counter,
             )
         )
     elif args.role == "minimal-proxy":
