@@ -423,6 +423,11 @@ async def client_main(args: argparse.Namespace) -> None:
     """Interleaved A/B/B/A load; prints one JSON document with all measurements."""
     body = claude_code_body()
     direct, proxied = Conn(args.upstream_port), Conn(args.proxy_port)
+    minimal = Conn(args.minimal_port) if args.minimal_port else None
+    conns = {"direct": direct, "proxy": proxied, "minimal": minimal}
+    # With the minimal pass-through in the same run: each round visits every target once per position.
+    order = ("direct", "proxy", "minimal", "minimal", "proxy", "direct") if minimal else (
+        "direct", "proxy", "proxy", "direct")
     results: dict[str, Any] = {"body_bytes": len(body), "modes": {}}
     proxied_count = 0
     rss_at_1000: float | None = None
@@ -432,16 +437,18 @@ async def client_main(args: argparse.Namespace) -> None:
         for _ in range(args.warmup):
             await direct.request(body, stream)
             await proxied.request(body, stream)
+            if minimal is not None:
+                await minimal.request(body, stream)
             proxied_count += 1
         samples: dict[str, dict[str, list[float]]] = {
-            "direct": {"ttfb": [], "total": []},
-            "proxy": {"ttfb": [], "total": []},
+            side: {"ttfb": [], "total": []} for side in dict.fromkeys(order)
         }
         cpu0, kids0 = tree_cpu_s(args.proxy_pid)
         loop0 = thread_cpu_s(args.proxy_pid, args.proxy_pid)
         for _ in range(args.iterations):
-            for side in ("direct", "proxy", "proxy", "direct"):
-                conn = direct if side == "direct" else proxied
+            for side in order:
+                conn = conns[side]
+                assert conn is not None
                 ttfb, total, _ = await conn.request(body, stream)
                 samples[side]["ttfb"].append(ttfb)
                 samples[side]["total"].append(total)
@@ -470,6 +477,10 @@ async def client_main(args: argparse.Namespace) -> None:
                 summary[f"{metric}_p{q}_direct_ms"] = round(d, 3)
                 summary[f"{metric}_p{q}_proxy_ms"] = round(p, 3)
                 summary[f"added_{metric}_p{q}_ms"] = round(p - d, 3)
+                if minimal is not None:
+                    m = pct(samples["minimal"][metric], q) - d
+                    summary[f"minimal_added_{metric}_p{q}_ms"] = round(m, 3)
+                    summary[f"ratio_{metric}_p{q}"] = round((p - d) / m, 2) if m > 0 else None
             summary[f"added_{metric}_mean_ms"] = round(
                 statistics.fmean(samples["proxy"][metric]) - statistics.fmean(samples["direct"][metric]), 3
             )
@@ -581,6 +592,12 @@ def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -
         role = ["--role", "minimal-proxy" if kind == "minimal-aiohttp" else "httpx-proxy"]
     repo = Path(args.baseline).resolve() if kind == "baseline" else REPO
     proxy = spawn(*role, "--port", str(port), "--upstream", f"http://127.0.0.1:{upstream_port}", repo=repo)
+    minimal_port = free_port() if args.interleave_minimal and proxied else 0
+    minimal = (
+        spawn("--role", "minimal-proxy", "--port", str(minimal_port), "--upstream", f"http://127.0.0.1:{upstream_port}")
+        if minimal_port
+        else None
+    )
     try:
         client = subprocess.run(
             [
@@ -602,6 +619,8 @@ def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -
                 journal,
                 "--pace-ms",
                 str(args.pace_ms),
+                "--minimal-port",
+                str(minimal_port),
             ],
             capture_output=True,
             text=True,
@@ -616,6 +635,9 @@ def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -
     finally:
         proxy.terminate()
         proxy.wait(10)
+        if minimal is not None:
+            minimal.terminate()
+            minimal.wait(10)
 
 
 def print_report(kind: str, result: dict[str, Any]) -> None:
@@ -632,6 +654,12 @@ def print_report(kind: str, result: dict[str, Any]) -> None:
             f"{s['proxy_cpu_ms_per_request']:>11.2f} ms {s['event_loop_cpu_ms_per_request']:>10.2f} ms "
             f"{s['worker_cpu_ms_per_request']:>12.2f} ms"
         )
+        if "minimal_added_ttfb_p50_ms" in s:
+            print(
+                f"{'':<7} minimal pass-through in the same rounds: added ttfb p50 "
+                f"{s['minimal_added_ttfb_p50_ms']:.2f} ms p99 {s['minimal_added_ttfb_p99_ms']:.2f} ms; "
+                f"ratio p50 {s['ratio_ttfb_p50']}x, p99 {s['ratio_ttfb_p99']}x"
+            )
     if result["rss_mb_after_1000"] is None:  # fewer than 1,000 proxied requests in this run
         n_a = f"n/a ({result['proxied_requests']} requests)"
         at_1000, peak_1000 = n_a, n_a
@@ -671,6 +699,7 @@ def main() -> None:
     parser.add_argument("--upstream-port", type=int, default=0)
     parser.add_argument("--proxy-port", type=int, default=0)
     parser.add_argument("--proxy-pid", type=int, default=0)
+    parser.add_argument("--minimal-port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--journal", default="")
     parser.add_argument(
         "--iterations", type=int, default=250, help="A/B/B/A rounds per mode (2 per side each)"
@@ -687,6 +716,12 @@ def main() -> None:
         "--compare",
         action="store_true",
         help="also measure a minimal aiohttp pass-through and an aiohttp-server + httpx-client one",
+    )
+    parser.add_argument(
+        "--interleave-minimal",
+        action="store_true",
+        help="run the minimal aiohttp pass-through next to each ctxbudget proxy, its requests interleaved "
+        "in the same rounds (ratio = ctxbudget's added latency / the pass-through's)",
     )
     parser.add_argument("--json", metavar="PATH", help="write all results as JSON")
     parser.add_argument(
