@@ -58,6 +58,9 @@ def test_feed_stream_resume_and_restart(llama_server: StartServer, tmp_path: Pat
             lambda: httpx.get(serve.url + "/_ctxbudget/info", trust_env=False).json()["proxy_url"],
             what="the proxy child listening",
         )
+        # The operator's terminal says where agents point and what serve follows.
+        eventually_sync(lambda: f"proxy ok: proxy on {proxy_url}" in serve.output(), what="proxy line")
+        assert f"log ok: following {server.log_path}" in serve.output()
 
         first = FeedReader(serve.url)
         eventually_sync(

@@ -7,6 +7,7 @@ import contextlib
 import signal
 import ssl
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from aiohttp import web
 
 from tui.core.config import ConfigError, Settings
 from tui.core.feed.live import LiveDriver
+from tui.core.feed.updates import FeedUpdate, SourceStatus
 from tui.core.proxy.address import ListenAddress
 from tui.core.serve.app import ServeApp, ServeOptions
 from tui.core.serve.hub import EventHub
+from tui.core.terminal_text import printable
 
 SHUTDOWN_TIMEOUT_S = 2.0
 
@@ -43,6 +46,19 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"--tls-cert {cert} / --tls-key {key}: cannot load them ({exc})") from None
     return context
+
+
+def status_printer() -> Callable[[FeedUpdate], None]:
+    """A feed listener printing each source's state when it changes (proxy address, log, journal trouble)."""
+    shown: dict[str, str] = {}
+
+    def show(update: FeedUpdate) -> None:
+        if not isinstance(update, SourceStatus) or shown.get(update.source) == update.message:
+            return
+        shown[update.source] = update.message
+        print(f"ctxbudget serve: {update.source} {update.health}: {printable(update.message)}", flush=True)
+
+    return show
 
 
 async def serve(settings: Settings, config: ServeConfig) -> int:
@@ -78,6 +94,7 @@ async def serve(settings: Settings, config: ServeConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    hub.subscribe(status_printer())
     feed = asyncio.create_task(hub.run(), name="serve-feed")
     stopper = asyncio.create_task(stop.wait(), name="serve-stop")
     try:
