@@ -212,7 +212,7 @@ class ProcessPipeline:
             if self.spool is not None:
                 try:
                     self.spool.append(key, payload)
-                    self.spooled += 1
+                    self.spooled += 0 if getattr(capture, "announce", False) else 1  # requests, not their in-flight rows
                     kept = None  # on disk now: read back when sent, so memory stays flat under backlog
                 except OSError as exc:
                     self.spool_errors += 1
@@ -377,16 +377,30 @@ class ProcessPipeline:
             _, key, record, committed, error, worker_failures = message
             self.failures += max(0, worker_failures - self._worker_failures)
             self._worker_failures = worker_failures
-            if self._finish(key, committed=committed, error=error) and committed and record is not None:
+            provisional = record is not None and record.in_flight
+            finished = self._finish(key, committed=committed, error=error, provisional=provisional)
+            if finished and committed and record is not None:
                 self._deliver(record)
 
-    def _finish(self, key: str, *, committed: bool, error: str | None) -> bool:
-        """Forget an acknowledged capture; False if it was already acknowledged."""
+    def _finish(self, key: str, *, committed: bool, error: str | None, provisional: bool = False) -> bool:
+        """Forget an acknowledged capture; False if it was already acknowledged.
+
+        A provisional (in-flight) row is not counted: its request is counted when its final row comes.
+        """
         with self._lock:
             pending = self._unacked.pop(key, None)
             if pending is None:
                 return False
             self._bytes = max(0, self._bytes - pending.size)
+            if provisional:
+                self._lock.notify_all()
+        if provisional:
+            if self.spool is not None:
+                self.spool.ack(key)
+            if not committed:
+                log.error("the in-flight row of a request was not journaled: %s", error)
+            return True
+        with self._lock:
             self.processed += 1
             if committed:
                 self.journaled += 1

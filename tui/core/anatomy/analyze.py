@@ -73,6 +73,30 @@ class Analyzer:
         except Exception as exc:  # noqa: BLE001  (the proxy thread must survive any body)
             return AnalysisResult(usage=usage, unparsed_reason=f"analyzer error: {type(exc).__name__}: {exc}")
 
+    def preview(self, exchange: Exchange) -> AnalysisResult:
+        """The request half without counting (for the in-flight row): model, dialect, session, kind.
+
+        Counting waits for the final row: the server is busy with this very prompt. Session kinds are
+        assigned as analyze() will (identify gives the same answer for the same request twice).
+        """
+        target = route(exchange.method, exchange.path)
+        if target is None:
+            return AnalysisResult()
+        try:
+            raw = decode_bytes(exchange.request_body, exchange.request_headers)
+            body = parse_json_object(raw, exchange.body_truncated)
+            split = split_body(body, target.dialect, self.mcp_servers)
+        except (BodyError, ValueError):
+            return AnalysisResult(dialect=target.dialect)
+        info = self.sessions.identify(exchange.request_headers, body, split, target.counting)
+        return AnalysisResult(
+            session_id=info.session_id,
+            kind=info.kind,
+            model=str(body.get("model", "")),
+            dialect=target.dialect,
+            stream=bool(body.get("stream", False)),
+        )
+
     def _usage(self, exchange: Exchange) -> Usage:
         if not exchange.response_body:
             return Usage()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -75,6 +76,8 @@ class Forwarder:
         # Sent instead of the agent's key when the gate identifies users ([server] api_key).
         self.upstream_key = upstream_key
         self.stats = ForwardStats()
+        # Flight names are unique across proxy runs and name this process (a dead one's rows are swept).
+        self._flight_prefix = f"{os.getpid()}-{time.time_ns()}"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Forward one request; never raises for upstream failures (answers 502 instead)."""
@@ -111,6 +114,8 @@ class Forwarder:
             request.method, raw_path, list(request.headers.items()), body, started, self.capture_limit, user
         )
         capture.rewrite = note
+        if request.method == "POST":  # model calls: the dashboard shows the row while the server works
+            self.sink(capture.announcement(f"{self._flight_prefix}-{self.stats.requests}"))
         self.stats.requests += 1
         self.stats.in_flight += 1
         upstream: aiohttp.ClientResponse | None = None
