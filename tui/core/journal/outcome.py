@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from tui.core.anatomy.exchange import Exchange
 
 CLIENT_GONE = "client disconnected"  # what the forwarder notes when writing to the client fails
+CLIENT_GAVE_UP = "client closed the connection"  # how the explanation of a give-up starts
 MAX_ERROR_CHARS = 600
 # Deliveries key prefix of a request's provisional row (the rest is the flight name, "<pid>-<ns>-<n>").
 FLIGHT_KEY = "flight:"
@@ -47,12 +48,12 @@ def gave_up_error(total_ms: float | None, ttfb_ms: float | None, response_bytes:
     seconds = f"{elapsed:.0f} s" if elapsed >= 10 else f"{elapsed:.1f} s"
     if ttfb_ms is None:
         return (
-            f"client closed the connection after {seconds} before the first response byte (the server "
+            f"{CLIENT_GAVE_UP} after {seconds} before the first response byte (the server "
             "was still queueing or processing the prompt): raise the agent's timeout or shorten the "
             "prompt; the proxy closed the upstream connection (llama-server cancels the task)"
         )
     return (
-        f"client closed the connection after {seconds} while the response streamed "
+        f"{CLIENT_GAVE_UP} after {seconds} while the response streamed "
         f"({response_bytes:,} bytes sent): the agent stopped reading (interrupted by its user or its "
         "own timeout); the proxy closed the upstream connection (llama-server cancels the task)"
     )

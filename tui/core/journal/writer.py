@@ -379,8 +379,9 @@ def _sweep(conn: sqlite3.Connection, alive: Callable[[int], bool]) -> int:
     return len(gone)
 
 
-def store_usage(path: Path | str, row_id: int, usage: Usage) -> bool:
-    """Rewrite one row's usage: speeds the dashboard joins from the server log after the row was written."""
+def store_usage(path: Path | str, row_id: int, usage: Usage, error: str | None = None) -> bool:
+    """Rewrite one row's usage (and error, when given): what the dashboard joins from the server log
+    after the row was written (speeds; the server's prompt count and progress of a request cut off)."""
     import orjson
 
     if not Path(path).is_file():
@@ -391,9 +392,13 @@ def store_usage(path: Path | str, row_id: int, usage: Usage) -> bool:
         return False
     try:
         with conn:
-            cursor = conn.execute(
-                "UPDATE requests SET usage = ? WHERE id = ?", (orjson.dumps(usage.to_json()).decode(), row_id)
-            )
+            text = orjson.dumps(usage.to_json()).decode()
+            if error is None:
+                cursor = conn.execute("UPDATE requests SET usage = ? WHERE id = ?", (text, row_id))
+            else:
+                cursor = conn.execute(
+                    "UPDATE requests SET usage = ?, error = ? WHERE id = ?", (text, error, row_id)
+                )
         return cursor.rowcount == 1
     except sqlite3.Error:  # a locked or pruned journal: the speeds stay in this dashboard only
         return False

@@ -17,6 +17,7 @@ from textual.worker import Worker, WorkerState
 from tui.core.config import Settings
 from tui.core.feed.control import ControlSnapshot
 from tui.core.feed.feed import DashboardFeed
+from tui.core.feed.follow import budget_record
 from tui.core.feed.updates import SourceStatus
 from tui.core.feed.views import RequestHistory, SessionCalls, budget_of, mcp_rows
 from tui.core.logs.state import ServerFacts
@@ -156,6 +157,9 @@ class MainScreen(Screen[None]):
     def on_slots_changed(self, message: msg.SlotsChanged) -> None:
         """Slot activity from the log."""
         self.query_one(SlotsPanel).show(states=message.update.slots, users=message.update.users)
+        self.query_one(RequestsTable).show_flights(message.update.flights)
+        if self.selected is not None and self.selected.in_flight:
+            self._refresh_budget()
 
     def on_facts_changed(self, message: msg.FactsChanged) -> None:
         """Facts from the log."""
@@ -224,8 +228,13 @@ class MainScreen(Screen[None]):
         follow = bar.following if following is None else following
         from tui.core.insight.forecast import budget_phrase
 
-        rows = list(self.query_one(RequestsTable).by_id.values())
+        table = self.query_one(RequestsTable)
+        rows = list(table.by_id.values())
+        if record is not None and follow:
+            record = budget_record(rows, record)
         forecast = budget_phrase(rows, record, self.window() or None) if record else ""
+        flight = table.flights.get(record.id) if record is not None and record.in_flight else None
+        bar.flight = flight.text() if flight is not None else ""
         bar.show(record, budget_of(record, self.window()) if record else None, follow, forecast)
 
     def _refresh_mcp(self, record: RequestRecord | None) -> None:
