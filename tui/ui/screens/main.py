@@ -15,6 +15,7 @@ from textual.widgets import ContentSwitcher, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from tui.core.config import Settings
+from tui.core.doctor.template_check import dropped_tools_banner
 from tui.core.feed.control import ControlSnapshot
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.follow import budget_record
@@ -235,6 +236,8 @@ class MainScreen(Screen[None]):
         forecast = budget_phrase(rows, record, self.window() or None) if record else ""
         flight = table.flights.get(record.id) if record is not None and record.in_flight else None
         bar.flight = flight.text() if flight is not None else ""
+        template_tools = self.server.template_tools if self.server is not None else None
+        bar.banner = dropped_tools_banner(template_tools, record)
         bar.show(record, budget_of(record, self.window()) if record else None, follow, forecast)
 
     def _refresh_mcp(self, record: RequestRecord | None) -> None:

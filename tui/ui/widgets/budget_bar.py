@@ -37,13 +37,14 @@ class BudgetBar(Widget):
         self.empty_hint = "no requests yet"
         self.forecast = ""
         self.flight = ""  # what the server does with the shown request while it is in flight
+        self.banner = ""  # a red line above the title: the model does not see part of this request
         self._shown_key: object = None
 
     def show(
         self, record: RequestRecord | None, budget: Budget | None, following: bool, forecast: str = ""
     ) -> None:
         """Show the budget of `record` (None: the empty state) and its session's forecast."""
-        key = (record, budget, following, self.empty_hint, forecast, self.flight)
+        key = (record, budget, following, self.empty_hint, forecast, self.flight, self.banner)
         self.forecast = forecast
         if key == self._shown_key:
             return
@@ -92,7 +93,10 @@ class BudgetBar(Widget):
             [self._legend_entry(seg.label, seg.tokens, seg.style_key, budget) for seg in budget.segments],
             width,
         )
-        return Text("\n").join([title, bar, legend])
+        lines = [title, bar, legend]
+        if self.banner:
+            lines.insert(0, Text(self.banner, style=self._style("danger") + Style(bold=True)))
+        return Text("\n").join(lines)
 
     def _bar(self, budget: Budget, width: int) -> Text:
         total = max(budget.window, budget.used, 1)
