@@ -48,8 +48,13 @@ class SettingsAnalyzer:
         from tui.core.tokens import make_counter
 
         settings = self.settings
+        from tui.core.anatomy.rendered import TemplateRenderer
+
         counter = make_counter(settings.anatomy.counter, settings.proxy.upstream, settings.server.api_key)
-        return Analyzer(counter, settings.anatomy.mcp_servers)
+        renderer = None
+        if settings.anatomy.counter != "tiktoken" and settings.proxy.upstream:
+            renderer = TemplateRenderer(settings.proxy.upstream, settings.server.api_key)
+        return Analyzer(counter, settings.anatomy.mcp_servers, renderer)
 
 
 class NullAnalyzer:

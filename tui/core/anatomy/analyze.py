@@ -12,6 +12,7 @@ from tui.core.anatomy.cache_break import explain, signature
 from tui.core.anatomy.exchange import Exchange
 from tui.core.anatomy.model import Anatomy
 from tui.core.anatomy.pieces import Split
+from tui.core.anatomy.rendered import TemplateRenderer, rendered_parts
 from tui.core.anatomy.response import parse_usage
 from tui.core.anatomy.sessions import SessionTracker
 from tui.core.anatomy.split_anthropic import split_anthropic
@@ -59,10 +60,13 @@ def anatomy_of(
 class Analyzer:
     """Stateful (sessions, previous requests) analyzer; call analyze() from one thread only."""
 
-    def __init__(self, counter: TokenCounter, mcp_servers: Sequence[str] = ()) -> None:
+    def __init__(
+        self, counter: TokenCounter, mcp_servers: Sequence[str] = (), renderer: TemplateRenderer | None = None
+    ) -> None:
         self.counter = counter
         self.mcp_servers = tuple(mcp_servers)
         self.sessions = SessionTracker()
+        self.renderer = renderer  # counts as the server's template renders (with an exact counter)
 
     def analyze(self, exchange: Exchange) -> AnalysisResult:
         """Never raises: anything unexpected ends up in unparsed_reason."""
@@ -95,6 +99,34 @@ class Analyzer:
             model=str(body.get("model", "")),
             dialect=target.dialect,
             stream=bool(body.get("stream", False)),
+        )
+
+    def _as_rendered(
+        self,
+        body: dict[str, Any],
+        dialect: str,
+        split: Split,
+        tokens: list[int],
+        anatomy: Anatomy,
+        server_prompt_tokens: int | None,
+    ) -> Anatomy:
+        """The anatomy of what the model receives; the as-sent one when the server cannot render it."""
+        assert self.renderer is not None
+        try:
+            rendered = self.renderer.render(body, dialect, split.pieces)
+        except CounterError:
+            return anatomy
+        counts = [sent if got is None else got for sent, got in zip(tokens, rendered.tokens, strict=True)]
+        total = server_prompt_tokens if server_prompt_tokens is not None else rendered.total
+        as_rendered = build_anatomy(split, counts, anatomy.counter, anatomy.exact, total)
+        parts = tuple(p for p in as_rendered.parts if p.category != "template_overhead")
+        as_sent = {k: v for k, v in anatomy.categories.items() if k != "template_overhead"}
+        return replace(
+            as_rendered,
+            parts=rendered_parts(parts, rendered, total),
+            rendered=True,
+            as_sent=as_sent,
+            dropped=rendered.dropped,
         )
 
     def _usage(self, exchange: Exchange) -> Usage:
@@ -136,6 +168,8 @@ class Analyzer:
             anatomy, tokens = anatomy_of(split, self.counter, usage.prompt_tokens)
         except CounterError as exc:
             return _with(base, unparsed_reason=f"token counter failed: {exc}")
+        if self.renderer is not None and anatomy.exact:
+            anatomy = self._as_rendered(body, target.dialect, split, tokens, anatomy, usage.prompt_tokens)
         cache_break = None
         if info.lane is not None and exchange.status < 400:
             sig = signature(split.pieces, tokens, split.message_count, usage.prompt_tokens)

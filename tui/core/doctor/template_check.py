@@ -31,10 +31,13 @@ def check_template(facts: DoctorFacts) -> CheckResult:
 
 def dropped_tools_banner(template_tools: bool | None, record: RequestRecord | None) -> str:
     """The dashboard's red line when the shown request sent tools the template drops ("" otherwise)."""
-    if template_tools is not False or record is None or record.anatomy is None:
+    if record is None or record.anatomy is None:
         return ""
     anatomy = record.anatomy
-    schema_tokens = anatomy.categories.get("tools", 0) + anatomy.categories.get("mcp_tools", 0)
+    if template_tools is not False and not anatomy.dropped:
+        return ""
+    categories = anatomy.as_sent if anatomy.rendered else anatomy.categories  # what the agent sent
+    schema_tokens = categories.get("tools", 0) + categories.get("mcp_tools", 0)
     if not schema_tokens:
         return ""
     count = len(anatomy.tools)
