@@ -116,7 +116,11 @@ class MainScreen(Screen[None]):
         if message.update.replaced:
             table.replace_records(records)
             if self.selected is not None and any(r.id == self.selected.id for r in records):
+                was_in_flight = self.selected.in_flight
                 self.selected = next(r for r in records if r.id == self.selected.id)
+                if was_in_flight:  # its final row: anatomy and MCP servers now known
+                    self._refresh_budget()
+                    self._refresh_mcp(self.selected)
         else:
             table.add_records(records)
         self.history.add(records)
