@@ -101,7 +101,7 @@ def test_claude_code_with_the_dashboard_beside_it(
 
     def mcp_enabled() -> bool | None:
         state = httpx.get(proxy_url + "/_ctxbudget/state", timeout=5).json()
-        found = [s["enabled"] for s in state["mcp"]["servers"] if s["name"] == "filesystem"]
+        found = [s["enabled"] for s in state["mcp"]["servers"] if s["server"] == "filesystem"]
         return found[0] if found else None
 
     try:

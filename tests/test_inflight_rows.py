@@ -28,7 +28,7 @@ def provisional(i: int = 0) -> RequestRecord:
     exchange = dataclasses.replace(make_exchange(i), status=0, response_body=b"", ttfb_ms=None, total_ms=None)
     return build_record(
         exchange,
-        AnalysisResult(kind="main"),
+        AnalysisResult(kind="main", dialect="anthropic"),
         request_bytes=10,
         response_bytes=0,
         has_body=False,
@@ -179,3 +179,13 @@ def test_reports_count_rejected_cut_off_and_in_flight_work_apart() -> None:
     s = summarize([ok, rejected, gave_up, interrupted, flying])
     assert (s.requests, s.errors, s.rejected, s.cancelled, s.in_flight) == (4, 3, 1, 2, 1)
     assert (s.prompt_tokens, s.cached_tokens) == (1000, 400)  # completed work only
+
+
+def test_requests_answered_without_a_slot_are_not_joined_to_one() -> None:
+    tracker = FlightTracker()
+    counting = dataclasses.replace(provisional(0), id=1, kind="count_tokens", ts=100.0)
+    other_path = dataclasses.replace(provisional(1), id=2, dialect="", ts=100.5)
+    model_call = dataclasses.replace(provisional(2), id=3, ts=101.0)
+    tracker.add([counting, other_path, model_call])
+    (flight,) = tracker.observe([slot(9, "prompt", 0.3, 500)], now=1.0)
+    assert flight.record_id == 3 and flight.slot == 0

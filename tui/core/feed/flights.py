@@ -96,7 +96,9 @@ class FlightTracker:
     def add(self, records: Iterable[RequestRecord]) -> None:
         """Follow the provisional rows among these."""
         for record in records:
-            if record.in_flight and record.id > 0 and record.id not in self._flights:
+            # Only model calls take a slot (count_tokens and other paths are answered without one).
+            takes_slot = bool(record.dialect) and record.kind != "count_tokens"
+            if record.in_flight and takes_slot and record.id > 0 and record.id not in self._flights:
                 self._flights[record.id] = _Flight(record)
 
     def finish(self, record: RequestRecord) -> RequestRecord:
