@@ -212,7 +212,8 @@ class ProcessPipeline:
             if self.spool is not None:
                 try:
                     self.spool.append(key, payload)
-                    self.spooled += 0 if getattr(capture, "announce", False) else 1  # requests, not their in-flight rows
+                    # Requests, not their in-flight rows (the flag is missing in an older version's capture).
+                    self.spooled += 0 if getattr(capture, "announce", False) else 1
                     kept = None  # on disk now: read back when sent, so memory stays flat under backlog
                 except OSError as exc:
                     self.spool_errors += 1

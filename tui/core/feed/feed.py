@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from tui.core.feed.breaks import BreakExplainer
-from tui.core.feed.slot_users import slot_users
 from tui.core.feed.flights import FlightProgress, FlightTracker
+from tui.core.feed.slot_users import slot_users
 from tui.core.feed.timings import needs_timings, with_timings
 from tui.core.feed.updates import (
     FeedInfo,
