@@ -99,10 +99,9 @@ def test_claude_code_with_the_dashboard_beside_it(
         except httpx.HTTPError:
             return False
 
-    def mcp_enabled() -> bool | None:
+    def switched_off() -> bool:
         state = httpx.get(proxy_url + "/_ctxbudget/state", timeout=5).json()
-        found = [s["enabled"] for s in state["mcp"]["servers"] if s["server"] == "filesystem"]
-        return found[0] if found else None
+        return any(s["server"] == "filesystem" and not s["enabled"] for s in state["mcp"]["servers"])
 
     try:
         env = {"CTXBUDGET_DATA_DIR": str(tmp_path / "data"), "TERM": "xterm-256color"}
@@ -171,7 +170,7 @@ def test_claude_code_with_the_dashboard_beside_it(
         tmux(socket, "send-keys", "-t", "dash", "Space")
         until(lambda: "Switch off" in dash(), "the switch-off dialog", dash)
         tmux(socket, "send-keys", "-t", "dash", "Tab", "Enter")
-        until(lambda: mcp_enabled() is False, "filesystem switched off in the proxy", dash)
+        until(switched_off, "filesystem switched off in the proxy", dash)
         second = turn("and now?", first.id)
         assert second.anatomy is not None and "filesystem" not in second.anatomy.mcp_servers
         assert second.mcp_saved_tokens and second.mcp_saved_tokens > 0
@@ -180,7 +179,7 @@ def test_claude_code_with_the_dashboard_beside_it(
         tmux(socket, "send-keys", "-t", "dash", "Space")
         until(lambda: "Switch on" in dash(), "the switch-on dialog", dash)
         tmux(socket, "send-keys", "-t", "dash", "Tab", "Enter")
-        until(lambda: mcp_enabled() is True, "filesystem switched on again", dash)
+        until(lambda: not switched_off(), "filesystem switched on again", dash)
         third = turn("thanks", second.id)
         assert third.anatomy is not None and third.anatomy.mcp_servers["filesystem"]["tools"] == tools
 

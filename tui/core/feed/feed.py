@@ -139,6 +139,13 @@ class DashboardFeed:
             return
         if records and not initial:
             self._note_activity()
+        flying = set(self._flights.ids)
+        finals = [r for r in records if r.id in flying and not r.in_flight]
+        if finals:  # a final row that came as a new one (a remote feed): it replaces its in-flight row
+            self.finish_records(finals)
+            records = [r for r in records if not (r.id in flying and not r.in_flight)]
+            if not records:
+                return
         self._flights.add(records)
         out: list[RequestRecord] = []
         for record in records:
