@@ -162,6 +162,11 @@ def test_claude_code_with_the_dashboard_beside_it(
 
         first = turn("list the files", 0)
         assert first.anatomy is not None and "filesystem" in first.anatomy.mcp_servers
+        # Counts are the server's own, and the budget follows the main request, not later side requests.
+        assert first.usage.prompt_tokens == sum(
+            p.tokens for p in (JournalReader(journal).get(first.id) or first).anatomy.parts
+        )  # type: ignore[union-attr]
+        until(lambda: f"#{first.id} main" in dash(), "the budget on the main request", dash)
         tools = first.anatomy.mcp_servers["filesystem"]["tools"]
 
         # m + space: the MCP pane, the dialog (Cancel first), Switch off.
