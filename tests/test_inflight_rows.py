@@ -189,3 +189,12 @@ def test_requests_answered_without_a_slot_are_not_joined_to_one() -> None:
     tracker.add([counting, other_path, model_call])
     (flight,) = tracker.observe([slot(9, "prompt", 0.3, 500)], now=1.0)
     assert flight.record_id == 3 and flight.slot == 0
+
+
+def test_requests_lists_an_in_flight_row_with_dots_for_its_status() -> None:
+    from tui.commands.requests_cmd import table_line
+
+    flying = dataclasses.replace(provisional(0), id=12)
+    assert "  ...  " in table_line(flying)
+    assert " 200 " in table_line(dataclasses.replace(final(0), id=13))
+    assert flying.to_json()["state"] == "in_flight"
