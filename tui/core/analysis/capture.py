@@ -109,7 +109,9 @@ class Capture:
 
     @property
     def approx_size(self) -> int:
-        """Bytes held in memory (for backlog accounting)."""
+        """Bytes held in memory (for backlog accounting; an announcement shares its request's body)."""
+        if getattr(self, "announce", False):
+            return 0
         extra = self.rewrite.edit_chars if self.rewrite is not None else 0
         return len(self.request_body) + self.captured + extra
 

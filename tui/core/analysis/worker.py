@@ -110,6 +110,7 @@ class ProcessPipeline:
         self._lock = threading.Condition()
         self._unacked: dict[str, _Pending] = {}
         self._to_send: collections.deque[str] = collections.deque()
+        self._announced: dict[str, str] = {}  # flight -> key of its in-flight row's capture
         self._died: int | None = None  # generation of a worker the receiver saw exit
         self._queued = 0
         self._bytes = 0
@@ -219,11 +220,23 @@ class ProcessPipeline:
                     self.spool_errors += 1
                     if self.spool_errors == 1 or self.spool_errors % 100 == 0:
                         log.error("cannot spool captures (%s); they are kept in memory only", exc)
+            flight: str | None = getattr(capture, "flight", None)
+            unsent: str | None = None
             with self._lock:
                 self._queued -= 1
                 self._unacked[key] = _Pending(kept, capture.approx_size)
                 self._to_send.append(key)
+                if flight is not None and getattr(capture, "announce", False):
+                    self._announced[flight] = key
+                elif flight is not None:
+                    early = self._announced.pop(flight, None)
+                    if early is not None and early in self._to_send:
+                        # Its final row is queued behind it (a backlog): the in-flight row is not needed.
+                        self._to_send.remove(early)
+                        unsent = early
                 self._lock.notify_all()
+            if unsent is not None:
+                self._finish(unsent, committed=True, error=None, provisional=True)
 
     def _feed_loop(self) -> None:
         while True:
