@@ -198,3 +198,39 @@ def test_requests_lists_an_in_flight_row_with_dots_for_its_status() -> None:
     assert "  ...  " in table_line(flying)
     assert " 200 " in table_line(dataclasses.replace(final(0), id=13))
     assert flying.to_json()["state"] == "in_flight"
+
+
+def test_a_backlogged_pipeline_skips_in_flight_rows_whose_final_row_is_queued(tmp_path: Path) -> None:
+    """The worker (a real process) is stopped while requests end: their final rows alone are journaled."""
+    import signal
+
+    from test_proxy_pipeline import capture
+
+    from tui.core.analysis.sinks import NullAnalyzer
+    from tui.core.analysis.worker import ProcessPipeline
+    from tui.core.config import JournalSettings, Settings
+
+    journal = tmp_path / "j.sqlite3"
+    settings = Settings(journal=JournalSettings(path=str(journal)))
+    pipeline = ProcessPipeline(settings, journal, None, NullAnalyzer)
+    pipeline.start()
+    try:
+        assert pipeline.worker_pid is not None
+        os.kill(pipeline.worker_pid, signal.SIGSTOP)
+        finals = [capture(i) for i in range(5)]
+        for i, done in enumerate(finals):
+            pipeline.submit(done.announcement(f"{os.getpid()}-7-{i}"))
+            pipeline.submit(done)
+        while pipeline.spooled < 5:
+            time.sleep(0.01)
+        os.kill(pipeline.worker_pid, signal.SIGCONT)
+        assert pipeline.flush(60)
+    finally:
+        pipeline.stop()
+    rows = JournalReader(journal).latest(20)
+    assert [r.state for r in rows] == ["done"] * 5 and pipeline.journaled == 5
+    import sqlite3
+
+    with sqlite3.connect(journal) as conn:  # only the final captures reached the worker
+        sent = conn.execute("SELECT COUNT(*) FROM deliveries WHERE key NOT LIKE 'flight:%'").fetchone()[0]
+    assert sent == 5
