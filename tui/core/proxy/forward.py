@@ -28,6 +28,9 @@ from tui.core.team.gate import KEY_HEADERS, KeyGate
 UPSTREAM_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 # Errors writing to the client: it went away (aiohttp raises ClientConnectionResetError here too).
 CLIENT_GONE_ERRORS = (ConnectionError, aiohttp.ClientConnectionError)
+# A request still running this long after it was forwarded gets its in-flight row: quick requests
+# (most of them) cost the analysis worker nothing extra, and a long prefill shows almost at once.
+ANNOUNCE_AFTER_S = 0.5
 # Seconds allowed between two chunks of a request body ([proxy] body_timeout).
 DEFAULT_BODY_TIMEOUT = 60.0
 
@@ -114,8 +117,11 @@ class Forwarder:
             request.method, raw_path, list(request.headers.items()), body, started, self.capture_limit, user
         )
         capture.rewrite = note
-        if request.method == "POST":  # model calls: the dashboard shows the row while the server works
-            self.sink(capture.announcement(f"{self._flight_prefix}-{self.stats.requests}"))
+        announce: asyncio.TimerHandle | None = None
+        if request.method == "POST":  # model calls still running after a moment get their in-flight row
+            flight = f"{self._flight_prefix}-{self.stats.requests}"
+            loop = asyncio.get_running_loop()
+            announce = loop.call_later(ANNOUNCE_AFTER_S, self._announce, capture, flight)
         self.stats.requests += 1
         self.stats.in_flight += 1
         upstream: aiohttp.ClientResponse | None = None
@@ -133,6 +139,8 @@ class Forwarder:
             self._client_gone(capture)
             raise
         finally:
+            if announce is not None:
+                announce.cancel()
             if upstream is not None:
                 if clean:
                     upstream.release()
@@ -141,6 +149,10 @@ class Forwarder:
             capture.total_ms = (time.perf_counter() - t0) * 1000.0
             self.stats.in_flight -= 1
             self.sink(capture)
+
+    def _announce(self, capture: Capture, flight: str) -> None:
+        """The request's in-flight row (analysed off the loop like every capture)."""
+        self.sink(capture.announcement(flight))
 
     def _refuse(self, request: web.Request, replace_auth: bool) -> tuple[int, str] | None:
         """A (status, message) for a request this proxy cannot forward as it stands, else None."""
