@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from support.agents import install_claude_code, install_mcp_filesystem
+from support.agents import install_claude_code, install_mcp_filesystem, install_opencode
 from support.llama import (
     DEFAULT_CTX_SIZE,
     DEFAULT_N_PREDICT,
@@ -33,6 +33,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     preparations: dict[str, Callable[[], Path]] = {
         "llama_server_bin": lambda: find_llama_server(build=True),
         "claude_code": install_claude_code,
+        "opencode": install_opencode,
         "mcp_filesystem": install_mcp_filesystem,
         "real_model": fetch_real_model,
     }
@@ -148,6 +149,12 @@ def shared_llama_server(
 def claude_code() -> Path:
     """The native ``claude`` binary of the pinned Claude Code release (npm install once, cached)."""
     return install_claude_code()
+
+
+@pytest.fixture(scope="session")
+def opencode() -> Path:
+    """The native ``opencode`` binary of the pinned opencode release (npm install once, cached)."""
+    return install_opencode()
 
 
 @pytest.fixture(scope="session")

@@ -90,8 +90,10 @@ async def test_live_feed_delivers_records_log_and_polls(
             updates, lambda u: isinstance(u, SourceStatus) and u.source == "proxy" and u.health == "ok"
         )
         assert await post(f"http://127.0.0.1:{free_port}", BODY) == 200
-        update = await wait_for(updates, lambda u: isinstance(u, RecordsUpdate) and bool(u.records))
-        record = update.records[0]
+        update = await wait_for(
+            updates, lambda u: isinstance(u, RecordsUpdate) and any(not r.in_flight for r in u.records)
+        )
+        record = next(r for r in update.records if not r.in_flight)
         assert record.status == 200 and record.anatomy is not None
         assert record.usage.prompt_tokens and record.usage.prompt_tokens > 0
         # The proxy runs in its own process; the row came through the journal like in --attach mode.

@@ -74,10 +74,10 @@ async def flushed(service: ProxyService) -> None:
 
 
 def rows(journal: Path) -> int:
-    """Rows in a journal file."""
+    """Requests with their final row in a journal file (a provisional in-flight row is not one)."""
     reader = JournalReader(journal)
     try:
-        return reader.count()
+        return reader.count(finished=True)
     finally:
         reader.close()
 

@@ -84,6 +84,7 @@ def full_record(row_id: int = 7) -> RequestRecord:
         mcp_saved_tokens=40,
         compaction_saved_tokens=3000,
         user="alice",
+        state="interrupted",
     )
 
 

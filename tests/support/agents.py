@@ -17,6 +17,8 @@ import platformdirs
 
 CLAUDE_CODE_PACKAGE = "@anthropic-ai/claude-code"
 CLAUDE_CODE_VERSION = "2.1.197"
+OPENCODE_PACKAGE = "opencode-ai"
+OPENCODE_VERSION = "1.18.33"
 MCP_FILESYSTEM_PACKAGE = "@modelcontextprotocol/server-filesystem"
 MCP_FILESYSTEM_VERSION = "2026.8.31"
 NPM_TIMEOUT_S = 600
@@ -106,6 +108,29 @@ def install_claude_code(version: str = CLAUDE_CODE_VERSION) -> Path:
     if out.returncode != 0 or version not in out.stdout:
         raise AgentSetupError(f"{binary} --version gave {out.returncode}: {out.stdout}{out.stderr}")
     return binary
+
+
+def install_opencode(version: str = OPENCODE_VERSION) -> Path:
+    """The native ``opencode`` binary of a pinned opencode release, installed once.
+
+    npm installs the platform package (an optional dependency) with the wrapper; the wrapper's
+    postinstall only links it, so the platform binary is run directly.
+    """
+    import platform
+
+    prefix = npm_install(OPENCODE_PACKAGE, version, "opencode")
+    arch = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    modules = prefix / "node_modules"
+    candidates = [
+        modules / f"opencode-linux-{arch}{suffix}" / "bin" / "opencode" for suffix in ("", "-baseline")
+    ]
+    for binary in candidates:
+        if not binary.is_file():
+            continue
+        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60)
+        if out.returncode == 0 and version in out.stdout:
+            return binary
+    raise AgentSetupError(f"no working opencode {version} binary among {[str(c) for c in candidates]}")
 
 
 def install_mcp_filesystem(version: str = MCP_FILESYSTEM_VERSION) -> Path:
@@ -219,4 +244,63 @@ def run_claude_print(
         [str(binary), "-p", prompt, "--model", model, *extra_args],
         cwd=project.root, env=claude_env(base_url, project.home, api_key), capture_output=True, text=True,
         timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+def make_opencode_project(
+    base: Path,
+    base_url: str,
+    mcp_servers: Sequence[McpServerSpec] = (),
+    context: int = 16384,
+    output: int = 32,
+) -> ClaudeProject:
+    """A project whose opencode.json names one OpenAI-compatible provider at ``base_url`` (model
+    ``llama/smollm2``) and the MCP servers as local ones; an empty HOME."""
+    root = base / "project"
+    home = base / "home"
+    root.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
+    (root / "README.md").write_text("# demo\n\nA tiny project for the end-to-end test.\n")
+    config = {
+        "$schema": "https://opencode.ai/config.json",
+        "autoupdate": False,
+        "share": "disabled",
+        "model": "llama/smollm2",
+        "provider": {
+            "llama": {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "llama-server via ctxbudget",
+                "options": {"baseURL": base_url.rstrip("/") + "/v1", "apiKey": "dummy"},
+                "models": {"smollm2": {"name": "SmolLM2", "limit": {"context": context, "output": output}}},
+            }
+        },
+        "mcp": {
+            spec.name: {"type": "local", "command": [spec.command, *spec.args], "enabled": True}
+            for spec in mcp_servers
+        },
+    }
+    (root / "opencode.json").write_text(json.dumps(config, indent=2))
+    return ClaudeProject(root=root, home=home)
+
+
+def run_opencode(
+    binary: Path, project: ClaudeProject, prompt: str, *, timeout: float = 600.0
+) -> subprocess.CompletedProcess[str]:
+    """``opencode run PROMPT`` in the project; the provider package opencode fetches is cached with it."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(project.home),
+        "LANG": "C.UTF-8",
+        "XDG_CACHE_HOME": str(agents_cache_dir() / "opencode-cache"),
+        "OPENCODE_DISABLE_AUTOUPDATE": "1",
+        "OPENCODE_DISABLE_MODELS_FETCH": "1",
+    }
+    return subprocess.run(
+        [str(binary), "run", prompt],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )

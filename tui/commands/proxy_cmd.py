@@ -138,6 +138,8 @@ def run_proxy(args: argparse.Namespace, settings: Settings) -> int:
     out = sys.stdout
 
     def show(record: RequestRecord) -> None:
+        if record.in_flight:
+            return  # one line per request, when it ends
         print(format_record(record), file=out, flush=True)
 
     def problem(text: str | None) -> None:  # journal trouble is shown even with --quiet

@@ -43,7 +43,7 @@ def table_line(record: RequestRecord) -> str:
         note = f"user {record.user}" + (f"; {note}" if note else "")
     line = (
         f"{record.id:>6}  {clock}  {(record.session_id or '-')[:8]:<8}  {record.kind[:8]:<8}  "
-        f"{record.status:>3}  {'-' if prompt is None else f'{prompt:,}':>9}  "
+        f"{'...' if record.in_flight else record.status:>3}  {'-' if prompt is None else f'{prompt:,}':>9}  "
         f"{'-' if reused is None else f'{reused:.0%}':>5}  "
         f"{'-' if record.ttfb_ms is None else f'{record.ttfb_ms:,.0f}':>7}  "
         f"{record.method} {redact_query(record.path)}  {record.model[:24]}  {note[:60]}"

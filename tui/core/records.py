@@ -134,6 +134,14 @@ class RequestRecord:
     mcp_saved_tokens: int | None = None
     compaction_saved_tokens: int | None = None
     user: str = ""  # team mode: the user whose key sent it ("unknown": no configured user's key)
+    # "in_flight": provisional row written when the request was forwarded (replaced by the final one);
+    # "interrupted": the proxy stopped before the response ended; "done": the exchange is complete.
+    state: str = "done"
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether this is the provisional row of a request still being answered."""
+        return self.state == "in_flight"
 
     @property
     def prompt_tokens(self) -> int | None:
@@ -254,6 +262,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("mcp_saved_tokens", "INTEGER", "mcp_saved_tokens", from_plain=_opt_int, since=2),
     Column("compaction_saved_tokens", "INTEGER", "compaction_saved_tokens", from_plain=_opt_int, since=2),
     Column("user", "TEXT", "user", from_plain=str, since=3),
+    Column("state", "TEXT", "state", from_plain=str, since=4),
 )
 
 

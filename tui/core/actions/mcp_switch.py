@@ -268,9 +268,11 @@ def switch_cost(
     def is_target(part: Any) -> bool:
         return bool(part.category == "mcp_tools" and part.server in target)
 
-    body = [p for p in anatomy.parts if p.category != "template_overhead"]
+    # Rendered anatomies hold the template's text as parts where it sits: nothing to spread.
+    positional = anatomy.rendered
+    body = [p for p in anatomy.parts if positional or p.category != "template_overhead"]
     overhead = sum(p.tokens for p in anatomy.parts if p.category == "template_overhead")
-    overhead = overhead or anatomy.categories.get("template_overhead", 0)
+    overhead = 0 if positional else overhead or anatomy.categories.get("template_overhead", 0)
     per_part = overhead / len(body) if body else 0.0
     targets = [p for p in body if is_target(p)]
     schema: float | None = sum(p.tokens for p in targets) + per_part * len(targets)

@@ -46,7 +46,7 @@ class Capture:
     __slots__ = (
         "method", "path", "request_headers", "request_body", "status", "response_headers",
         "chunks", "captured", "response_bytes", "limit", "truncated", "started", "ttfb_ms",
-        "total_ms", "error", "request_bytes", "dropped", "rewrite", "user",
+        "total_ms", "error", "request_bytes", "dropped", "rewrite", "user", "flight", "announce",
     )
 
     def __init__(
@@ -78,6 +78,21 @@ class Capture:
         self.dropped: str | None = None
         self.rewrite: RewriteNote | None = None
         self.user = user  # team mode: who sent it ("" single user, "unknown" an unmatched key)
+        # Names the request's provisional row: an announcement journals it, the final capture replaces it.
+        self.flight: str | None = None
+        self.announce = False
+
+    def announcement(self, flight: str) -> Capture:
+        """A copy of the request half, journaled at once as the provisional (in-flight) row."""
+        self.flight = flight
+        copy = Capture(self.method, self.path, list(self.request_headers), b"", self.started, self.limit)
+        copy.request_body = self.request_body  # shared, never mutated (drop_bodies rebinds)
+        copy.request_bytes = self.request_bytes
+        copy.truncated = self.truncated
+        copy.flight = flight
+        copy.announce = True
+        copy.user = self.user
+        return copy
 
     def add_chunk(self, chunk: bytes) -> None:
         """Keep a response chunk while under the cap; count every byte."""
@@ -94,7 +109,9 @@ class Capture:
 
     @property
     def approx_size(self) -> int:
-        """Bytes held in memory (for backlog accounting)."""
+        """Bytes held in memory (for backlog accounting; an announcement shares its request's body)."""
+        if getattr(self, "announce", False):
+            return 0
         extra = self.rewrite.edit_chars if self.rewrite is not None else 0
         return len(self.request_body) + self.captured + extra
 

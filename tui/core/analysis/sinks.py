@@ -48,8 +48,13 @@ class SettingsAnalyzer:
         from tui.core.tokens import make_counter
 
         settings = self.settings
+        from tui.core.anatomy.rendered import TemplateRenderer
+
         counter = make_counter(settings.anatomy.counter, settings.proxy.upstream, settings.server.api_key)
-        return Analyzer(counter, settings.anatomy.mcp_servers)
+        renderer = None
+        if settings.anatomy.counter != "tiktoken" and settings.proxy.upstream:
+            renderer = TemplateRenderer(settings.proxy.upstream, settings.server.api_key)
+        return Analyzer(counter, settings.anatomy.mcp_servers, renderer)
 
 
 class NullAnalyzer:
@@ -105,11 +110,24 @@ class CaptureProcessor:
         self._analyzer_error: str | None = None
 
     def process(self, capture: Capture, key: str | None = None) -> RequestRecord:
-        """The journaled record (id 0 when no journal or the append failed); `key` dedupes resends."""
+        """The journaled record (id 0 when no journal or the append failed); `key` dedupes resends.
+
+        An announcement gives the provisional row (state in_flight, no token counting: the server is
+        busy with this very prompt); the final capture of the same flight replaces it.
+        """
         exchange = capture.to_exchange()
-        result = self._analyze(exchange, capture.dropped)
-        savings = savings_for(capture.rewrite, getattr(self._analyzer, "counter", None), result.body)
         journal = self.journal
+        flight: str | None = getattr(capture, "flight", None)  # none in a capture an older version spooled
+        if getattr(capture, "announce", False):
+            result = self._preview(exchange, capture.dropped)
+            state = "in_flight"
+            if flight and not _proxy_alive(flight):
+                state = "interrupted"  # replayed from the spool of a proxy that died meanwhile
+            savings = None
+        else:
+            result = self._analyze(exchange, capture.dropped)
+            savings = savings_for(capture.rewrite, getattr(self._analyzer, "counter", None), result.body)
+            state = "done"
         record = build_record(
             exchange,
             result,
@@ -118,12 +136,15 @@ class CaptureProcessor:
             has_body=journal is not None and journal.store_bodies and bool(exchange.request_body),
             savings=savings,
             user=getattr(capture, "user", ""),  # a capture spooled by an older version has none
+            state=state,
         )
         if journal is None:
             self._export(record)
             return record
         try:
-            row_id = journal.append_record(record, exchange.request_body, delivery_key=key)
+            row_id = journal.append_record(
+                record, exchange.request_body, delivery_key=key, flight=flight
+            )
         except Exception as exc:
             self.failures += 1
             self.journal_error = f"{type(exc).__name__}: {exc}"
@@ -155,6 +176,32 @@ class CaptureProcessor:
             log.exception("analysis failed for %s %s", exchange.method, exchange.path)
             return AnalysisResult(unparsed_reason=f"analysis failed: {type(exc).__name__}: {exc}")
 
+    def _preview(self, exchange: Exchange, dropped: str | None) -> AnalysisResult:
+        if dropped:
+            return AnalysisResult(unparsed_reason=dropped)
+        analyzer = self._get_analyzer()
+        preview = getattr(analyzer, "preview", None)
+        if preview is None:
+            return AnalysisResult()
+        try:
+            result: AnalysisResult = preview(exchange)
+        except Exception:
+            log.exception("preview failed for %s %s", exchange.method, exchange.path)
+            return AnalysisResult()
+        return result
+
+    def sweep(self) -> None:
+        """Mark the provisional rows of proxies that are gone as interrupted (never raises)."""
+        if self.journal is None:
+            return
+        try:
+            swept = self.journal.sweep_flights()
+        except Exception:
+            log.exception("could not mark the in-flight rows of stopped proxies")
+            return
+        if swept:
+            log.warning("%d requests were cut off by a proxy that stopped; their rows say so", swept)
+
     def warm_up(self) -> None:
         """Build the analyzer now (loading a tokenizer can take seconds) rather than on the first capture."""
         self._get_analyzer()
@@ -167,6 +214,13 @@ class CaptureProcessor:
                 self._analyzer_error = f"{type(exc).__name__}: {exc}"
                 log.exception("could not build the analyzer")
         return self._analyzer
+
+
+def _proxy_alive(flight: str) -> bool:
+    from tui.core.journal.outcome import flight_pid, pid_alive
+
+    pid = flight_pid(flight)
+    return pid is None or pid_alive(pid)
 
 
 class BacklogGate:
@@ -240,6 +294,7 @@ class Pipeline:
     def start(self) -> None:
         """Start the worker thread (idempotent)."""
         if self._thread is None:
+            self.processor.sweep()
             self._thread = threading.Thread(target=self._run, name="ctxbudget-pipeline", daemon=True)
             self._thread.start()
 
@@ -266,6 +321,10 @@ class Pipeline:
                 return
             try:
                 record = self.processor.process(capture)
+                if record.in_flight:  # counted with its final row
+                    if record.id > 0 and self.on_record is not None:
+                        self.on_record(record)
+                    continue
                 self.processed += 1
                 if self.processor.journal is not None:
                     if record.id > 0:

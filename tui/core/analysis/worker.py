@@ -110,6 +110,7 @@ class ProcessPipeline:
         self._lock = threading.Condition()
         self._unacked: dict[str, _Pending] = {}
         self._to_send: collections.deque[str] = collections.deque()
+        self._announced: dict[str, str] = {}  # flight -> key of its in-flight row's capture
         self._died: int | None = None  # generation of a worker the receiver saw exit
         self._queued = 0
         self._bytes = 0
@@ -212,17 +213,30 @@ class ProcessPipeline:
             if self.spool is not None:
                 try:
                     self.spool.append(key, payload)
-                    self.spooled += 1
+                    # Requests, not their in-flight rows (the flag is missing in an older version's capture).
+                    self.spooled += 0 if getattr(capture, "announce", False) else 1
                     kept = None  # on disk now: read back when sent, so memory stays flat under backlog
                 except OSError as exc:
                     self.spool_errors += 1
                     if self.spool_errors == 1 or self.spool_errors % 100 == 0:
                         log.error("cannot spool captures (%s); they are kept in memory only", exc)
+            flight: str | None = getattr(capture, "flight", None)
+            unsent: str | None = None
             with self._lock:
                 self._queued -= 1
                 self._unacked[key] = _Pending(kept, capture.approx_size)
                 self._to_send.append(key)
+                if flight is not None and getattr(capture, "announce", False):
+                    self._announced[flight] = key
+                elif flight is not None:
+                    early = self._announced.pop(flight, None)
+                    if early is not None and early in self._to_send:
+                        # Its final row is queued behind it (a backlog): the in-flight row is not needed.
+                        self._to_send.remove(early)
+                        unsent = early
                 self._lock.notify_all()
+            if unsent is not None:
+                self._finish(unsent, committed=True, error=None, provisional=True)
 
     def _feed_loop(self) -> None:
         while True:
@@ -377,16 +391,30 @@ class ProcessPipeline:
             _, key, record, committed, error, worker_failures = message
             self.failures += max(0, worker_failures - self._worker_failures)
             self._worker_failures = worker_failures
-            if self._finish(key, committed=committed, error=error) and committed and record is not None:
+            provisional = record is not None and record.in_flight
+            finished = self._finish(key, committed=committed, error=error, provisional=provisional)
+            if finished and committed and record is not None:
                 self._deliver(record)
 
-    def _finish(self, key: str, *, committed: bool, error: str | None) -> bool:
-        """Forget an acknowledged capture; False if it was already acknowledged."""
+    def _finish(self, key: str, *, committed: bool, error: str | None, provisional: bool = False) -> bool:
+        """Forget an acknowledged capture; False if it was already acknowledged.
+
+        A provisional (in-flight) row is not counted: its request is counted when its final row comes.
+        """
         with self._lock:
             pending = self._unacked.pop(key, None)
             if pending is None:
                 return False
             self._bytes = max(0, self._bytes - pending.size)
+            if provisional:
+                self._lock.notify_all()
+        if provisional:
+            if self.spool is not None:
+                self.spool.ack(key)
+            if not committed:
+                log.error("the in-flight row of a request was not journaled: %s", error)
+            return True
+        with self._lock:
             self.processed += 1
             if committed:
                 self.journaled += 1

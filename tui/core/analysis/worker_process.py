@@ -71,6 +71,7 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
     spans = _start_span_export(config.settings, replies)
     processor = CaptureProcessor(journal, config.analyzer_factory or SettingsAnalyzer(config.settings), spans)
     processor.warm_up()  # before any "begin": a kill during start-up must not blame a capture
+    processor.sweep()
     try:
         while True:
             try:

@@ -12,6 +12,7 @@ from tui.core.anatomy.cache_break import explain, signature
 from tui.core.anatomy.exchange import Exchange
 from tui.core.anatomy.model import Anatomy
 from tui.core.anatomy.pieces import Split
+from tui.core.anatomy.rendered import TemplateRenderer, rendered_parts
 from tui.core.anatomy.response import parse_usage
 from tui.core.anatomy.sessions import SessionTracker
 from tui.core.anatomy.split_anthropic import split_anthropic
@@ -59,10 +60,13 @@ def anatomy_of(
 class Analyzer:
     """Stateful (sessions, previous requests) analyzer; call analyze() from one thread only."""
 
-    def __init__(self, counter: TokenCounter, mcp_servers: Sequence[str] = ()) -> None:
+    def __init__(
+        self, counter: TokenCounter, mcp_servers: Sequence[str] = (), renderer: TemplateRenderer | None = None
+    ) -> None:
         self.counter = counter
         self.mcp_servers = tuple(mcp_servers)
         self.sessions = SessionTracker()
+        self.renderer = renderer  # counts as the server's template renders (with an exact counter)
 
     def analyze(self, exchange: Exchange) -> AnalysisResult:
         """Never raises: anything unexpected ends up in unparsed_reason."""
@@ -72,6 +76,58 @@ class Analyzer:
             return self._analyze(exchange, usage)
         except Exception as exc:  # noqa: BLE001  (the proxy thread must survive any body)
             return AnalysisResult(usage=usage, unparsed_reason=f"analyzer error: {type(exc).__name__}: {exc}")
+
+    def preview(self, exchange: Exchange) -> AnalysisResult:
+        """The request half without counting (for the in-flight row): model, dialect, session, kind.
+
+        Counting waits for the final row: the server is busy with this very prompt. Session kinds are
+        assigned as analyze() will (identify gives the same answer for the same request twice).
+        """
+        target = route(exchange.method, exchange.path)
+        if target is None:
+            return AnalysisResult()
+        try:
+            raw = decode_bytes(exchange.request_body, exchange.request_headers)
+            body = parse_json_object(raw, exchange.body_truncated)
+            split = split_body(body, target.dialect, self.mcp_servers)
+        except (BodyError, ValueError):
+            return AnalysisResult(dialect=target.dialect)
+        info = self.sessions.identify(exchange.request_headers, body, split, target.counting)
+        return AnalysisResult(
+            session_id=info.session_id,
+            kind=info.kind,
+            model=str(body.get("model", "")),
+            dialect=target.dialect,
+            stream=bool(body.get("stream", False)),
+        )
+
+    def _as_rendered(
+        self,
+        body: dict[str, Any],
+        dialect: str,
+        split: Split,
+        tokens: list[int],
+        anatomy: Anatomy,
+        server_prompt_tokens: int | None,
+    ) -> Anatomy:
+        """The anatomy of what the model receives; the as-sent one when the server cannot render it."""
+        assert self.renderer is not None
+        try:
+            rendered = self.renderer.render(body, dialect, split.pieces)
+        except CounterError:
+            return anatomy
+        counts = [sent if got is None else got for sent, got in zip(tokens, rendered.tokens, strict=True)]
+        total = server_prompt_tokens if server_prompt_tokens is not None else rendered.total
+        as_rendered = build_anatomy(split, counts, anatomy.counter, anatomy.exact, total)
+        parts = tuple(p for p in as_rendered.parts if p.category != "template_overhead")
+        as_sent = {k: v for k, v in anatomy.categories.items() if k != "template_overhead"}
+        return replace(
+            as_rendered,
+            parts=rendered_parts(parts, rendered, total),
+            rendered=True,
+            as_sent=as_sent,
+            dropped=rendered.dropped,
+        )
 
     def _usage(self, exchange: Exchange) -> Usage:
         if not exchange.response_body:
@@ -112,6 +168,8 @@ class Analyzer:
             anatomy, tokens = anatomy_of(split, self.counter, usage.prompt_tokens)
         except CounterError as exc:
             return _with(base, unparsed_reason=f"token counter failed: {exc}")
+        if self.renderer is not None and anatomy.exact:
+            anatomy = self._as_rendered(body, target.dialect, split, tokens, anatomy, usage.prompt_tokens)
         cache_break = None
         if info.lane is not None and exchange.status < 400:
             sig = signature(split.pieces, tokens, split.message_count, usage.prompt_tokens)

@@ -75,6 +75,11 @@ class Anatomy:
     model: str = ""
     stream: bool = False
     message_count: int = 0
+    # Counted as the server's chat template renders the request: the parts are their rendered spans,
+    # `as_sent` keeps the categories of the request as sent, `dropped` the parts the template left out.
+    rendered: bool = False
+    as_sent: dict[str, int] = field(default_factory=dict)
+    dropped: tuple[str, ...] = ()
 
     @property
     def total_tokens(self) -> int:
@@ -97,6 +102,10 @@ class Anatomy:
             "images": {"count": self.image_count, "tokens": self.categories.get("images", 0)},
             "message_count": self.message_count,
         }
+        if self.rendered:
+            out["rendered"] = True
+            out["as_sent_categories"] = {name: self.as_sent.get(name, 0) for name in CATEGORIES}
+            out["dropped_by_template"] = list(self.dropped)
         if with_parts:
             out["parts"] = [p.to_json() for p in self.parts]
         return out
@@ -129,4 +138,7 @@ class Anatomy:
             model=data.get("model", ""),
             stream=bool(data.get("stream", False)),
             message_count=int(data.get("message_count", 0)),
+            rendered=bool(data.get("rendered", False)),
+            as_sent={k: int(v) for k, v in (data.get("as_sent_categories") or {}).items()},
+            dropped=tuple(str(d) for d in data.get("dropped_by_template") or ()),
         )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from tui.core.doctor.agent_need import CLAUDE_DEFAULT_WINDOW
 from tui.core.doctor.model import CheckResult, DoctorFacts
+from tui.core.doctor.template_check import check_template
 from tui.core.gguf.kv_estimate import CACHE_TYPE_BYTES
 from tui.core.logs.events import FlashAttention, KvCacheSize, ServerInit, TrainContextCapped
 
@@ -415,6 +416,7 @@ CHECKS: tuple[Callable[[DoctorFacts], CheckResult], ...] = (
     check_v_cache,
     check_agent_window,
     check_log,
+    check_template,
 )
 
 

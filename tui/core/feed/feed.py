@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from tui.core.feed.breaks import BreakExplainer
+from tui.core.feed.flights import FlightProgress, FlightTracker
 from tui.core.feed.slot_users import slot_users
 from tui.core.feed.timings import needs_timings, with_timings
 from tui.core.feed.updates import (
@@ -93,6 +94,8 @@ class DashboardFeed:
         self._user_rows: deque[RequestRecord] = deque(maxlen=64)
         self._slot_users: tuple[tuple[int, str], ...] = ()
         self._breaks = BreakExplainer()
+        self._flights = FlightTracker()
+        self._flights_shown: tuple[FlightProgress, ...] = ()
         self._flush_interval = flush_interval
         self._wake = asyncio.Event()
         # Set by the UI once its first frame shows the journal rows: drivers start slower sources then.
@@ -136,6 +139,14 @@ class DashboardFeed:
             return
         if records and not initial:
             self._note_activity()
+        flying = set(self._flights.ids)
+        finals = [r for r in records if r.id in flying and not r.in_flight]
+        if finals:  # a final row that came as a new one (a remote feed): it replaces its in-flight row
+            self.finish_records(finals)
+            records = [r for r in records if not (r.id in flying and not r.in_flight)]
+            if not records:
+                return
+        self._flights.add(records)
         out: list[RequestRecord] = []
         for record in records:
             if record.user:
@@ -152,6 +163,32 @@ class DashboardFeed:
                     record = filled
             out.append(record)
         self._emit(RecordsUpdate(tuple(self._breaks.note(out)), initial=initial))
+
+    @property
+    def in_flight_ids(self) -> list[int]:
+        """Rows shown as in flight: the driver reads them again when the journal changes."""
+        return self._flights.ids
+
+    def finish_records(self, records: Sequence[RequestRecord]) -> None:
+        """Final rows that replaced provisional ones (same ids): completed with what the log knew."""
+        out: list[RequestRecord] = []
+        for record in records:
+            if record.in_flight:
+                continue
+            finished = self._flights.finish(record)
+            if finished is not record:
+                self.driver.store_speeds(finished)  # the server's count and the progress, kept
+            if needs_timings(finished):
+                filled = self._fill_timings(finished)
+                if filled is None:
+                    self._awaiting_timings.append(finished)
+                else:
+                    finished = filled
+            out.append(finished)
+        if out:
+            self._note_activity()
+            self._emit(RecordsUpdate(tuple(self._breaks.note(out)), replaced=True))
+            self._wake.set()  # the flights shown change too
 
     def deliver_backlog(self) -> None:
         """Emit the journal's newest rows now if the driver has already read them (for the first frame)."""
@@ -283,10 +320,13 @@ class DashboardFeed:
         if self._user_rows:
             tasks = reversed(self._monitor.timeline.requests(64))
             users = slot_users(self._user_rows, tasks, self._monitor.wall_time)
-        if tracker.generation != self._slots_generation or users != self._slot_users:
+        flights = self._flights.observe(tracker.slots()) if self._flights else ()
+        changed = users != self._slot_users or flights != self._flights_shown
+        if tracker.generation != self._slots_generation or changed:
             self._slots_generation = tracker.generation
             self._slot_users = users
-            self._emit(SlotsUpdate(tracker.slots(), users))
+            self._flights_shown = flights
+            self._emit(SlotsUpdate(tracker.slots(), users, flights))
         facts = self._monitor.facts_tracker.facts
         if facts is not self._facts_shown and facts != self._facts_shown:
             self._facts_shown = facts

@@ -65,6 +65,14 @@ def _all_new_rows(reader: JournalReader) -> list[RequestRecord]:
             return rows
 
 
+def _new_and_finished(
+    reader: JournalReader, in_flight: list[int]
+) -> tuple[list[RequestRecord], list[RequestRecord]]:
+    """New rows, and rows shown as in flight that their final rows have replaced since."""
+    finished = [r for r in reader.rows(in_flight) if not r.in_flight] if in_flight else []
+    return _all_new_rows(reader), finished
+
+
 class LiveDriver:
     """Runs every live source as its own task; one failing source reports itself and the rest go on."""
 
@@ -136,14 +144,15 @@ class LiveDriver:
     # --- detail loads (worker threads) -----------------------------------------------------------
 
     def store_speeds(self, record: RequestRecord) -> None:
-        """Persist speeds joined from the server log into the record's journal row (in a worker thread)."""
+        """Persist what the log adds to a row (speeds; the server's count and progress of a request cut
+        off, in its usage and error) into its journal row (in a worker thread)."""
         from tui.core.journal.writer import store_usage
 
         if self._speed_writer is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._speed_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctxbudget-speeds")
-        self._speed_writer.submit(store_usage, self.journal_path, record.id, record.usage)
+        self._speed_writer.submit(store_usage, self.journal_path, record.id, record.usage, record.error)
 
     def load_record(self, record_id: int) -> RequestRecord | None:
         """The journal row with its parts."""
@@ -273,7 +282,12 @@ class LiveDriver:
             while True:
                 # The change check (one PRAGMA, ~4 µs) runs here: a thread hop ten times a second cost
                 # more idle CPU than the check itself. Rows are read in a thread only when there are new ones.
-                rows = await asyncio.to_thread(_all_new_rows, reader) if reader.changed() else []
+                rows: list[RequestRecord] = []
+                finished: list[RequestRecord] = []
+                if reader.changed():
+                    rows, finished = await asyncio.to_thread(_new_and_finished, reader, feed.in_flight_ids)
+                if finished:
+                    feed.finish_records(finished)
                 if rows:
                     if waiting:
                         waiting = False

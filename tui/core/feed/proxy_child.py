@@ -81,6 +81,7 @@ async def serve(settings: Settings, journal_path: Path) -> int:
     service = ProxyService(
         settings, journal_path=journal_path, on_record=lambda record: notify(row=record.id)
     )
+    service.on_flight = lambda record: notify(row=record.id)  # in-flight rows show at once too
     service.on_problem = lambda text: notify(problem=text)  # the dashboard's header and a toast show it
     try:
         await service.start()

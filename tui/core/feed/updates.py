@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from tui.core.feed.flights import FlightProgress
 from tui.core.logs.state import ServerFacts, SlotState
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 from tui.core.records import RequestRecord
@@ -71,11 +72,12 @@ class LogUpdate:
 
 @dataclass(frozen=True)
 class SlotsUpdate:
-    """Per-slot state from the log (task, phase, progress, checkpoints)."""
+    """Per-slot state from the log (task, phase, progress, checkpoints), and the requests they serve."""
 
     slots: tuple[SlotState, ...]
     # Team mode: (slot, user) of the request each slot last served, when the journal says it surely.
     users: tuple[tuple[int, str], ...] = ()
+    flights: tuple[FlightProgress, ...] = ()
 
 
 FeedUpdate = (

@@ -79,6 +79,15 @@ class JournalReader:
             self.last_id = max(self.last_id, records[-1].id)
         return records
 
+    def rows(self, ids: list[int]) -> list[RequestRecord]:
+        """These rows as they are now (a provisional row may have been replaced by its final one)."""
+        conn = self._connection()
+        if conn is None or not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        found = conn.execute(f"SELECT {self._columns} FROM requests WHERE id IN ({marks}) ORDER BY id", ids)
+        return [record_from_row(row) for row in found.fetchall()]
+
     def get(self, row_id: int) -> RequestRecord | None:
         """One row whole, with its anatomy parts and headers (for the detail view)."""
         conn = self._connection()
@@ -101,10 +110,13 @@ class JournalReader:
             return None
         return zlib.decompress(row[0])
 
-    def count(self) -> int:
-        """Number of rows."""
+    def count(self, *, finished: bool = False) -> int:
+        """Number of rows (finished: leaving out the provisional rows of requests still in flight)."""
         conn = self._connection()
-        return 0 if conn is None else int(conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+        if conn is None:
+            return 0
+        where = " WHERE state != 'in_flight'" if finished and "NULL AS state" not in self._columns else ""
+        return int(conn.execute(f"SELECT COUNT(*) FROM requests{where}").fetchone()[0])
 
     def changed(self) -> bool:
         """Whether another connection committed since the last call (one cheap PRAGMA)."""

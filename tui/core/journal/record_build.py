@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tui.core.journal.outcome import outcome_error
 from tui.core.records import RequestRecord, RewriteSavings
 
 if TYPE_CHECKING:  # readers must not import the analyzer (its counters pull in httpx)
@@ -21,6 +22,7 @@ def build_record(
     savings: RewriteSavings | None = None,
     row_id: int = 0,
     user: str = "",
+    state: str = "done",
 ) -> RequestRecord:
     """The journal row for one analysed exchange (id 0 until the journal assigns one)."""
     saved = savings or RewriteSavings()
@@ -45,7 +47,7 @@ def build_record(
         usage=result.usage,
         cache_break=result.cache_break,
         unparsed_reason=result.unparsed_reason,
-        error=exchange.error,
+        error=outcome_error(exchange, state),
         request_headers=exchange.request_headers,
         response_headers=exchange.response_headers,
         transforms=saved.transforms,
@@ -53,4 +55,5 @@ def build_record(
         mcp_saved_tokens=saved.mcp_saved_tokens,
         compaction_saved_tokens=saved.compaction_saved_tokens,
         user=user,
+        state=state,
     )

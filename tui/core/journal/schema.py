@@ -14,7 +14,7 @@ import orjson
 from tui.core.anatomy.model import Anatomy, Part
 from tui.core.records import COLUMNS, FIELD_DEFAULTS, Column, RequestRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _column_sql(column: Column) -> str:
@@ -62,6 +62,10 @@ INSERT_SQL = (
     f"INSERT INTO requests ({', '.join(c.name for c in _INSERTED)}) "
     f"VALUES ({', '.join('?' for _ in _INSERTED)})"
 )
+
+
+# Replaces every column but id of one row (the final row of a request over its provisional one).
+UPDATE_SQL = f"UPDATE requests SET {', '.join(c.name + ' = ?' for c in _INSERTED)} WHERE id = ?"
 
 
 def _present(conn: sqlite3.Connection) -> set[str]:

@@ -15,9 +15,10 @@ from pathlib import Path
 from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.anatomy.exchange import Exchange
 from tui.core.journal.files import COMPANION_SUFFIXES, make_private, set_aside
+from tui.core.journal.outcome import FLIGHT_KEY, flight_pid, interrupted_error, pid_alive
 from tui.core.journal.reader import JournalReader
 from tui.core.journal.record_build import build_record
-from tui.core.journal.schema import INSERT_SQL, connect, pack_parts, row_values
+from tui.core.journal.schema import INSERT_SQL, UPDATE_SQL, connect, pack_parts, row_values
 from tui.core.records import RequestRecord, RewriteSavings, Usage
 
 __all__ = ["Journal", "JournalReader"]
@@ -41,6 +42,7 @@ DELIVERY_SCHEMA = (
 )
 
 ProblemCallback = Callable[[str | None], None]
+
 
 
 def is_corrupt(exc: sqlite3.DatabaseError) -> bool:
@@ -162,15 +164,28 @@ class Journal:
         return self.append_record(record, exchange.request_body, delivery_key=delivery_key)
 
     def append_record(
-        self, record: RequestRecord, request_body: bytes = b"", *, delivery_key: str | None = None
+        self,
+        record: RequestRecord,
+        request_body: bytes = b"",
+        *,
+        delivery_key: str | None = None,
+        flight: str | None = None,
     ) -> int:
-        """Store one record (its id is ignored; the body only when record.has_body); returns the row id."""
+        """Store one record (its id is ignored; the body only when record.has_body); returns the row id.
+
+        With `flight`, an in-flight record is the request's provisional row and any other record
+        replaces that row in place (same id), so the table shows one row from forwarding to the end.
+        """
         body = zlib.compress(request_body, 6) if record.has_body and request_body else None
         values = row_values(record)
         parts = pack_parts(record.anatomy)
+        flight_key = FLIGHT_KEY + flight if flight else None
+        provisional = record.in_flight
         with self._lock:
             self._check_identity()
-            row_id = self._retry_busy(lambda conn: _insert(conn, values, parts, body, delivery_key))
+            row_id = self._retry_busy(
+                lambda conn: _insert(conn, values, parts, body, delivery_key, flight_key, provisional)
+            )
             self._since_prune += 1
         if self._problem is not None:
             self._report(None)
@@ -180,6 +195,11 @@ class Journal:
             except sqlite3.Error:
                 log.exception("journal prune failed (the row was written)")
         return row_id
+
+    def sweep_flights(self, alive: Callable[[int], bool] = pid_alive) -> int:
+        """Provisional rows of proxies that are gone become "interrupted" rows; returns how many."""
+        with self._lock:
+            return self._retry_busy(lambda conn: _sweep(conn, alive))
 
     def prune(self, now: float | None = None) -> int:
         """Apply retention_days and max_rows (waiting out a lock); returns how many rows were removed."""
@@ -293,6 +313,8 @@ def _insert(
     parts: bytes | None,
     body: bytes | None,
     key: str | None,
+    flight_key: str | None = None,
+    provisional: bool = False,
 ) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -301,7 +323,21 @@ def _insert(
             if known is not None:
                 conn.execute("COMMIT")
                 return int(known[0])
-        row_id = int(conn.execute(INSERT_SQL, values).lastrowid or 0)
+        row_id = 0
+        if flight_key is not None:
+            known = conn.execute("SELECT row_id FROM deliveries WHERE key = ?", (flight_key,)).fetchone()
+            if known is not None and provisional:
+                conn.execute("COMMIT")  # an announcement seen before (replayed): the row stands
+                return int(known[0])
+            if known is not None and conn.execute(UPDATE_SQL, (*values, int(known[0]))).rowcount:
+                row_id = int(known[0])
+                conn.execute("DELETE FROM details WHERE id = ?", (row_id,))
+        if not row_id:
+            row_id = int(conn.execute(INSERT_SQL, values).lastrowid or 0)
+            if flight_key is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO deliveries (key, row_id) VALUES (?, ?)", (flight_key, row_id)
+                )
         if parts is not None or body is not None:
             conn.execute(
                 "INSERT INTO details (id, anatomy_parts, request_body) VALUES (?, ?, ?)",
@@ -317,8 +353,35 @@ def _insert(
     return row_id
 
 
-def store_usage(path: Path | str, row_id: int, usage: Usage) -> bool:
-    """Rewrite one row's usage: speeds the dashboard joins from the server log after the row was written."""
+def _sweep(conn: sqlite3.Connection, alive: Callable[[int], bool]) -> int:
+    rows = conn.execute(
+        "SELECT d.key, r.id FROM deliveries d JOIN requests r ON r.id = d.row_id "
+        "WHERE d.key >= ? AND d.key < ? AND r.state = 'in_flight'",
+        (FLIGHT_KEY, FLIGHT_KEY[:-1] + chr(ord(FLIGHT_KEY[-1]) + 1)),
+    ).fetchall()
+    gone = [(flight_pid(key), row_id) for key, row_id in rows]
+    gone = [(pid, row_id) for pid, row_id in gone if pid is None or not alive(pid)]
+    if not gone:
+        return 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for pid, row_id in gone:
+            conn.execute(
+                "UPDATE requests SET state = 'interrupted', error = COALESCE(error, ?) "
+                "WHERE id = ? AND state = 'in_flight'",
+                (interrupted_error(pid), row_id),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return len(gone)
+
+
+def store_usage(path: Path | str, row_id: int, usage: Usage, error: str | None = None) -> bool:
+    """Rewrite one row's usage (and error, when given): what the dashboard joins from the server log
+    after the row was written (speeds; the server's prompt count and progress of a request cut off)."""
     import orjson
 
     if not Path(path).is_file():
@@ -329,9 +392,13 @@ def store_usage(path: Path | str, row_id: int, usage: Usage) -> bool:
         return False
     try:
         with conn:
-            cursor = conn.execute(
-                "UPDATE requests SET usage = ? WHERE id = ?", (orjson.dumps(usage.to_json()).decode(), row_id)
-            )
+            text = orjson.dumps(usage.to_json()).decode()
+            if error is None:
+                cursor = conn.execute("UPDATE requests SET usage = ? WHERE id = ?", (text, row_id))
+            else:
+                cursor = conn.execute(
+                    "UPDATE requests SET usage = ?, error = ? WHERE id = ?", (text, error, row_id)
+                )
         return cursor.rowcount == 1
     except sqlite3.Error:  # a locked or pruned journal: the speeds stay in this dashboard only
         return False

@@ -176,6 +176,7 @@ class ServerPoller:
             metrics=metrics,
             requests_deferred=int(metrics.requests_deferred) if metrics is not None else None,
             notes=tuple(notes),
+            template_tools=props.get("supports_tools"),
         )
 
     async def _poll_metrics(self, ts: float, notes: list[str]) -> MetricsSnapshot | None:

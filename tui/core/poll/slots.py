@@ -82,7 +82,10 @@ def parse_props(body: Any) -> dict[str, Any]:
     model_path = body.get("model_path")
     alias = body.get("model_alias")
     build = body.get("build_info")
+    caps = body.get("chat_template_caps")
+    tools = caps.get("supports_tools") if isinstance(caps, Mapping) else None
     return {
+        "supports_tools": tools if isinstance(tools, bool) else None,
         "model": alias if isinstance(alias, str) else "",
         "model_path": model_path if isinstance(model_path, str) else "",
         "build": build if isinstance(build, str) else "",

@@ -93,6 +93,8 @@ class ServerSnapshot:
     last_ok_ts: float | None = None
     # Why slots or metrics are missing while up, e.g. "metrics disabled (start llama-server with --metrics)".
     notes: tuple[str, ...] = ()
+    # Whether the chat template renders tools (/props chat_template_caps.supports_tools), None: unknown.
+    template_tools: bool | None = None
 
     @property
     def busy_slots(self) -> int:

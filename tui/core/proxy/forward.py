@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from tui.core.team.gate import KEY_HEADERS, KeyGate
 UPSTREAM_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 # Errors writing to the client: it went away (aiohttp raises ClientConnectionResetError here too).
 CLIENT_GONE_ERRORS = (ConnectionError, aiohttp.ClientConnectionError)
+# A request still running this long after it was forwarded gets its in-flight row: quick requests
+# (most of them) cost the analysis worker nothing extra, and a long prefill shows almost at once.
+ANNOUNCE_AFTER_S = 0.5
 # Seconds allowed between two chunks of a request body ([proxy] body_timeout).
 DEFAULT_BODY_TIMEOUT = 60.0
 
@@ -75,6 +79,8 @@ class Forwarder:
         # Sent instead of the agent's key when the gate identifies users ([server] api_key).
         self.upstream_key = upstream_key
         self.stats = ForwardStats()
+        # Flight names are unique across proxy runs and name this process (a dead one's rows are swept).
+        self._flight_prefix = f"{os.getpid()}-{time.time_ns()}"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Forward one request; never raises for upstream failures (answers 502 instead)."""
@@ -111,6 +117,11 @@ class Forwarder:
             request.method, raw_path, list(request.headers.items()), body, started, self.capture_limit, user
         )
         capture.rewrite = note
+        announce: asyncio.TimerHandle | None = None
+        if request.method == "POST":  # model calls still running after a moment get their in-flight row
+            flight = f"{self._flight_prefix}-{self.stats.requests}"
+            loop = asyncio.get_running_loop()
+            announce = loop.call_later(ANNOUNCE_AFTER_S, self._announce, capture, flight)
         self.stats.requests += 1
         self.stats.in_flight += 1
         upstream: aiohttp.ClientResponse | None = None
@@ -128,6 +139,8 @@ class Forwarder:
             self._client_gone(capture)
             raise
         finally:
+            if announce is not None:
+                announce.cancel()
             if upstream is not None:
                 if clean:
                     upstream.release()
@@ -136,6 +149,10 @@ class Forwarder:
             capture.total_ms = (time.perf_counter() - t0) * 1000.0
             self.stats.in_flight -= 1
             self.sink(capture)
+
+    def _announce(self, capture: Capture, flight: str) -> None:
+        """The request's in-flight row (analysed off the loop like every capture)."""
+        self.sink(capture.announcement(flight))
 
     def _refuse(self, request: web.Request, replace_auth: bool) -> tuple[int, str] | None:
         """A (status, message) for a request this proxy cannot forward as it stands, else None."""

@@ -124,6 +124,8 @@ class ProxyService:
         self._started_at = 0.0
         self.port = self.address.port
         self.on_problem: Callable[[str | None], None] | None = None
+        # Called on the loop with each provisional (in-flight) row, written as its request is forwarded.
+        self.on_flight: Callable[[RequestRecord], None] | None = None
         self.problem: str | None = None
         self._problem_shown_at = 0.0
         self._spans: SpanExport | None = None  # thread analysis only: the OpenTelemetry exporter
@@ -390,6 +392,13 @@ class ProxyService:
             return
         if self.problem is not None and self.journal_enabled:
             self._show_problem(None)  # a row was committed: whatever stood in the way is gone
+        if record.in_flight:  # provisional: counted and handed on once its final row replaces it
+            if self.on_flight is not None:
+                try:
+                    self.on_flight(record)
+                except Exception:
+                    log.exception("on_flight callback failed")
+            return
         try:
             self.metrics.observe(record)
             self.tracker.observe(record)

@@ -49,10 +49,21 @@ def _energy(s: Summary) -> str:
     )
 
 
+def _failures(s: Summary) -> str:
+    """How the failures split, and the requests still in flight (left out of every number)."""
+    parts = []
+    if s.rejected or s.cancelled:
+        parts.append(f"{s.rejected} rejected by the server, {s.cancelled} cut off (no tokens counted)")
+    if s.in_flight:
+        parts.append(f"{s.in_flight} in flight, not counted yet")
+    return (" · " + " · ".join(parts)) if parts else ""
+
+
 def headline(s: Summary) -> list[str]:
     """The overall numbers as short lines."""
     return [
-        f"Requests: {s.requests:,} ({s.errors} failed, {s.other_requests} non-model requests not counted)",
+        f"Requests: {s.requests:,} ({s.errors} failed, {s.other_requests} non-model requests not counted)"
+        + _failures(s),
         f"Prompt tokens: {s.prompt_tokens:,} · cached {s.cached_tokens:,} (reuse {pct(s.reuse_rate)})"
         f" · new {s.new_tokens:,} · new per request {num(s.effective_per_request)}",
         f"Output tokens: {s.output_tokens:,}",

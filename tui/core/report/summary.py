@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui.core.anatomy.model import CATEGORIES
+from tui.core.journal.outcome import CLIENT_GAVE_UP
 from tui.core.records import RequestRecord
 from tui.core.report.prices import DEFAULT_PRICES, CloudCost, PriceEntry, cloud_cost
 from tui.core.report.stats import SIZE_LABELS, percentile, size_bucket
@@ -26,6 +27,16 @@ def is_model_request(record: RequestRecord) -> bool:
     if record.kind == "count_tokens" or record.method != "POST":
         return False
     return record.kind in MODEL_KINDS and bool(record.dialect or record.usage.prompt_tokens is not None)
+
+
+def failed(record: RequestRecord) -> bool:
+    """Whether a request did not complete (an error, an error status, or no status at all)."""
+    return bool(record.error) or record.status >= 400 or record.status == 0
+
+
+def cut_off(record: RequestRecord) -> bool:
+    """Whether a request was cut off before its answer ended (client gave up, proxy stopped)."""
+    return record.state == "interrupted" or (record.error or "").startswith(CLIENT_GAVE_UP)
 
 
 def day_of(ts: float) -> str:
@@ -101,6 +112,11 @@ class Summary:
     costs: tuple[CloudCost, ...] = ()
     # Requests per model name the client asked for (what a cloud API would have been asked for).
     models: dict[str, int] = field(default_factory=dict)
+    # Failed model requests split: the server refused them (4xx/5xx), or they were cut off (the client
+    # gave up, or the proxy stopped); their prompt tokens are not in the token sums (no completed work).
+    rejected: int = 0
+    cancelled: int = 0
+    in_flight: int = 0  # provisional rows of requests still being answered (not counted anywhere else)
     # Prompt lengths in request order, downsampled (max per step) to at most TREND_POINTS values.
     prompt_trend: tuple[int, ...] = ()
     user: str | None = None  # team mode: the user these rows belong to (`report --by user`)
@@ -161,6 +177,9 @@ class Summary:
             "cloud_cost": [c.to_json() for c in self.costs],
             "prompt_trend": list(self.prompt_trend),
             "models": self.models,
+            "rejected": self.rejected,
+            "cancelled": self.cancelled,
+            "in_flight": self.in_flight,
         }
 
 
@@ -173,7 +192,8 @@ def summarize(
     user: str | None = None,
 ) -> Summary:
     """Aggregate the given rows (no filtering: `session`/`day`/`user` only label the result)."""
-    rows = list(records)
+    every = list(records)
+    rows = [r for r in every if not r.in_flight]
     model_rows = [r for r in rows if is_model_request(r)]
     categories = dict.fromkeys(CATEGORIES, 0)
     mcp: dict[str, int] = {}
@@ -191,7 +211,7 @@ def summarize(
             for server, entry in r.anatomy.mcp_servers.items():
                 mcp[server] = mcp.get(server, 0) + int(entry.get("tokens", 0))
         new = 0
-        if r.usage.prompt_tokens is not None:
+        if r.usage.prompt_tokens is not None and not failed(r):
             usage_requests += 1
             prompt += r.usage.prompt_tokens
             hit = min(r.usage.cached_tokens or 0, r.usage.prompt_tokens)
@@ -220,7 +240,10 @@ def summarize(
         day=day,
         requests=len(model_rows),
         other_requests=len(rows) - len(model_rows),
-        errors=sum(1 for r in model_rows if r.error or r.status >= 400 or r.status == 0),
+        errors=sum(1 for r in model_rows if failed(r)),
+        rejected=sum(1 for r in model_rows if r.status >= 400),
+        cancelled=sum(1 for r in model_rows if cut_off(r)),
+        in_flight=len(every) - len(rows),
         first_ts=min((r.ts for r in rows), default=None),
         last_ts=max((r.ts for r in rows), default=None),
         usage_requests=usage_requests,

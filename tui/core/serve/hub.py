@@ -93,8 +93,18 @@ class EventHub(DashboardFeed):
     def add_records(self, records: Sequence[RequestRecord], *, initial: bool = False) -> None:
         """Journal rows: the live ones become a `rows` event (clients get the backlog from the journal)."""
         super().add_records(records, initial=initial)
-        if records and not initial:
-            self._append("rows", rows=encode_records(records))
+        # In-flight rows stay here: the stream has no event that replaces a row yet, so a client gets a
+        # request's row once, final (finish_records).
+        live = [r for r in records if not r.in_flight]
+        if live and not initial:
+            self._append("rows", rows=encode_records(live))
+
+    def finish_records(self, records: Sequence[RequestRecord]) -> None:
+        """Final rows that replaced in-flight ones here: clients get them as new rows."""
+        super().finish_records(records)
+        done = [r for r in records if not r.in_flight]
+        if done:
+            self._append("rows", rows=encode_records(done))
 
     def add_log_lines(self, lines: Sequence[str]) -> None:
         """Raw log lines, as read."""

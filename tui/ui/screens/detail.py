@@ -69,6 +69,18 @@ def summary_text(record: RequestRecord, window: int, tz: dt.tzinfo | None) -> Te
     for label, value in (("unparsed", record.unparsed_reason), ("error", record.error)):
         if value:
             text.append(f"\n{label}: {printable(value)}", style="bold red")
+    shown = record.anatomy
+    if shown is not None and shown.rendered:
+        sent = sum(shown.as_sent.values())
+        text.append(f"\ncounted as the server's chat template renders it; as sent: {grouped(sent)} tokens")
+        if shown.dropped:
+            dropped = ", ".join(printable(d) for d in shown.dropped[:8])
+            more = f" and {len(shown.dropped) - 8} more" if len(shown.dropped) > 8 else ""
+            text.append(
+                f"\ndropped by the chat template: {dropped}{more}; tool calling cannot work: use a "
+                "tool-capable template (--chat-template-file) or model",
+                style="bold red",
+            )
     return text
 
 

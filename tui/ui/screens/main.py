@@ -15,8 +15,10 @@ from textual.widgets import ContentSwitcher, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from tui.core.config import Settings
+from tui.core.doctor.template_check import dropped_tools_banner
 from tui.core.feed.control import ControlSnapshot
 from tui.core.feed.feed import DashboardFeed
+from tui.core.feed.follow import budget_record
 from tui.core.feed.updates import SourceStatus
 from tui.core.feed.views import RequestHistory, SessionCalls, budget_of, mcp_rows
 from tui.core.logs.state import ServerFacts
@@ -114,7 +116,11 @@ class MainScreen(Screen[None]):
         if message.update.replaced:
             table.replace_records(records)
             if self.selected is not None and any(r.id == self.selected.id for r in records):
+                was_in_flight = self.selected.in_flight
                 self.selected = next(r for r in records if r.id == self.selected.id)
+                if was_in_flight:  # its final row: anatomy and MCP servers now known
+                    self._refresh_budget()
+                    self._refresh_mcp(self.selected)
         else:
             table.add_records(records)
         self.history.add(records)
@@ -156,6 +162,9 @@ class MainScreen(Screen[None]):
     def on_slots_changed(self, message: msg.SlotsChanged) -> None:
         """Slot activity from the log."""
         self.query_one(SlotsPanel).show(states=message.update.slots, users=message.update.users)
+        self.query_one(RequestsTable).show_flights(message.update.flights)
+        if self.selected is not None and self.selected.in_flight:
+            self._refresh_budget()
 
     def on_facts_changed(self, message: msg.FactsChanged) -> None:
         """Facts from the log."""
@@ -224,8 +233,15 @@ class MainScreen(Screen[None]):
         follow = bar.following if following is None else following
         from tui.core.insight.forecast import budget_phrase
 
-        rows = list(self.query_one(RequestsTable).by_id.values())
+        table = self.query_one(RequestsTable)
+        rows = list(table.by_id.values())
+        if record is not None and follow:
+            record = budget_record(rows, record)
         forecast = budget_phrase(rows, record, self.window() or None) if record else ""
+        flight = table.flights.get(record.id) if record is not None and record.in_flight else None
+        bar.flight = flight.text() if flight is not None else ""
+        template_tools = self.server.template_tools if self.server is not None else None
+        bar.banner = dropped_tools_banner(template_tools, record)
         bar.show(record, budget_of(record, self.window()) if record else None, follow, forecast)
 
     def _refresh_mcp(self, record: RequestRecord | None) -> None:

@@ -36,13 +36,15 @@ class BudgetBar(Widget):
         self.following = True
         self.empty_hint = "no requests yet"
         self.forecast = ""
+        self.flight = ""  # what the server does with the shown request while it is in flight
+        self.banner = ""  # a red line above the title: the model does not see part of this request
         self._shown_key: object = None
 
     def show(
         self, record: RequestRecord | None, budget: Budget | None, following: bool, forecast: str = ""
     ) -> None:
         """Show the budget of `record` (None: the empty state) and its session's forecast."""
-        key = (record, budget, following, self.empty_hint, forecast)
+        key = (record, budget, following, self.empty_hint, forecast, self.flight, self.banner)
         self.forecast = forecast
         if key == self._shown_key:
             return
@@ -70,7 +72,9 @@ class BudgetBar(Widget):
         title.append(f"{record.kind} {clock(record.ts, self.tz)}", style=dim)
         title.append("  " if self.following else "  (selected) ", style=dim)
         if budget is None:
-            reason = record.unparsed_reason or record.error or "no anatomy for this request"
+            reason = self.flight or record.unparsed_reason or record.error or "no anatomy for this request"
+            if record.in_flight and not self.flight:
+                reason = "in flight: forwarded, waiting for the server's answer"
             title.append(f"  {reason}", style=dim)
             return title
         level_style = self._style(budget.level) if budget.level != "ok" else Style(bold=True)
@@ -89,7 +93,10 @@ class BudgetBar(Widget):
             [self._legend_entry(seg.label, seg.tokens, seg.style_key, budget) for seg in budget.segments],
             width,
         )
-        return Text("\n").join([title, bar, legend])
+        lines = [title, bar, legend]
+        if self.banner:
+            lines.insert(0, Text(self.banner, style=self._style("danger") + Style(bold=True)))
+        return Text("\n").join(lines)
 
     def _bar(self, budget: Budget, width: int) -> Text:
         total = max(budget.window, budget.used, 1)

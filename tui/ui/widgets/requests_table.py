@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
+from tui.core.feed.flights import FlightProgress
 from tui.core.records import RequestRecord
 from tui.core.terminal_text import printable
 from tui.ui.format import clock, millis, percent, rate, tokens
@@ -88,6 +89,7 @@ class RequestsTable(DataTable[Text | str | int]):
         self.following = True
         self.filter_text = ""
         self.columns_shown: list[tuple[str, str, int]] = list(COLUMNS)
+        self.flights: dict[int, FlightProgress] = {}
 
     def on_mount(self) -> None:
         """Columns."""
@@ -152,6 +154,14 @@ class RequestsTable(DataTable[Text | str | int]):
                 for (key, _, _), value in zip(self.columns_shown, self._cells(record), strict=True):
                     self.update_cell(str(record.id), key, value)
 
+    def show_flights(self, flights: Iterable[FlightProgress]) -> None:
+        """Progress of the requests in flight: their status cells show it."""
+        self.flights = {f.record_id: f for f in flights}
+        for record_id in self.flights:
+            record = self.by_id.get(record_id)
+            if record is not None and record.in_flight and str(record_id) in self.rows:
+                self.update_cell(str(record_id), "status", self._status(record))
+
     def set_query(self, query: str) -> None:
         """Show only rows matching the filter."""
         self.filter_text = query.strip()
@@ -176,12 +186,15 @@ class RequestsTable(DataTable[Text | str | int]):
         new = None
         if usage.prompt_tokens is not None and usage.cached_tokens is not None:
             new = usage.prompt_tokens - usage.cached_tokens
-        status = Text(
-            str(record.status or "–"), style="bold red" if record.status >= 400 or record.error else ""
-        )
+        status = self._status(record)
         return [
             clock(record.ts, self.tz),
-            Text(tokens(record.prompt_tokens), justify="right"),
+            # "~": the row's own count (no server usage: the request failed or was cut off).
+            Text(
+                ("" if usage.prompt_tokens is not None or record.prompt_tokens is None else "~")
+                + tokens(record.prompt_tokens),
+                justify="right",
+            ),
             Text(percent(record.reused_fraction), justify="right"),
             Text(tokens(new), justify="right"),
             Text(tokens(usage.output_tokens), justify="right"),
@@ -199,6 +212,14 @@ class RequestsTable(DataTable[Text | str | int]):
     @staticmethod
     def _user_cell(record: RequestRecord) -> Text:
         return Text(printable(record.user[:10] or "–"))
+
+    def _status(self, record: RequestRecord) -> Text:
+        if record.in_flight:
+            flight = self.flights.get(record.id)
+            return Text(flight.short if flight is not None else "…", style="bold yellow")
+        return Text(
+            str(record.status or "–"), style="bold red" if record.status >= 400 or record.error else ""
+        )
 
     # --- cursor and follow ------------------------------------------------------------------------
 
