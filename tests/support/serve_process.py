@@ -124,8 +124,11 @@ class FeedReader:
         rows_after: int = -1,
         headers: dict[str, str] | None = None,
         verify: Any = True,
+        flying: list[int] | None = None,
     ) -> None:
         params: dict[str, Any] = {"rows_after": rows_after}
+        if flying:
+            params["flying"] = ",".join(map(str, flying))
         if epoch is not None:
             params["epoch"] = epoch
         if after is not None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
+
+FLYING_LIMIT = 200  # serve takes at most this many (app.FLYING_LIMIT)
 
 
 @dataclass
@@ -20,12 +23,15 @@ class FeedCursor:
     rows_after: int = -1
     _pending: tuple[str, int] | None = None  # a replaying stream's (epoch, hello id)
 
-    def query(self) -> dict[str, str]:
-        """The feed request's parameters: a first connection sends no epoch and rows_after=-1."""
+    def query(self, flying: list[int] | None = None) -> dict[str, str]:
+        """The feed request's parameters: a first connection sends no epoch and rows_after=-1; `flying`
+        names the rows shown as in flight, whose final rows a catch-up must bring."""
         params = {"rows_after": str(self.rows_after)}
         if self.epoch is not None:
             params["epoch"] = self.epoch
             params["after"] = str(self.last_event)
+        if flying:
+            params["flying"] = ",".join(str(row_id) for row_id in flying[-FLYING_LIMIT:])
         return params
 
     def hello(self, event_id: int, data: dict[str, Any]) -> bool:
@@ -44,9 +50,10 @@ class FeedCursor:
             self.epoch, self._pending = pending[0], None
             self.last_event = max(pending[1], event_id)
 
-    def new_rows(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The records above rows_after (each row once, whatever the server resends); rows_after moves up."""
-        fresh = [r for r in records if int(r.get("id") or 0) > self.rows_after]
+    def new_rows(self, records: list[dict[str, Any]], flying: Collection[int] = ()) -> list[dict[str, Any]]:
+        """The records above rows_after (each row once, whatever the server resends), plus the final rows
+        of those shown as in flight (`flying`, from a `replaced` event); rows_after moves up."""
+        fresh = [r for r in records if int(r.get("id") or 0) > self.rows_after or r.get("id") in flying]
         if fresh:
-            self.rows_after = max(int(r.get("id") or 0) for r in fresh)
+            self.rows_after = max(self.rows_after, *(int(r.get("id") or 0) for r in fresh))
         return fresh

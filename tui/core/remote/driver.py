@@ -187,7 +187,7 @@ class RemoteDriver:
             self._server_control.where = f" on {self.info.remote_host or self.where}"
             self._server_control.model = str(data.get("model") or "") or self._server_control.model
         async with http.stream(
-            "GET", self.source.url + "/_ctxbudget/feed", params=self.cursor.query()
+            "GET", self.source.url + "/_ctxbudget/feed", params=self.cursor.query(feed.in_flight_ids)
         ) as response:
             if response.status_code == 401:
                 raise TokenRefused(token_refused(self.source.url))
@@ -212,7 +212,8 @@ class RemoteDriver:
             feed.set_status(SourceStatus("link", "ok", f"{note}: remote {self.where}"))
         elif kind == "rows":
             initial = bool(data.get("initial"))
-            fresh = self.cursor.new_rows(list(data.get("records") or []))
+            flying = feed.in_flight_ids if data.get("replaced") else ()
+            fresh = self.cursor.new_rows(list(data.get("records") or []), flying)
             if fresh or initial:
                 feed.add_records([record_from_json(r) for r in fresh], initial=initial)
         elif kind == "log":

@@ -25,6 +25,7 @@ from tui.core.serve.stream import feed_lines
 
 PREFIX = "/_ctxbudget/"
 ROWS_LIMIT = 1000
+FLYING_LIMIT = 200  # in-flight rows one client names when it reconnects
 # The proxy's control API paths serve forwards to its proxy (the proxy keeps its own checks).
 FORWARDED = (("GET", "health"), ("GET", "state"), ("POST", "mcp"), ("POST", "transforms"),
              ("POST", "compact"), ("POST", "compact/undo"), ("GET", "metrics"))  # fmt: skip
@@ -68,6 +69,18 @@ def _int_arg(request: web.Request, name: str, default: int) -> int:
     except ValueError:
         raise web.HTTPBadRequest(
             text=f'{{"error": {{"type": "bad_request", "message": "{name}: not an integer"}}}}',
+            content_type="application/json",
+        ) from None
+
+
+def _id_list(request: web.Request, name: str, most: int = FLYING_LIMIT) -> list[int]:
+    """A comma-separated list of row ids (at most `most`)."""
+    text = request.query.get(name, "")
+    try:
+        return [int(part) for part in text.split(",") if part][:most]
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text=f'{{"error": {{"type": "bad_request", "message": "{name}: not a list of row ids"}}}}',
             content_type="application/json",
         ) from None
 
@@ -138,12 +151,13 @@ class ServeApp:
         epoch = request.query.get("epoch") or None
         after = _int_arg(request, "after", -1) if "after" in request.query else None
         rows_after = _int_arg(request, "rows_after", -1)
+        flying = _id_list(request, "flying")
         response = web.StreamResponse(
             headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"}
         )
         await response.prepare(request)
         try:
-            async for line in feed_lines(self.hub, self.journal, epoch, after, rows_after):
+            async for line in feed_lines(self.hub, self.journal, epoch, after, rows_after, flying):
                 await response.write(line)
         except (ConnectionResetError, ConnectionError):
             pass  # the client went away; it resumes from its last id

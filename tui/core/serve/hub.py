@@ -26,11 +26,14 @@ def encode_line(event_id: int, kind: str, data: Any) -> bytes:
     return orjson.dumps({"id": event_id, "type": kind, "data": data}) + b"\n"
 
 
-def rows_line(event_id: int, rows: Sequence[tuple[int, bytes]], *, initial: bool) -> bytes:
-    """A `rows` line from records already encoded one by one."""
+def rows_line(
+    event_id: int, rows: Sequence[tuple[int, bytes]], *, initial: bool, replaced: bool = False
+) -> bytes:
+    """A `rows` line from records already encoded one by one (`replaced`: final rows of in-flight ones)."""
     body = b",".join(encoded for _, encoded in rows)
     flag = b"true" if initial else b"false"
-    return b'{"id":%d,"type":"rows","data":{"records":[%s],"initial":%s}}\n' % (event_id, body, flag)
+    extra = b',"replaced":true' if replaced else b""
+    return b'{"id":%d,"type":"rows","data":{"records":[%s],"initial":%s%s}}\n' % (event_id, body, flag, extra)
 
 
 def encode_records(records: Sequence[RequestRecord]) -> tuple[tuple[int, bytes], ...]:
@@ -46,11 +49,14 @@ class FeedEvent:
     kind: str
     line: bytes = b""
     rows: tuple[tuple[int, bytes], ...] = ()
+    replaced: bool = False  # final rows of in-flight ones: a client holding their ids needs them too
 
     def line_after(self, rows_after: int) -> bytes | None:
         """The NDJSON line for a client holding every row up to `rows_after` (None: nothing new for it)."""
         if self.kind != "rows":
             return self.line
+        if self.replaced:
+            return rows_line(self.id, self.rows, initial=False, replaced=True)
         fresh = [row for row in self.rows if row[0] > rows_after]
         return rows_line(self.id, fresh, initial=False) if fresh else None
 
@@ -83,28 +89,27 @@ class EventHub(DashboardFeed):
 
     # --- recording ---------------------------------------------------------------------------------
 
-    def _append(self, kind: str, data: Any = None, rows: tuple[tuple[int, bytes], ...] = ()) -> None:
+    def _append(
+        self, kind: str, data: Any = None, rows: tuple[tuple[int, bytes], ...] = (), replaced: bool = False
+    ) -> None:
         self.last_id += 1
         line = b"" if kind == "rows" else encode_line(self.last_id, kind, data if data is not None else {})
-        self._ring.append(FeedEvent(self.last_id, kind, line, rows))
+        self._ring.append(FeedEvent(self.last_id, kind, line, rows, replaced))
         self._new.set()
         self._new = asyncio.Event()
 
     def add_records(self, records: Sequence[RequestRecord], *, initial: bool = False) -> None:
         """Journal rows: the live ones become a `rows` event (clients get the backlog from the journal)."""
         super().add_records(records, initial=initial)
-        # In-flight rows stay here: the stream has no event that replaces a row yet, so a client gets a
-        # request's row once, final (finish_records).
-        live = [r for r in records if not r.in_flight]
-        if live and not initial:
-            self._append("rows", rows=encode_records(live))
+        if records and not initial:  # in-flight rows too: a remote dashboard shows their progress
+            self._append("rows", rows=encode_records(records))
 
     def finish_records(self, records: Sequence[RequestRecord]) -> None:
-        """Final rows that replaced in-flight ones here: clients get them as new rows."""
+        """Final rows that replaced in-flight ones: a `replaced` rows event, which no client filters out."""
         super().finish_records(records)
         done = [r for r in records if not r.in_flight]
         if done:
-            self._append("rows", rows=encode_records(done))
+            self._append("rows", rows=encode_records(done), replaced=True)
 
     def add_log_lines(self, lines: Sequence[str]) -> None:
         """Raw log lines, as read."""

@@ -26,6 +26,15 @@ def _latest(path: Path, n: int) -> list[RequestRecord]:
         reader.close()
 
 
+def _finished(path: Path, ids: list[int]) -> list[RequestRecord]:
+    """Of the rows a client shows as in flight, those whose final rows have replaced them since."""
+    reader = JournalReader(path)
+    try:
+        return [r for r in reader.rows(ids) if not r.in_flight]
+    finally:
+        reader.close()
+
+
 def _since(path: Path, row_id: int, limit: int) -> list[RequestRecord]:
     reader = JournalReader(path)
     try:
@@ -35,7 +44,12 @@ def _since(path: Path, row_id: int, limit: int) -> list[RequestRecord]:
 
 
 async def feed_lines(
-    hub: EventHub, journal: Path, epoch: str | None, after: int | None, rows_after: int
+    hub: EventHub,
+    journal: Path,
+    epoch: str | None,
+    after: int | None,
+    rows_after: int,
+    flying: list[int] | None = None,
 ) -> AsyncIterator[bytes]:
     """Every NDJSON line this client gets, until it goes away or falls behind the ring (then it resumes)."""
     resumed = hub.can_resume(epoch, after)
@@ -55,6 +69,10 @@ async def feed_lines(
                 sent_rows = batch[-1].id
                 if len(batch) < ROWS_BATCH:
                     break
+            if flying:
+                finished = await asyncio.to_thread(_finished, journal, flying)
+                if finished:
+                    yield rows_line(snap.last_id, encode_records(finished), initial=False, replaced=True)
         for start in range(0, len(snap.log_lines), LOG_BATCH):
             yield encode_line(snap.last_id, "log", {"lines": list(snap.log_lines[start : start + LOG_BATCH])})
         if snap.log_backlog_read:
