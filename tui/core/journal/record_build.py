@@ -53,4 +53,5 @@ def build_record(
         mcp_saved_tokens=saved.mcp_saved_tokens,
         compaction_saved_tokens=saved.compaction_saved_tokens,
         user=user,
+        compaction_folded=saved.compaction_folded,
     )

@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from tui.core.logs.state import ServerFacts
+from tui.core.poll.kv_sharing import kv_sharing
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 from tui.ui.format import flow, gauge, gib_bytes, mib, percent, tokens
 
@@ -71,7 +72,25 @@ class MemoryPanel(Widget):
                 if not many:
                     entry.append(f" {tokens(slot.n_prompt_tokens)}", style=dim)
                 kv.append(entry)
+            sharing = self._sharing_entry(dim)
+            if sharing is not None:
+                kv.append(sharing)
         return Text("\n").join([flow(kv, width), flow(self._memory_entries(dim), width)])
+
+    def _sharing_entry(self, dim: Style) -> Text | None:
+        """What a slot really gets: the shared pool's fill, a fixed part per slot, or unknown."""
+        sharing = kv_sharing(self.facts, self.server)
+        fill = sharing.pool_fill(self.server)
+        if sharing.mode == "shared" and fill is not None:
+            style = self._style("danger" if fill >= 0.95 else "warning" if fill >= 0.8 else "fill")
+            return Text.assemble(
+                ("pool ", dim), (percent(fill), style), (f" of {tokens(sharing.pool)} shared", dim)
+            )
+        if sharing.mode == "split":
+            return Text(f"split: {tokens(sharing.per_slot)} per slot", style=dim)
+        if sharing.mode == "unknown":
+            return Text("pool sharing unknown (no startup log)", style=dim)
+        return None
 
     def _memory_entries(self, dim: Style) -> list[Text]:
         gpu = self.gpu
