@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -113,6 +114,23 @@ async def header_text(snapshot: ServerSnapshot) -> str:
         return header.render().plain
 
 
+async def kv_panel_text(snapshot: ServerSnapshot) -> str:
+    from textual.app import App, ComposeResult
+
+    from tui.ui.widgets.memory_panel import MemoryPanel
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield MemoryPanel()
+
+    app = One()
+    async with app.run_test(size=(200, 6)) as pilot:
+        panel = app.query_one(MemoryPanel)
+        panel.show(server=snapshot)
+        await pilot.pause()
+        return panel.render().plain
+
+
 async def test_router_models_states_slots_and_requests(
     router: Router, start_proxy: StartProxy  # noqa: F811 - the imported fixture
 ) -> None:
@@ -145,6 +163,13 @@ async def test_router_models_states_slots_and_requests(
     assert server_from_json(json.loads(json.dumps(server_to_json(snap)))) == snap
     text = await header_text(snap)
     assert "models alpha loaded 2×2,048 · beta unloaded · broken failed" in text
+    # With two models loaded, the KV panel shows each one's slots under its name.
+    router.load("beta")
+    eventually_sync(lambda: router.statuses()["beta"] == "loaded", timeout=30, what="beta loaded")
+    both = await poll(router.url)
+    panel = await kv_panel_text(both)
+    first_line = panel.splitlines()[0]
+    assert re.match(r"KV  alpha  s0 .*  s1 .*  beta  s0 .*  s1 ", first_line), first_line
 
     # Idle, alpha goes to sleep although the dashboard keeps polling every 0.3 s (no /slots without work:
     # that call resets the idle timer), and polls report it asleep without waking it.
