@@ -162,3 +162,15 @@ def test_undo_alone_reaches_an_ipv6_proxy_in_the_default_pane_mode(
         assert compact_cmd.run_compact(args(mode="pane", undo=True), settings) == 2
     finally:
         server.shutdown()
+
+
+def test_pane_mode_types_compact_with_the_focus(
+    tmux: libtmux.Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script, record = stand_in(tmp_path / "agent")
+    tmux.new_session("agent", window_command=str(script), attach=False)
+    wait_for(record, "ready")
+    given = args(mode="pane", socket=tmux.socket_name, focus="the auth\nbug", json=True)
+    assert compact_cmd.run_compact(given, Settings()) == 0
+    assert json.loads(capsys.readouterr().out)["command"] == "/compact the auth bug"  # one line
+    assert wait_for(record, "auth").splitlines()[-1] == "/compact the auth bug"

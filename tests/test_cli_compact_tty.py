@@ -115,10 +115,10 @@ def test_pane_chosen_in_the_dialog_is_the_mode_that_runs(tmp_path: Path, socket:
     record = start_agent_and_dashboard(tmp_path, socket, "claude", "proxy")
     tmux(socket, "send-keys", "-t", "dash", "c")
     wait_for_screen(socket, "dash", "○▌ pane: type /compact", "●▌ proxy: summarise")
-    for key in ("BTab", "Up", "Enter"):  # to the modes, onto pane, select it
+    for key in ("BTab", "BTab", "Up", "Enter"):  # past the focus field to the modes, onto pane, select it
         tmux(socket, "send-keys", "-t", "dash", key)
     wait_for_screen(socket, "dash", "●▌ pane: type /compact", "○▌ proxy: summarise")
-    for key in ("Tab", "Tab", "Enter"):  # Cancel, Compact, press
+    for key in ("Tab", "Tab", "Tab", "Enter"):  # focus field, Cancel, Compact, press
         tmux(socket, "send-keys", "-t", "dash", key)
     assert wait_for(record, "/compact").splitlines()[-1] == "/compact"
     wait_for_screen(socket, "dash", "sent /compact to tmux pane")

@@ -85,6 +85,7 @@ def full_record(row_id: int = 7) -> RequestRecord:
         compaction_saved_tokens=3000,
         user="alice",
         state="interrupted",
+        compaction_folded="{\"role\":\"user\",\"content\":\"folded turn\"}",
     )
 
 
@@ -107,13 +108,14 @@ def test_journal_round_trip_keeps_every_field(tmp_path: Path) -> None:
     reader = JournalReader(tmp_path / "j.sqlite3")
     assert reader.get(row_id) == dataclasses.replace(record, id=row_id)
     assert reader.body(row_id) == b'{"model": "qwen"}'
-    # Listings leave out the headers and the parts, and nothing else.
+    # Listings leave out the headers, the parts and the folded turns, and nothing else.
     (listed,) = reader.latest(1)
     assert listed == dataclasses.replace(
         record,
         id=row_id,
         request_headers={},
         response_headers={},
+        compaction_folded=None,
         anatomy=dataclasses.replace(record.anatomy, parts=()) if record.anatomy else None,
     )
     reader.close()
@@ -130,6 +132,7 @@ def test_json_contract_round_trip_keeps_its_fields() -> None:
         has_body=False,
         request_headers={},
         response_headers={},
+        compaction_folded=None,
         anatomy=dataclasses.replace(record.anatomy, parts=()) if record.anatomy else None,
     )
 

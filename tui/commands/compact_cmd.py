@@ -36,6 +36,12 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-turns", type=int, metavar="N", help="proxy mode: recent user turns kept verbatim"
     )
+    parser.add_argument(
+        "--focus",
+        metavar="TEXT",
+        default="",
+        help="what the summary should keep in view (pane: /compact TEXT; proxy: the summary prompt)",
+    )
     parser.add_argument("--pane", metavar="TARGET", help="pane mode: tmux pane (%%3 or session:window.pane)")
     parser.add_argument("--socket", metavar="NAME", help="pane mode: tmux socket name (tmux -L NAME)")
     parser.add_argument(
@@ -55,6 +61,7 @@ def request_proxy_compaction(
     undo: bool = False,
     timeout: float = 600.0,
     user: str | None = None,
+    focus: str = "",
 ) -> dict[str, Any]:
     """POST the compaction (or its undo) to the running proxy's control API; RuntimeError when it fails."""
     from tui.core.control.client import ControlClient, ControlError
@@ -63,7 +70,7 @@ def request_proxy_compaction(
     try:
         if undo:
             return client.undo_compaction(session, user)
-        return client.compact(session, keep_turns, timeout, user)
+        return client.compact(session, keep_turns, timeout, user, focus=focus)
     except ControlError as exc:
         hint = "" if exc.status else "; start it with `ctxbudget` or `ctxbudget proxy`, or use --mode pane"
         raise RuntimeError(f"proxy compaction failed: {exc}{hint}") from exc
@@ -76,7 +83,7 @@ def run_compact(args: argparse.Namespace, settings: Settings) -> int:
     # Only a proxy compaction can be undone, so --undo alone means proxy mode whatever [compact] mode says.
     mode = args.mode or ("proxy" if args.undo else _compact_opt(settings, "mode", "pane"))
     if mode == "pane":
-        from tui.core.actions.tmux_compact import DEFAULT_AGENT, PaneError, send_compact
+        from tui.core.actions.tmux_compact import DEFAULT_AGENT, PaneError, compact_command, send_compact
 
         if args.undo:
             print("ctxbudget compact: --undo only applies to proxy mode (drop --mode pane)", file=sys.stderr)
@@ -85,12 +92,14 @@ def run_compact(args: argparse.Namespace, settings: Settings) -> int:
         agent = _compact_opt(settings, "agent_command", DEFAULT_AGENT) or DEFAULT_AGENT
         socket = args.socket or _compact_opt(settings, "tmux_socket", "") or None
         try:
-            pane = send_compact(spec, agent=agent, socket_name=socket)
+            command = compact_command(getattr(args, "focus", "") or "")
+            pane = send_compact(spec, agent=agent, socket_name=socket, command=command)
         except PaneError as exc:
             print(f"ctxbudget compact: {exc}", file=sys.stderr)
             return 1
         result: dict[str, Any] = {"mode": "pane", "pane": pane.pane_id, "target": pane.target}
-        print(json.dumps(result) if args.json else f"sent /compact to pane {pane.describe()}")
+        result["command"] = command
+        print(json.dumps(result) if args.json else printable(f"sent {command} to pane {pane.describe()}"))
         return 0
     keep = (
         args.keep_turns
@@ -98,8 +107,9 @@ def run_compact(args: argparse.Namespace, settings: Settings) -> int:
         else _compact_opt(settings, "keep_turns", DEFAULT_KEEP_TURNS)
     )
     try:
+        focus = getattr(args, "focus", "") or ""
         data = request_proxy_compaction(
-            settings, args.session, int(keep), undo=args.undo, user=args.user
+            settings, args.session, int(keep), undo=args.undo, user=args.user, focus=focus
         )
     except RuntimeError as exc:
         print(f"ctxbudget compact: {exc}", file=sys.stderr)

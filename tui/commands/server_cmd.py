@@ -12,6 +12,7 @@ from tui.core.config import Settings
 
 if TYPE_CHECKING:
     from tui.core.actions.server_control import ServerState
+    from tui.core.poll.snapshots import RouterModel
 
 
 def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
@@ -24,7 +25,12 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
         "and waits until the model is loaded; it keeps the slots' prompt cache across the restart when "
         "it can (see --keep-cache).",
     )
-    parser.add_argument("action", choices=("start", "stop", "restart", "status"))
+    parser.add_argument("action", choices=("start", "stop", "restart", "status", "load", "unload"))
+    parser.add_argument(
+        "--model",
+        metavar="NAME",
+        help="router mode (--models-dir / --models-preset): load, unload or restart this one model",
+    )
     parser.add_argument("--ctx-size", type=int, metavar="N", help="override [server] ctx_size for this start")
     parser.add_argument("--parallel", type=int, metavar="N", help="override [server] parallel for this start")
     parser.add_argument(
@@ -59,13 +65,41 @@ def _printer(quiet: bool) -> Any:
     return show
 
 
+def run_model_action(action: str, model: str | None, settings: Settings, as_json: bool) -> int:
+    """Load, unload or restart one model of a router; 0 when it ended loaded (unloaded), 1 if not."""
+    from tui.core.actions.router_control import RouterControl, RouterControlError
+
+    if not model:
+        print(f"ctxbudget server {action}: name the model with --model NAME (router mode)", file=sys.stderr)
+        return 2
+    control = RouterControl(settings.server.url, settings.server.api_key)
+    try:
+        result = getattr(control, action)(model)
+    except RouterControlError as exc:
+        print(f"ctxbudget server {action}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.to_json(), indent=2) if as_json else result.describe())
+    return 0 if result.ok else 1
+
+
 def run_server(args: argparse.Namespace, settings: Settings) -> int:
     """Run one server action; exit 0 on success, 1 when it failed, 2 when it was refused."""
     from tui.core.actions.server_control import PreflightError, ServerController
     from tui.core.actions.server_errors import ServerControlError
 
+    model = getattr(args, "model", None)
+    per_model = args.action in ("load", "unload") or (args.action == "restart" and bool(model))
     if getattr(args, "connect", None):
+        if per_model:
+            print(
+                f"ctxbudget server {args.action} --model: not available through --connect yet; "
+                "run it on the server host",
+                file=sys.stderr,
+            )
+            return 2
         return run_remote(args)
+    if per_model:
+        return run_model_action(args.action, model, settings, bool(args.json))
     controller = ServerController(settings, on_state=_printer(bool(args.json)))
     if args.action == "status":
         status = controller.status()
@@ -96,6 +130,25 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if state.phase == "failed" else 0
 
 
+def models_from_json(items: list[dict[str, Any]]) -> tuple[RouterModel, ...]:
+    """RouterModel.to_json output back into models (for a status read through --connect)."""
+    from tui.core.poll.snapshots import RouterModel
+
+    return tuple(
+        RouterModel(
+            id=str(m.get("id", "")),
+            status=str(m.get("status", "unknown")),
+            source=str(m.get("source") or ""),
+            exit_code=m.get("exit_code"),
+            n_slots=int(m.get("n_slots") or 0),
+            n_ctx_slot=int(m.get("n_ctx") or 0),
+            n_ctx_train=m.get("n_ctx_train"),
+        )
+        for m in items
+        if isinstance(m, dict)
+    )
+
+
 def run_remote(args: argparse.Namespace) -> int:
     """The same action on the server host, through its `ctxbudget serve` (same exit codes)."""
     from tui.core.actions.server_probe import ServerStatus
@@ -112,6 +165,7 @@ def run_remote(args: argparse.Namespace) -> int:
                 fields = {k: v for k, v in data.items() if k in ServerStatus.__dataclass_fields__}
                 fields["foreign_pids"] = tuple(fields.get("foreign_pids") or ())
                 fields["record"] = None
+                fields["models"] = models_from_json(data.get("models") or [])
                 print(f"{remote.url}: {ServerStatus(**fields).describe()}")
             return 0 if data.get("phase") == "up" else 1
 

@@ -56,6 +56,16 @@ class Usage:
     prompt_ms: float | None = None
     gen_ms: float | None = None
     stop_reason: str | None = None
+    # Speculative decoding (response timings draft_n / draft_n_accepted, else the log's print_timing line).
+    draft_tokens: int | None = None
+    draft_accepted: int | None = None
+
+    @property
+    def draft_acceptance(self) -> float | None:
+        """Share of drafted tokens the target model accepted (None without speculative decoding)."""
+        if not self.draft_tokens or self.draft_accepted is None:
+            return None
+        return self.draft_accepted / self.draft_tokens
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -100,6 +110,7 @@ class RewriteSavings:
     transform_saved_tokens: int | None = None
     mcp_saved_tokens: int | None = None
     compaction_saved_tokens: int | None = None
+    compaction_folded: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +148,9 @@ class RequestRecord:
     # "in_flight": provisional row written when the request was forwarded (replaced by the final one);
     # "interrupted": the proxy stopped before the response ended; "done": the exchange is complete.
     state: str = "done"
+    # The messages a proxy compaction folded out of this request, as the client's bytes held them; on the
+    # compaction's later rows "@<id>": the row that holds them (the journal keeps them once).
+    compaction_folded: str | None = None
 
     @property
     def in_flight(self) -> bool:
@@ -161,6 +175,21 @@ class RequestRecord:
     def to_json(self) -> dict[str, Any]:
         """The `requests --json` contract."""
         return {c.json: c.to_plain(getattr(self, c.name)) for c in COLUMNS if c.json is not None}
+
+
+FOLDED_REF = "@"  # compaction_folded pointing at the row that holds the text (JSON text never starts so)
+
+
+def folded_ref(row_id: int) -> str:
+    """The compaction_folded value of a row whose folded messages another row already holds."""
+    return f"{FOLDED_REF}{row_id}"
+
+
+def folded_ref_id(value: str | None) -> int | None:
+    """The row a compaction_folded reference points at (None: the value is the text itself, or none)."""
+    if value and value.startswith(FOLDED_REF) and value[1:].isdigit():
+        return int(value[1:])
+    return None
 
 
 def _same(value: Any) -> Any:
@@ -263,6 +292,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("compaction_saved_tokens", "INTEGER", "compaction_saved_tokens", from_plain=_opt_int, since=2),
     Column("user", "TEXT", "user", from_plain=str, since=3),
     Column("state", "TEXT", "state", from_plain=str, since=4),
+    Column("compaction_folded", "TEXT", None, from_plain=_opt_str, since=5, listed=False),
 )
 
 

@@ -48,10 +48,11 @@ class CompactPrepared(Message):
 class PaneChoiceNeeded(Message):
     """send_compact could not tell which pane: let the user pick one."""
 
-    def __init__(self, problem: str, candidates: tuple[PaneInfo, ...]) -> None:
+    def __init__(self, problem: str, candidates: tuple[PaneInfo, ...], focus: str = "") -> None:
         super().__init__()
         self.problem = problem
         self.candidates = candidates
+        self.focus = focus  # the compaction's focus text, typed after /compact once a pane is picked
 
 
 class RestartPrepared(Message):

@@ -19,6 +19,7 @@ class ActionContext:
     control: ControlSnapshot | None = None
     proxy_address: str = ""
     server_model: str = "set"
+    router: bool = False  # a router-mode server: `r` acts on its models, no [server] model needed
 
 
 Rule = Callable[[ActionContext], str | None]
@@ -43,10 +44,10 @@ def not_in_demo(context: ActionContext) -> str | None:
 
 
 def needs_model(context: ActionContext) -> str | None:
-    """A restart starts the configured [server] model."""
+    """A restart starts the configured [server] model (a router's models need none)."""
     if context.mode == "demo":
         return DEMO_REASON
-    if not context.server_model:
+    if not context.server_model and not context.router:
         return "set [server] model in config.toml so ctxbudget can start llama-server"
     return None
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.actions.state_files import data_dir, read_json, write_json_atomic
+from tui.core.proxy.json_splice import SpanLocator
 
 STATE_FILE = "compactions.json"
 SYSTEM_ROLES = ("system", "developer")
@@ -200,6 +201,12 @@ class Compaction:
     created: float = field(default_factory=time.time)
     # The model stopped at the summary's token budget: the summary ends mid-way.
     summary_cut: bool = False
+    # What the user asked the summary to keep in view ("" = the general summary).
+    focus: str = ""
+    # The folded messages as the client's bytes held them (UTF-8 text from the first folded message's
+    # opening brace to the last one's closing brace); `folded_exact` False: re-serialised, not the client's.
+    folded: str = ""
+    folded_exact: bool = False
 
     @property
     def tokens_saved(self) -> int:
@@ -223,6 +230,9 @@ class Compaction:
             "model": self.model,
             "created": self.created,
             "summary_cut": self.summary_cut,
+            "focus": self.focus,
+            "folded": self.folded,
+            "folded_exact": self.folded_exact,
         }
 
     @classmethod
@@ -242,6 +252,9 @@ class Compaction:
             model=str(data.get("model", "")),
             created=float(data.get("created", 0.0)),
             summary_cut=bool(data.get("summary_cut", False)),
+            focus=str(data.get("focus", "")),
+            folded=str(data.get("folded", "")),
+            folded_exact=bool(data.get("folded_exact", False)),
         )
 
 
@@ -253,6 +266,7 @@ class RewriteResult:
     applied: bool
     tokens_saved: int = 0
     reason: str = ""
+    compaction: Compaction | None = None  # the compaction applied (its folded turns go to the journal)
 
 
 class CompactionStore:
@@ -361,4 +375,26 @@ def apply_compaction(body: dict[str, Any], item: Compaction) -> RewriteResult:
     # Refuse only problems the rewrite introduced; a body the client already sent that way stays as sent.
     if problems and len(problems) > len(validation_problems(messages, item.dialect)):
         return RewriteResult(body, False, reason="rewrite would be invalid: " + "; ".join(problems[:3]))
-    return RewriteResult({**body, "messages": new_messages}, True, item.tokens_saved)
+    return RewriteResult({**body, "messages": new_messages}, True, item.tokens_saved, compaction=item)
+
+
+def folded_text(raw: bytes | None, count: int, messages: Sequence[Any]) -> tuple[str, bool]:
+    """The first `count` messages as the client's bytes hold them, and whether that is exact.
+
+    Exact: the UTF-8 text of `raw` from the first message's start to the end of message `count - 1`,
+    separators included. Without raw bytes (or when they cannot be walked) the messages are re-serialised.
+    """
+    if raw is not None and count > 0:
+        try:
+            text = raw.decode("utf-8")
+            locator = SpanLocator(text)
+            start = locator.skip_ws(0)
+            members = [m for m in locator.members(start) if m[0] == "messages"]
+            if len(members) == 1 and text[members[0][2]] == "[":
+                spans = locator.elements(members[0][2])
+                if len(spans) >= count:
+                    return text[spans[0][0] : spans[count - 1][1]], True
+        except (UnicodeDecodeError, ValueError, IndexError, StopIteration, RecursionError):
+            pass
+    rendered = ",".join(json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in messages[:count])
+    return rendered, False

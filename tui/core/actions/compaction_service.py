@@ -35,6 +35,7 @@ class ObservedBody:
     body: dict[str, Any]
     user_turns: int
     seen: float
+    raw: bytes | None = None  # the client's bytes of `body` (the folded turns are kept exactly from them)
 
 
 def conversation_key(body: dict[str, Any], session_id: str = "") -> str:
@@ -80,15 +81,17 @@ class CompactionService:
         self._lock = threading.Lock()
         self._bodies: OrderedDict[str, ObservedBody] = OrderedDict()
 
-    def observe(self, body: dict[str, Any], dialect: str, session_id: str = "") -> RewriteResult:
-        """Remember the original body, then rewrite it when it begins with a compacted prefix."""
+    def observe(
+        self, body: dict[str, Any], dialect: str, session_id: str = "", raw: bytes | None = None
+    ) -> RewriteResult:
+        """Remember the original body and its bytes; rewrite it when it begins with a compacted prefix."""
         messages = body.get("messages")
         if not isinstance(messages, list) or dialect not in ("anthropic", "openai"):
             return RewriteResult(body, False, reason="not a chat request")
         key = conversation_key(body, session_id)
         turns = sum(1 for m in messages if is_turn_start(m, dialect))
         with self._lock:
-            self._bodies[key] = ObservedBody(key, dialect, body, turns, time.time())
+            self._bodies[key] = ObservedBody(key, dialect, body, turns, time.time(), raw)
             self._bodies.move_to_end(key)
             while len(self._bodies) > MAX_CONVERSATIONS:
                 self._bodies.popitem(last=False)
@@ -128,14 +131,18 @@ class CompactionService:
         return max(recent, key=lambda o: (o.user_turns, o.seen))
 
     async def compact(
-        self, session_id: str | None = None, keep_turns: int = 2, client: httpx.AsyncClient | None = None
+        self,
+        session_id: str | None = None,
+        keep_turns: int = 2,
+        client: httpx.AsyncClient | None = None,
+        focus: str = "",
     ) -> Compaction:
         """Summarise the chosen conversation's older turns with the upstream model and activate the result."""
         target = self.pick(session_id)
         item = await compact_async(
             target.body, target.dialect, target.key, upstream=self.upstream, keep_turns=keep_turns,
             api_key=self.api_key, counter=self.counter, client=client, max_tokens=self.max_tokens,
-            context_tokens=self.context_tokens,
+            context_tokens=self.context_tokens, focus=focus, raw=target.raw,
         )  # fmt: skip
         self.store.add(item)
         return item

@@ -15,6 +15,7 @@ from tui.core.actions.compaction import (
     Compaction,
     CompactionError,
     choose_cut,
+    folded_text,
     message_hash,
     message_text,
     replacement_messages,
@@ -31,6 +32,7 @@ SUMMARY_INSTRUCTION = (
     "and constraints, decisions taken, files and functions read or changed, commands run and their "
     "outcomes, errors still open, and the next steps. Be concise; use short bullet points."
 )
+FOCUS_INSTRUCTION = "Focus the summary on what the user asked to keep: "
 DEFAULT_MAX_TOKENS = 1024  # the smallest summary budget; longer prefixes get more (summary_budget)
 MAX_SUMMARY_TOKENS = 8192
 SUMMARY_SHARE = 8  # a summary may use up to 1/8 of the prefix it replaces
@@ -71,11 +73,19 @@ class SummaryCall:
     body: dict[str, Any]
 
 
+def summary_instruction(focus: str = "") -> str:
+    """The instruction after the transcript; a focus asks the summary to keep that in view above all."""
+    focus = " ".join(focus.split())
+    if not focus:
+        return SUMMARY_INSTRUCTION
+    return f"{SUMMARY_INSTRUCTION}\n\n{FOCUS_INSTRUCTION}{focus}"
+
+
 def summary_call(
-    dialect: str, model: str, transcript: str, max_tokens: int = DEFAULT_MAX_TOKENS
+    dialect: str, model: str, transcript: str, max_tokens: int = DEFAULT_MAX_TOKENS, focus: str = ""
 ) -> SummaryCall:
     """Non-streaming summary request in the conversation's own dialect."""
-    prompt = f"<conversation>\n{transcript}\n</conversation>\n\n{SUMMARY_INSTRUCTION}"
+    prompt = f"<conversation>\n{transcript}\n</conversation>\n\n{summary_instruction(focus)}"
     common: dict[str, Any] = {
         "model": model or "default",
         "max_tokens": max_tokens,
@@ -136,6 +146,9 @@ class CompactionPlan:
     keep_turns: int
     prefix: tuple[dict[str, Any], ...]
     call: SummaryCall
+    focus: str = ""
+    folded: str = ""  # the prefix as the client's bytes held it (see compaction.folded_text)
+    folded_exact: bool = False
 
 
 def transcript_budget(context_tokens: int, max_tokens: int) -> int:
@@ -163,11 +176,16 @@ def plan_compaction(
     keep_turns: int,
     max_tokens: int | None = None,
     context_tokens: int = 0,
+    *,
+    focus: str = "",
+    raw: bytes | None = None,
 ) -> CompactionPlan:
     """Choose the cut and build the summary request (pure; no I/O).
 
     `context_tokens` is the server's per-slot context when known: the transcript is trimmed to fit it.
     `max_tokens` None scales the summary's budget to the prefix (summary_budget).
+    `focus` goes into the summary instruction; `raw` (the client's bytes of `body`) gives the folded
+    messages' exact text, kept so the journal holds what the compaction took out.
     """
     if dialect not in ("anthropic", "openai"):
         raise CompactionError(f"unknown dialect {dialect!r}: expected anthropic or openai")
@@ -181,8 +199,9 @@ def plan_compaction(
         prefix_chars = sum(len(message_text(m)) for m in prefix)
         max_tokens = summary_budget(prefix_chars // CHARS_PER_TOKEN, context_tokens)
     transcript = render_transcript(prefix, total_chars=transcript_budget(context_tokens, max_tokens))
-    call = summary_call(dialect, model, transcript, max_tokens)
-    return CompactionPlan(session_id, dialect, model, keep_turns, prefix, call)
+    call = summary_call(dialect, model, transcript, max_tokens, focus)
+    folded, exact = folded_text(raw, cut, messages)
+    return CompactionPlan(session_id, dialect, model, keep_turns, prefix, call, focus.strip(), folded, exact)
 
 
 def finish_compaction(
@@ -208,6 +227,9 @@ def finish_compaction(
         keep_turns=plan.keep_turns,
         model=plan.model,
         summary_cut=summary_cut,
+        focus=plan.focus,
+        folded=plan.folded,
+        folded_exact=plan.folded_exact,
     )
 
 
@@ -228,9 +250,13 @@ async def compact_async(
     max_tokens: int | None = None,
     context_tokens: int = 0,
     timeout: float = 600.0,
+    focus: str = "",
+    raw: bytes | None = None,
 ) -> Compaction:
-    """Summarise all but the last `keep_turns` turns with the upstream model itself."""
-    plan = plan_compaction(body, dialect, session_id, keep_turns, max_tokens, context_tokens)
+    """Summarise all but the last `keep_turns` turns with the upstream model itself, aimed at `focus`."""
+    plan = plan_compaction(
+        body, dialect, session_id, keep_turns, max_tokens, context_tokens, focus=focus, raw=raw
+    )
     url = upstream.rstrip("/") + plan.call.path
     own = client is None
     http = client or httpx.AsyncClient(timeout=timeout)

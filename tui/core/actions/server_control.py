@@ -12,6 +12,7 @@ from typing import Any
 
 from tui.core import procfs
 from tui.core.actions.reuse_check import await_reuse, log_size
+from tui.core.actions.router_control import router_models
 from tui.core.actions.server_errors import ServerControlError
 from tui.core.actions.server_launch import (
     LaunchPlan,
@@ -49,6 +50,8 @@ from tui.core.actions.slot_cache import (
 )
 from tui.core.actions.state_files import data_dir
 from tui.core.config import Settings
+from tui.core.poll.router import ROUTER_ROLE
+from tui.core.poll.snapshots import RouterModel
 
 __all__ = ["PreflightError", "ServerController", "ServerState", "ServerStatus", "preflight"]
 
@@ -131,6 +134,9 @@ class ServerController:
         if health == "up":
             props = fetch_props(self.url, self.settings.server.api_key) or {}
             settings_ = props.get("default_generation_settings") or {}
+            models: tuple[RouterModel, ...] = ()
+            if props.get("role") == ROUTER_ROLE:  # router mode: each model with its state and n_ctx
+                models = router_models(self.url, self.settings.server.api_key)
             return ServerStatus(
                 "up",
                 self.url,
@@ -141,6 +147,7 @@ class ServerController:
                 settings_.get("n_ctx"),
                 props.get("total_slots"),
                 record,
+                models=models,
             )
         if health == "loading" or record is not None:
             phase = "loading" if health == "loading" else "starting"

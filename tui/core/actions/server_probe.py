@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.actions.server_launch import PidRecord
+from tui.core.poll.snapshots import RouterModel
 
 _LOG_PREFIX = re.compile(r"^\d+\.\d+\.\d+\.\d+ [A-Z] ")
 _ERROR_LINE = re.compile(r"^\d+\.\d+\.\d+\.\d+ E |^error[: ]|\berror\b|\bfailed\b", re.IGNORECASE)
@@ -56,12 +57,20 @@ class ServerStatus:
     total_slots: int | None = None
     record: PidRecord | None = None
     last: dict[str, Any] | None = None
+    models: tuple[RouterModel, ...] = ()  # router mode: each model with its state and n_ctx
 
     def describe(self) -> str:
         """One or two lines for the CLI and the dashboard."""
         who = f"started by ctxbudget (pid {self.pid})" if self.owned else "not started by ctxbudget"
         if self.foreign_pids:
             who += f" (pid {', '.join(map(str, self.foreign_pids))})"
+        if self.phase == "up" and self.models:
+            lines = [f"up at {self.url}, {who}: router with {len(self.models)} model(s)"]
+            for m in self.models:
+                size = f", {m.n_slots} slot(s) × {m.n_ctx_slot} tokens" if m.n_ctx_slot else ""
+                code = f" (exit {m.exit_code})" if m.exit_code is not None and m.status == "failed" else ""
+                lines.append(f"  {m.id}: {m.status}{code}{size}")
+            return "\n".join(lines)
         if self.phase == "up":
             slots = f", {self.total_slots} slot(s) × {self.n_ctx_slot} tokens" if self.n_ctx_slot else ""
             return f"up at {self.url}, {who}: {self.model}{slots}"
@@ -87,6 +96,8 @@ class ServerStatus:
             "total_slots": self.total_slots,
             "record": self.record.to_json() if self.record else None,
             "last": self.last,
+            "router": bool(self.models),
+            "models": [m.to_json() for m in self.models],
         }
 
 

@@ -148,6 +148,12 @@ def resolve_pane(server: TmuxServer, spec: str = "", agent: str = DEFAULT_AGENT)
     )
 
 
+def compact_command(focus: str = "") -> str:
+    """`/compact`, or `/compact <focus>` with the focus on one line (a newline would send it early)."""
+    focus = " ".join(focus.split())
+    return f"{COMPACT_COMMAND} {focus}" if focus else COMPACT_COMMAND
+
+
 def send_compact(
     spec: str = "",
     *,

@@ -28,6 +28,8 @@ class RewriteNote:
     mcp_removed: tuple[dict[str, Any], ...] = ()
     compaction_saved: int | None = None
     error: str | None = None
+    # The messages the compaction folded, as the client sent them (a reference to the compaction's text).
+    compaction_folded: str | None = None
 
     @property
     def rewritten(self) -> bool:

@@ -42,7 +42,8 @@ def savings_for(
             transforms, transform_saved = _measure(note, forwarded, counter)
         except Exception:  # a failed count leaves the savings unmeasured, the row is still journaled
             log.exception("could not measure transform savings")
-    return RewriteSavings(transforms, transform_saved, mcp_saved, note.compaction_saved)
+    folded = note.compaction_folded
+    return RewriteSavings(transforms, transform_saved, mcp_saved, note.compaction_saved, folded)
 
 
 def _measure(

@@ -16,12 +16,13 @@ from tui.core.anatomy.exchange import Exchange
 from tui.core.config import Settings
 from tui.core.journal.record_build import build_record
 from tui.core.journal.writer import Journal
-from tui.core.records import RequestRecord
+from tui.core.records import RequestRecord, folded_ref
 
 if TYPE_CHECKING:  # the proxy package imports this module; avoid the cycle at runtime
     from tui.core.analysis.capture import Capture
 
 log = logging.getLogger(__name__)
+MAX_FOLDED_ROWS = 64  # compactions remembered for the journal's dedupe (a forgotten one is stored again)
 
 # Bodies waiting for analysis beyond this are dropped (row kept, anatomy lost): bounds the proxy's memory.
 DEFAULT_BACKLOG_BYTES = 16 * 1024 * 1024
@@ -108,6 +109,9 @@ class CaptureProcessor:
         self.journal_error: str | None = None  # why the last append failed (None once one succeeds)
         self._analyzer: ExchangeAnalyzer | None = None
         self._analyzer_error: str | None = None
+        # Folded compaction turns already journaled (their hash -> the row holding them): later rows of
+        # the same compaction point there instead of storing the same text again.
+        self._folded_rows: dict[int, int] = {}
 
     def process(self, capture: Capture, key: str | None = None) -> RequestRecord:
         """The journaled record (id 0 when no journal or the append failed); `key` dedupes resends.
@@ -141,9 +145,12 @@ class CaptureProcessor:
         if journal is None:
             self._export(record)
             return record
+        folded = record.compaction_folded
+        held = self._folded_rows.get(hash(folded)) if folded else None
+        stored = dataclasses.replace(record, compaction_folded=folded_ref(held)) if held else record
         try:
             row_id = journal.append_record(
-                record, exchange.request_body, delivery_key=key, flight=flight
+                stored, exchange.request_body, delivery_key=key, flight=flight
             )
         except Exception as exc:
             self.failures += 1
@@ -151,7 +158,11 @@ class CaptureProcessor:
             log.exception("journal append failed")
             return dataclasses.replace(record, has_body=False)
         self.journal_error = None
-        committed = dataclasses.replace(record, id=row_id)
+        if folded and held is None:
+            if len(self._folded_rows) >= MAX_FOLDED_ROWS:
+                self._folded_rows.clear()
+            self._folded_rows[hash(folded)] = row_id
+        committed = dataclasses.replace(stored, id=row_id)
         self._export(committed)
         return committed
 

@@ -52,6 +52,8 @@ class _Acc:
             prompt_ms=_float(t.get("prompt_ms")),
             gen_ms=_float(t.get("predicted_ms")),
             stop_reason=self.stop_reason,
+            draft_tokens=_int(t.get("draft_n")),
+            draft_accepted=_int(t.get("draft_n_accepted")),
         )
 
 

@@ -244,7 +244,7 @@ class ControlApi:
         return web.json_response(answer)
 
     async def compact(self, request: web.Request) -> web.Response:
-        """POST {"session", "keep_turns", "user"?}: summarise a user's session; its requests get rewritten."""
+        """POST {"session", "keep_turns", "focus"?, "user"?}: summarise a session, rewrite its requests."""
         data = await _payload(request)
         user = self._user(data.get("user"))
         if isinstance(user, web.Response):
@@ -254,17 +254,26 @@ class ControlApi:
             return error(503, "unavailable", "proxy-mode compaction is not available in this proxy")
         session = data.get("session")
         keep = data.get("keep_turns", self.controls.settings.compact.keep_turns)
-        if (session is not None and not isinstance(session, str)) or not isinstance(keep, int):
-            return error(400, "bad_request", 'send {"session": ID or null, "keep_turns": N, "user": NAME?}')
+        focus = data.get("focus") or ""
+        if (
+            (session is not None and not isinstance(session, str))
+            or not isinstance(keep, int)
+            or not isinstance(focus, str)
+        ):
+            wanted = '{"session": ID or null, "keep_turns": N, "focus": TEXT?, "user": NAME?}'
+            return error(400, "bad_request", f"send {wanted}")
         self.controls.replay_recent(user)
         await self.controls.ensure_compaction_counter()
         try:
-            item = await compaction.compact(session or None, keep)
+            item = await compaction.compact(session or None, keep, focus=focus)
         except CompactionError as exc:
             return error(409, "cannot_compact", redact_text(str(exc)))
         except Exception as exc:  # the summary request failed upstream
             return error(502, "upstream_failed", redact_text(f"{type(exc).__name__}: {exc}"))
-        return web.json_response(item.to_json())
+        # The folded turns stay in the state file and the journal; the answer gives their size only.
+        answer = {k: v for k, v in item.to_json().items() if k != "folded"}
+        answer["folded_bytes"] = len(item.folded.encode("utf-8"))
+        return web.json_response(answer)
 
     async def compact_undo(self, request: web.Request) -> web.Response:
         """POST {"session", "user"?}: drop one user's compaction (the newest when session is null)."""
@@ -276,10 +285,20 @@ class ControlApi:
         if compaction is None:
             return error(503, "unavailable", "proxy-mode compaction is not available in this proxy")
         session = data.get("session")
-        undone = compaction.undo(session if isinstance(session, str) and session else None)
-        if undone is None:
+        wanted = session if isinstance(session, str) and session else None
+        items = compaction.store.all()
+        item = next((c for c in items if c.session_id == wanted or wanted is None), None)
+        undone = compaction.undo(wanted)
+        if undone is None or item is None:
             return error(404, "not_found", f"no active compaction for session {session or '(any)'}")
-        return web.json_response({"session_id": undone})
+        # What goes out again: the folded messages, as the client's bytes hold them.
+        return web.json_response(
+            {
+                "session_id": undone,
+                "folded_messages": len(item.prefix_hashes),
+                "folded_bytes": len(item.folded.encode("utf-8")),
+            }
+        )
 
 
 def _compaction_json(service: CompactionService, c: Compaction) -> dict[str, Any]:
@@ -295,6 +314,9 @@ def _compaction_json(service: CompactionService, c: Compaction) -> dict[str, Any
         "rewritten_requests": service.store.rewritten.get(c.session_id, 0),
         "status": status,
         "detail": detail,
+        "focus": c.focus,
+        "folded_messages": len(c.prefix_hashes),
+        "folded_bytes": len(c.folded.encode("utf-8")),
     }
 
 

@@ -113,10 +113,17 @@ class ControlClient:
         return self._call("POST", "transforms", {"name": name, "enabled": enabled})
 
     def compact(
-        self, session: str | None, keep_turns: int, timeout: float = 600.0, user: str | None = None
+        self,
+        session: str | None,
+        keep_turns: int,
+        timeout: float = 600.0,
+        user: str | None = None,
+        focus: str = "",
     ) -> dict[str, Any]:
-        """Compact a session (None: the user's latest) keeping `keep_turns` recent user turns."""
+        """Compact a session (None: the user's latest) keeping `keep_turns` recent turns, aimed at `focus`."""
         payload = _with_user({"session": session, "keep_turns": keep_turns}, user)
+        if focus:
+            payload["focus"] = focus
         return self._call("POST", "compact", payload, timeout)
 
     def undo_compaction(self, session: str | None, user: str | None = None) -> dict[str, Any]:

@@ -158,7 +158,7 @@ class ProxyControls:
             except orjson.JSONDecodeError:
                 continue
             if isinstance(parsed, dict):
-                service.observe(parsed, dialect, session or session_hint({}, parsed))
+                service.observe(parsed, dialect, session or session_hint({}, parsed), raw)
 
     def latest_body(self) -> tuple[dict[str, Any], str] | None:
         """The latest model request as the client sent it (parsed now), with its dialect."""

@@ -7,9 +7,12 @@ from collections.abc import Callable
 
 from tui.core.doctor.agent_need import CLAUDE_DEFAULT_WINDOW
 from tui.core.doctor.model import CheckResult, DoctorFacts
+from tui.core.doctor.presets import check_presets
 from tui.core.doctor.template_check import check_template
 from tui.core.gguf.kv_estimate import CACHE_TYPE_BYTES
-from tui.core.logs.events import FlashAttention, KvCacheSize, ServerInit, TrainContextCapped
+from tui.core.logs.events import ContextParam, FlashAttention, KvCacheSize, ServerInit, TrainContextCapped
+from tui.core.logs.state import ServerFacts
+from tui.core.poll.kv_sharing import kv_sharing
 
 MIB = 1024 * 1024
 FIT_MARGIN = 1024 * MIB  # llama.cpp's default --fit-target margin per device
@@ -151,26 +154,32 @@ def check_train_context(facts: DoctorFacts) -> CheckResult:
     return ok("train_context", f"slot context {tok(slot)} ≤ n_ctx_train {tok(train)}")
 
 
+def _logged_facts(facts: DoctorFacts) -> ServerFacts:
+    """The startup log's kv_unified and n_ctx (the last server start in the events read)."""
+    init = _last(facts, ServerInit)
+    events = facts.log_events
+    logged = [e.value for e in events if isinstance(e, ContextParam) and e.name == "n_ctx" and e.value]
+    return ServerFacts(
+        kv_unified=init.kv_unified if isinstance(init, ServerInit) else None,
+        n_ctx=logged[-1] if logged else None,
+    )
+
+
 def check_slot_split(facts: DoctorFacts) -> CheckResult:
     """How the context is shared between --parallel slots."""
     if facts.mode == "running" and facts.server is not None and facts.server.n_slots:
-        snap = facts.server
-        init = _last(facts, ServerInit)
-        unified = init.kv_unified if isinstance(init, ServerInit) else None
-        if snap.n_slots == 1:
-            return ok("slot_split", f"1 slot: one request can use all {tok(snap.n_ctx_slot)} tokens")
-        if unified is False:
+        # What the server says (its /props, /slots and startup log), never what the flags suggest.
+        sharing = kv_sharing(_logged_facts(facts), facts.server)
+        if sharing.mode == "split":
             return warn(
                 "slot_split",
-                f"the context is split across {snap.n_slots} slots: "
-                f"each request gets {tok(snap.n_ctx_slot)} tokens",
+                sharing.describe(),
                 "for one agent use -np 1, or --kv-unified so one request can use the whole pool",
             )
-        how = "share one unified KV pool" if unified else "each hold"
-        return ok(
-            "slot_split",
-            f"{snap.n_slots} slots {how} {tok(snap.n_ctx_slot)} tokens (idle slots may be purged)",
-        )
+        if sharing.mode == "unknown":
+            slots = f"{facts.server.n_slots} slots of {tok(facts.server.n_ctx_slot)} tokens"
+            return skip("slot_split", f"{slots}; {sharing.describe()}")
+        return ok("slot_split", sharing.describe())
     if facts.kv is None:
         return skip("slot_split", "no context plan to check (no readable model)")
     plan = facts.kv.plan
@@ -421,5 +430,8 @@ CHECKS: tuple[Callable[[DoctorFacts], CheckResult], ...] = (
 
 
 def run_checks(facts: DoctorFacts) -> list[CheckResult]:
-    """Every check, in display order."""
-    return [check(facts) for check in CHECKS]
+    """Every check, in display order (a router's presets last, only for a router)."""
+    results = [check(facts) for check in CHECKS]
+    if facts.presets:
+        results.append(check_presets(facts.presets))
+    return results

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from tui.core.config import Settings
 from tui.core.doctor.agent_need import agent_min_request, agent_window
 from tui.core.doctor.model import DoctorFacts, Launch
+from tui.core.doctor.presets import gather_presets
 from tui.core.gguf import GgufError, GgufInfo, KvEstimate, estimate_kv, read_gguf_info
 from tui.core.logs.events import ContextParam, LogEvent, ServerInit
 from tui.core.logs.parse import parse_text
@@ -167,6 +168,11 @@ async def gather_facts(
     model_path = launch.model
     if mode == "running" and not model_path:
         model_path = server.model_path
+    presets = gather_presets(server.models) if mode == "running" else ()
+    if mode == "running" and not model_path and server.models:
+        # A router: the model in front (loaded, the one requests went to last) stands for the server.
+        front = next((p for p in presets if p.model.id == server.model), None)
+        model_path = front.path if front is not None else ""
     info, gguf_error = _read_model(model_path)
     override = context_length_override(launch.extra_args)
     if info is not None and override and mode == "planned":
@@ -191,4 +197,5 @@ async def gather_facts(
         log_error=log_error,
         log_events=events,
         agent_need=agent_min_request(journal, launch.agent_client),
+        presets=presets,
     )

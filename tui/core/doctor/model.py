@@ -8,7 +8,7 @@ from typing import Literal
 from tui.core.doctor.agent_need import AgentNeed
 from tui.core.gguf import GgufInfo, KvEstimate
 from tui.core.logs.events import LogEvent
-from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
+from tui.core.poll.snapshots import GpuSnapshot, RouterModel, ServerSnapshot
 
 # skip: the check could not run (the message says why); it never counts as a pass.
 Status = Literal["pass", "warn", "fail", "skip"]
@@ -50,6 +50,17 @@ class Launch:
 
 
 @dataclass(frozen=True)
+class PresetFacts:
+    """Router mode: one preset, the GGUF its --model names (header only) and the context it asks for."""
+
+    model: RouterModel
+    path: str
+    gguf: GgufInfo | None
+    gguf_error: str
+    ctx_size: int | None
+
+
+@dataclass(frozen=True)
 class DoctorFacts:
     """Everything gathered before the checks run; checks are pure functions of this."""
 
@@ -65,3 +76,5 @@ class DoctorFacts:
     log_error: str = ""
     log_events: tuple[LogEvent, ...] = field(default_factory=tuple)
     agent_need: AgentNeed = AgentNeed(None, "not measured")
+    # Router mode: each model preset with its GGUF header (doctor.presets.PresetFacts).
+    presets: tuple[PresetFacts, ...] = ()

@@ -9,6 +9,7 @@ from tui.core.poll.snapshots import (
     GpuDevice,
     GpuSnapshot,
     MetricsSnapshot,
+    RouterModel,
     ServerSnapshot,
     SlotSnapshot,
 )
@@ -37,7 +38,21 @@ def server_to_json(snap: ServerSnapshot) -> dict[str, Any]:
     out["slots"] = [_fields(s) for s in snap.slots]
     out["metrics"] = _fields(snap.metrics) if snap.metrics else None
     out["notes"] = list(snap.notes)
+    out["models"] = [
+        {**_fields(m), "slots": [_fields(s) for s in m.slots], "args": list(m.args)} for m in snap.models
+    ]
     return out
+
+
+def _slot(data: dict[str, Any]) -> SlotSnapshot:
+    return SlotSnapshot(**{k: v for k, v in data.items() if k in SlotSnapshot.__dataclass_fields__})
+
+
+def _router_model(data: dict[str, Any]) -> RouterModel:
+    fields = {k: v for k, v in data.items() if k in RouterModel.__dataclass_fields__}
+    fields["slots"] = tuple(_slot(s) for s in data.get("slots", []))
+    fields["args"] = tuple(data.get("args", ()))
+    return RouterModel(**fields)
 
 
 def server_from_json(data: dict[str, Any]) -> ServerSnapshot:
@@ -55,6 +70,7 @@ def server_from_json(data: dict[str, Any]) -> ServerSnapshot:
         else None
     )
     fields["notes"] = tuple(data.get("notes", ()))
+    fields["models"] = tuple(_router_model(m) for m in data.get("models", ()))
     return ServerSnapshot(**fields)
 
 

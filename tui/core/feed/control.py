@@ -33,6 +33,8 @@ class CompactionRow:
     keep_turns: int
     status: str = ""  # waiting | applied | not applying
     detail: str = ""
+    focus: str = ""  # what the summary was asked to keep
+    folded_messages: int = 0  # messages the summary replaced (kept exactly; undo sends them again)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ def snapshot_from_state(state: dict[str, Any], address: str) -> ControlSnapshot:
         compactions=tuple(
             CompactionRow(
                 str(c.get("session_id")), _int(c.get("tokens_saved")), _int(c.get("keep_turns")),
-                str(c.get("status") or ""), str(c.get("detail") or ""),
+                str(c.get("status") or ""), str(c.get("detail") or ""), str(c.get("focus") or ""),
+                _int(c.get("folded_messages")),
             )  # fmt: skip
             for c in compactions.get("active") or []
             if isinstance(c, dict)

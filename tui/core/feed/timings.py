@@ -23,7 +23,7 @@ def ended_before(record: RequestRecord, task: RequestTimeline, wall_time: WallTi
 
 
 def needs_timings(record: RequestRecord) -> bool:
-    """Anthropic responses carry no timings: the log has them."""
+    """Anthropic responses carry no timings (nor draft counts, filled in the same join): the log has them."""
     usage = record.usage
     return usage.prompt_tokens is not None and (
         usage.prompt_per_second is None or usage.gen_per_second is None
@@ -70,6 +70,8 @@ def with_timings(
             gen_per_second=usage.gen_per_second if usage.gen_per_second is not None else task.eval_per_s,
             prompt_ms=usage.prompt_ms if usage.prompt_ms is not None else task.prompt_ms,
             gen_ms=usage.gen_ms if usage.gen_ms is not None else task.eval_ms,
+            draft_tokens=usage.draft_tokens if usage.draft_tokens is not None else task.draft_generated,
+            draft_accepted=usage.draft_accepted if usage.draft_accepted is not None else task.draft_accepted,
         )
         return dataclasses.replace(record, usage=filled)
     return None

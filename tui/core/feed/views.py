@@ -204,6 +204,8 @@ class SparkSeries:
     gen_tps: tuple[float, ...]
     prompt_tokens: tuple[float, ...]
     reuse_pct: tuple[float, ...]
+    # Speculative decoding: % of drafted tokens accepted per request (empty without a draft model).
+    draft_pct: tuple[float, ...] = ()
 
 
 class RequestHistory:
@@ -234,4 +236,5 @@ class RequestHistory:
             gen_tps=tuple(r.usage.gen_per_second for r in recs if r.usage.gen_per_second is not None),
             prompt_tokens=tuple(float(r.prompt_tokens or 0) for r in recs),
             reuse_pct=tuple(100.0 * f for r in recs if (f := r.reused_fraction) is not None),
+            draft_pct=tuple(100.0 * a for r in recs if (a := r.usage.draft_acceptance) is not None),
         )

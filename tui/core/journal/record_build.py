@@ -56,4 +56,5 @@ def build_record(
         compaction_saved_tokens=saved.compaction_saved_tokens,
         user=user,
         state=state,
+        compaction_folded=saved.compaction_folded,
     )

@@ -14,7 +14,7 @@ import orjson
 from tui.core.anatomy.model import Anatomy, Part
 from tui.core.records import COLUMNS, FIELD_DEFAULTS, Column, RequestRecord
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _column_sql(column: Column) -> str:

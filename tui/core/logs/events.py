@@ -161,6 +161,18 @@ class Timing(LogEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class DraftAcceptance(LogEvent):
+    """Speculative decoding at request end: draft tokens the target model accepted of those drafted."""
+
+    kind: ClassVar[str] = "draft_acceptance"
+
+    accepted: int
+    generated: int
+    rate: float | None
+    mean_len: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class GraphsReused(LogEvent):
     """How many compute graphs were reused during the request (last timings line)."""
 
@@ -279,6 +291,7 @@ EVENT_TYPES: tuple[type[LogEvent], ...] = (
     PromptProgress,
     PromptDone,
     Timing,
+    DraftAcceptance,
     GraphsReused,
     GenProgress,
     SlotReleased,
@@ -319,6 +332,7 @@ __all__ = [
     "CheckpointRestored",
     "ContextParam",
     "ContextShift",
+    "DraftAcceptance",
     "EVENT_KINDS",
     "EVENT_TYPES",
     "FlashAttention",

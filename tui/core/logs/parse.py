@@ -52,6 +52,7 @@ class LogParser:
             "prompt": req.prompt,
             "eval": req.timing,
             "total": req.timing,
+            "draft": req.draft,
             "graphs": req.graphs,
             "n_gen": req.n_gen,
             "stop": req.stop,

@@ -17,6 +17,11 @@ _TIMING_RE = re.compile(
     r"\s*(prompt eval|eval|total) time = *([-\d.]+|inf|nan) ms / *(\d+) (?:tokens|runs)"
     r"(?: *\( *([-\d.]+|inf|nan) ms per token, *([-\d.]+|inf|nan) tokens per second\))?"
 )
+# "draft acceptance = 0.83333 (   45 accepted /    54 generated), mean len =  3.50" (b11434 print_timing)
+_DRAFT_RE = re.compile(
+    r"draft acceptance = *([-\d.]+|inf|nan) \( *(\d+) accepted / *(\d+) generated\)"
+    r"(?:, mean len = *([-\d.]+|inf|nan))?"
+)
 _SIM_RE = re.compile(r"(?:f_)?sim(?:_best)? = *([\d.]+) \(> *([\d.]+) thold\)")
 _TASK_ERROR_RE = re.compile(r"task id = (\d+), error: (.*)", re.S)
 _EXCEED_RE = re.compile(r"\((\d+) tokens\) exceeds the available context size \((\d+) tokens\)")
@@ -293,6 +298,17 @@ def timing(msg: str, c: tuple[Any, ...]) -> ev.LogEvent | None:
         float(per_tok) if per_tok else None,
         float(tps) if tps else None,
     )
+
+
+def draft(msg: str, c: tuple[Any, ...]) -> ev.LogEvent | None:
+    m = _DRAFT_RE.match(msg)
+    if m is None:
+        return None
+    rate, accepted, generated, mean_len = m.groups()
+    return ev.DraftAcceptance(
+        c[0], c[1], c[2], c[3], c[4], int(accepted), int(generated),
+        float(rate), float(mean_len) if mean_len else None,
+    )  # fmt: skip
 
 
 def graphs(msg: str, c: tuple[Any, ...]) -> ev.LogEvent | None:

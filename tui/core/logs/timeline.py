@@ -58,6 +58,9 @@ class RequestTimeline:
     error_n_prompt_tokens: int | None
     error_n_ctx: int | None
     run: int = 0  # server processes seen before this task's (bumps at every restart in the log)
+    # Speculative decoding: draft tokens accepted by the target model of those the draft generated.
+    draft_accepted: int | None = None
+    draft_generated: int | None = None
 
     @property
     def fill(self) -> float | None:
@@ -114,6 +117,8 @@ class _RequestBuilder:
     error_n_prompt_tokens: int | None = None
     error_n_ctx: int | None = None
     run: int = 0
+    draft_accepted: int | None = None
+    draft_generated: int | None = None
 
     def snapshot(self) -> RequestTimeline:
         values = {name: getattr(self, name) for name in RequestTimeline.__dataclass_fields__}
@@ -278,6 +283,13 @@ class Timeline:
             b.total_ms = e.ms
         self.generation += 1
 
+    def _on_draft(self, e: ev.DraftAcceptance) -> None:
+        b = self._builder(e)
+        if b is None:
+            return
+        b.draft_accepted, b.draft_generated = e.accepted, e.generated
+        self.generation += 1
+
     def _on_shift(self, e: ev.ContextShift) -> None:
         b = self._builder(e)
         if b is not None:
@@ -325,6 +337,7 @@ _HANDLERS: dict[type, Any] = {
     ev.FullReprocess: Timeline._on_reprocess,
     ev.PromptProgress: Timeline._on_progress,
     ev.Timing: Timeline._on_timing,
+    ev.DraftAcceptance: Timeline._on_draft,
     ev.ContextShift: Timeline._on_shift,
     ev.SlotReleased: Timeline._on_released,
     ev.ServerError: Timeline._on_error,

@@ -19,6 +19,10 @@ _FIELDS: dict[str, str] = {
     "requests_processing": "requests_processing",
     "requests_deferred": "requests_deferred",
     "n_tokens_max": "n_tokens_max",
+    # Speculative decoding (b11434; all 0 without a draft): tokens drafted, accepted, and draft calls.
+    "spec_decode_num_draft_tokens_total": "spec_draft_tokens_total",
+    "spec_decode_num_accepted_tokens_total": "spec_accepted_tokens_total",
+    "spec_decode_num_drafts_total": "spec_drafts_total",
 }
 
 
@@ -51,6 +55,8 @@ def build_metrics_snapshot(
     d_pred = snap.tokens_predicted_total - previous.tokens_predicted_total
     d_pred_s = snap.tokens_predicted_seconds_total - previous.tokens_predicted_seconds_total
     d_cached = max(0.0, snap.prompt_tokens_cached_total - previous.prompt_tokens_cached_total)
+    d_drafted = snap.spec_draft_tokens_total - previous.spec_draft_tokens_total
+    d_accepted = snap.spec_accepted_tokens_total - previous.spec_accepted_tokens_total
     return MetricsSnapshot(
         ts=ts,
         **fields,
@@ -58,4 +64,5 @@ def build_metrics_snapshot(
         predicted_tokens_per_s=_rate(d_pred, d_pred_s),
         prompt_tokens_delta=max(0.0, d_prompt),
         prompt_tokens_cached_delta=d_cached,
+        spec_acceptance=d_accepted / d_drafted if d_drafted > 0 and d_accepted >= 0 else None,
     )

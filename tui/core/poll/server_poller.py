@@ -9,12 +9,14 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from tui.core.poll.metrics import build_metrics_snapshot, parse_metrics_text
+from tui.core.poll.router import POLLABLE, is_router, parse_router_models
 from tui.core.poll.slots import parse_models, parse_props, parse_slots
-from tui.core.poll.snapshots import MetricsSnapshot, ServerSnapshot, ServerState, SlotSnapshot
+from tui.core.poll.snapshots import MetricsSnapshot, RouterModel, ServerSnapshot, ServerState, SlotSnapshot
 from tui.core.redact import redact_text, redact_url
 
 SnapshotCallback = Callable[[ServerSnapshot], Awaitable[None] | None]
@@ -66,6 +68,11 @@ class ServerPoller:
         self._slots_ts: float | None = None
         self._metrics: MetricsSnapshot | None = None
         self._metrics_at_slots: MetricsSnapshot | None = None
+        # Router mode: per model, its last slots and when they were read; the model shown in front.
+        self._router_slots: dict[str, tuple[tuple[SlotSnapshot, ...], float]] = {}
+        self._router_active = ""
+        self._router_metrics: dict[str, MetricsSnapshot] = {}
+        self._router_metrics_at_slots: dict[str, MetricsSnapshot] = {}
 
     @property
     def latest(self) -> ServerSnapshot | None:
@@ -89,7 +96,12 @@ class ServerPoller:
             self._client = None
 
     async def _get(self, path: str) -> httpx.Response:
-        response = await self._http().get(self.url + path, headers=self._headers)
+        try:
+            response = await self._http().get(self.url + path, headers=self._headers)
+        except httpx.RemoteProtocolError:
+            # A kept-alive connection the server closed meanwhile (the b11434 router does so while it
+            # starts a model): one fresh try, so one stale socket does not read as "server down".
+            response = await self._http().get(self.url + path, headers=self._headers)
         if response.status_code == 401:
             raise _Unauthorized
         return response
@@ -141,12 +153,19 @@ class ServerPoller:
         self._slots_ts = None
         self._metrics = None
         self._metrics_at_slots = None
+        self._router_slots = {}
+        self._router_active = ""
+        self._router_metrics = {}
+        self._router_metrics_at_slots = {}
 
     async def _poll_up(self, ts: float) -> ServerSnapshot:
         props_response = await self._get("/props")
         if props_response.status_code == 503:
             return self._down(ts, "loading model", "loading")
-        props = parse_props(_json(props_response))
+        props_body = _json(props_response)
+        if is_router(props_body):
+            return await self._poll_router(ts)
+        props = parse_props(props_body)
         sleeping = bool(props.get("is_sleeping"))
         notes: list[str] = []
         if self._n_ctx_train is None:
@@ -179,12 +198,79 @@ class ServerPoller:
             template_tools=props.get("supports_tools"),
         )
 
-    async def _poll_metrics(self, ts: float, notes: list[str]) -> MetricsSnapshot | None:
+    async def _poll_router(self, ts: float) -> ServerSnapshot:
+        """A router: its models from /models; slots and n_ctx of each loaded one through `?model=`.
+
+        Only loaded models are asked about: `?model=` on an unloaded model loads it (autoload), and
+        /slots wakes a sleeping one.
+        """
+        models = parse_router_models(_json(await self._get("/models")))
+        polled = tuple([await self._poll_router_model(m, ts) for m in models])
+        loaded = [m for m in polled if m.status == "loaded"]
+        busy = [m for m in loaded if any(s.is_processing for s in m.slots)]
+        front = next((m for m in loaded if m.id == self._router_active), None)
+        active = busy[0] if busy else front or (loaded[0] if loaded else None)
+        self._router_active = active.id if active is not None else ""
+        notes: list[str] = []
+        metrics = self._router_metrics.get(active.id) if active is not None else None
+        if active is None:
+            notes.append("router: no model loaded (a request for one loads it)")
+        elif self._want_metrics and not self._metrics_enabled:
+            notes.append(METRICS_DISABLED)
+        return ServerSnapshot(
+            ts=ts,
+            state="up",
+            url=self.shown_url,
+            model=active.id if active is not None else "",
+            n_slots=active.n_slots if active is not None else 0,
+            n_ctx_slot=active.n_ctx_slot if active is not None else 0,
+            n_ctx_train=active.n_ctx_train if active is not None else None,
+            slots=active.slots if active is not None else (),
+            metrics=metrics,
+            requests_deferred=int(metrics.requests_deferred) if metrics is not None else None,
+            notes=tuple(notes),
+            models=polled,
+        )
+
+    async def _poll_router_model(self, model: RouterModel, ts: float) -> RouterModel:
+        if model.status not in POLLABLE:
+            return model
+        # autoload=false: a model unloaded since /models answers 400 instead of being loaded again by us.
+        query = f"?model={quote(model.id, safe='')}&autoload=false"
+        response = await self._get("/props" + query)
+        if response.status_code == 400:
+            return replace(model, status="unloaded")
+        props = parse_props(_json(response))
+        if props.get("is_sleeping"):
+            return replace(model, status="sleeping")
+        # Each model is its own process with its own counters: deltas only against the same model.
+        self._metrics = self._router_metrics.get(model.id)
+        metrics = await self._poll_metrics(ts, [], query)
+        if metrics is not None:
+            self._router_metrics[model.id] = metrics
+        previous, previous_ts = self._router_slots.get(model.id, ((), None))
+        slots = previous
+        # As for one server: /slots resets the model's idle timer, so only after work (--sleep-idle-seconds).
+        last = self._router_metrics_at_slots.get(model.id)
+        if self._slots_enabled and slots_needed(metrics, last, previous, previous_ts):
+            response = await self._get("/slots" + query)
+            if response.status_code in (404, 501):
+                self._slots_enabled = False
+            slots = parse_slots(_json(response), ts, previous, previous_ts)
+            self._router_slots[model.id] = (slots, ts)
+            if metrics is not None:
+                self._router_metrics_at_slots[model.id] = metrics
+        n_ctx_slot = int(props.get("n_ctx_slot", 0)) or (slots[0].n_ctx if slots else 0)
+        return replace(
+            model, n_slots=int(props.get("n_slots", 0)) or len(slots), n_ctx_slot=n_ctx_slot, slots=slots
+        )
+
+    async def _poll_metrics(self, ts: float, notes: list[str], query: str = "") -> MetricsSnapshot | None:
         if not self._metrics_enabled:
             if self._want_metrics:
                 notes.append(METRICS_DISABLED)
             return None
-        response = await self._get("/metrics")
+        response = await self._get("/metrics" + query)
         if response.status_code in (404, 501):
             self._metrics_enabled = False
             notes.append(METRICS_DISABLED)
@@ -201,19 +287,7 @@ class ServerPoller:
         return self._metrics
 
     def _slots_needed(self, metrics: MetricsSnapshot | None) -> bool:
-        last = self._metrics_at_slots
-        if metrics is None or last is None or self._slots_ts is None:
-            return True
-        if metrics.requests_processing > 0 or metrics.requests_deferred > 0:
-            return True
-        if any(s.is_processing for s in self._slots):
-            return True
-        return (
-            metrics.n_decode_total != last.n_decode_total
-            or metrics.prompt_tokens_total != last.prompt_tokens_total
-            or metrics.prompt_tokens_cached_total != last.prompt_tokens_cached_total
-            or metrics.tokens_predicted_total != last.tokens_predicted_total
-        )
+        return slots_needed(metrics, self._metrics_at_slots, self._slots, self._slots_ts)
 
     async def _poll_slots(self, ts: float) -> None:
         response = await self._get("/slots")
@@ -281,6 +355,27 @@ class ServerPoller:
         except TimeoutError:
             pass
         self._poke.clear()
+
+
+def slots_needed(
+    metrics: MetricsSnapshot | None,
+    last: MetricsSnapshot | None,
+    slots: tuple[SlotSnapshot, ...],
+    slots_ts: float | None,
+) -> bool:
+    """Whether /slots must be read again: work since the last read (a needless read keeps a server awake)."""
+    if metrics is None or last is None or slots_ts is None:
+        return True
+    if metrics.requests_processing > 0 or metrics.requests_deferred > 0:
+        return True
+    if any(s.is_processing for s in slots):
+        return True
+    return (
+        metrics.n_decode_total != last.n_decode_total
+        or metrics.prompt_tokens_total != last.prompt_tokens_total
+        or metrics.prompt_tokens_cached_total != last.prompt_tokens_cached_total
+        or metrics.tokens_predicted_total != last.tokens_predicted_total
+    )
 
 
 def _with_last_ok(snap: ServerSnapshot, ts: float) -> ServerSnapshot:

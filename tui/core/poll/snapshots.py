@@ -45,12 +45,24 @@ class MetricsSnapshot:
     requests_processing: float = 0.0
     requests_deferred: float = 0.0
     n_tokens_max: float = 0.0
+    spec_draft_tokens_total: float = 0.0
+    spec_accepted_tokens_total: float = 0.0
+    spec_drafts_total: float = 0.0
     # Derived from deltas against the previous scrape (None on the first scrape or without new work).
     prompt_tokens_per_s: float | None = None
     predicted_tokens_per_s: float | None = None
     # Prompt tokens since the previous scrape: evaluated vs reused from cache.
     prompt_tokens_delta: float = 0.0
     prompt_tokens_cached_delta: float = 0.0
+    # Draft tokens accepted / drafted since the previous scrape (None: nothing drafted meanwhile).
+    spec_acceptance: float | None = None
+
+    @property
+    def spec_acceptance_avg(self) -> float | None:
+        """Lifetime share of drafted tokens the target model accepted (None: no speculative decoding)."""
+        if self.spec_draft_tokens_total <= 0:
+            return None
+        return self.spec_accepted_tokens_total / self.spec_draft_tokens_total
 
     @property
     def cached_ratio(self) -> float | None:
@@ -71,6 +83,39 @@ class MetricsSnapshot:
         if self.tokens_predicted_seconds_total <= 0:
             return None
         return self.tokens_predicted_total / self.tokens_predicted_seconds_total
+
+
+@dataclass(frozen=True)
+class RouterModel:
+    """One model of a router-mode llama-server (--models-dir / --models-preset) as GET /models lists it.
+
+    status is the server's word (loaded, loading, unloaded, sleeping), or "failed" when its last load
+    exited with an error. Slots and n_ctx come from /props and /slots `?model=`, polled only while loaded.
+    """
+
+    id: str
+    status: str
+    source: str = ""  # models_dir | preset | cache (the server's "source")
+    exit_code: int | None = None
+    n_slots: int = 0
+    n_ctx_slot: int = 0
+    n_ctx_train: int | None = None
+    slots: tuple[SlotSnapshot, ...] = ()
+    args: tuple[str, ...] = ()  # the command line the router starts it with
+    preset: str = ""  # its preset as INI text
+
+    def to_json(self) -> dict[str, object]:
+        """The `server status --json` form (args and preset left out: they may hold paths and keys)."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "source": self.source,
+            "exit_code": self.exit_code,
+            "n_slots": self.n_slots or None,
+            "n_ctx": self.n_ctx_slot or None,
+            "n_ctx_train": self.n_ctx_train,
+            "busy_slots": sum(1 for s in self.slots if s.is_processing),
+        }
 
 
 @dataclass(frozen=True)
@@ -95,6 +140,14 @@ class ServerSnapshot:
     notes: tuple[str, ...] = ()
     # Whether the chat template renders tools (/props chat_template_caps.supports_tools), None: unknown.
     template_tools: bool | None = None
+    # Router mode: every model the router offers (empty for a single-model server); the fields above
+    # (model, slots, n_ctx_slot, metrics) then describe the loaded model requests went to last.
+    models: tuple[RouterModel, ...] = ()
+
+    @property
+    def router(self) -> bool:
+        """Whether this is a router-mode server (several models, loaded on demand)."""
+        return bool(self.models)
 
     @property
     def busy_slots(self) -> int:

@@ -119,11 +119,13 @@ class RequestRewriter:
                 removed = tuple(t for t in current.get("tools") or [] if tool_name(t) in names)
                 current = filtered.body
         compaction_saved: int | None = None
+        folded: str | None = None
         if compaction is not None and compacting:
             controls.recent.clear(user)
-            result = compaction.observe(parsed, dialect, session_hint(headers, parsed))
+            result = compaction.observe(parsed, dialect, session_hint(headers, parsed), body)
             if result.applied:
                 compaction_saved = result.tokens_saved
+                folded = result.compaction.folded if result.compaction is not None else None
                 current = {**current, "messages": result.body["messages"]}
         else:
             # Keep bytes, not the parsed tree: a retained 150 KB tree makes every GC pass slower.
@@ -139,6 +141,7 @@ class RequestRewriter:
             edits,
             removed,
             compaction_saved,
+            compaction_folded=folded,
         )
         if not note.rewritten:
             return body, note

@@ -59,6 +59,16 @@ def _failures(s: Summary) -> str:
     return (" · " + " · ".join(parts)) if parts else ""
 
 
+def _speculative(s: Summary) -> list[str]:
+    """Draft acceptance with its per-request trend, only when the server ran speculative decoding."""
+    if not s.draft_requests:
+        return []
+    return [
+        f"Speculative decoding: {pct(s.draft_acceptance)} of {s.draft_tokens:,} drafted tokens accepted"
+        f" over {s.draft_requests:,} requests · per request {sparkline(s.draft_trend)}"
+    ]
+
+
 def headline(s: Summary) -> list[str]:
     """The overall numbers as short lines."""
     return [
@@ -71,6 +81,7 @@ def headline(s: Summary) -> list[str]:
         _saving("Saved by transforms", s.transform_saved),
         _saving("Saved by MCP switches", s.mcp_saved),
         _energy(s),
+        *_speculative(s),
     ]
 
 

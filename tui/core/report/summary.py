@@ -120,6 +120,17 @@ class Summary:
     # Prompt lengths in request order, downsampled (max per step) to at most TREND_POINTS values.
     prompt_trend: tuple[int, ...] = ()
     user: str | None = None  # team mode: the user these rows belong to (`report --by user`)
+    # Speculative decoding: requests that reported draft counts, tokens drafted and accepted.
+    draft_requests: int = 0
+    draft_tokens: int = 0
+    draft_accepted: int = 0
+    # Per-request draft acceptance (%) in request order, downsampled like prompt_trend.
+    draft_trend: tuple[int, ...] = ()
+
+    @property
+    def draft_acceptance(self) -> float | None:
+        """Accepted / drafted tokens over the rows with speculative decoding (None: no drafts)."""
+        return self.draft_accepted / self.draft_tokens if self.draft_tokens else None
 
     @property
     def new_tokens(self) -> int:
@@ -180,6 +191,13 @@ class Summary:
             "rejected": self.rejected,
             "cancelled": self.cancelled,
             "in_flight": self.in_flight,
+            "speculative": {
+                "requests": self.draft_requests,
+                "draft_tokens": self.draft_tokens,
+                "accepted_tokens": self.draft_accepted,
+                "acceptance": self.draft_acceptance,
+                "trend_pct": list(self.draft_trend),
+            },
         }
 
 
@@ -265,7 +283,18 @@ def summarize(
         costs=tuple(cloud_cost(p, new_total, cached, output) for p in prices),
         prompt_trend=downsample(sizes),
         models=_model_counts(model_rows),
+        **_draft_totals(model_rows),
     )
+
+
+def _draft_totals(rows: Sequence[RequestRecord]) -> dict[str, Any]:
+    drafted = [r.usage for r in rows if r.usage.draft_tokens and r.usage.draft_accepted is not None]
+    return {
+        "draft_requests": len(drafted),
+        "draft_tokens": sum(u.draft_tokens or 0 for u in drafted),
+        "draft_accepted": sum(u.draft_accepted or 0 for u in drafted),
+        "draft_trend": downsample([100.0 * (u.draft_acceptance or 0.0) for u in drafted]),
+    }
 
 
 def _model_counts(rows: Sequence[RequestRecord]) -> dict[str, int]:

@@ -68,41 +68,47 @@ class CompactFlow(Flow):
             keep_turns=settings.keep_turns,
             preferred=settings.mode,
         )
-        self.screen.app.push_screen(dialog, lambda mode: self.then(bool(mode), self._start, mode, ""))
+        self.screen.app.push_screen(
+            dialog, lambda c: self.then(c is not None, self._start, c and c.mode, "", c and c.focus)
+        )
 
-    def _start(self, mode: str, pane: str) -> None:
+    def _start(self, mode: str, pane: str, focus: str = "") -> None:
         selected = self.view.selected
         session = selected.session_id if selected is not None else None
-        self.in_thread(self._run, mode, pane, session, group="act", description="compact")
+        self.in_thread(self._run, mode, pane, session, focus, group="act", description="compact")
 
-    def _run(self, mode: str, pane: str, session: str | None) -> None:
-        from tui.core.actions.tmux_compact import PaneError, send_compact
+    def _run(self, mode: str, pane: str, session: str | None, focus: str = "") -> None:
+        from tui.core.actions.tmux_compact import PaneError, compact_command, send_compact
 
         compact = self.view.settings.compact
         if mode == "pane":
+            command = compact_command(focus)  # `/compact <focus>`: Claude Code's own way to aim it
             try:
                 used = send_compact(
-                    pane or compact.pane, agent=compact.agent_command, socket_name=compact.tmux_socket or None
+                    pane or compact.pane,
+                    agent=compact.agent_command,
+                    socket_name=compact.tmux_socket or None,
+                    command=command,
                 )
             except PaneError as exc:
                 if exc.candidates:
-                    self.screen.post_message(am.PaneChoiceNeeded(str(exc), exc.candidates))
+                    self.screen.post_message(am.PaneChoiceNeeded(str(exc), exc.candidates, focus))
                 else:
                     self.screen.post_message(am.ActionResult("compact", str(exc), "error"))
                 return
-            self.screen.post_message(
-                am.ActionResult("compact", f"sent /compact to tmux pane {used.describe()}")
-            )
+            sent = f"sent {command} to tmux pane {used.describe()}"
+            self.screen.post_message(am.ActionResult("compact", sent))
             return
         try:
             client = self._client()
             try:
-                answer = client.compact(session or None, compact.keep_turns, user=self.control.user())
+                user = self.control.user()
+                answer = client.compact(session or None, compact.keep_turns, user=user, focus=focus)
             except ControlError as exc:
                 if exc.status != 409 or "no request seen" not in str(exc):
                     raise
                 # The proxy keys conversations its own way: fall back to its latest one.
-                answer = client.compact(None, compact.keep_turns, user=self.control.user())
+                answer = client.compact(None, compact.keep_turns, user=self.control.user(), focus=focus)
         except ControlError as exc:
             self.screen.post_message(am.ActionResult("compact", str(exc), "error"))
             return
@@ -124,7 +130,7 @@ class CompactFlow(Flow):
         choices = [(p.pane_id, p.describe()) for p in message.candidates]
         self.screen.app.push_screen(
             PickDialog("which pane runs the agent?", message.problem, choices),
-            lambda pane: self.then(bool(pane), self._start, "pane", pane),
+            lambda pane: self.then(bool(pane), self._start, "pane", pane, message.focus),
         )
 
     def confirm_undo(self) -> None:
@@ -135,9 +141,11 @@ class CompactFlow(Flow):
         row = next((c for c in active if c.session_id == selected), active[0] if active else None)
         which = f"session {row.session_id}" if row is not None else "the newest session"
         saved = f" (it saves {grouped(row.tokens_saved)} tokens per request)" if row is not None else ""
+        count = row.folded_messages if row is not None else 0
+        folded = f" (the {count} folded messages, as sent)" if count else ""
         body = (
             f"Drop the proxy compaction of {which}{saved}? Its next request goes out with the full "
-            "history again, and the server re-processes it from the summary on."
+            f"history again{folded}, and the server re-processes it from the summary on."
         )
         session = selected if any(c.session_id == selected for c in active) else None
         self.screen.app.push_screen(

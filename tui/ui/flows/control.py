@@ -42,7 +42,8 @@ class ControlFlow(Flow):
         """What decides which acting keys run now."""
         server = self.view.feed.driver.server_control()
         model = server.model if server is not None else ""
-        return ActionContext(self.view.feed.info.mode, self.snapshot, self.address(), model)
+        router = self.view.server is not None and self.view.server.router  # `r` acts on its models
+        return ActionContext(self.view.feed.info.mode, self.snapshot, self.address(), model, router)
 
     def refresh(self) -> None:
         """Read the proxy's switches in a worker (never polled: at start, once it listens, after actions)."""

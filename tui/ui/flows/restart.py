@@ -43,6 +43,14 @@ class RestartFlow(Flow):
         from tui.ui.screens.restart_dialog import RestartDialog
 
         status, server = message.status, self.view.server
+        if status.models:  # router mode: one model at a time, or the whole router
+            from dataclasses import replace
+
+            from tui.ui.screens.model_actions import open_model_actions
+
+            whole = am.RestartPrepared(replace(status, models=()))
+            open_model_actions(self.screen, self.view.settings, status.models, lambda: self.prepared(whole))
+            return
         control = self._server_control()
         settings = self.view.settings.server
         configured = settings.parallel or 1

@@ -1,6 +1,8 @@
-"""The compaction dialog: pane mode (/compact typed into the agent's tmux pane) or proxy mode."""
+"""The compaction dialog: pane mode (/compact typed into the agent's tmux pane) or proxy mode, and a focus."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -8,12 +10,21 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, RadioButton, RadioSet, Static
+from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 
 from tui.core.terminal_text import printable_lines
 
 PANE_LABEL = "pane: type /compact into the agent's tmux pane"
 PROXY_LABEL = "proxy: summarise older turns, rewrite later requests"
+FOCUS_PLACEHOLDER = "focus (optional): what the summary must keep, e.g. the failing test in api.py"
+
+
+@dataclass(frozen=True)
+class CompactChoice:
+    """What the dialog answers: the mode and the optional focus text."""
+
+    mode: str  # "pane" | "proxy"
+    focus: str = ""
 
 
 class ChoiceButton(RadioButton):
@@ -25,8 +36,8 @@ class ChoiceButton(RadioButton):
         return super()._button
 
 
-class CompactDialog(ModalScreen[str | None]):
-    """Answers "pane", "proxy" or None (cancelled)."""
+class CompactDialog(ModalScreen[CompactChoice | None]):
+    """Answers a CompactChoice, or None (cancelled)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="compact_cancel")]
 
@@ -70,6 +81,8 @@ class CompactDialog(ModalScreen[str | None]):
                 yield ChoiceButton(
                     PROXY_LABEL, value=mode == "proxy", id="mode-proxy", disabled=not self.proxy_ok
                 )
+            # Pane mode types it after /compact; proxy mode puts it in the summary prompt.
+            yield Input(placeholder=FOCUS_PLACEHOLDER, id="compact-focus")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Compact", id="confirm", variant="warning")
@@ -89,9 +102,19 @@ class CompactDialog(ModalScreen[str | None]):
         pressed = self.query_one(RadioSet).pressed_button
         return "proxy" if pressed is not None and pressed.id == "mode-proxy" else "pane"
 
+    def choice(self) -> CompactChoice:
+        """The chosen mode and the focus text (one line, spaces collapsed)."""
+        focus = " ".join(self.query_one("#compact-focus", Input).value.split())
+        return CompactChoice(self.chosen_mode(), focus)
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         """Compact in the chosen mode, or cancel."""
-        self.dismiss(self.chosen_mode() if event.button.id == "confirm" else None)
+        self.dismiss(self.choice() if event.button.id == "confirm" else None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in the focus field moves to Compact (one more Enter compacts; Cancel stays a Tab away)."""
+        event.stop()
+        self.query_one("#confirm", Button).focus()
 
     def action_cancel(self) -> None:
         """Escape cancels."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from dataclasses import replace
 
 from rich.text import Text
 from textual import work
@@ -15,7 +17,7 @@ from textual.widgets.tree import TreeNode
 
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.views import CATEGORY_LABELS, mcp_server_of
-from tui.core.records import RequestRecord
+from tui.core.records import RequestRecord, folded_ref_id
 from tui.core.terminal_text import printable, printable_lines
 from tui.ui.format import clock, grouped, millis, percent, rate
 from tui.ui.keys import bindings
@@ -127,6 +129,55 @@ def fill_tree(root: TreeNode[None], record: RequestRecord) -> None:
     root.expand()
 
 
+FOLDED_PREVIEW_CHARS = 160
+
+
+def folded_messages(folded: str) -> list[object]:
+    """The folded messages parsed back from their exact text ([] when it does not parse)."""
+    try:
+        messages = json.loads("[" + folded + "]")
+    except ValueError:
+        return []
+    return messages if isinstance(messages, list) else []
+
+
+def resolve_folded(
+    record: RequestRecord, load: Callable[[int], RequestRecord | None]
+) -> RequestRecord:
+    """The record with its folded turns (the compaction's first row holds them; later rows point there)."""
+    ref = folded_ref_id(record.compaction_folded)
+    if ref is None:
+        return record
+    holder = load(ref)
+    return replace(record, compaction_folded=holder.compaction_folded if holder is not None else None)
+
+
+def fill_folded(root: TreeNode[None], record: RequestRecord, loaded: bool = True) -> None:
+    """The turns a proxy compaction folded out of this request: one leaf per message, role and start."""
+    from tui.core.actions.compaction import message_text
+
+    if record.compaction_saved_tokens is None:
+        return
+    if not record.compaction_folded:
+        kept = "not kept in this journal (or its first row was pruned)" if loaded else "loading…"
+        root.add_leaf(Text("folded by compaction: " + kept))
+        return
+    messages = folded_messages(record.compaction_folded)
+    size = len(record.compaction_folded.encode("utf-8"))
+    node = root.add(
+        Text.assemble(
+            ("folded by compaction", "bold"),
+            f"  {len(messages)} messages, {grouped(size)} bytes as sent (u undoes: they go out again)",
+        )
+    )
+    for index, message in enumerate(messages):
+        role = message.get("role", "?") if isinstance(message, dict) else "?"
+        text = " ".join(message_text(message).split())
+        if len(text) > FOLDED_PREVIEW_CHARS:
+            text = text[:FOLDED_PREVIEW_CHARS] + "…"
+        node.add_leaf(Text(printable(f"{index} {role}: {text}")))
+
+
 def _label(label: str, tokens: int, total: int) -> Text:
     shown = printable(label)  # tool and server names come from request bodies
     return Text.assemble(shown, (f"  {grouped(tokens)}", "bold"), (f"  {percent(tokens / total)}", "dim"))
@@ -164,23 +215,27 @@ class RequestDetailScreen(Screen[None]):
         self.query_one("#detail", Vertical).border_title = f"request #{self.record.id}"
         tree = self.query_one(Tree)
         fill_tree(tree.root, self.record)
+        fill_folded(tree.root, self.record, loaded=False)
         tree.focus()
         anatomy = self.record.anatomy
-        if anatomy is not None and not anatomy.parts:
+        folded_missing = self.record.compaction_saved_tokens is not None and not self.record.compaction_folded
+        if (anatomy is not None and not anatomy.parts) or folded_missing:
             self.load_parts()
 
     @work(thread=True, exclusive=True, group="detail-parts", exit_on_error=False, description="load parts")
     def load_parts(self) -> None:
         """Read the record with its parts (journal) off the event loop."""
-        full = self.feed.driver.load_record(self.record.id)
+        load = self.feed.driver.load_record
+        full = load(self.record.id)
         if full is not None:
-            self.app.call_from_thread(self._show_parts, full)
+            self.app.call_from_thread(self._show_parts, resolve_folded(full, load))
 
     def _show_parts(self, record: RequestRecord) -> None:
         self.record = record
         tree = self.query_one(Tree)
         tree.clear()
         fill_tree(tree.root, record)
+        fill_folded(tree.root, record)
 
     def action_toggle_body(self) -> None:
         """Show or hide the raw request body (loaded on first use)."""

@@ -7,7 +7,8 @@ from rich.text import Text
 from textual.widget import Widget
 
 from tui.core.logs.state import ServerFacts
-from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
+from tui.core.poll.kv_sharing import kv_sharing
+from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot, SlotSnapshot
 from tui.ui.format import flow, gauge, gib_bytes, mib, percent, tokens
 
 
@@ -57,21 +58,47 @@ class MemoryPanel(Widget):
                 why = server.notes[0]
             kv.append(Text(why, style=dim))
         else:
-            many = len(server.slots) > 4
-            for slot in server.slots:
-                fill = slot.fill
-                style = self._style("danger" if fill >= 0.95 else "warning" if fill >= 0.8 else "fill")
-                entry = Text(f"s{slot.id} ", style="bold" if slot.is_processing else "")
-                bar = gauge(fill, 6 if many else 10)
-                filled = bar.count("█")
-                entry.append(bar[:filled], style=style)
-                entry.append(bar[filled:], style=self._style("empty"))
-                entry.append("▏", style=dim)
-                entry.append(f"{percent(fill)}", style=style if fill >= 0.8 else "")
-                if not many:
-                    entry.append(f" {tokens(slot.n_prompt_tokens)}", style=dim)
-                kv.append(entry)
+            # Router mode: each loaded model's own slots, under its name; one server: its slots.
+            groups = [(m.id, m.slots) for m in server.models if m.slots] or [("", server.slots)]
+            many = sum(len(slots) for _, slots in groups) > 4
+            for name, slots in groups:
+                if name:
+                    kv.append(Text(name, style="bold"))
+                kv.extend(self._slot_entry(slot, many, dim) for slot in slots)
+            sharing = self._sharing_entry(dim)
+            if sharing is not None:
+                kv.append(sharing)
         return Text("\n").join([flow(kv, width), flow(self._memory_entries(dim), width)])
+
+    def _slot_entry(self, slot: SlotSnapshot, many: bool, dim: Style) -> Text:
+        """`s0 ███░░░░░░░▏30% 1.2k`: the slot's KV fill (shorter when there are many)."""
+        fill = slot.fill
+        style = self._style("danger" if fill >= 0.95 else "warning" if fill >= 0.8 else "fill")
+        entry = Text(f"s{slot.id} ", style="bold" if slot.is_processing else "")
+        bar = gauge(fill, 6 if many else 10)
+        filled = bar.count("█")
+        entry.append(bar[:filled], style=style)
+        entry.append(bar[filled:], style=self._style("empty"))
+        entry.append("▏", style=dim)
+        entry.append(f"{percent(fill)}", style=style if fill >= 0.8 else "")
+        if not many:
+            entry.append(f" {tokens(slot.n_prompt_tokens)}", style=dim)
+        return entry
+
+    def _sharing_entry(self, dim: Style) -> Text | None:
+        """What a slot really gets: the shared pool's fill, a fixed part per slot, or unknown."""
+        sharing = kv_sharing(self.facts, self.server)
+        fill = sharing.pool_fill(self.server)
+        if sharing.mode == "shared" and fill is not None:
+            style = self._style("danger" if fill >= 0.95 else "warning" if fill >= 0.8 else "fill")
+            return Text.assemble(
+                ("pool ", dim), (percent(fill), style), (f" of {tokens(sharing.pool)} shared", dim)
+            )
+        if sharing.mode == "split":
+            return Text(f"split: {tokens(sharing.per_slot)} per slot", style=dim)
+        if sharing.mode == "unknown":
+            return Text("pool sharing unknown (no startup log)", style=dim)
+        return None
 
     def _memory_entries(self, dim: Style) -> list[Text]:
         gpu = self.gpu
@@ -119,7 +146,11 @@ def _server_key(server: ServerSnapshot | None) -> object:
     if server is None:
         return None
     slots = tuple((s.id, s.n_ctx, s.n_prompt_tokens, s.is_processing) for s in server.slots)
-    return (server.state, slots, server.notes)
+    models = tuple(
+        (m.id, tuple((s.id, s.n_ctx, s.n_prompt_tokens, s.is_processing) for s in m.slots))
+        for m in server.models
+    )
+    return (server.state, slots, server.notes, models)
 
 
 def _gpu_key(gpu: GpuSnapshot | None) -> object:

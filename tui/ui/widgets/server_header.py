@@ -10,9 +10,17 @@ from textual.widget import Widget
 
 from tui.core.feed.updates import FeedInfo
 from tui.core.logs.state import ServerFacts
+from tui.core.poll.kv_sharing import kv_sharing
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.ui.format import flow, grouped
 
+# Router-mode model states -> the header's component class for them.
+MODEL_STATE_STYLES = {
+    "loaded": "server-header--up",
+    "loading": "server-header--loading",
+    "sleeping": "server-header--sleeping",
+    "failed": "server-header--down",
+}
 STATE_HINTS = {
     "down": "start llama-server or set [server] url",
     "loading": "loading the model",
@@ -84,6 +92,19 @@ class ServerHeader(Widget):
             self._shown_key = key
             self.refresh(layout=True)
 
+    def _models_entry(self, server: ServerSnapshot, dim: Style) -> Text:
+        """Router mode: each model with its state (and slots × n_ctx once loaded)."""
+        entry = Text.assemble(("models ", dim))
+        for index, model in enumerate(server.models):
+            if index:
+                entry.append(" · ", style=dim)
+            component = MODEL_STATE_STYLES.get(model.status, "server-header--dim")
+            entry.append(_short_model(model.id), style="bold" if model.id == server.model else "")
+            entry.append(f" {model.status}", style=self.get_component_rich_style(component, partial=True))
+            if model.n_slots and model.n_ctx_slot:
+                entry.append(f" {model.n_slots}×{grouped(model.n_ctx_slot)}", style=dim)
+        return entry
+
     def render(self) -> Text:
         """Entries flowed to the width."""
         server = self.server
@@ -98,7 +119,12 @@ class ServerHeader(Widget):
         n_slots = (server.n_slots if server and server.n_slots else None) or self.facts.n_slots
         n_ctx = (server.n_ctx_slot if server and server.n_ctx_slot else None) or self.facts.n_ctx_slot
         if n_slots and n_ctx:
-            entries.append(Text.assemble(f"{n_slots}×{grouped(n_ctx)}", (" ctx", dim)))
+            # "shared": one unified pool all slots draw from; "each": a fixed part per slot (server's word).
+            sharing = kv_sharing(self.facts, server).short
+            shared = (f" {sharing}" if sharing else "", dim)
+            entries.append(Text.assemble(f"{n_slots}×{grouped(n_ctx)}", (" ctx", dim), shared))
+        if server is not None and server.models:
+            entries.append(self._models_entry(server, dim))
         train = (server.n_ctx_train if server else None) or self.facts.n_ctx_train
         if train:
             entries.append(Text.assemble(("train ", dim), grouped(train)))
@@ -141,7 +167,9 @@ def _remote_entries(info: FeedInfo, dim: Style) -> list[Text]:
 def _server_key(server: ServerSnapshot | None) -> object:
     if server is None:
         return None
-    return (server.state, server.model, server.n_slots, server.n_ctx_slot, server.n_ctx_train, server.error)
+    models = tuple((m.id, m.status, m.n_slots, m.n_ctx_slot) for m in server.models)
+    sizes = (server.n_slots, server.n_ctx_slot, server.n_ctx_train)
+    return (server.state, server.model, sizes, server.error, models)
 
 
 def _short_model(model: str) -> str:

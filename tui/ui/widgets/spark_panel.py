@@ -1,4 +1,4 @@
-"""Sparklines over the last N requests: prompt t/s, generation t/s, prompt tokens, reuse %."""
+"""Sparklines over the last N requests: prompt t/s, generation t/s, prompt tokens, reuse %, draft %."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ SERIES: tuple[tuple[str, str], ...] = (
     ("gen_tps", "tg t/s"),
     ("prompt_tokens", "prompt"),
     ("reuse_pct", "reuse"),
+    ("draft_pct", "draft acc"),
 )
+# Shown only once a request reports speculative decoding (a server with a draft model).
+OPTIONAL = frozenset({"draft_pct"})
 
 
 class SparkPanel(Grid):
@@ -23,7 +26,8 @@ class SparkPanel(Grid):
     def compose(self) -> ComposeResult:
         """One cell per series."""
         for key, label in SERIES:
-            with Horizontal(classes="spark-cell", id=f"spark-{key}"):
+            with Horizontal(classes="spark-cell", id=f"spark-{key}") as cell:
+                cell.display = key not in OPTIONAL
                 yield Label(f"{label} –", classes="spark-label")
                 yield Sparkline([], summary_function=max, classes="spark-line")
 
@@ -32,9 +36,11 @@ class SparkPanel(Grid):
         for key, label in SERIES:
             values: tuple[float, ...] = getattr(series, key)
             cell = self.query_one(f"#spark-{key}", Horizontal)
+            if key in OPTIONAL:
+                cell.display = bool(values)
             cell.query_one(Sparkline).data = list(values)
             last = values[-1] if values else None
-            if key == "reuse_pct":
+            if key in ("reuse_pct", "draft_pct"):
                 text = "–" if last is None else f"{last:.0f}%"
             elif key == "prompt_tokens":
                 text = tokens(last)
