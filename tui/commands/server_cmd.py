@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tui.commands.connect_opts import add_connect_options, remote_from_args
@@ -12,7 +13,6 @@ from tui.core.config import Settings
 
 if TYPE_CHECKING:
     from tui.core.actions.server_control import ServerState
-    from tui.core.poll.snapshots import RouterModel
 
 
 def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
@@ -65,20 +65,33 @@ def _printer(quiet: bool) -> Any:
     return show
 
 
-def run_model_action(action: str, model: str | None, settings: Settings, as_json: bool) -> int:
-    """Load, unload or restart one model of a router; 0 when it ended loaded (unloaded), 1 if not."""
-    from tui.core.actions.router_control import RouterControl, RouterControlError
+def run_model_action(args: argparse.Namespace, model: str | None, settings: Settings) -> int:
+    """Load, unload or restart one model of a router, here or on the serve host (--connect).
 
+    Exit 0 when the model settled as asked, 1 when not (or the router refused), 2 without --model.
+    """
+    from tui.core.actions.router_control import ModelAction, RouterControl, RouterControlError
+
+    action = args.action
     if not model:
         print(f"ctxbudget server {action}: name the model with --model NAME (router mode)", file=sys.stderr)
         return 2
-    control = RouterControl(settings.server.url, settings.server.api_key)
+    act: Callable[[str, str], ModelAction]
+    if getattr(args, "connect", None):
+        from tui.core.remote.server_control import RemoteServerControl
+
+        remote = remote_from_args(args)
+        assert remote is not None
+        act = RemoteServerControl(remote, remote.url).model_action
+    else:
+        control = RouterControl(settings.server.url, settings.server.api_key)
+        act = lambda what, name: getattr(control, what)(name)  # noqa: E731 - same shape as the remote one
     try:
-        result = getattr(control, action)(model)
+        result = act(action, model)
     except RouterControlError as exc:
         print(f"ctxbudget server {action}: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(result.to_json(), indent=2) if as_json else result.describe())
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.describe())
     return 0 if result.ok else 1
 
 
@@ -89,17 +102,10 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
 
     model = getattr(args, "model", None)
     per_model = args.action in ("load", "unload") or (args.action == "restart" and bool(model))
-    if getattr(args, "connect", None):
-        if per_model:
-            print(
-                f"ctxbudget server {args.action} --model: not available through --connect yet; "
-                "run it on the server host",
-                file=sys.stderr,
-            )
-            return 2
-        return run_remote(args)
     if per_model:
-        return run_model_action(args.action, model, settings, bool(args.json))
+        return run_model_action(args, model, settings)
+    if getattr(args, "connect", None):
+        return run_remote(args)
     controller = ServerController(settings, on_state=_printer(bool(args.json)))
     if args.action == "status":
         status = controller.status()
@@ -130,28 +136,10 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if state.phase == "failed" else 0
 
 
-def models_from_json(items: list[dict[str, Any]]) -> tuple[RouterModel, ...]:
-    """RouterModel.to_json output back into models (for a status read through --connect)."""
-    from tui.core.poll.snapshots import RouterModel
-
-    return tuple(
-        RouterModel(
-            id=str(m.get("id", "")),
-            status=str(m.get("status", "unknown")),
-            source=str(m.get("source") or ""),
-            exit_code=m.get("exit_code"),
-            n_slots=int(m.get("n_slots") or 0),
-            n_ctx_slot=int(m.get("n_ctx") or 0),
-            n_ctx_train=m.get("n_ctx_train"),
-        )
-        for m in items
-        if isinstance(m, dict)
-    )
-
-
 def run_remote(args: argparse.Namespace) -> int:
     """The same action on the server host, through its `ctxbudget serve` (same exit codes)."""
     from tui.core.actions.server_probe import ServerStatus
+    from tui.core.remote.server_control import models_from_json
     from tui.core.serve.remote_source import RemoteError
 
     remote = remote_from_args(args)
@@ -165,7 +153,7 @@ def run_remote(args: argparse.Namespace) -> int:
                 fields = {k: v for k, v in data.items() if k in ServerStatus.__dataclass_fields__}
                 fields["foreign_pids"] = tuple(fields.get("foreign_pids") or ())
                 fields["record"] = None
-                fields["models"] = models_from_json(data.get("models") or [])
+                fields["models"] = models_from_json(data.get("models"))
                 print(f"{remote.url}: {ServerStatus(**fields).describe()}")
             return 0 if data.get("phase") == "up" else 1
 

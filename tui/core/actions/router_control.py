@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -68,14 +69,40 @@ class ModelAction:
             "seen": list(self.seen), "exit_code": self.exit_code,
         }  # fmt: skip
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelAction:
+        """Back from to_json() (what serve sends a remote client)."""
+        code = data.get("exit_code")
+        return cls(
+            str(data.get("action") or ""),
+            str(data.get("model") or ""),
+            str(data.get("status") or "unknown"),
+            tuple(str(s) for s in data.get("seen") or ()),
+            code if isinstance(code, int) else None,
+        )
+
 
 class RouterControl:
     """Acts on one router's models; each call waits until the model settles (or WAIT_S passes)."""
 
-    def __init__(self, url: str, api_key: str = "", *, wait_s: float = WAIT_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str = "",
+        *,
+        wait_s: float = WAIT_S,
+        on_status: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.wait_s = wait_s
+        self.on_status = on_status  # (model, status) each time a model's state changes, for progress
+
+    def _saw(self, seen: list[str], name: str, status: str) -> None:
+        if not seen or seen[-1] != status:
+            seen.append(status)
+            if self.on_status is not None:
+                self.on_status(name, status)
 
     def models(self) -> tuple[RouterModel, ...]:
         """GET /models; RouterControlError when the server is no router."""
@@ -119,8 +146,7 @@ class RouterControl:
         started = time.monotonic()
         model = self._find(name)
         while True:
-            if not seen or seen[-1] != model.status:
-                seen.append(model.status)
+            self._saw(seen, name, model.status)
             elapsed = time.monotonic() - started
             if done(model, elapsed) or elapsed > self.wait_s:
                 return ModelAction(action, name, model.status, tuple(seen), model.exit_code)
@@ -129,7 +155,8 @@ class RouterControl:
 
     def load(self, name: str) -> ModelAction:
         """Load a model and wait until it is loaded or its load failed."""
-        seen = [self._find(name).status]
+        seen: list[str] = []
+        self._saw(seen, name, self._find(name).status)
         if seen[-1] in ("loaded", "sleeping"):
             return ModelAction("load", name, seen[-1], tuple(seen))
         self._post("load", name)
@@ -144,7 +171,8 @@ class RouterControl:
 
     def unload(self, name: str) -> ModelAction:
         """Unload a model (frees its memory) and wait until it is unloaded."""
-        seen = [self._find(name).status]
+        seen: list[str] = []
+        self._saw(seen, name, self._find(name).status)
         if seen[-1] in ("unloaded", "failed"):
             return ModelAction("unload", name, seen[-1], tuple(seen))
         self._post("unload", name)

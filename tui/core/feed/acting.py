@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from tui.core.actions.router_control import ModelAction
     from tui.core.actions.server_probe import ServerState, ServerStatus
     from tui.core.config import Settings
 
@@ -33,6 +34,9 @@ class ServerControl(Protocol):
     ) -> RestartRun:
         """Stop and start with new sizes; PreflightError when the doctor refuses, ServerControlError else."""
 
+    def model_action(self, action: str, name: str) -> ModelAction:
+        """Router mode: load, unload or restart one model, wait for its state; RouterControlError if not."""
+
 
 class LocalServerControl:
     """The configured llama-server of this machine (ServerController)."""
@@ -58,3 +62,11 @@ class LocalServerControl:
         controller = ServerController(self.settings, on_state=on_state)
         controller.restart(ctx_size, parallel, force=force)
         return controller
+
+    def model_action(self, action: str, name: str) -> ModelAction:
+        """RouterControl on the configured server."""
+        from tui.core.actions.router_control import RouterControl
+
+        server = self.settings.server
+        result: ModelAction = getattr(RouterControl(server.url, server.api_key), action)(name)
+        return result

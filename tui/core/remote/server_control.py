@@ -1,4 +1,4 @@
-"""llama-server control on the serve host: POST /_ctxbudget/server/restart and its NDJSON steps."""
+"""llama-server control on the serve host: POST /_ctxbudget/server/ACTION and its NDJSON steps."""
 
 from __future__ import annotations
 
@@ -6,10 +6,31 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tui.core.actions.server_probe import ServerState, ServerStatus
+from tui.core.poll.snapshots import RouterModel
 from tui.core.serve.remote_source import RemoteError, RemoteSource
 
 if TYPE_CHECKING:
+    from tui.core.actions.router_control import ModelAction
     from tui.core.feed.acting import RestartRun, StateCallback
+
+
+def models_from_json(items: object) -> tuple[RouterModel, ...]:
+    """RouterModel.to_json() items back into models (a router's status read through serve)."""
+    if not isinstance(items, list):
+        return ()
+    return tuple(
+        RouterModel(
+            id=str(m.get("id", "")),
+            status=str(m.get("status", "unknown")),
+            source=str(m.get("source") or ""),
+            exit_code=m.get("exit_code"),
+            n_slots=int(m.get("n_slots") or 0),
+            n_ctx_slot=int(m.get("n_ctx") or 0),
+            n_ctx_train=m.get("n_ctx_train"),
+        )
+        for m in items
+        if isinstance(m, dict)
+    )
 
 
 def status_from_json(data: dict[str, Any]) -> ServerStatus:
@@ -25,6 +46,7 @@ def status_from_json(data: dict[str, Any]) -> ServerStatus:
         data.get("total_slots"),
         None,
         data.get("last"),
+        models_from_json(data.get("models")),
     )
 
 
@@ -88,3 +110,17 @@ class RemoteServerControl:
         if not steps:
             raise ServerControlError(f"{self.client.url} sent no restart step")
         return _Done()
+
+    def model_action(self, action: str, name: str) -> ModelAction:
+        """POST server/load|unload (restart with a model) for one router model; RouterControlError if not."""
+        from tui.core.actions.router_control import ModelAction, RouterControlError
+
+        try:
+            last = self.client.server_action(action, {"model": name}, lambda step: None)
+        except RemoteError as exc:
+            raise RouterControlError(str(exc)) from exc
+        if "error" in last:
+            raise RouterControlError(str(last["error"]))
+        if "action" not in last:
+            raise RouterControlError(f"{self.client.url} sent no outcome for {action} {name}")
+        return ModelAction.from_json(last)

@@ -15,6 +15,7 @@ from tui.core.actions.server_errors import ServerControlError
 from tui.core.config import Settings
 
 ACTIONS = ("start", "stop", "restart")
+MODEL_ACTIONS = ("load", "unload")  # router mode; restart with a "model" acts on that one model too
 
 
 def json_error(status: int, kind: str, message: str) -> web.Response:
@@ -41,7 +42,7 @@ class ServerRoutes:
     def add_to(self, app: web.Application, prefix: str) -> None:
         """Register the routes."""
         app.router.add_get(prefix + "server", self.status)
-        for action in ACTIONS:
+        for action in (*ACTIONS, *MODEL_ACTIONS):
             app.router.add_post(prefix + "server/" + action, self.action)
         app.router.add_get(prefix + "doctor", self.doctor)
 
@@ -60,13 +61,20 @@ class ServerRoutes:
         )
 
     async def action(self, request: web.Request) -> web.StreamResponse:
-        """POST server/{start,stop,restart}: the steps as NDJSON, the last line the final state."""
+        """POST server/{start,stop,restart,load,unload}: the steps as NDJSON, the last line the outcome."""
         action = request.path.rsplit("/", 1)[-1]
         try:
             raw = await request.read()
             body = orjson.loads(raw) if raw.strip() else {}
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object")
+            model = body.get("model")
+            if model is not None and (not isinstance(model, str) or not model):
+                raise ValueError("model: give a model name (a string) or leave it out")
+            if action in MODEL_ACTIONS and not model:
+                raise ValueError(f"model: {action} acts on one model of a router; name it")
+            if action in ("start", "stop") and model:
+                raise ValueError(f"model: {action} acts on the whole server; leave model out")
             ctx_size = _int_or_none(body.get("ctx_size"), "ctx_size")
             parallel = _int_or_none(body.get("parallel"), "parallel")
             force = bool(body.get("force", False))
@@ -74,6 +82,43 @@ class ServerRoutes:
             keep_cache = None if keep is None else bool(keep)
         except ValueError as exc:
             return json_error(400, "bad_request", str(exc))
+
+        def run(put: Callable[[dict[str, Any]], None]) -> None:
+            if model:
+                self._model_action(action, model, put)
+                return
+            try:
+                controller = ServerController(self.settings, on_state=lambda s: put(s.to_json()))
+                if action == "stop":
+                    controller.stop()
+                elif action == "start":
+                    controller.start(ctx_size, parallel, force)
+                else:
+                    controller.restart(ctx_size, parallel, force, keep_cache=keep_cache)
+            except PreflightError as exc:
+                put({"refused": str(exc), "results": [r.to_json() for r in exc.results]})
+            except ServerControlError as exc:
+                put({"refused": str(exc), "results": []})
+
+        return await self._stream(request, action, run)
+
+    def _model_action(self, action: str, model: str, put: Callable[[dict[str, Any]], None]) -> None:
+        """Router mode: each state the model passes as {"model", "status"}, then ModelAction.to_json()."""
+        from tui.core.actions.router_control import RouterControl, RouterControlError
+
+        server = self.settings.server
+        control = RouterControl(
+            server.url, server.api_key, on_status=lambda name, status: put({"model": name, "status": status})
+        )
+        try:
+            put(getattr(control, action)(model).to_json())
+        except RouterControlError as exc:
+            put({"error": str(exc)})
+
+    async def _stream(
+        self, request: web.Request, action: str, run: Callable[[Callable[[dict[str, Any]], None]], None]
+    ) -> web.StreamResponse:
+        """Run one action in a thread (one at a time: 409 else), streaming what it puts as NDJSON."""
         if not self._busy.acquire(blocking=False):
             return json_error(409, "busy", "another server action is running; wait for it to finish")
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
@@ -84,27 +129,14 @@ class ServerRoutes:
         def put(item: bytes | None) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        def run() -> None:
+        def work() -> None:
             try:
-                controller = ServerController(
-                    self.settings, on_state=lambda s: put(orjson.dumps(s.to_json()) + b"\n")
-                )
-                if action == "stop":
-                    controller.stop()
-                elif action == "start":
-                    controller.start(ctx_size, parallel, force)
-                else:
-                    controller.restart(ctx_size, parallel, force, keep_cache=keep_cache)
-            except PreflightError as exc:
-                results = [r.to_json() for r in exc.results]
-                put(orjson.dumps({"refused": str(exc), "results": results}) + b"\n")
-            except ServerControlError as exc:
-                put(orjson.dumps({"refused": str(exc), "results": []}) + b"\n")
+                run(lambda data: put(orjson.dumps(data) + b"\n"))
             finally:
                 self._busy.release()
                 put(None)
 
-        worker = threading.Thread(target=run, name=f"serve-server-{action}", daemon=True)
+        worker = threading.Thread(target=work, name=f"serve-server-{action}", daemon=True)
         worker.start()
         try:
             while (line := await queue.get()) is not None:

@@ -49,7 +49,10 @@ class RestartFlow(Flow):
             from tui.ui.screens.model_actions import open_model_actions
 
             whole = am.RestartPrepared(replace(status, models=()))
-            open_model_actions(self.screen, self.view.settings, status.models, lambda: self.prepared(whole))
+            control = self._server_control()
+            open_model_actions(
+                self.screen, control.model_action, status.models, lambda: self.prepared(whole), control.where
+            )
             return
         control = self._server_control()
         settings = self.view.settings.server

@@ -12,8 +12,10 @@ from tui.ui.screens.dialogs import ConfirmDialog, PickDialog
 if TYPE_CHECKING:
     from textual.screen import Screen
 
-    from tui.core.config import Settings
+    from tui.core.actions.router_control import ModelAction
     from tui.core.poll.snapshots import RouterModel
+
+    Act = Callable[[str, str], ModelAction]  # (action, model name): blocks until the model settles
 
 WHOLE_ROUTER = "router"
 # What each action asks before it runs (load frees nothing and stops nothing: it runs at once).
@@ -41,7 +43,8 @@ def model_choices(models: Sequence[RouterModel]) -> list[tuple[str, str]]:
 
 
 def open_model_actions(
-    screen: Screen[None], settings: Settings, models: Sequence[RouterModel], whole_router: Callable[[], None]
+    screen: Screen[None], act: Act, models: Sequence[RouterModel], whole_router: Callable[[], None],
+    where: str = "",
 ) -> None:
     """The pick list; unload and restart ask again (default Cancel) before they run."""
 
@@ -52,7 +55,7 @@ def open_model_actions(
             whole_router()
             return
         action, _, name = value.partition(":")
-        run = partial(_start, screen, settings, action, name)
+        run = partial(_start, screen, act, action, name)
         if action not in CONFIRM:
             run()
             return
@@ -61,23 +64,22 @@ def open_model_actions(
             ConfirmDialog(f"{action} model", body, action.capitalize()), lambda ok: run() if ok else None
         )
 
-    note = "Router mode: each model runs in its own process. Pick one to act on."
+    note = f"Router mode{where}: each model runs in its own process. Pick one to act on."
     screen.app.push_screen(PickDialog("models", note, model_choices(models)), picked)
 
 
-def _start(screen: Screen[None], settings: Settings, action: str, name: str) -> None:
+def _start(screen: Screen[None], act: Act, action: str, name: str) -> None:
     screen.run_worker(
-        partial(_act, screen, settings, action, name),
+        partial(_act, screen, act, action, name),
         thread=True, exclusive=True, group="act", exit_on_error=False, description=f"{action} {name}",
     )  # fmt: skip
 
 
-def _act(screen: Screen[None], settings: Settings, action: str, name: str) -> None:
-    from tui.core.actions.router_control import RouterControl, RouterControlError
+def _act(screen: Screen[None], act: Act, action: str, name: str) -> None:
+    from tui.core.actions.router_control import RouterControlError
 
-    control = RouterControl(settings.server.url, settings.server.api_key)
     try:
-        result = getattr(control, action)(name)
+        result = act(action, name)
     except RouterControlError as exc:
         screen.post_message(am.ActionResult(f"{action} model", str(exc), "error"))
         return
