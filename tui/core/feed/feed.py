@@ -89,7 +89,6 @@ class DashboardFeed:
         self._backlog_awaiting: list[RequestRecord] = []
         self._log_backlog_read = False
         self._log_restart = False
-        self._timed_tasks: set[int] = set()
         # Team mode: recent rows with a user, to name the user whose session each slot holds.
         self._user_rows: deque[RequestRecord] = deque(maxlen=64)
         self._slot_users: tuple[tuple[int, str], ...] = ()
@@ -199,8 +198,9 @@ class DashboardFeed:
     def _fill_timings(self, record: RequestRecord) -> RequestRecord | None:
         if self._monitor is None:
             return None
-        tasks = reversed(self._monitor.timeline.requests(64))
-        filled = with_timings(record, tasks, self._timed_tasks, self._monitor.wall_time)
+        monitor = self._monitor.for_model(record.model)  # router mode: the log of the model's own child
+        tasks = reversed(monitor.timeline.requests(64))
+        filled = with_timings(record, tasks, monitor.timed_tasks, monitor.wall_time)
         if filled is not None:
             self.driver.store_speeds(filled)
         return filled
@@ -231,8 +231,6 @@ class DashboardFeed:
             active = active or (event.slot is not None and event.slot >= 0)
             if isinstance(event, ev.BufferSize | ev.ModelLoading):
                 self._buffer_events.append(event)
-            if isinstance(event, ev.ModelLoading | ev.BuildInfo):
-                self._timed_tasks.clear()  # a restarted server numbers its tasks from 0 again
             if len(self._pending_lines) == self._pending_lines.maxlen:
                 self._dropped += 1
             self._pending_lines.append(
@@ -266,6 +264,9 @@ class DashboardFeed:
     def set_server(self, snapshot: ServerSnapshot) -> None:
         """A new server poll."""
         self.server = snapshot
+        if snapshot.models:  # router mode: which port serves which model, for the log's `[port]` lines
+            self.monitor.learn_ports((m.id, m.args) for m in snapshot.models)
+            self._wake.set()  # rows waiting for speeds may find their model's log now
         self._emit(snapshot)
 
     def set_gpu(self, snapshot: GpuSnapshot) -> None:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from tui.core.logs import events as ev
 from tui.core.logs.facts import FactsTracker
-from tui.core.logs.parse import LogParser
+from tui.core.logs.parse import LogParser, strip_ansi
+from tui.core.logs.router_split import RouterPorts, port_from_args, split_child
 from tui.core.logs.slots import SlotTracker
 from tui.core.logs.state import ServerFacts, SlotState
 from tui.core.logs.timeline import DEFAULT_MAX_REQUESTS, RequestTimeline, Timeline
 
 DEFAULT_MAX_EVENTS = 2000
+MAX_CHILDREN = 16  # router mode: the newest child servers followed (a reload starts a new one)
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,24 @@ class LogSnapshot:
 
 
 class LogMonitor:
-    """Parser + request timeline + live slot state + server facts, fed with lines in log order."""
+    """Parser + request timeline + live slot state + server facts, fed with lines in log order.
+
+    In router mode the lines a child server wrote (prefixed `[port]`) go to that child's own monitor, so
+    each model's tasks, slots, facts and clock stay its own (two children both number their tasks from 0).
+    """
 
     def __init__(
-        self, max_requests: int = DEFAULT_MAX_REQUESTS, max_events: int = DEFAULT_MAX_EVENTS
+        self,
+        max_requests: int = DEFAULT_MAX_REQUESTS,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        *,
+        split_children: bool = True,
     ) -> None:
+        self.max_requests, self.max_events = max_requests, max_events
+        self.split_children = split_children
+        self.children: dict[int, LogMonitor] = {}  # router mode: port → that child's monitor, oldest first
+        self.ports = RouterPorts()
+        self.timed_tasks: set[int] = set()  # tasks whose speeds a journal row already took
         self.parser = LogParser()
         self.timeline = Timeline(max_requests)
         self.slot_tracker = SlotTracker()
@@ -60,15 +75,76 @@ class LogMonitor:
             + self.slot_tracker.generation
             + self.facts_tracker.generation
             + self.lines_seen
+            + self.ports.generation
+            + sum(child.generation for child in self.children.values())
         )
 
     def feed_lines(self, lines: Iterable[str | bytes], arrived: float | None = None) -> list[ev.LogEvent]:
         """Parse and fold lines that arrived at ``arrived`` (epoch s, default now); returns their events."""
+        arrived = time.time() if arrived is None else arrived
+        items = lines if isinstance(lines, list) else list(lines)
+        if not self.split_children or not any(line[:1] in ("[", b"[") for line in items):
+            return self._feed_own(items, arrived)
+        events: list[ev.LogEvent] = []
+        run: list[str] = []
+        run_port: int | None = None
+        for raw in items:
+            line = raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else str(raw)
+            port, text = split_child(strip_ansi(line)) if line[:1] == "[" else (None, line)
+            if port != run_port and run:
+                events += self._feed_run(run_port, run, arrived)
+                run = []
+            run_port = port
+            run.append(text if port is not None else line)
+        if run:
+            events += self._feed_run(run_port, run, arrived)
+        return events
+
+    def _feed_run(self, port: int | None, lines: list[str], arrived: float) -> list[ev.LogEvent]:
+        if port is None:
+            return self._feed_own(lines, arrived)
+        child = self.children.get(port)
+        if child is None:
+            child = LogMonitor(self.max_requests, self.max_events, split_children=False)
+            self.children[port] = child
+            while len(self.children) > MAX_CHILDREN:
+                del self.children[next(iter(self.children))]
+        events = child.feed_lines(lines, arrived)
+        self.lines_seen += len(events)
+        return events
+
+    def _feed_own(self, lines: Sequence[str | bytes], arrived: float) -> list[ev.LogEvent]:
         events = self.parser.parse_lines(lines)
+        if self.split_children:
+            for event in events:
+                if " on port " in event.line:
+                    self.ports.note_line(event.line)
         self.feed_events(events)
         self.lines_seen += len(events)
-        self._anchor_clock(events, time.time() if arrived is None else arrived)
+        self._anchor_clock(events, arrived)
         return events
+
+    def learn_ports(self, models: Iterable[tuple[str, Iterable[str]]]) -> None:
+        """Router mode: (model id, its command line) from GET /models, for children started before the log
+        lines the dashboard read."""
+        for model, args in models:
+            port = port_from_args(args)
+            if port is not None:
+                self.ports.set(port, model)
+
+    def for_model(self, model: str) -> LogMonitor:
+        """The monitor of the child serving `model` (router mode), else this one."""
+        port = self.ports.port_of(model, self.children) if model and self.children else None
+        return self.children[port] if port is not None else self
+
+    def model_monitors(self) -> dict[str, LogMonitor]:
+        """Router mode: each model whose child's lines were read, with its monitor (the newest child)."""
+        out: dict[str, LogMonitor] = {}
+        for port, child in self.children.items():
+            model = self.ports.models.get(port)
+            if model is not None:
+                out[model] = child
+        return out
 
     def wall_time(self, ts: float | None) -> float | None:
         """Epoch seconds for a log timestamp (log timestamps count from the server's start), or None."""
@@ -92,6 +168,8 @@ class LogMonitor:
 
     def feed_events(self, events: list[ev.LogEvent]) -> None:
         """Fold already-parsed events."""
+        if any(isinstance(e, ev.ModelLoading | ev.BuildInfo) for e in events):
+            self.timed_tasks.clear()  # a restarted server numbers its tasks from 0 again
         self.timeline.feed_many(events)
         self.slot_tracker.feed_many(events)
         self.facts_tracker.feed_many(events)

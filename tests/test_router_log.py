@@ -1,0 +1,102 @@
+"""Router mode's log, split per model: the real b11434 router copies each child's lines prefixed `[port]`.
+
+Two models answer the same Anthropic request (no timings in the response: the speeds come from the log),
+both children number their task 0, and each journal row must take its own model's timing lines.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from support.eventually import eventually_sync
+from test_control_api import Proxy, StartProxy, start_proxy  # noqa: F401 - the fixture is used by name
+from test_router_real import Router, poll, router  # noqa: F401 - the fixture is used by name
+
+from tui.core.feed.feed import DashboardFeed
+from tui.core.feed.timings import matches
+from tui.core.feed.updates import FeedInfo, FeedUpdate, RecordsUpdate
+from tui.core.logs.monitor import LogMonitor
+from tui.core.records import RequestRecord
+
+pytestmark = [pytest.mark.llama, pytest.mark.timeout(240)]
+BODY = {"max_tokens": 4, "messages": [{"role": "user", "content": "the same words for both models"}]}
+
+
+class _NoDriver:
+    info = FeedInfo(mode="attach")
+
+    def take_backlog(self) -> list[RequestRecord] | None:
+        return None
+
+    def store_speeds(self, record: RequestRecord) -> None:
+        return None
+
+
+def child_prompt_ms(log: str) -> dict[str, float]:
+    """Each model's last `prompt eval time` from its child's `[port]` lines, read straight from the text."""
+    ports = dict(re.findall(r"spawning server instance with name=(\S+) on port (\d+)", log))
+    out: dict[str, float] = {}
+    for model, port in ports.items():
+        times = re.findall(rf"^\[{port}\] .*prompt eval time = +([\d.]+) ms", log, re.MULTILINE)
+        out[model] = float(times[-1])
+    return out
+
+
+async def test_each_row_takes_its_own_models_speeds_from_the_router_log(
+    router: Router, start_proxy: StartProxy, tmp_path: Path  # noqa: F811 - the imported fixtures
+) -> None:
+    proxy: Proxy = await start_proxy(router.url)
+    alpha = await proxy.send({**BODY, "model": "alpha"})
+    beta = await proxy.send({**BODY, "model": "beta"})
+    assert (alpha.model, beta.model) == ("alpha", "beta")
+    assert alpha.usage.prompt_per_second is None and beta.usage.prompt_per_second is None  # Anthropic
+    assert alpha.usage.prompt_tokens == beta.usage.prompt_tokens  # the same size: only the model tells
+    eventually_sync(lambda: len(child_prompt_ms(router.log.read_text())) == 2, what="both timing lines")
+    text = router.log.read_text()
+    expected = child_prompt_ms(text)
+    lines = text.splitlines()
+    assert any(line.startswith("[") for line in lines)
+
+    updates: list[FeedUpdate] = []
+    feed = DashboardFeed(_NoDriver())  # type: ignore[arg-type] - the feed needs only these
+    feed.subscribe(updates.append)
+    feed.add_log_lines(lines)
+    feed.add_records([alpha, beta])
+    feed.flush()
+    rows = {r.model: r for u in updates if isinstance(u, RecordsUpdate) for r in u.records}
+    assert rows["alpha"].usage.prompt_ms == pytest.approx(expected["alpha"])
+    assert rows["beta"].usage.prompt_ms == pytest.approx(expected["beta"])
+    assert rows["alpha"].usage.gen_per_second and rows["beta"].usage.gen_per_second
+
+    # Each child's facts are its own: slots, per-slot n_ctx and kv_unified from its startup line.
+    models = feed.monitor.model_monitors()
+    assert set(models) == {"alpha", "beta"}
+    for monitor in models.values():
+        facts = monitor.facts_tracker.facts
+        assert (facts.n_slots, facts.n_ctx_slot, facts.kv_unified) == (2, 2048, False)
+        assert [t.task for t in monitor.timeline.requests(10)] == [0]  # both children count from 0
+    assert feed.monitor.timeline.requests(10) == ()  # the router itself runs no task
+
+
+async def test_ports_from_models_when_the_spawn_lines_were_not_read(
+    router: Router, start_proxy: StartProxy  # noqa: F811 - the imported fixtures
+) -> None:
+    """A dashboard started after the models loaded: the port comes from GET /models (`--port`)."""
+    proxy: Proxy = await start_proxy(router.url)
+    beta = await proxy.send({**BODY, "model": "beta"})
+    eventually_sync(lambda: "beta" in child_prompt_ms(router.log.read_text()), what="beta's timing line")
+    text = router.log.read_text()
+    expected = child_prompt_ms(text)["beta"]
+    children_only = [line for line in text.splitlines() if line.startswith("[")]
+
+    monitor = LogMonitor()
+    monitor.feed_lines(children_only)
+    assert monitor.for_model("beta") is monitor  # no port known yet
+    snapshot = await poll(router.url)
+    monitor.learn_ports((m.id, m.args) for m in snapshot.models)
+    child = monitor.for_model("beta")
+    assert child is not monitor
+    (task,) = child.timeline.requests(10)
+    assert task.prompt_ms == pytest.approx(expected) and matches(beta, task)
