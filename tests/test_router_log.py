@@ -16,8 +16,10 @@ from test_router_real import Router, poll, router  # noqa: F401 - the fixture is
 
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.timings import matches
-from tui.core.feed.updates import FeedInfo, FeedUpdate, RecordsUpdate
+from tui.core.feed.updates import FeedInfo, FeedUpdate, RecordsUpdate, SlotsUpdate
 from tui.core.logs.monitor import LogMonitor
+from tui.core.logs.state import ServerFacts
+from tui.core.poll.kv_sharing import kv_sharing
 from tui.core.records import RequestRecord
 
 pytestmark = [pytest.mark.llama, pytest.mark.timeout(240)]
@@ -79,6 +81,16 @@ async def test_each_row_takes_its_own_models_speeds_from_the_router_log(
         assert [t.task for t in monitor.timeline.requests(10)] == [0]  # both children count from 0
     assert feed.monitor.timeline.requests(10) == ()  # the router itself runs no task
 
+    # The facts the header and KV panel show are the model in front's (the router's own say nothing).
+    snapshot = await poll(router.url)
+    assert snapshot.model in ("alpha", "beta")
+    feed.set_server(snapshot)
+    feed.flush()
+    facts = [u for u in updates if isinstance(u, ServerFacts)][-1]
+    assert facts.model is not None and facts.model.endswith(f"{snapshot.model}.gguf")
+    assert (facts.n_slots, facts.n_ctx_slot, facts.kv_unified) == (2, 2048, False)
+    assert kv_sharing(facts, snapshot).short == "each"
+
 
 async def test_ports_from_models_when_the_spawn_lines_were_not_read(
     router: Router, start_proxy: StartProxy  # noqa: F811 - the imported fixtures
@@ -100,3 +112,14 @@ async def test_ports_from_models_when_the_spawn_lines_were_not_read(
     assert child is not monitor
     (task,) = child.timeline.requests(10)
     assert task.prompt_ms == pytest.approx(expected) and matches(beta, task)
+
+    # With one model running, the slot panel follows its child's slot lines as it does for one server.
+    updates: list[FeedUpdate] = []
+    feed = DashboardFeed(_NoDriver())  # type: ignore[arg-type] - the feed needs only these
+    feed.subscribe(updates.append)
+    feed.set_server(snapshot)
+    feed.add_log_lines(children_only)
+    feed.flush()
+    (slots,) = [u for u in updates if isinstance(u, SlotsUpdate)]
+    served = [(s.slot, s.last_task, s.phase) for s in slots.slots if s.last_task is not None]
+    assert served == [(1, 0, "idle")]

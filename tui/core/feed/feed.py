@@ -80,7 +80,7 @@ class DashboardFeed:
         self._listeners: list[Listener] = []
         self._pending_lines: deque[LogLine] = deque(maxlen=max(50, log_lines))
         self._dropped = 0
-        self._slots_generation = -1
+        self._slots_generation: object = None
         self._facts_shown: object = None
         self._buffer_events: deque[ev.LogEvent] = deque(maxlen=64)
         self._awaiting_timings: deque[RequestRecord] = deque(maxlen=32)
@@ -246,7 +246,7 @@ class DashboardFeed:
         self._pending_lines.clear()
         self._dropped = 0
         self._log_restart = True
-        self._slots_generation = -1
+        self._slots_generation = None
         self._facts_shown = None
         self._buffer_events.clear()
         self._wake.set()
@@ -316,22 +316,41 @@ class DashboardFeed:
         filled += self._breaks.explain(self._monitor.timeline)
         if filled:
             self._emit(RecordsUpdate(tuple(filled), replaced=True))
-        tracker = self._monitor.slot_tracker
+        front = self._front_log()
+        slot_log = front if self._one_model_running() else self._monitor
+        tracker = slot_log.slot_tracker
         users = self._slot_users
         if self._user_rows:
-            tasks = reversed(self._monitor.timeline.requests(64))
-            users = slot_users(self._user_rows, tasks, self._monitor.wall_time)
+            tasks = reversed(slot_log.timeline.requests(64))
+            users = slot_users(self._user_rows, tasks, slot_log.wall_time)
         flights = self._flights.observe(tracker.slots()) if self._flights else ()
         changed = users != self._slot_users or flights != self._flights_shown
-        if tracker.generation != self._slots_generation or changed:
-            self._slots_generation = tracker.generation
+        generation = (id(tracker), tracker.generation)
+        if generation != self._slots_generation or changed:
+            self._slots_generation = generation
             self._slot_users = users
             self._flights_shown = flights
             self._emit(SlotsUpdate(tracker.slots(), users, flights))
-        facts = self._monitor.facts_tracker.facts
+        facts = front.facts_tracker.facts
         if facts is not self._facts_shown and facts != self._facts_shown:
             self._facts_shown = facts
             self._emit(facts)
+
+
+    def _front_log(self) -> LogMonitor:
+        """Router mode: the log of the model in front (the one requests went to last); else the one log."""
+        assert self._monitor is not None
+        server = self.server
+        if server is None or not server.models or not server.model:
+            return self._monitor
+        return self._monitor.for_model(server.model)
+
+    def _one_model_running(self) -> bool:
+        """Router mode with one model loaded: its slots' log lines are the only slot work (no mix-up)."""
+        server = self.server
+        if server is None or not server.models:
+            return True
+        return sum(1 for m in server.models if m.status in ("loaded", "loading")) <= 1
 
 
 def _level_letter(level: str | None, text: str) -> str | None:
