@@ -6,11 +6,14 @@ both children number their task 0, and each journal row must take its own model'
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 from support.eventually import eventually_sync
+from support.serve_process import ctxbudget_cmd
 from test_control_api import Proxy, StartProxy, start_proxy  # noqa: F401 - the fixture is used by name
 from test_router_real import Router, poll, router  # noqa: F401 - the fixture is used by name
 
@@ -90,6 +93,22 @@ async def test_each_row_takes_its_own_models_speeds_from_the_router_log(
     assert facts.model is not None and facts.model.endswith(f"{snapshot.model}.gguf")
     assert (facts.n_slots, facts.n_ctx_slot, facts.kv_unified) == (2, 2048, False)
     assert kv_sharing(facts, snapshot).short == "each"
+
+
+    # `ctxbudget parse-log` on the router's log: one table per model, "model" in each JSON task.
+    out = subprocess.run(
+        [*ctxbudget_cmd(), "parse-log", str(router.log), "--summary-only", "--json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    tasks = [json.loads(line) for line in out.stdout.splitlines()]
+    assert sorted((t["model"], t["task"]) for t in tasks) == [("alpha", 0), ("beta", 0)]
+    assert {t["model"]: t["prompt_ms"] for t in tasks} == pytest.approx(expected)
+    text_out = subprocess.run(
+        [*ctxbudget_cmd(), "parse-log", str(router.log), "--summary-only"],
+        capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    assert text_out.startswith("alpha: 1 task(s)\n") and "\nbeta: 1 task(s)\n" in text_out
 
 
 async def test_ports_from_models_when_the_spawn_lines_were_not_read(

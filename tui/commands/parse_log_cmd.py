@@ -113,19 +113,17 @@ class _Printer:
     """Prints events as they come and the task summary at the end."""
 
     def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
-        from tui.core.logs.parse import LogParser
-        from tui.core.logs.timeline import Timeline
+        from tui.core.logs.monitor import LogMonitor
 
         self.json = bool(args.json)
         self.no_raw = bool(args.no_raw)
         self.summary_only = bool(args.summary_only)
         self.out = out
-        self.parser = LogParser()
-        self.timeline = Timeline(max_requests=100_000)
+        # A router's log: each child's `[port]` lines are that model's own log (its tasks count from 0).
+        self.monitor = LogMonitor(max_requests=100_000, max_events=1)
 
     def lines(self, lines: Iterable[str]) -> None:
-        events = self.parser.parse_lines(lines)
-        self.timeline.feed_many(events)
+        events = self.monitor.feed_lines(list(lines))
         if self.summary_only:
             return
         write = self.out.write
@@ -139,13 +137,27 @@ class _Printer:
         self.out.flush()
 
     def summary(self) -> None:
-        requests = self.timeline.requests()
-        if self.json:
-            for r in requests:
-                self.out.write(dumps(r.to_json()) + "\n")
-        else:
-            if not self.summary_only:
-                self.out.write("\n")
+        monitor = self.monitor
+        # Router mode: one table per model ("model" in each JSON task), after the router's own tasks.
+        groups = [("", monitor)] + [
+            (monitor.ports.models.get(port) or f"port {port}", child)
+            for port, child in monitor.children.items()
+        ]
+        tables = 0
+        if not self.json and not self.summary_only:
+            self.out.write("\n")
+        for model, log in groups:
+            requests = log.timeline.requests()
+            if model and not requests:
+                continue
+            if self.json:
+                for r in requests:
+                    self.out.write(dumps({**r.to_json(), "model": model} if model else r.to_json()) + "\n")
+                continue
+            if not model and len(groups) > 1 and not requests:
+                continue
+            tables += 1
+            self.out.write(("\n" if tables > 1 else "") + (f"{model}: " if model else ""))
             self.out.write(f"{len(requests)} task(s)\n")
             if requests:
                 self.out.write(SUMMARY_HEADER + "\n")
