@@ -323,7 +323,12 @@ class DashboardFeed:
         if self._user_rows:
             tasks = reversed(slot_log.timeline.requests(64))
             users = slot_users(self._user_rows, tasks, slot_log.wall_time)
-        flights = self._flights.observe(tracker.slots()) if self._flights else ()
+        flights: tuple[FlightProgress, ...] = ()
+        if self._flights and slot_log is front:
+            flights = self._flights.observe(tracker.slots())
+        elif self._flights:  # router mode, several models running: each request follows its model's log
+            by_model = {m: log.slot_tracker.slots() for m, log in self._monitor.model_monitors().items()}
+            flights = self._flights.observe((), by_model=by_model)
         changed = users != self._slot_users or flights != self._flights_shown
         generation = (id(tracker), tracker.generation)
         if generation != self._slots_generation or changed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from tui.core.journal.outcome import CLIENT_GAVE_UP
@@ -83,7 +83,8 @@ class FlightTracker:
 
     def __init__(self) -> None:
         self._flights: dict[int, _Flight] = {}
-        self._tasks_taken: dict[int, int] = {}  # task id -> record id
+        # (model or None, task id) -> record id; the model only in router mode
+        self._tasks_taken: dict[tuple[str | None, int | None], int] = {}
 
     def __bool__(self) -> bool:
         return bool(self._flights)
@@ -126,31 +127,48 @@ class FlightTracker:
             return record
         return dataclasses.replace(record, usage=usage, error=error)
 
-    def observe(self, slots: Iterable[SlotState], now: float | None = None) -> tuple[FlightProgress, ...]:
-        """Progress of every request in flight from the slots' current state."""
+    def observe(
+        self,
+        slots: Iterable[SlotState],
+        now: float | None = None,
+        by_model: Mapping[str, Iterable[SlotState]] | None = None,
+    ) -> tuple[FlightProgress, ...]:
+        """Progress of every request in flight from the slots' current state.
+
+        by_model (router mode): each model's slots from its own child's log; a request is joined only to
+        a task of the model it asked for (each child numbers its slots and tasks from 0).
+        """
         clock = time.monotonic() if now is None else now
-        busy = [s for s in slots if s.busy and s.task is not None]
-        for slot_state in sorted(busy, key=lambda s: s.task or 0):
-            task = slot_state.task
-            assert task is not None
-            if task in self._tasks_taken:
-                continue
-            waiting = [f for f in self._flights.values() if f.task is None]
-            if not waiting:
-                continue
-            flight = min(waiting, key=lambda f: (f.record.ts, f.record.id))
-            flight.task, flight.slot = task, slot_state.slot
-            self._tasks_taken[task] = flight.record.id
-        by_task = {s.task: s for s in busy}
+        groups: dict[str | None, list[SlotState]] = (
+            {None: list(slots)} if by_model is None else {m: list(s) for m, s in by_model.items()}
+        )
+        by_task: dict[tuple[str | None, int | None], SlotState] = {}
+        for model, group in groups.items():
+            busy = [s for s in group if s.busy and s.task is not None]
+            for slot_state in sorted(busy, key=lambda s: s.task or 0):
+                key = (model, slot_state.task)
+                if key in self._tasks_taken:
+                    continue
+                waiting = [
+                    f for f in self._flights.values()
+                    if f.task is None and (model is None or f.record.model == model)
+                ]  # fmt: skip
+                if not waiting:
+                    continue
+                flight = min(waiting, key=lambda f: (f.record.ts, f.record.id))
+                flight.task, flight.slot = slot_state.task, slot_state.slot
+                self._tasks_taken[key] = flight.record.id
+            by_task.update({(model, s.task): s for s in busy})
         out = []
         for flight in sorted(self._flights.values(), key=lambda f: f.record.id):
-            state = by_task.get(flight.task) if flight.task is not None else None
+            model = None if by_model is None else flight.record.model
+            state = by_task.get((model, flight.task)) if flight.task is not None else None
             progress = self._progress(flight, state, clock)
             flight.last = progress if state is not None else (flight.last or progress)
             out.append(flight.last)
         if len(self._tasks_taken) > 4 * max(1, len(self._flights)) + 64:
             live = {f.task for f in self._flights.values()}
-            self._tasks_taken = {t: r for t, r in self._tasks_taken.items() if t in live}
+            self._tasks_taken = {k: r for k, r in self._tasks_taken.items() if k[1] in live}
         return tuple(out)
 
     def _progress(self, flight: _Flight, state: SlotState | None, clock: float) -> FlightProgress:
