@@ -13,7 +13,7 @@ import time
 from test_inflight_rows import provisional
 
 from tui.core.feed.feed import DashboardFeed
-from tui.core.feed.updates import FeedInfo, FeedUpdate, SlotsUpdate
+from tui.core.feed.updates import FeedInfo, FeedUpdate, LogUpdate, SlotsUpdate
 from tui.core.poll.snapshots import RouterModel, ServerSnapshot
 from tui.core.records import RequestRecord
 
@@ -63,6 +63,10 @@ def test_each_in_flight_row_joins_a_task_of_its_own_model() -> None:
     joined = {f.record_id: (f.slot, f.phase) for f in slots.flights}
     # Without the model, the oldest row (alpha's) would have taken beta's slot 1.
     assert joined[1][0] == 0 and joined[2][0] == 1, joined
+    # The log pane names the model where the router wrote the child's port.
+    shown = [line.text for u in updates if isinstance(u, LogUpdate) for line in u.lines]
+    assert shown[6] == "[beta] " + ROUTER_LINES[6].split("] ", 1)[1]
+    assert shown[0] == ROUTER_LINES[0]
     facts = feed.monitor.model_monitors()
     assert facts["alpha"].facts_tracker.facts.kv_unified is False
     assert facts["beta"].facts_tracker.facts.kv_unified is True

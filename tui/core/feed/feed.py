@@ -234,7 +234,7 @@ class DashboardFeed:
             if len(self._pending_lines) == self._pending_lines.maxlen:
                 self._dropped += 1
             self._pending_lines.append(
-                LogLine(text, _level_letter(event.level, text), event.slot, event.kind)
+                LogLine(self.monitor.named(text), _level_letter(event.level, text), event.slot, event.kind)
             )
         self._wake.set()
         if active:

@@ -132,6 +132,14 @@ class LogMonitor:
             if port is not None:
                 self.ports.set(port, model)
 
+    def named(self, line: str) -> str:
+        """A child's line for the log pane: its `[port]` prefix replaced by the model's name once known."""
+        if line[:1] != "[" or not self.children:
+            return line
+        port, text = split_child(line)
+        model = self.ports.models.get(port) if port is not None else None
+        return f"[{model}] {text}" if model else line
+
     def for_model(self, model: str) -> LogMonitor:
         """The monitor of the child serving `model` (router mode), else this one."""
         port = self.ports.port_of(model, self.children) if model and self.children else None
