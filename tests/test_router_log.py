@@ -15,8 +15,10 @@ import pytest
 from support.eventually import eventually_sync
 from support.serve_process import ctxbudget_cmd
 from test_control_api import Proxy, StartProxy, start_proxy  # noqa: F401 - the fixture is used by name
+from test_doctor import by_check, settings
 from test_router_real import Router, poll, router  # noqa: F401 - the fixture is used by name
 
+from tui.core.doctor import diagnose
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.timings import matches
 from tui.core.feed.updates import FeedInfo, FeedUpdate, RecordsUpdate, SlotsUpdate
@@ -93,6 +95,12 @@ async def test_each_row_takes_its_own_models_speeds_from_the_router_log(
     assert facts.model is not None and facts.model.endswith(f"{snapshot.model}.gguf")
     assert (facts.n_slots, facts.n_ctx_slot, facts.kv_unified) == (2, 2048, False)
     assert kv_sharing(facts, snapshot).short == "each"
+    # The doctor reads the same line for its slot_split check (the router's own lines say nothing of it).
+    _, results = await diagnose(settings({"url": router.url, "log_file": str(router.log)}))
+    split = by_check(results)["slot_split"]
+    assert (split.status, split.message) == (
+        "warn", "the KV cache is split across 2 slots: each request gets 2,048 tokens at most"
+    )  # fmt: skip
 
 
     # `ctxbudget parse-log` on the router's log: one table per model, "model" in each JSON task.

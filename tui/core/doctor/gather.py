@@ -179,6 +179,12 @@ async def gather_facts(
         info = dataclasses.replace(info, n_ctx_train=override)  # what the launch's server will use
     head, log_error = read_log_head(launch.log_file)
     events = tuple(parse_text(head)) if head else ()
+    if mode == "running" and server.models and server.model and head:
+        # A router's log: the model in front's own child lines (its startup line says kv_unified).
+        from tui.core.logs.monitor import events_of_model
+
+        ports = ((m.id, m.args) for m in server.models)
+        events = events_of_model(head, server.model, ports) or events
     sampler = GpuSampler(nvml, server_url=launch.url if mode == "running" else None, enabled=gpu_enabled)
     try:
         gpu = sampler.sample(buffers_from_events(events))

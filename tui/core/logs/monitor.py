@@ -198,3 +198,14 @@ class LogMonitor:
             generation=self.generation,
             clock_offset=self.clock_offset,
         )
+
+
+def events_of_model(
+    text: str, model: str, ports: Iterable[tuple[str, Iterable[str]]] = ()
+) -> tuple[ev.LogEvent, ...] | None:
+    """Router mode: the events of one model's child in a router's log text (None: no line of it)."""
+    monitor = LogMonitor(max_events=1_000_000)
+    monitor.feed_lines(text.splitlines())
+    monitor.learn_ports(ports)
+    child = monitor.for_model(model)
+    return None if child is monitor else child.snapshot(last_requests=0, last_events=None).recent_events
