@@ -18,7 +18,7 @@ from support.notices import Notices
 from support.serve_process import ServeProcess, ctxbudget_cmd, start_serve
 from test_router_real import Router, router, said  # noqa: F401 - the fixture is used by name
 from test_ui_actions import cancel_focused
-from textual.widgets import OptionList
+from textual.widgets import OptionList, Static
 
 from tui.core.config import Settings
 from tui.core.feed.feed import DashboardFeed
@@ -133,6 +133,8 @@ async def test_remote_r_lists_the_router_models_and_acts_on_the_box(
             labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
             assert labels[:3] == ["load alpha (unloaded)", "load beta (unloaded)", "load broken (unloaded)"]
             assert labels[-1].startswith("restart the whole router")
+            note = str(app.screen.query_one("#dialog-body", Static).render())
+            assert note.startswith(f"Router mode on {driver.server_control().where.strip()[3:]}"), note
             await pilot.press("down", "enter")  # load beta: on the box, at once
             await eventually(lambda: said(notices, "beta: load done"), timeout=60)
             assert router.statuses()["beta"] == "loaded"
