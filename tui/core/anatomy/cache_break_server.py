@@ -13,6 +13,12 @@ if TYPE_CHECKING:
 
 # How every server-cause explanation starts (the worker's and the log's), for readers that group causes.
 SERVER_BREAK_OPENINGS = ("prefix unchanged", "server restarted", "served by slot", "evicted:", "slot ")
+UNEXPLAINED_OPENING = SERVER_BREAK_OPENINGS[0]  # the worker's text, before the log tells what happened
+
+
+def explained_by_log(cb: CacheBreak | None) -> bool:
+    """Whether a server-cause break already carries the log's explanation (worth keeping in the journal)."""
+    return cb is not None and cb.cause == "server" and not cb.description.startswith(UNEXPLAINED_OPENING)
 
 
 def _task_of(record: RequestRecord, tasks: Sequence[RequestTimeline], before: int) -> int | None:

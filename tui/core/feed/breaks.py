@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tui.core.anatomy.cache_break_server import explain_from_log
+from tui.core.anatomy.cache_break_server import explain_from_log, explained_by_log
 from tui.core.records import CacheBreak, RequestRecord
 
 if TYPE_CHECKING:
@@ -34,7 +34,9 @@ class BreakExplainer:
             if cb is not None:
                 record = dataclasses.replace(record, cache_break=cb)
             elif record.cache_break is not None and record.cache_break.cause == "server":
-                if record.id not in self._waiting:
+                if explained_by_log(record.cache_break):  # a journal row an earlier dashboard explained
+                    self._explained[record.id] = record.cache_break
+                elif record.id not in self._waiting:
                     self._waiting.append(record.id)
             self._rows[record.id] = record
             self._rows.move_to_end(record.id)

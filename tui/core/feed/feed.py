@@ -312,7 +312,10 @@ class DashboardFeed:
         if self._monitor is None:
             return
         filled = self._breaks.note(self._timed_rows())
-        filled += self._breaks.explain(self._monitor.timeline)
+        explained = self._breaks.explain(self._monitor.timeline)
+        for record in explained:
+            self.driver.store_speeds(record)  # the explanation is kept with the row (report, findings)
+        filled += explained
         if filled:
             self._emit(RecordsUpdate(tuple(filled), replaced=True))
         tracker = self._monitor.slot_tracker

@@ -1,0 +1,134 @@
+"""An eviction explained end to end: two sessions through the dashboard's proxy to a real llama-server on
+`-np 2` without the host prompt cache, one session's turn taking the slot that held the other's cache. The
+dashboard names the evicting session and the tokens lost, keeps the explanation in the journal row, and
+`ctxbudget requests --json` (a later reader, a separate process) shows it too."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from builders import words
+from support.eventually import eventually
+from support.llama import StartServer
+from support.serve_process import ctxbudget_cmd
+from test_feed_live import live_settings
+
+from tui.core.feed.feed import DashboardFeed
+from tui.core.feed.live import LiveDriver
+from tui.core.feed.updates import FeedUpdate, RecordsUpdate, SourceStatus
+from tui.core.journal.reader import JournalReader
+from tui.core.records import RequestRecord
+
+pytestmark = [pytest.mark.llama, pytest.mark.timeout(180)]
+
+
+class Conversation:
+    """One session's chat turns, sent through the proxy with its session header."""
+
+    def __init__(self, name: str, seed: int) -> None:
+        self.name = name
+        self.seed = seed
+        self.messages: list[dict[str, Any]] = [
+            {"role": "system", "content": f"You are agent {name}. " + words(300, seed)}
+        ]
+
+    async def turn(self, proxy: str, slot: int) -> None:
+        self.seed += 1
+        self.messages.append({"role": "user", "content": words(40, self.seed)})
+        # id_slot pins the slot: on -np 2 the server would otherwise pick the idle one and nothing is evicted
+        body = {"messages": self.messages, "max_tokens": 2, "temperature": 0, "id_slot": slot}
+        async with httpx.AsyncClient(base_url=proxy, timeout=60, trust_env=False) as client:
+            resp = await client.post("/v1/chat/completions", json=body, headers={"x-session-id": self.name})
+        assert resp.status_code == 200, resp.text
+        self.messages.append(
+            {"role": "assistant", "content": resp.json()["choices"][0]["message"]["content"]}
+        )
+
+
+def _explained(updates: list[FeedUpdate]) -> RequestRecord | None:
+    for u in updates:
+        if isinstance(u, RecordsUpdate) and u.replaced:
+            for r in u.records:
+                if r.cache_break is not None and r.cache_break.description.startswith("evicted:"):
+                    return r
+    return None
+
+
+async def test_eviction_by_another_session_is_named_and_kept_in_the_journal(
+    llama_server: StartServer, tmp_path: Path, free_port: int
+) -> None:
+    server = llama_server(parallel=2, ctx_size=8192, extra_args=("--cache-ram", "0"))
+    settings = live_settings(server, tmp_path, free_port)
+    feed = DashboardFeed(LiveDriver(settings))
+    updates: list[FeedUpdate] = []
+    feed.subscribe(updates.append)
+    task = asyncio.create_task(feed.run())
+    proxy = f"http://127.0.0.1:{free_port}"
+    reader = JournalReader(settings.journal_path())
+    alpha, beta = Conversation("alpha", 1), Conversation("beta", 500)
+    try:
+        await eventually(
+            lambda: any(
+                isinstance(u, SourceStatus) and u.source == "proxy" and u.health == "ok" for u in updates
+            ),
+            timeout=30,
+            what="the dashboard's proxy",
+        )
+        await alpha.turn(proxy, 0)
+        await beta.turn(proxy, 0)  # beta's task runs on the slot that held alpha's conversation
+        await alpha.turn(proxy, 0)
+        shown = await eventually(lambda: _explained(updates), timeout=60, what="the eviction explained")
+        stored = await eventually(
+            lambda: (
+                (row := reader.get(shown.id)) is not None
+                and row.cache_break is not None
+                and row.cache_break.description.startswith("evicted:")
+                and row
+            ),
+            timeout=30,
+            what="the explanation in the journal row",
+        )
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    rows = [r for r in reader.latest(10) if r.status == 200]
+    assert [r.session_id for r in rows] == ["alpha", "beta", "alpha"], [(r.id, r.session_id) for r in rows]
+    first, _, second = rows
+    assert shown.id == second.id and first.usage.prompt_tokens is not None
+    cb = shown.cache_break
+    assert cb is not None and cb.cause == "server" and cb.where == "slot 0"
+    # the server's own numbers: what alpha's first request left in the slot, what the second reused
+    log = server.log_text()
+    assert f"task.n_tokens = {first.usage.prompt_tokens}" in log
+    lost = first.usage.prompt_tokens - (second.usage.cached_tokens or 0)
+    assert (second.usage.cached_tokens or 0) < first.usage.prompt_tokens // 2
+    assert cb.description.startswith("evicted: slot 0 ran session beta's main request (task "), cb.description
+    assert cb.description.endswith(f"{lost:,} tokens of this conversation's cache lost"), cb.description
+    assert stored.cache_break == cb
+
+    # A reader started later (another process) sees the same explanation from the journal alone.
+    out = subprocess.run(
+        [*ctxbudget_cmd(), "requests", "--json", "--journal", str(settings.journal_path())],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    by_id = {row["id"]: row for row in map(json.loads, out.stdout.splitlines())}
+    assert by_id[second.id]["cache_break"]["description"] == cb.description
+
+    # And a dashboard started later keeps it without the log: a fresh feed on the journal's rows.
+    later = DashboardFeed(
+        LiveDriver(live_settings(server, tmp_path, free_port, log_file=str(tmp_path / "none")))
+    )
+    seen: list[FeedUpdate] = []
+    later.subscribe(seen.append)
+    later.add_records(reader.latest(10), initial=True)
+    later.add_log_lines([])
+    later.flush()
+    again = [r for u in seen if isinstance(u, RecordsUpdate) for r in u.records if r.id == second.id]
+    assert again and all(r.cache_break == cb for r in again)
