@@ -16,6 +16,7 @@ def task(task_id: int, slot: int, prompt: int, reused: int, run: int = 1) -> Req
     values: dict[str, Any] = {f.name: None for f in dataclasses.fields(RequestTimeline)}
     counters = ("checkpoints_created", "checkpoints_restored", "checkpoints_erased", "context_shifts")
     values.update(dict.fromkeys(counters, 0))
+    values.update(host_looked=False, host_restored=False, host_dropped=0)
     values.update(done=True, full_reprocess=False, progress=(), cancelled=False, run=run)
     values.update(task=task_id, slot=slot, prompt_tokens=prompt, reused_tokens=reused, selection="lru")
     return RequestTimeline(**values)
@@ -46,6 +47,18 @@ def test_a_task_without_journal_row_is_another_client() -> None:
     assert (
         "ran a request with no journal row (task 3, 900 tokens; another client?) in between" in cb.description
     )
+
+
+def test_host_cache_that_dropped_or_no_longer_held_the_conversation_is_named() -> None:
+    prev, cur = row(1, 8_071, 0), row(2, 8_400, 46, MISS)
+    other = dataclasses.replace(task(3, 0, 900, 0), host_looked=True, host_dropped=2)
+    me = dataclasses.replace(task(5, 0, 8_400, 46), host_looked=True)
+    cb = explain_from_log(cur, prev, [task(0, 0, 8_071, 0), other, me], [prev, cur], 8192.0)
+    assert cb is not None and "and the host prompt cache dropped 2 older entries" in cb.description
+    cb = explain_from_log(cur, prev, [task(0, 0, 8_071, 0), me], [prev, cur], 8192.0)
+    assert cb is not None and "(the host prompt cache no longer held it): 8,025 tokens" in cb.description
+    cb = explain_from_log(cur, prev, [task(0, 0, 8_071, 0), me], [prev, cur], 0.0)
+    assert cb is not None and "(the host prompt cache is off (--cache-ram 0)): 8,025" in cb.description
 
 
 def test_waits_for_the_log_and_leaves_content_breaks_alone() -> None:

@@ -1,12 +1,15 @@
 """An eviction explained end to end: two sessions through the dashboard's proxy to a real llama-server on
-`-np 2` without the host prompt cache, one session's turn taking the slot that held the other's cache. The
-dashboard names the evicting session and the tokens lost, keeps the explanation in the journal row, and
-`ctxbudget requests --json` (a later reader, a separate process) shows it too."""
+`-np 2`, one session's turn taking the slot that held the other's cache. b11434's host prompt cache
+(`--cache-ram`, 8 GiB by default) saves the evicted conversation and gives it back, so the miss needs the
+host cache off or too small; the dashboard names the evicting session, the tokens lost and why the host
+cache did not help, keeps the explanation in the journal row, and `ctxbudget requests --json` (a later
+reader, a separate process) shows it too."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -60,10 +63,62 @@ def _explained(updates: list[FeedUpdate]) -> RequestRecord | None:
     return None
 
 
-async def test_eviction_by_another_session_is_named_and_kept_in_the_journal(
-    llama_server: StartServer, tmp_path: Path, free_port: int
+HOST_CACHE = {
+    "0": "the host prompt cache is off (--cache-ram 0)",
+    "1": "the host prompt cache could not keep its {kept:,} tokens (their state is over --cache-ram 1 MiB)",
+}
+
+
+async def start(
+    llama_server: StartServer, model: Path, tmp_path: Path, free_port: int, *extra: str
+) -> tuple[Any, Any, DashboardFeed, list[FeedUpdate], asyncio.Task[None]]:
+    server = llama_server(model, parallel=2, ctx_size=8192, extra_args=extra)
+    settings = live_settings(server, tmp_path, free_port)
+    feed = DashboardFeed(LiveDriver(settings))
+    updates: list[FeedUpdate] = []
+    feed.subscribe(updates.append)
+    task = asyncio.create_task(feed.run())
+    await eventually(
+        lambda: any(
+            isinstance(u, SourceStatus) and u.source == "proxy" and u.health == "ok" for u in updates
+        ),
+        timeout=30,
+        what="the dashboard's proxy",
+    )
+    return server, settings, feed, updates, task
+
+
+async def test_default_host_prompt_cache_gives_an_evicted_conversation_back(
+    llama_server: StartServer, real_model: Path, tmp_path: Path, free_port: int
 ) -> None:
-    server = llama_server(parallel=2, ctx_size=8192, extra_args=("--cache-ram", "0"))
+    server, settings, _, _, task = await start(llama_server, real_model, tmp_path, free_port)
+    proxy = f"http://127.0.0.1:{free_port}"
+    alpha, beta = Conversation("alpha", 1), Conversation("beta", 500)
+    try:
+        for conversation in (alpha, beta, alpha):
+            await conversation.turn(proxy, 0)
+        reader = JournalReader(settings.journal_path())
+        rows = await eventually(
+            lambda: len(found := [r for r in reader.latest(10) if r.status == 200]) == 3 and found,
+            timeout=30,
+            what="three rows",
+        )
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    first, _, second = rows
+    assert "found better prompt" in server.log_text()
+    assert first.usage.prompt_tokens is not None
+    assert (second.usage.cached_tokens or 0) >= first.usage.prompt_tokens
+    assert second.cache_break is None
+
+
+@pytest.mark.parametrize("cache_ram", sorted(HOST_CACHE), ids=lambda v: f"cache-ram-{v}")
+async def test_eviction_by_another_session_is_named_and_kept_in_the_journal(
+    llama_server: StartServer, real_model: Path, tmp_path: Path, free_port: int, cache_ram: str
+) -> None:
+    # The real model: its KV state (~14 MiB for 600 tokens) is over a 1 MiB host cache, the tiny one's is not
+    server = llama_server(real_model, parallel=2, ctx_size=8192, extra_args=("--cache-ram", cache_ram))
     settings = live_settings(server, tmp_path, free_port)
     feed = DashboardFeed(LiveDriver(settings))
     updates: list[FeedUpdate] = []
@@ -110,7 +165,11 @@ async def test_eviction_by_another_session_is_named_and_kept_in_the_journal(
     lost = first.usage.prompt_tokens - (second.usage.cached_tokens or 0)
     assert (second.usage.cached_tokens or 0) < first.usage.prompt_tokens // 2
     assert cb.description.startswith("evicted: slot 0 ran session beta's main request (task "), cb.description
-    assert cb.description.endswith(f"{lost:,} tokens of this conversation's cache lost"), cb.description
+    kept = int(re.findall(r"stop processing: n_tokens = (\d+)", log)[0])  # what alpha's task left in the slot
+    host = HOST_CACHE[cache_ram].format(kept=kept)
+    assert cb.description.endswith(
+        f" in between, and {host}: {lost:,} tokens of this conversation's cache lost"
+    ), cb.description
     assert stored.cache_break == cb
 
     # A reader started later (another process) sees the same explanation from the journal alone.

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from tui.core.logs.host_cache import HOST_CACHE_OFF
 from tui.core.records import CacheBreak, RequestRecord
 
 if TYPE_CHECKING:
@@ -45,16 +46,46 @@ def _who(task: RequestTimeline, records: Sequence[RequestRecord]) -> str:
     return f"a request with no journal row ({facts}; another client?)"
 
 
+def _host_cache(
+    prev: RequestTimeline, since: Sequence[RequestTimeline], me: RequestTimeline, limit_mib: float | None
+) -> str | None:
+    """Why the host prompt cache (--cache-ram) did not give the conversation back, from the log's lines at
+    the slot selections since its previous task (None: the log says nothing about the host cache)."""
+    if limit_mib == HOST_CACHE_OFF:
+        return "the host prompt cache is off (--cache-ram 0)"
+    kept = prev.released_tokens or prev.prompt_tokens
+    refused = [t for t in since if t.host_refused is not None]
+    mine = next((t for t in refused if t.host_refused == kept), refused[0] if refused else None)
+    if mine is not None:
+        limit = mine.host_refused_limit_mib if mine.host_refused_limit_mib is not None else limit_mib
+        over = f" --cache-ram {limit:g} MiB" if limit is not None else " its size limit"
+        return (
+            f"the host prompt cache could not keep its {mine.host_refused:,} tokens"
+            f" (their state is over{over})"
+        )
+    dropped = sum(t.host_dropped for t in since)
+    if dropped:
+        entries = "entry" if dropped == 1 else "entries"
+        return (
+            f"the host prompt cache dropped {dropped} older {entries} to make room (its limits),"
+            " this one among them"
+        )
+    if me.host_looked:
+        return "the host prompt cache no longer held it"
+    return None
+
+
 def explain_from_log(
     record: RequestRecord,
     previous: RequestRecord | None,
     tasks: Sequence[RequestTimeline],
     records: Sequence[RequestRecord],
+    host_cache_mib: float | None = None,
 ) -> CacheBreak | None:
     """The record's server-cause break told from the log (None: the log does not show its task yet).
 
     `tasks` are the log's tasks oldest first; `records` the journal rows known, to name the sessions
-    whose tasks took the slot.
+    whose tasks took the slot; `host_cache_mib` the host prompt cache's limit the log gave (0: off).
     """
     cb = record.cache_break
     if cb is None or cb.cause != "server":
@@ -76,27 +107,36 @@ def explain_from_log(
         return None
     others = [t for t in tasks[prev_at + 1 : me_at] if t.slot == prev.slot]  # type: ignore[operator]
     names = "; ".join(_who(t, records) for t in others[-3:])
+    host = _host_cache(prev, tasks[prev_at + 1 : me_at + 1], me, host_cache_mib)  # type: ignore[operator]
     if me.slot != prev.slot:
         taken = f"; {names} took that slot" if names else ""
         how = f" (picked by {me.selection})" if me.selection else ""
+        host_text = f"; {host}" if host else ""
         return _with(
             cb,
             f"slot {me.slot}",
-            f"served by slot {me.slot}{how}, not slot {prev.slot} that held its cache{taken}: {head}",
+            f"served by slot {me.slot}{how}, not slot {prev.slot} that held its cache{taken}{host_text}:"
+            f" {head}",
         )
     if others:
-        return _with(
-            cb,
-            f"slot {me.slot}",
-            f"evicted: slot {me.slot} ran {names} in between, and the host prompt cache did not restore it"
-            f" (--cache-ram off, or its limits too small for this prompt): {head}",
+        host_text = host or (
+            "the host prompt cache did not restore it"
+            " (--cache-ram off, or its limits too small for this prompt)"
         )
+        return _with(
+            cb, f"slot {me.slot}", f"evicted: slot {me.slot} ran {names} in between, and {host_text}: {head}"
+        )
+    why = (
+        f"{host}"
+        if host
+        else "checkpoints, slot save/erase, a host-cache miss, or a chat template that renders earlier turns"
+        " differently once a new one follows"
+    )
     return _with(
         cb,
         f"slot {me.slot}",
-        f"slot {me.slot} ran nothing else in between, yet reused {reused:,}: the cache was not kept"
-        f" (checkpoints, slot save/erase, a host-cache miss, or a chat template that renders earlier turns"
-        f" differently once a new one follows): {head}",
+        f"slot {me.slot} ran nothing else in between, yet reused {reused:,}: the cache was not kept ({why}):"
+        f" {head}",
     )
 
 

@@ -58,7 +58,7 @@ class BreakExplainer:
         rows = list(self._rows.values())
         for rid in list(self._waiting):
             record = self._rows[rid]
-            cb = explain_from_log(record, self._previous(record, rows), tasks, rows)
+            cb = explain_from_log(record, self._previous(record, rows), tasks, rows, timeline.host_cache_mib)
             if cb is None:
                 continue
             self._waiting.remove(rid)
