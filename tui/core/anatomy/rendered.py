@@ -33,10 +33,10 @@ def chat_request(body: dict[str, Any], dialect: str) -> dict[str, Any]:
     """The request as an OpenAI chat body (what /apply-template takes); Anthropic bodies are converted
     the way llama-server converts them for /v1/messages (server_chat_convert_anthropic_to_oai)."""
     if dialect != "anthropic":
-        out = {"messages": body.get("messages") or []}
+        chat = {"messages": body.get("messages") or []}
         if body.get("tools"):
-            out["tools"] = body["tools"]
-        return out
+            chat["tools"] = body["tools"]
+        return chat
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if system is not None:
