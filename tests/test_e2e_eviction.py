@@ -3,7 +3,8 @@
 (`--cache-ram`, 8 GiB by default) saves the evicted conversation and gives it back, so the miss needs the
 host cache off or too small; the dashboard names the evicting session, the tokens lost and why the host
 cache did not help, keeps the explanation in the journal row, and `ctxbudget requests --json` (a later
-reader, a separate process) shows it too."""
+reader, a separate process) shows it too. Direct requests pin the slot (`id_slot`); real Claude Code
+sessions get there by the server's own least-recently-used pick."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import asyncio
 import json
 import re
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from builders import words
+from support.agents import make_claude_project, run_claude_print
 from support.eventually import eventually
 from support.llama import StartServer
 from support.serve_process import ctxbudget_cmd
@@ -191,3 +194,92 @@ async def test_eviction_by_another_session_is_named_and_kept_in_the_journal(
     later.flush()
     again = [r for u in seen if isinstance(u, RecordsUpdate) for r in u.records if r.id == second.id]
     assert again and all(r.cache_break == cb for r in again)
+
+
+SLOT_LINE = re.compile(r"slot launch_slot_: id +(\d+) \| task (\d+)")
+
+
+async def test_claude_code_sessions_on_two_slots_name_the_session_that_took_the_slot(
+    llama_server: StartServer, claude_code: Path, tmp_path: Path, free_port: int
+) -> None:
+    """Real Claude Code, three sessions on -np 2 without the host cache: each with its own system prompt
+    (`--system-prompt`), so no two share a prefix and the server picks the least recently used slot; the
+    third session takes the slot of the first, whose next turn (`--resume`) finds its cache gone."""
+    server = llama_server(
+        parallel=2, ctx_size=2 * 32768, extra_args=("--cache-ram", "0", "-b", "512", "-ub", "512")
+    )
+    settings = live_settings(server, tmp_path, free_port)
+    feed = DashboardFeed(LiveDriver(settings))
+    updates: list[FeedUpdate] = []
+    feed.subscribe(updates.append)
+    task = asyncio.create_task(feed.run())
+    proxy = f"http://127.0.0.1:{free_port}"
+    ids = {name: str(uuid.uuid4()) for name in ("alpha", "beta", "gamma")}
+    projects = {}
+    for name in ids:
+        base = tmp_path / name
+        base.mkdir()
+        projects[name] = make_claude_project(base)
+
+    def claude(name: str, *resume: str) -> None:
+        # prompts of different sizes: the log's tasks are joined to journal rows by prompt size
+        size = {"alpha": 400, "beta": 440, "gamma": 480}[name]
+        system = f"You are agent {name}. " + words(size, 7 * (len(name) + 1))
+        args = ("--system-prompt", system, "--tools", "", *(resume or ("--session-id", ids[name])))
+        run = run_claude_print(claude_code, projects[name], proxy, "hi", extra_args=args)
+        assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-1500:]
+
+    reader = JournalReader(settings.journal_path())
+    try:
+        await eventually(
+            lambda: any(
+                isinstance(u, SourceStatus) and u.source == "proxy" and u.health == "ok" for u in updates
+            ),
+            timeout=30,
+            what="the dashboard's proxy",
+        )
+        for name in ("alpha", "beta", "gamma"):
+            await asyncio.to_thread(claude, name)
+        await asyncio.to_thread(claude, "alpha", "--resume", ids["alpha"])
+        row = await eventually(
+            lambda: next(
+                (
+                    r
+                    for r in reader.latest(50)
+                    if r.session_id == ids["alpha"]
+                    and r.cache_break is not None
+                    and r.cache_break.cause == "server"
+                    and "prefix unchanged" not in r.cache_break.description
+                ),
+                None,
+            ),
+            timeout=60,
+            what="alpha's second turn explained in the journal",
+            seen=lambda: [
+                (
+                    r.id,
+                    r.session_id[:8],
+                    r.kind,
+                    r.path,
+                    r.usage.prompt_tokens,
+                    r.usage.cached_tokens,
+                    r.cache_break,
+                )
+                for r in reader.latest(50)
+            ],
+        )
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    rows = reader.latest(50)
+    cb = row.cache_break
+    assert cb is not None
+    assert f"session {ids['gamma']}'s main request (task " in cb.description, (
+        cb.description,
+        [(r.id, r.session_id, r.kind, r.usage.prompt_tokens, r.usage.cached_tokens) for r in rows],
+    )
+    before = [r for r in rows if r.session_id == ids["alpha"] and r.id < row.id and r.kind == row.kind]
+    assert before and before[-1].usage.prompt_tokens is not None
+    lost = before[-1].usage.prompt_tokens - (row.usage.cached_tokens or 0)
+    assert cb.description.endswith(f": {lost:,} tokens of this conversation's cache lost"), cb.description
+    assert SLOT_LINE.findall(server.log_text())
