@@ -144,7 +144,7 @@ def test_opencode_session_header_groups_title_and_main() -> None:
 
 
 def test_a_request_without_tools_asking_only_for_effort_is_main_not_a_title() -> None:
-    """Claude Code 2.1.197 sends output_config {"effort": "high"} on main requests (`--tools ""` leaves none)."""
+    """Claude Code 2.1.197 sends output_config {"effort": "high"} on main requests too."""
     body = cc_request()
     body.pop("tools", None)
     body["output_config"] = {"effort": "high"}
