@@ -75,3 +75,29 @@ def test_findings_tell_server_losses_apart_from_edits() -> None:
     assert finding.data["cause"] == "server cache lost" and finding.data["tokens"] == 8_400 - 46
     assert "the server dropped its cache" in finding.lines[-1]
     assert finding.apply.startswith("more slots (-np)")
+
+
+def test_same_size_requests_of_two_sessions_are_told_apart_by_the_logs_clock() -> None:
+    """alpha and beta send prompts of the same size; beta's task is the newest of that size when alpha's
+    next turn is explained, but only alpha's started while alpha's request ran."""
+    alpha = dataclasses.replace(row(1, 539, 0, session="alpha"), ts=1000.0, total_ms=800.0)
+    beta = dataclasses.replace(row(2, 539, 0, session="beta"), ts=1003.0, total_ms=800.0)
+    gamma = dataclasses.replace(row(3, 619, 51, session="gamma"), ts=1006.0, total_ms=800.0)
+    again = dataclasses.replace(row(4, 563, 51, MISS, session="alpha"), ts=1009.0, total_ms=800.0)
+    tasks = [
+        dataclasses.replace(task(0, 1, 539, 0), started_ts=0.2),
+        dataclasses.replace(task(2, 0, 539, 0), started_ts=3.2),
+        dataclasses.replace(task(4, 1, 619, 51), started_ts=6.2),
+        dataclasses.replace(task(6, 0, 563, 51), started_ts=9.2),
+    ]
+    records = [alpha, beta, gamma, again]
+    cb = explain_from_log(
+        again, alpha, tasks, records, wall_time=lambda ts: None if ts is None else 1000.0 + ts
+    )
+    assert (
+        cb is not None
+        and "not slot 1 that held its cache; session gamma's main request (task 4" in cb.description
+    )
+    # without the clock the newest task of that size is taken: beta's, on the slot alpha then got
+    blind = explain_from_log(again, alpha, tasks, records)
+    assert blind is not None and "session gamma" not in blind.description

@@ -222,9 +222,9 @@ async def test_claude_code_sessions_on_two_slots_name_the_session_that_took_the_
         projects[name] = make_claude_project(base)
 
     def claude(name: str, *resume: str) -> None:
-        # prompts of different sizes: the log's tasks are joined to journal rows by prompt size
-        size = {"alpha": 400, "beta": 440, "gamma": 480}[name]
-        system = f"You are agent {name}. " + words(size, 7 * (len(name) + 1))
+        # Same-size prompts (alpha's and beta's first turns both 539 tokens): the log's clock tells
+        # their tasks apart.
+        system = f"You are agent {name}. " + words(400, 7 * (len(name) + 1))
         args = ("--system-prompt", system, "--tools", "", *(resume or ("--session-id", ids[name])))
         run = run_claude_print(claude_code, projects[name], proxy, "hi", extra_args=args)
         assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-1500:]

@@ -10,7 +10,13 @@ from tui.core.logs.host_cache import HOST_CACHE_OFF
 from tui.core.records import CacheBreak, RequestRecord
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tui.core.logs.timeline import RequestTimeline
+
+    WallTime = Callable[[float | None], float | None]
+
+_CLOCK_SLACK_S = 5.0  # the log's clock is estimated from when its lines arrived
 
 # How every server-cause explanation starts (the worker's and the log's), for readers that group causes.
 SERVER_BREAK_OPENINGS = ("prefix unchanged", "server restarted", "served by slot", "evicted:", "slot ")
@@ -22,18 +28,33 @@ def explained_by_log(cb: CacheBreak | None) -> bool:
     return cb is not None and cb.cause == "server" and not cb.description.startswith(UNEXPLAINED_OPENING)
 
 
-def _task_of(record: RequestRecord, tasks: Sequence[RequestTimeline], before: int) -> int | None:
-    """Index (below `before`) of the newest task whose prompt size and reuse are the record's."""
+def _task_of(
+    record: RequestRecord, tasks: Sequence[RequestTimeline], before: int, wall_time: WallTime | None = None
+) -> int | None:
+    """Index (below `before`) of the newest task whose prompt size and reuse are the record's; with the log's
+    clock, one that started while the request ran wins (two sessions' requests can have the same size)."""
     usage = record.usage
     if usage.prompt_tokens is None:
         return None
+    found: list[int] = []
     for i in range(min(before, len(tasks)) - 1, -1, -1):
         task = tasks[i]
         if task.prompt_tokens != usage.prompt_tokens:
             continue
         if usage.cached_tokens is None or task.reused_tokens in (None, usage.cached_tokens):
-            return i
-    return None
+            if wall_time is None or record.total_ms is None:
+                return i
+            found.append(i)
+    # The estimated clock is off by about the same for every task: the task that started nearest the
+    # request's arrival is its own, unless even that one is far off (a log read after the fact).
+    best: tuple[float, int] | None = None
+    for i in found:
+        started = wall_time(tasks[i].started_ts) if wall_time is not None else None
+        if started is not None and (best is None or abs(started - record.ts) < best[0]):
+            best = (abs(started - record.ts), i)
+    if best is not None and best[0] <= (record.total_ms or 0) / 1000 + _CLOCK_SLACK_S:
+        return best[1]
+    return found[0] if found else None
 
 
 def _who(task: RequestTimeline, records: Sequence[RequestRecord]) -> str:
@@ -81,22 +102,24 @@ def explain_from_log(
     tasks: Sequence[RequestTimeline],
     records: Sequence[RequestRecord],
     host_cache_mib: float | None = None,
+    wall_time: WallTime | None = None,
 ) -> CacheBreak | None:
     """The record's server-cause break told from the log (None: the log does not show its task yet).
 
     `tasks` are the log's tasks oldest first; `records` the journal rows known, to name the sessions
-    whose tasks took the slot; `host_cache_mib` the host prompt cache's limit the log gave (0: off).
+    whose tasks took the slot; `host_cache_mib` the host prompt cache's limit the log gave (0: off);
+    `wall_time` the log's clock (epoch seconds of a log timestamp), to tell same-size requests apart.
     """
     cb = record.cache_break
     if cb is None or cb.cause != "server":
         return None
-    me_at = _task_of(record, tasks, len(tasks))
+    me_at = _task_of(record, tasks, len(tasks), wall_time)
     if me_at is None:
         return None
     me = tasks[me_at]
     reused = record.usage.cached_tokens or 0
     lost = max(0, cb.reusable_prefix_tokens - reused)
-    prev_at = _task_of(previous, tasks, me_at) if previous is not None else None
+    prev_at = _task_of(previous, tasks, me_at, wall_time) if previous is not None else None
     prev = tasks[prev_at] if prev_at is not None else None
     head = f"{lost:,} tokens of this conversation's cache lost"
     if (prev is not None and prev.run != me.run) or (

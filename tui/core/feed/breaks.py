@@ -11,6 +11,7 @@ from tui.core.anatomy.cache_break_server import explain_from_log, explained_by_l
 from tui.core.records import CacheBreak, RequestRecord
 
 if TYPE_CHECKING:
+    from tui.core.feed.timings import WallTime
     from tui.core.logs.timeline import Timeline
 
 _KEEP = 256  # recent rows kept to find a session's previous request and name other sessions
@@ -48,8 +49,9 @@ class BreakExplainer:
         self._waiting = [i for i in self._waiting if i in self._rows]
         return out
 
-    def explain(self, timeline: Timeline) -> list[RequestRecord]:
-        """Waiting rows the log now explains, with their new explanation (cheap when nothing changed)."""
+    def explain(self, timeline: Timeline, wall_time: WallTime | None = None) -> list[RequestRecord]:
+        """Waiting rows the log now explains, with their new explanation (cheap when nothing changed);
+        `wall_time` is the log's clock, to join same-size requests of two sessions to the right tasks."""
         done: list[RequestRecord] = []
         if not self._waiting or self._tried_at == (timeline.generation, self._noted):
             return done
@@ -58,7 +60,8 @@ class BreakExplainer:
         rows = list(self._rows.values())
         for rid in list(self._waiting):
             record = self._rows[rid]
-            cb = explain_from_log(record, self._previous(record, rows), tasks, rows, timeline.host_cache_mib)
+            previous = self._previous(record, rows)
+            cb = explain_from_log(record, previous, tasks, rows, timeline.host_cache_mib, wall_time)
             if cb is None:
                 continue
             self._waiting.remove(rid)
