@@ -73,21 +73,26 @@ async def test_rendered_parts_add_up_to_the_servers_count(started: Callable[...,
     # Schemas cost more as rendered (tojson spacing, the function wrapper) than as sent.
     assert anatomy.categories["mcp_tools"] > anatomy.as_sent["mcp_tools"] > 0
     # The rendered prompt alone (no usage needed) is the server's count too, for the body as sent
-    # straight to the server (the proxy's transforms changed the forwarded one a little).
+    # straight to the server (the proxy's transforms changed the forwarded one a little): the Anthropic
+    # body converted as llama-server converts it (system blocks joined with nothing between them, the
+    # billing line's cch as fffff, text blocks as content parts), counted by its own count_tokens.
     body = two_server_body()
     async with httpx.AsyncClient(base_url=url, timeout=240) as client:
-        direct = await client.post(
+        direct = await client.post("/v1/messages/count_tokens", json=body)
+        chat = await client.post(
             "/v1/chat/completions", json={**chat_request(body, "anthropic"), "max_tokens": 1}
         )
-    assert direct.status_code == 200, direct.text
+    assert direct.status_code == 200 and chat.status_code == 200, direct.text + chat.text
     renderer = TemplateRenderer(url)
+    pieces = split_body(body, "anthropic", ()).pieces
     try:
-        rendered = await asyncio.to_thread(
-            renderer.render, body, "anthropic", split_body(body, "anthropic", ()).pieces
-        )
+        rendered = await asyncio.to_thread(renderer.render, body, "anthropic", pieces)
     finally:
         renderer.close()
-    assert rendered.total == direct.json()["usage"]["prompt_tokens"]
+    # the billing line is found where the server rendered it (cch as fffff), and so is every message
+    located = [t for p, t in zip(pieces, rendered.tokens, strict=True) if p.section in ("system", "messages")]
+    assert located and all(t is not None for t in located), list(zip(pieces, rendered.tokens, strict=True))
+    assert rendered.total == direct.json()["input_tokens"] == chat.json()["usage"]["prompt_tokens"]
 
 
 async def test_a_template_that_drops_tools_counts_them_as_dropped(started: Callable[..., Any]) -> None:

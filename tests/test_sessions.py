@@ -141,3 +141,12 @@ def test_opencode_session_header_groups_title_and_main() -> None:
     assert (title.kind, first.kind, later.kind) == ("title", "main", "main")
     assert title.session_id == first.session_id == later.session_id == OC_SESSION
     assert later.cache_break is None
+
+
+def test_a_request_without_tools_asking_only_for_effort_is_main_not_a_title() -> None:
+    """Claude Code 2.1.197 sends output_config {"effort": "high"} on main requests too."""
+    body = cc_request()
+    body.pop("tools", None)
+    body["output_config"] = {"effort": "high"}
+    assert analyzer().analyze(exchange(body)).kind == "main"
+    assert analyzer().analyze(exchange(cc_title_request())).kind == "title"

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -158,6 +159,11 @@ class McpServerSpec:
 def filesystem_mcp(script: Path, root: Path, name: str = "filesystem") -> McpServerSpec:
     """The filesystem MCP server confined to ``root``."""
     return McpServerSpec(name, _require("node"), (str(script), str(root)))
+
+
+def resources_mcp(name: str = "notes") -> McpServerSpec:
+    """A small stdio MCP server with resources (tests/support/resource_mcp.py), run by this Python."""
+    return McpServerSpec(name, sys.executable, (str(Path(__file__).with_name("resource_mcp.py")),))
 
 
 def list_mcp_tools(spec: McpServerSpec, timeout: float = 30.0) -> list[str]:

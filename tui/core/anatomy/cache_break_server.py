@@ -6,27 +6,55 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from tui.core.logs.host_cache import HOST_CACHE_OFF
 from tui.core.records import CacheBreak, RequestRecord
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tui.core.logs.timeline import RequestTimeline
+
+    WallTime = Callable[[float | None], float | None]
+
+_CLOCK_SLACK_S = 5.0  # the log's clock is estimated from when its lines arrived
 
 # How every server-cause explanation starts (the worker's and the log's), for readers that group causes.
 SERVER_BREAK_OPENINGS = ("prefix unchanged", "server restarted", "served by slot", "evicted:", "slot ")
+UNEXPLAINED_OPENING = SERVER_BREAK_OPENINGS[0]  # the worker's text, before the log tells what happened
 
 
-def _task_of(record: RequestRecord, tasks: Sequence[RequestTimeline], before: int) -> int | None:
-    """Index (below `before`) of the newest task whose prompt size and reuse are the record's."""
+def explained_by_log(cb: CacheBreak | None) -> bool:
+    """Whether a server-cause break already carries the log's explanation (worth keeping in the journal)."""
+    return cb is not None and cb.cause == "server" and not cb.description.startswith(UNEXPLAINED_OPENING)
+
+
+def _task_of(
+    record: RequestRecord, tasks: Sequence[RequestTimeline], before: int, wall_time: WallTime | None = None
+) -> int | None:
+    """Index (below `before`) of the newest task whose prompt size and reuse are the record's; with the log's
+    clock, one that started while the request ran wins (two sessions' requests can have the same size)."""
     usage = record.usage
     if usage.prompt_tokens is None:
         return None
+    found: list[int] = []
     for i in range(min(before, len(tasks)) - 1, -1, -1):
         task = tasks[i]
         if task.prompt_tokens != usage.prompt_tokens:
             continue
         if usage.cached_tokens is None or task.reused_tokens in (None, usage.cached_tokens):
-            return i
-    return None
+            if wall_time is None or record.total_ms is None:
+                return i
+            found.append(i)
+    # The estimated clock is off by about the same for every task: the task that started nearest the
+    # request's arrival is its own, unless even that one is far off (a log read after the fact).
+    best: tuple[float, int] | None = None
+    for i in found:
+        started = wall_time(tasks[i].started_ts) if wall_time is not None else None
+        if started is not None and (best is None or abs(started - record.ts) < best[0]):
+            best = (abs(started - record.ts), i)
+    if best is not None and best[0] <= (record.total_ms or 0) / 1000 + _CLOCK_SLACK_S:
+        return best[1]
+    return found[0] if found else None
 
 
 def _who(task: RequestTimeline, records: Sequence[RequestRecord]) -> str:
@@ -39,27 +67,59 @@ def _who(task: RequestTimeline, records: Sequence[RequestRecord]) -> str:
     return f"a request with no journal row ({facts}; another client?)"
 
 
+def _host_cache(
+    prev: RequestTimeline, since: Sequence[RequestTimeline], me: RequestTimeline, limit_mib: float | None
+) -> str | None:
+    """Why the host prompt cache (--cache-ram) did not give the conversation back, from the log's lines at
+    the slot selections since its previous task (None: the log says nothing about the host cache)."""
+    if limit_mib == HOST_CACHE_OFF:
+        return "the host prompt cache is off (--cache-ram 0)"
+    kept = prev.released_tokens or prev.prompt_tokens
+    refused = [t for t in since if t.host_refused is not None]
+    mine = next((t for t in refused if t.host_refused == kept), refused[0] if refused else None)
+    if mine is not None:
+        limit = mine.host_refused_limit_mib if mine.host_refused_limit_mib is not None else limit_mib
+        over = f" --cache-ram {limit:g} MiB" if limit is not None else " its size limit"
+        return (
+            f"the host prompt cache could not keep its {mine.host_refused:,} tokens"
+            f" (their state is over{over})"
+        )
+    dropped = sum(t.host_dropped for t in since)
+    if dropped:
+        entries = "entry" if dropped == 1 else "entries"
+        return (
+            f"the host prompt cache dropped {dropped} older {entries} to make room (its limits),"
+            " this one among them"
+        )
+    if me.host_looked:
+        return "the host prompt cache no longer held it"
+    return None
+
+
 def explain_from_log(
     record: RequestRecord,
     previous: RequestRecord | None,
     tasks: Sequence[RequestTimeline],
     records: Sequence[RequestRecord],
+    host_cache_mib: float | None = None,
+    wall_time: WallTime | None = None,
 ) -> CacheBreak | None:
     """The record's server-cause break told from the log (None: the log does not show its task yet).
 
     `tasks` are the log's tasks oldest first; `records` the journal rows known, to name the sessions
-    whose tasks took the slot.
+    whose tasks took the slot; `host_cache_mib` the host prompt cache's limit the log gave (0: off);
+    `wall_time` the log's clock (epoch seconds of a log timestamp), to tell same-size requests apart.
     """
     cb = record.cache_break
     if cb is None or cb.cause != "server":
         return None
-    me_at = _task_of(record, tasks, len(tasks))
+    me_at = _task_of(record, tasks, len(tasks), wall_time)
     if me_at is None:
         return None
     me = tasks[me_at]
     reused = record.usage.cached_tokens or 0
     lost = max(0, cb.reusable_prefix_tokens - reused)
-    prev_at = _task_of(previous, tasks, me_at) if previous is not None else None
+    prev_at = _task_of(previous, tasks, me_at, wall_time) if previous is not None else None
     prev = tasks[prev_at] if prev_at is not None else None
     head = f"{lost:,} tokens of this conversation's cache lost"
     if (prev is not None and prev.run != me.run) or (
@@ -70,27 +130,36 @@ def explain_from_log(
         return None
     others = [t for t in tasks[prev_at + 1 : me_at] if t.slot == prev.slot]  # type: ignore[operator]
     names = "; ".join(_who(t, records) for t in others[-3:])
+    host = _host_cache(prev, tasks[prev_at + 1 : me_at + 1], me, host_cache_mib)  # type: ignore[operator]
     if me.slot != prev.slot:
         taken = f"; {names} took that slot" if names else ""
         how = f" (picked by {me.selection})" if me.selection else ""
+        host_text = f"; {host}" if host else ""
         return _with(
             cb,
             f"slot {me.slot}",
-            f"served by slot {me.slot}{how}, not slot {prev.slot} that held its cache{taken}: {head}",
+            f"served by slot {me.slot}{how}, not slot {prev.slot} that held its cache{taken}{host_text}:"
+            f" {head}",
         )
     if others:
-        return _with(
-            cb,
-            f"slot {me.slot}",
-            f"evicted: slot {me.slot} ran {names} in between, and the host prompt cache did not restore it"
-            f" (--cache-ram off, or its limits too small for this prompt): {head}",
+        host_text = host or (
+            "the host prompt cache did not restore it"
+            " (--cache-ram off, or its limits too small for this prompt)"
         )
+        return _with(
+            cb, f"slot {me.slot}", f"evicted: slot {me.slot} ran {names} in between, and {host_text}: {head}"
+        )
+    why = (
+        f"{host}"
+        if host
+        else "checkpoints, slot save/erase, a host-cache miss, or a chat template that renders earlier turns"
+        " differently once a new one follows"
+    )
     return _with(
         cb,
         f"slot {me.slot}",
-        f"slot {me.slot} ran nothing else in between, yet reused {reused:,}: the cache was not kept"
-        f" (checkpoints, slot save/erase, a host-cache miss, or a chat template that renders earlier turns"
-        f" differently once a new one follows): {head}",
+        f"slot {me.slot} ran nothing else in between, yet reused {reused:,}: the cache was not kept ({why}):"
+        f" {head}",
     )
 
 

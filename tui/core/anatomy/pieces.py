@@ -10,8 +10,17 @@ import orjson
 
 from tui.core.anatomy.model import MCP_HELPERS_SERVER
 
+# The agents' own tools over MCP resources, grouped as one "(helpers)" server: Claude Code's, and the three
+# opencode (1.18) adds once a connected server has resources.
 MCP_HELPER_TOOLS: frozenset[str] = frozenset(
-    {"ListMcpResourcesTool", "ReadMcpResourceTool", "ReadMcpResourceDirTool"}
+    {
+        "ListMcpResourcesTool",
+        "ReadMcpResourceTool",
+        "ReadMcpResourceDirTool",
+        "list_mcp_resources",
+        "list_mcp_resource_templates",
+        "read_mcp_resource",
+    }
 )
 
 # Harness-injected tags inside user messages (Claude Code, opencode): counted as "reminders".

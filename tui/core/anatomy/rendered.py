@@ -30,71 +30,109 @@ class Rendered:
 
 
 def chat_request(body: dict[str, Any], dialect: str) -> dict[str, Any]:
-    """The request as an OpenAI chat body (what /apply-template takes); Anthropic bodies are converted."""
+    """The request as an OpenAI chat body (what /apply-template takes); Anthropic bodies are converted
+    the way llama-server converts them for /v1/messages (server_chat_convert_anthropic_to_oai)."""
     if dialect != "anthropic":
-        out = {"messages": body.get("messages") or []}
+        chat = {"messages": body.get("messages") or []}
         if body.get("tools"):
-            out["tools"] = body["tools"]
-        return out
+            chat["tools"] = body["tools"]
+        return chat
     messages: list[dict[str, Any]] = []
     system = body.get("system")
-    if isinstance(system, list):
-        system = "\n\n".join(str(b.get("text", "")) for b in system if isinstance(b, dict) and b.get("text"))
-    if isinstance(system, str) and system:
-        messages.append({"role": "system", "content": system})
+    if system is not None:
+        if isinstance(system, str):
+            text = normalize_billing(system)
+        elif isinstance(system, list):  # text blocks joined with nothing between them, as the server does
+            text = "".join(
+                normalize_billing(str(b.get("text", "")))
+                for b in system
+                if isinstance(b, dict) and b.get("type") == "text"
+            )
+        else:
+            text = ""
+        messages.append({"role": "system", "content": text})
     for message in body.get("messages") or []:
         if isinstance(message, dict):
             messages.extend(_openai_messages(message))
-    out = {"messages": messages}
-    tools = [
-        {
-            "type": "function",
-            "function": {
-                "name": t.get("name", ""),
-                "description": t.get("description", ""),
-                "parameters": t.get("input_schema") or {"type": "object"},
-            },
-        }
-        for t in body.get("tools") or []
-        if isinstance(t, dict) and t.get("name")
-    ]
-    if tools:
-        out["tools"] = tools
+    out: dict[str, Any] = {"messages": messages}
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        out["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.get("name", ""),
+                    "description": t.get("description", ""),
+                    "parameters": t["input_schema"] if "input_schema" in t else {},
+                },
+            }
+            for t in tools
+            if isinstance(t, dict)
+        ]
     return out
 
 
+_BILLING = "x-anthropic-billing-header:"
+_CCH_LENGTH = 5
+
+
+def normalize_billing(text: str) -> str:
+    """Claude Code's billing line with its per-request cch=XXXXX as fffff, as llama-server rewrites it."""
+    if not text.startswith(_BILLING):
+        return text
+    at = text.find("cch=", len(_BILLING))
+    if at < 0:
+        return text
+    begin = at + 4
+    if begin + _CCH_LENGTH < len(text) and text[begin + _CCH_LENGTH] == ";":
+        return text[:begin] + "f" * _CCH_LENGTH + text[begin + _CCH_LENGTH :]
+    return text
+
+
 def _openai_messages(message: dict[str, Any]) -> list[dict[str, Any]]:
-    role = str(message.get("role", "user"))
-    content = message.get("content")
-    if isinstance(content, str):
-        return [{"role": role, "content": content}]
-    texts: list[str] = []
+    """One Anthropic message as chat messages: text blocks kept as content parts, tool calls joined,
+    tool results as tool messages after it (their text blocks joined with nothing between them)."""
+    role = str(message.get("role", ""))
+    if "content" not in message:
+        return [] if role == "assistant" else [message]
+    content = message["content"]
+    if not isinstance(content, list):
+        return [message]
+    parts: list[Any] = []
     calls: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
-    for block in content if isinstance(content, list) else []:
-        if not isinstance(block, dict):
-            continue
-        kind = block.get("type")
+    reasoning = ""
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
-            texts.append(str(block.get("text", "")))
+            parts.append(block)
+        elif kind == "thinking":
+            reasoning += str(block.get("thinking", ""))
         elif kind == "tool_use":
             arguments = orjson.dumps(block.get("input", {})).decode()
             function = {"name": block.get("name", ""), "arguments": arguments}
             calls.append({"id": block.get("id", ""), "type": "function", "function": function})
         elif kind == "tool_result":
-            inner = block.get("content")
-            if isinstance(inner, list):
-                inner = "\n".join(str(b.get("text", "")) for b in inner if isinstance(b, dict))
-            results.append(
-                {"role": "tool", "tool_call_id": block.get("tool_use_id", ""), "content": str(inner or "")}
-            )
-    out: list[dict[str, Any]] = list(results)
-    if texts or calls:
-        entry: dict[str, Any] = {"role": role, "content": "\n".join(texts)}
+            results.append(_tool_message(block))
+    out: list[dict[str, Any]] = []
+    if parts or calls or reasoning:
+        entry: dict[str, Any] = {"role": role, "content": parts or ""}
         if calls:
             entry["tool_calls"] = calls
+        if reasoning:
+            entry["reasoning_content"] = reasoning
         out.append(entry)
-    return out
+    return out + results
+
+
+def _tool_message(block: dict[str, Any]) -> dict[str, Any]:
+    inner = block.get("content")
+    if isinstance(inner, list):
+        texts = [b for b in inner if isinstance(b, dict) and b.get("type") == "text"]
+        inner = "".join(str(b.get("text", "")) for b in texts)
+    elif not isinstance(inner, str):
+        inner = ""
+    return {"role": "tool", "tool_call_id": block.get("tool_use_id", ""), "content": inner}
 
 
 def token_starts(pieces: Sequence[Any]) -> list[int]:
@@ -127,9 +165,9 @@ def attribute(prompt: bytes, starts: list[int], pieces: Sequence[Piece]) -> Rend
                 tokens.append(0)
                 continue
         else:
-            span = _text_span(
-                prompt, piece.text.strip().encode("utf-8"), cursor if piece.section == "messages" else 0
-            )
+            text = normalize_billing(piece.text) if piece.section == "system" else piece.text
+            start = cursor if piece.section == "messages" else 0
+            span = _text_span(prompt, text.strip().encode("utf-8"), start)
         if span is None:
             tokens.append(None)
             continue

@@ -230,5 +230,6 @@ def split_anthropic(body: dict[str, Any], servers: tuple[str, ...]) -> Split:
                 first_user = index
     split.first_user = first_user_text(split.pieces, first_user)
     output_config = body.get("output_config")
-    split.json_output = isinstance(output_config, dict) and bool(output_config)
+    # A JSON-schema answer asks for `format`; Claude Code's main requests carry {"effort": ...} too.
+    split.json_output = isinstance(output_config, dict) and isinstance(output_config.get("format"), dict)
     return split

@@ -7,10 +7,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tui.core.anatomy.cache_break_server import explain_from_log
+from tui.core.anatomy.cache_break_server import explain_from_log, explained_by_log
 from tui.core.records import CacheBreak, RequestRecord
 
 if TYPE_CHECKING:
+    from tui.core.feed.timings import WallTime
     from tui.core.logs.timeline import Timeline
 
 _KEEP = 256  # recent rows kept to find a session's previous request and name other sessions
@@ -34,7 +35,9 @@ class BreakExplainer:
             if cb is not None:
                 record = dataclasses.replace(record, cache_break=cb)
             elif record.cache_break is not None and record.cache_break.cause == "server":
-                if record.id not in self._waiting:
+                if explained_by_log(record.cache_break):  # a journal row an earlier dashboard explained
+                    self._explained[record.id] = record.cache_break
+                elif record.id not in self._waiting:
                     self._waiting.append(record.id)
             self._rows[record.id] = record
             self._rows.move_to_end(record.id)
@@ -46,8 +49,9 @@ class BreakExplainer:
         self._waiting = [i for i in self._waiting if i in self._rows]
         return out
 
-    def explain(self, timeline: Timeline) -> list[RequestRecord]:
-        """Waiting rows the log now explains, with their new explanation (cheap when nothing changed)."""
+    def explain(self, timeline: Timeline, wall_time: WallTime | None = None) -> list[RequestRecord]:
+        """Waiting rows the log now explains, with their new explanation (cheap when nothing changed);
+        `wall_time` is the log's clock, to join same-size requests of two sessions to the right tasks."""
         done: list[RequestRecord] = []
         if not self._waiting or self._tried_at == (timeline.generation, self._noted):
             return done
@@ -56,7 +60,8 @@ class BreakExplainer:
         rows = list(self._rows.values())
         for rid in list(self._waiting):
             record = self._rows[rid]
-            cb = explain_from_log(record, self._previous(record, rows), tasks, rows)
+            previous = self._previous(record, rows)
+            cb = explain_from_log(record, previous, tasks, rows, timeline.host_cache_mib, wall_time)
             if cb is None:
                 continue
             self._waiting.remove(rid)

@@ -313,7 +313,10 @@ class DashboardFeed:
         if self._monitor is None:
             return
         filled = self._breaks.note(self._timed_rows())
-        filled += self._breaks.explain(self._monitor.timeline)
+        explained = self._breaks.explain(self._monitor.timeline, self._monitor.wall_time)
+        for record in explained:
+            self.driver.store_speeds(record)  # the explanation is kept with the row (report, findings)
+        filled += explained
         if filled:
             self._emit(RecordsUpdate(tuple(filled), replaced=True))
         front = self._front_log()

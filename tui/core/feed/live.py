@@ -145,14 +145,18 @@ class LiveDriver:
 
     def store_speeds(self, record: RequestRecord) -> None:
         """Persist what the log adds to a row (speeds; the server's count and progress of a request cut
-        off, in its usage and error) into its journal row (in a worker thread)."""
+        off, in its usage and error; why the server lost its cache) into its journal row (worker thread)."""
+        from tui.core.anatomy.cache_break_server import explained_by_log
         from tui.core.journal.writer import store_usage
 
         if self._speed_writer is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._speed_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctxbudget-speeds")
-        self._speed_writer.submit(store_usage, self.journal_path, record.id, record.usage, record.error)
+        explained = record.cache_break if explained_by_log(record.cache_break) else None
+        self._speed_writer.submit(
+            store_usage, self.journal_path, record.id, record.usage, record.error, explained
+        )
 
     def load_record(self, record_id: int) -> RequestRecord | None:
         """The journal row with its parts."""

@@ -19,7 +19,7 @@ from tui.core.journal.outcome import FLIGHT_KEY, flight_pid, interrupted_error, 
 from tui.core.journal.reader import JournalReader
 from tui.core.journal.record_build import build_record
 from tui.core.journal.schema import INSERT_SQL, UPDATE_SQL, connect, pack_parts, row_values
-from tui.core.records import RequestRecord, RewriteSavings, Usage
+from tui.core.records import CacheBreak, RequestRecord, RewriteSavings, Usage
 
 __all__ = ["Journal", "JournalReader"]
 
@@ -379,9 +379,16 @@ def _sweep(conn: sqlite3.Connection, alive: Callable[[int], bool]) -> int:
     return len(gone)
 
 
-def store_usage(path: Path | str, row_id: int, usage: Usage, error: str | None = None) -> bool:
-    """Rewrite one row's usage (and error, when given): what the dashboard joins from the server log
-    after the row was written (speeds; the server's prompt count and progress of a request cut off)."""
+def store_usage(
+    path: Path | str,
+    row_id: int,
+    usage: Usage,
+    error: str | None = None,
+    cache_break: CacheBreak | None = None,
+) -> bool:
+    """Rewrite one row's usage (and error, cache break, when given): what the dashboard joins from the
+    server log after the row was written (speeds; the server's prompt count and progress of a request cut
+    off; why the server lost its cache)."""
     import orjson
 
     if not Path(path).is_file():
@@ -399,6 +406,9 @@ def store_usage(path: Path | str, row_id: int, usage: Usage, error: str | None =
                 cursor = conn.execute(
                     "UPDATE requests SET usage = ?, error = ? WHERE id = ?", (text, error, row_id)
                 )
+            if cache_break is not None:
+                cb_text = orjson.dumps(cache_break.to_json()).decode()
+                conn.execute("UPDATE requests SET cache_break = ? WHERE id = ?", (cb_text, row_id))
         return cursor.rowcount == 1
     except sqlite3.Error:  # a locked or pruned journal: the speeds stay in this dashboard only
         return False

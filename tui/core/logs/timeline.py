@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui.core.logs import events as ev
+from tui.core.logs.host_cache import HOST_CACHE_OFF, HostCacheActivity, fold, host_cache_line
 
 DEFAULT_MAX_REQUESTS = 500
 MAX_PROGRESS_SAMPLES = 64
@@ -61,6 +62,13 @@ class RequestTimeline:
     # Speculative decoding: draft tokens accepted by the target model of those the draft generated.
     draft_accepted: int | None = None
     draft_generated: int | None = None
+    # The host prompt cache at this task's slot selection: looked for a better prompt, restored one,
+    # refused to keep a prompt of this length (over the limit in MiB), dropped older entries.
+    host_looked: bool = False
+    host_restored: bool = False
+    host_refused: int | None = None
+    host_refused_limit_mib: float | None = None
+    host_dropped: int = 0
 
     @property
     def fill(self) -> float | None:
@@ -119,6 +127,11 @@ class _RequestBuilder:
     run: int = 0
     draft_accepted: int | None = None
     draft_generated: int | None = None
+    host_looked: bool = False
+    host_restored: bool = False
+    host_refused: int | None = None
+    host_refused_limit_mib: float | None = None
+    host_dropped: int = 0
 
     def snapshot(self) -> RequestTimeline:
         values = {name: getattr(self, name) for name in RequestTimeline.__dataclass_fields__}
@@ -136,6 +149,9 @@ class Timeline:
         self._pending_selection: dict[int | None, ev.SlotSelected] = {}
         self.generation = 0  # bumps on every change, so a UI can skip redraws
         self.run = 0  # server starts seen (the first log's own start included)
+        # The host prompt cache's size limit this run (HOST_CACHE_OFF: disabled; None: not logged).
+        self.host_cache_mib: float | None = None
+        self._host: HostCacheActivity | None = None
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -175,6 +191,8 @@ class Timeline:
         self._active.clear()
         self._by_task.clear()
         self._pending_selection.clear()
+        self._host = None
+        self.host_cache_mib = None
         self.run += 1
         self.generation += 1
 
@@ -205,6 +223,10 @@ class Timeline:
         if sel is not None:
             b.selection, b.similarity, b.f_keep = sel.reason, sel.similarity, sel.f_keep
             b.started_ts = sel.ts if sel.ts is not None else ts
+        host, self._host = self._host, None
+        if host is not None:
+            b.host_looked, b.host_restored, b.host_dropped = host.looked, host.restored, host.dropped
+            b.host_refused, b.host_refused_limit_mib = host.refused, host.refused_mib
         if task is not None:
             self._index(b, task)
         self._active[slot] = b
@@ -325,6 +347,22 @@ class Timeline:
     def _on_restart(self, e: ev.LogEvent) -> None:
         self.reset()
 
+    def _on_raw(self, e: ev.Raw) -> None:
+        line = host_cache_line(e)
+        if line is None:
+            return
+        what, match = line
+        if what == "off":
+            self.host_cache_mib = HOST_CACHE_OFF
+        elif what == "limit" and match is not None:
+            self.host_cache_mib = float(match.group(1))
+        else:  # selection-time lines: they belong to the task launched next
+            fold(self._host if self._host is not None else self._new_host(), what, match)
+
+    def _new_host(self) -> HostCacheActivity:
+        self._host = HostCacheActivity()
+        return self._host
+
 
 _HANDLERS: dict[type, Any] = {
     ev.SlotSelected: Timeline._on_selected,
@@ -344,4 +382,5 @@ _HANDLERS: dict[type, Any] = {
     ev.TaskCancelled: Timeline._on_cancel,
     ev.ModelLoading: Timeline._on_restart,
     ev.BuildInfo: Timeline._on_restart,
+    ev.Raw: Timeline._on_raw,
 }
