@@ -88,7 +88,9 @@ def test_console_script_shows_the_dashboard_and_quits_on_q(
     argv = " ".join(a.replace("{tmp}", str(tmp_path)).replace("{port}", str(port)) for a in args)
     exit_file = start_dashboard(socket, config, tmp_path, argv)
     screen = wait_for_screen(socket, needle.replace("{port}", str(port)))
-    assert "Quit" in screen  # the footer is drawn
+    # The footer is drawn too: a capture can land between the header's and the footer's writes.
+    screen = wait_for_screen(socket, "Quit", timeout=10)
+    assert needle.replace("{port}", str(port)) in screen
     tmux(socket, "send-keys", "-t", "dash", "q")
     eventually_sync(exit_file.exists, timeout=15, what="the exit", seen=lambda: screen_of(socket))
     assert exit_file.read_text().strip() == "0", screen_of(socket)
