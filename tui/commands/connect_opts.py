@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tui.core.config import ConfigError
+from tui.core.config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from tui.core.serve.remote_source import RemoteSource
@@ -59,3 +59,22 @@ def remote_from_args(args: argparse.Namespace) -> RemoteSource | None:
             f"--tls-ca {ca}: no such file (the PEM certificate serve's --tls-cert was signed by)"
         )
     return RemoteSource(url, read_token(args), ca)
+
+
+def local_journal(args: argparse.Namespace, settings: Settings, command: str) -> Path | None:
+    """This machine's journal (--journal or [journal] path), or None after a one-line error on stderr."""
+    import sys
+
+    from tui.core.journal.reader import JournalUnreadable, check_readable
+
+    journal = getattr(args, "journal", None)
+    path = Path(journal).expanduser() if journal else settings.journal_path()
+    if not path.exists():
+        print(f"ctxbudget {command}: no journal at {path} (run `ctxbudget proxy` first)", file=sys.stderr)
+        return None
+    try:
+        check_readable(path)
+    except JournalUnreadable as exc:
+        print(f"ctxbudget {command}: {exc}", file=sys.stderr)
+        return None
+    return path

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tui.commands.connect_opts import add_connect_options, remote_from_args
+from tui.commands.connect_opts import add_connect_options, local_journal, remote_from_args
 from tui.core.config import Settings
 from tui.core.report import FORMATS, render_report
 from tui.core.report.prices import ReportSettings
@@ -51,7 +51,6 @@ def report_settings(settings: Settings) -> ReportSettings:
 
 def run_report(args: argparse.Namespace, settings: Settings) -> int:
     """Handler for `ctxbudget report`."""
-    from tui.core.journal.reader import JournalUnreadable, check_readable
     from tui.core.report import build_report, load_records, parse_since
 
     try:
@@ -74,15 +73,8 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
             print(f"ctxbudget report: {exc}", file=sys.stderr)
             return 1
     else:
-        journal = getattr(args, "journal", None)
-        path = Path(journal).expanduser() if journal else settings.journal_path()
-        if not path.exists():
-            print(f"ctxbudget report: no journal at {path} (run `ctxbudget proxy` first)", file=sys.stderr)
-            return 1
-        try:
-            check_readable(path)
-        except JournalUnreadable as exc:
-            print(f"ctxbudget report: {exc}", file=sys.stderr)
+        path = local_journal(args, settings, "report")
+        if path is None:
             return 1
         records = load_records(path, since_ts, args.session)
     report = build_report(

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui.commands.connect_opts import add_connect_options, remote_from_args
+from tui.commands.connect_opts import add_connect_options, local_journal, remote_from_args
 from tui.core.config import Settings
 from tui.core.redact import redact_query
 from tui.core.terminal_text import printable
@@ -61,7 +60,7 @@ def run_requests(args: argparse.Namespace, settings: Settings) -> int:
     """Handler for `ctxbudget requests`."""
     import orjson
 
-    from tui.core.journal.reader import JournalReader, JournalUnreadable, check_readable
+    from tui.core.journal.reader import JournalReader
 
     remote = remote_from_args(args)
     if remote is not None:
@@ -75,15 +74,8 @@ def run_requests(args: argparse.Namespace, settings: Settings) -> int:
             print(f"ctxbudget requests: {exc}", file=sys.stderr)
             return 1
     else:
-        journal = getattr(args, "journal", None)
-        path = Path(journal).expanduser() if journal else settings.journal_path()
-        if not path.exists():
-            print(f"ctxbudget requests: no journal at {path} (run `ctxbudget proxy` first)", file=sys.stderr)
-            return 1
-        try:
-            check_readable(path)
-        except JournalUnreadable as exc:
-            print(f"ctxbudget requests: {exc}", file=sys.stderr)
+        path = local_journal(args, settings, "requests")
+        if path is None:
             return 1
         reader = JournalReader(path)
         try:
