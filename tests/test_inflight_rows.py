@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from support.eventually import eventually_sync
 from test_journal import make_exchange, make_result
 
 from tui.core.anatomy.analyze import AnalysisResult
@@ -217,20 +218,26 @@ def test_a_backlogged_pipeline_skips_in_flight_rows_whose_final_row_is_queued(tm
     try:
         assert pipeline.worker_pid is not None
         os.kill(pipeline.worker_pid, signal.SIGSTOP)
+        pid = pipeline.worker_pid
+        eventually_sync(lambda: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T",
+                        what="the worker stopped")
+        # A capture larger than the pipe's buffer holds the feeder in its send until the worker resumes,
+        # so every announcement below is still queued when its final capture arrives (the backlog).
+        pipeline.submit(capture(99, body=b'{"pad": "' + b"x" * (4 << 20) + b'"}'))
         finals = [capture(i) for i in range(5)]
         for i, done in enumerate(finals):
             pipeline.submit(done.announcement(f"{os.getpid()}-7-{i}"))
             pipeline.submit(done)
-        while pipeline.spooled < 5:
+        while pipeline.spooled < 6:
             time.sleep(0.01)
         os.kill(pipeline.worker_pid, signal.SIGCONT)
         assert pipeline.flush(60)
     finally:
         pipeline.stop()
     rows = JournalReader(journal).latest(20)
-    assert [r.state for r in rows] == ["done"] * 5 and pipeline.journaled == 5
+    assert [r.state for r in rows] == ["done"] * 6 and pipeline.journaled == 6
     import sqlite3
 
     with sqlite3.connect(journal) as conn:  # only the final captures reached the worker
         sent = conn.execute("SELECT COUNT(*) FROM deliveries WHERE key NOT LIKE 'flight:%'").fetchone()[0]
-    assert sent == 5
+    assert sent == 6
