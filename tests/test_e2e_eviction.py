@@ -283,3 +283,71 @@ async def test_claude_code_sessions_on_two_slots_name_the_session_that_took_the_
     lost = before[-1].usage.prompt_tokens - (row.usage.cached_tokens or 0)
     assert cb.description.endswith(f": {lost:,} tokens of this conversation's cache lost"), cb.description
     assert SLOT_LINE.findall(server.log_text())
+
+
+async def test_eviction_is_explained_from_slots_polls_when_no_log_is_followed(
+    llama_server: StartServer, real_model: Path, tmp_path: Path, free_port: int
+) -> None:
+    """No log file (a server started by someone else, its log elsewhere): /slots polls alone tell which task
+    each slot ran, so the evicting session is still named and the explanation kept in the journal. The poll
+    interval is the default 2 s: the dashboard reads /slots as each request ends."""
+    import dataclasses
+
+    server = llama_server(real_model, parallel=2, ctx_size=8192, extra_args=("--cache-ram", "0"))
+    settings = live_settings(server, tmp_path, free_port, log_file="")
+    settings = dataclasses.replace(settings, server=dataclasses.replace(settings.server, poll_interval=2.0))
+    feed = DashboardFeed(LiveDriver(settings))
+    updates: list[FeedUpdate] = []
+    feed.subscribe(updates.append)
+    task = asyncio.create_task(feed.run())
+    proxy = f"http://127.0.0.1:{free_port}"
+    reader = JournalReader(settings.journal_path())
+    alpha, beta = Conversation("alpha", 1), Conversation("beta", 500)
+    try:
+        await eventually(
+            lambda: any(
+                isinstance(u, SourceStatus) and u.source == "proxy" and u.health == "ok" for u in updates
+            ),
+            timeout=30,
+            what="the dashboard's proxy",
+        )
+        for conversation in (alpha, beta, alpha):
+            await conversation.turn(proxy, 0)
+        shown = await eventually(
+            lambda: _explained(updates),
+            timeout=60,
+            what="the eviction explained",
+            seen=lambda: [
+                (r.id, r.session_id, r.usage.prompt_tokens, r.usage.output_tokens, r.cache_break)
+                for r in reader.latest(10)
+            ],
+        )
+        stored = await eventually(
+            lambda: (row := reader.get(shown.id)) is not None and row.cache_break == shown.cache_break
+            and row,
+            timeout=30,
+            what="the explanation in the journal row",
+        )
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert not any(isinstance(u, SourceStatus) and u.source == "log" and u.health == "ok" for u in updates)
+    rows = [r for r in reader.latest(10) if r.status == 200]
+    assert [r.session_id for r in rows] == ["alpha", "beta", "alpha"]
+    first, middle, second = rows
+    assert stored.id == second.id and first.usage.prompt_tokens is not None
+    cb = stored.cache_break
+    assert cb is not None and cb.where == "slot 0"
+    lost = first.usage.prompt_tokens - (second.usage.cached_tokens or 0)
+    assert (second.usage.cached_tokens or 0) < first.usage.prompt_tokens // 2
+    # beta's task is named with the tokens it left in the slot, as /slots tells (prompt + generated, less the
+    # last sampled ones)
+    beta_named = r"evicted: slot 0 ran session beta's main request \(task \d+, ([\d,]+) tokens\) in between"
+    named = re.match(beta_named, cb.description)
+    assert named is not None, cb.description
+    left = (middle.usage.prompt_tokens or 0) + (middle.usage.output_tokens or 0)
+    assert left - 2 <= int(named[1].replace(",", "")) <= left, (named[1], middle.usage)
+    assert cb.description.endswith(
+        "the host prompt cache did not restore it (no server log is followed to tell why):"
+        f" {lost:,} tokens of this conversation's cache lost"
+    ), cb.description

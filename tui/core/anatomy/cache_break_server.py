@@ -39,7 +39,7 @@ def _task_of(
     found: list[int] = []
     for i in range(min(before, len(tasks)) - 1, -1, -1):
         task = tasks[i]
-        if task.prompt_tokens != usage.prompt_tokens:
+        if not _same_size(record, task):
             continue
         if usage.cached_tokens is None or task.reused_tokens in (None, usage.cached_tokens):
             if wall_time is None or record.total_ms is None:
@@ -57,12 +57,25 @@ def _task_of(
     return found[0] if found else None
 
 
+def _same_size(record: RequestRecord, task: RequestTimeline) -> bool:
+    """Whether a task has the record's prompt size; a task seen only idle by /slots polls tells the tokens it
+    left in the slot instead (prompt plus generated, less the last one or two sampled: b11434 keeps P+O-1
+    after a natural stop and P+O-2 after a cut at max_tokens)."""
+    usage = record.usage
+    if usage.prompt_tokens is None:
+        return False
+    if task.prompt_tokens is not None:
+        return task.prompt_tokens == usage.prompt_tokens
+    left = usage.prompt_tokens + (usage.output_tokens or 0)
+    return task.released_tokens is not None and left - 2 <= task.released_tokens <= left
+
+
 def _who(task: RequestTimeline, records: Sequence[RequestRecord]) -> str:
     """Whose request a task served, as far as the journal rows say, with its task id and size."""
     size = task.released_tokens or task.prompt_tokens
     facts = f"task {task.task}" + (f", {size:,} tokens" if size else "")
     for record in reversed(records):
-        if record.usage.prompt_tokens is not None and record.usage.prompt_tokens == task.prompt_tokens:
+        if _same_size(record, task):
             return f"session {record.session_id or '?'}'s {record.kind} request ({facts})"
     return f"a request with no journal row ({facts}; another client?)"
 
@@ -103,12 +116,14 @@ def explain_from_log(
     records: Sequence[RequestRecord],
     host_cache_mib: float | None = None,
     wall_time: WallTime | None = None,
+    polled: bool = False,
 ) -> CacheBreak | None:
     """The record's server-cause break told from the log (None: the log does not show its task yet).
 
     `tasks` are the log's tasks oldest first; `records` the journal rows known, to name the sessions
     whose tasks took the slot; `host_cache_mib` the host prompt cache's limit the log gave (0: off);
-    `wall_time` the log's clock (epoch seconds of a log timestamp), to tell same-size requests apart.
+    `wall_time` the log's clock (epoch seconds of a log timestamp), to tell same-size requests apart;
+    `polled`: the tasks are what /slots polls saw (no log followed), which tell nothing of the host cache.
     """
     cb = record.cache_break
     if cb is None or cb.cause != "server":
@@ -144,7 +159,11 @@ def explain_from_log(
     if others:
         host_text = host or (
             "the host prompt cache did not restore it"
-            " (--cache-ram off, or its limits too small for this prompt)"
+            + (
+                " (no server log is followed to tell why)"
+                if polled
+                else " (--cache-ram off, or its limits too small for this prompt)"
+            )
         )
         return _with(
             cb, f"slot {me.slot}", f"evicted: slot {me.slot} ran {names} in between, and {host_text}: {head}"
@@ -153,13 +172,14 @@ def explain_from_log(
         f"{host}"
         if host
         else "checkpoints, slot save/erase, a host-cache miss, or a chat template that renders earlier turns"
-        " differently once a new one follows"
+        " differently once a new one follows" + (", or a request between two polls" if polled else "")
     )
+    seen = " that /slots polls saw" if polled else ""
     return _with(
         cb,
         f"slot {me.slot}",
-        f"slot {me.slot} ran nothing else in between, yet reused {reused:,}: the cache was not kept ({why}):"
-        f" {head}",
+        f"slot {me.slot} ran nothing else{seen} in between, yet reused {reused:,}: the cache was not kept"
+        f" ({why}): {head}",
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tui.core.anatomy.cache_break_server import explain_from_log, explained_by_log
+from tui.core.feed.slot_polls import PolledTasks
 from tui.core.records import CacheBreak, RequestRecord
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ class BreakExplainer:
         self._rows: OrderedDict[int, RequestRecord] = OrderedDict()
         self._explained: dict[int, CacheBreak] = {}
         self._waiting: list[int] = []
-        self._tried_at = (-1, -1)  # (timeline generation, rows noted) of the last try
+        self._tried_at: tuple[int, int, int] = (0, -1, -1)  # (timeline, generation, rows noted) tried
         self._noted = 0
 
     def note(self, records: Sequence[RequestRecord]) -> list[RequestRecord]:
@@ -49,19 +50,26 @@ class BreakExplainer:
         self._waiting = [i for i in self._waiting if i in self._rows]
         return out
 
-    def explain(self, timeline: Timeline, wall_time: WallTime | None = None) -> list[RequestRecord]:
-        """Waiting rows the log now explains, with their new explanation (cheap when nothing changed);
-        `wall_time` is the log's clock, to join same-size requests of two sessions to the right tasks."""
+    def explain(
+        self, timeline: Timeline | PolledTasks, wall_time: WallTime | None = None
+    ) -> list[RequestRecord]:
+        """Waiting rows the log (or, with no log, the /slots polls) now explains, with their new explanation
+        (cheap when nothing changed); `wall_time` is the log's clock, to join same-size requests of two
+        sessions to the right tasks."""
         done: list[RequestRecord] = []
-        if not self._waiting or self._tried_at == (timeline.generation, self._noted):
+        tried = (id(timeline), timeline.generation, self._noted)
+        if not self._waiting or self._tried_at == tried:
             return done
-        self._tried_at = (timeline.generation, self._noted)
+        self._tried_at = tried
         tasks = timeline.requests()
         rows = list(self._rows.values())
         for rid in list(self._waiting):
             record = self._rows[rid]
             previous = self._previous(record, rows)
-            cb = explain_from_log(record, previous, tasks, rows, timeline.host_cache_mib, wall_time)
+            cb = explain_from_log(
+                record, previous, tasks, rows, timeline.host_cache_mib, wall_time,
+                polled=isinstance(timeline, PolledTasks),
+            )  # fmt: skip
             if cb is None:
                 continue
             self._waiting.remove(rid)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from tui.core.feed.breaks import BreakExplainer
 from tui.core.feed.flights import FlightProgress, FlightTracker
+from tui.core.feed.slot_polls import PolledTasks
 from tui.core.feed.slot_users import slot_users
 from tui.core.feed.timings import needs_timings, with_timings
 from tui.core.feed.updates import (
@@ -93,6 +94,7 @@ class DashboardFeed:
         self._user_rows: deque[RequestRecord] = deque(maxlen=64)
         self._slot_users: tuple[tuple[int, str], ...] = ()
         self._breaks = BreakExplainer()
+        self._polled = PolledTasks()  # /slots polls: explain cache losses with no log
         self._flights = FlightTracker()
         self._flights_shown: tuple[FlightProgress, ...] = ()
         self._flush_interval = flush_interval
@@ -162,6 +164,8 @@ class DashboardFeed:
                     record = filled
             out.append(record)
         self._emit(RecordsUpdate(tuple(self._breaks.note(out)), initial=initial))
+        if self._monitor is None and not initial:
+            self._explain_from_polls()
 
     @property
     def in_flight_ids(self) -> list[int]:
@@ -188,6 +192,8 @@ class DashboardFeed:
             self._note_activity()
             self._emit(RecordsUpdate(tuple(self._breaks.note(out)), replaced=True))
             self._wake.set()  # the flights shown change too
+            if self._monitor is None:
+                self._explain_from_polls()
 
     def deliver_backlog(self) -> None:
         """Emit the journal's newest rows now if the driver has already read them (for the first frame)."""
@@ -267,7 +273,17 @@ class DashboardFeed:
         if snapshot.models:  # router mode: which port serves which model, for the log's `[port]` lines
             self.monitor.learn_ports((m.id, m.args) for m in snapshot.models)
             self._wake.set()  # rows waiting for speeds may find their model's log now
+        elif self._monitor is None and self._polled.observe(snapshot.slots, snapshot.ts):
+            self._explain_from_polls()
         self._emit(snapshot)
+
+    def _explain_from_polls(self) -> None:
+        """With no log followed: rows whose cache the server lost, explained from what /slots polls saw."""
+        explained = self._breaks.explain(self._polled, _same_clock)
+        for record in explained:
+            self.driver.store_speeds(record)  # kept with the row, as the log's explanations are
+        if explained:
+            self._emit(RecordsUpdate(tuple(explained), replaced=True))
 
     def set_gpu(self, snapshot: GpuSnapshot) -> None:
         """A new GPU sample."""
@@ -359,6 +375,11 @@ class DashboardFeed:
         if server is None or not server.models:
             return True
         return sum(1 for m in server.models if m.status in ("loaded", "loading")) <= 1
+
+
+def _same_clock(ts: float | None) -> float | None:
+    """The /slots polls' clock is the wall clock already."""
+    return ts
 
 
 def _level_letter(level: str | None, text: str) -> str | None:

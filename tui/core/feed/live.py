@@ -292,6 +292,7 @@ class LiveDriver:
                     rows, finished = await asyncio.to_thread(_new_and_finished, reader, feed.in_flight_ids)
                 if finished:
                     feed.finish_records(finished)
+                    self._poke_server()  # the slot as the request left it, before another task takes it
                 if rows:
                     if waiting:
                         waiting = False
