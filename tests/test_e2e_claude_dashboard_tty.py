@@ -5,6 +5,7 @@ server) in the pane beside it; the keys that reach outside the dashboard pressed
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from tui.core.records import RequestRecord
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow, pytest.mark.timeout(600)]
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ctxbudget")
+BUDGET_TITLE = re.compile(r"#(\d+) (main|title|subagent|compact|count_tokens|other) \d{2}:\d{2}")
 N_CTX = 65_536
 T = TypeVar("T")
 
@@ -84,8 +86,12 @@ def test_claude_code_with_the_dashboard_beside_it(
         f'[journal]\npath = "{journal}"\n[compact]\nmode = "pane"\n'
     )
 
+    budget_titles: set[tuple[int, str]] = set()  # every (row id, kind) the budget panel showed
+
     def dash() -> str:
-        return tmux(socket, "capture-pane", "-p", "-t", "dash")
+        screen = tmux(socket, "capture-pane", "-p", "-t", "dash")
+        budget_titles.update((int(i), kind) for i, kind in BUDGET_TITLE.findall(screen))
+        return screen
 
     def agent() -> str:
         return tmux(socket, "capture-pane", "-p", "-t", "agent")
@@ -129,6 +135,9 @@ def test_claude_code_with_the_dashboard_beside_it(
             API_KEY,
             {"TERM": "xterm-256color", "CLAUDE_CODE_MAX_OUTPUT_TOKENS": "64"},
         )
+        # As a user runs it: with "nonessential traffic" on, Claude Code asks for a session title each turn
+        # (a tool-less request with a JSON-schema answer), the side request the budget must not follow.
+        del claude_vars["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"]
         claude = shlex.join(
             ["env", "-i", *(f"{k}={v}" for k, v in claude_vars.items()), str(claude_code), "--model", "tiny"]
         )
@@ -219,3 +228,10 @@ def test_claude_code_with_the_dashboard_beside_it(
         tmux(socket, "kill-server")
     session_ids = {r.session_id for r in rows() if r.kind == "main"}
     assert len(session_ids) == 1  # one Claude Code session throughout, restart included
+    # Claude Code's title request (2.1.197 sends it before the first turn's main request) is booked as a
+    # title; the budget showed it only while the session had no main request, then the main ones, and not
+    # the /compact summary request that came after them either.
+    titles = [r.id for r in rows() if r.kind == "title"]
+    assert titles and min(titles) < first.id, [(r.id, r.kind) for r in rows()]
+    assert (first.id, "main") in budget_titles, budget_titles
+    assert not [(i, kind) for i, kind in budget_titles if kind != "main" and i > first.id], budget_titles
