@@ -5,9 +5,11 @@ server) in the pane beside it; the keys that reach outside the dashboard pressed
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -226,6 +228,9 @@ def test_claude_code_with_the_dashboard_beside_it(
         assert fourth.status == 200
     finally:
         tmux(socket, "kill-server")
+        server_pid = listening_pid(server_port)  # the dashboard-started server outlives it
+        if server_pid is not None:
+            os.kill(server_pid, signal.SIGKILL)
     session_ids = {r.session_id for r in rows() if r.kind == "main"}
     assert len(session_ids) == 1  # one Claude Code session throughout, restart included
     # Claude Code's title request (2.1.197 sends it before the first turn's main request) is booked as a

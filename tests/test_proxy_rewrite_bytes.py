@@ -274,3 +274,63 @@ def test_compaction_replaces_only_the_compacted_messages(tmp_path: Path) -> None
     tail = text[text.index(first_kept) :]
     head = text[: text.index('"messages": [') + len('"messages": [')]
     assert out.decode().startswith(head.replace(BILLING, STABLE_LINE)) and out.decode().endswith(tail)
+
+
+def _with_members(raw: bytes, members: bytes) -> bytes:
+    """The body with raw members put first (what a client with an odd JSON writer might send)."""
+    assert raw.startswith(b"{")
+    return b"{" + members + b"," + raw[1:]
+
+
+def test_bodies_the_system_only_read_cannot_decide_get_the_full_parse_result(tmp_path: Path) -> None:
+    """The bytes path builds only the system prompt (simdjson); where that could differ from the full
+    parse (duplicate keys, numbers past 64 bits, bad UTF-8, the line in a system message inside
+    `messages`), the request is what the full parse and the stabilizer make of it, or untouched."""
+    settings = TransformSettings()
+    rewriter = hook(tmp_path, settings)
+    plain = orjson.dumps(cc_request(billing="You are an agent."))
+    billed = orjson.dumps(cc_request(billing=BILLING))
+    stable = STABLE_LINE.encode()
+    cases = {
+        # The last duplicate counts (orjson, llama-server): a line in the first one is not the system prompt.
+        "first-duplicate": _with_members(plain, b'"system": "' + BILLING.encode() + b'"'),
+        "last-duplicate": plain[:-1] + b', "system": "' + BILLING.encode() + b'"}',
+        "bigint": _with_members(billed, b'"seed": 123456789012345678901234567890'),
+        "bad-utf8": _with_members(billed, b'"note": "\xff"'),
+    }
+    in_messages = cc_request(billing="You are an agent.")
+    in_messages["messages"].insert(0, {"role": "system", "content": BILLING})
+    cases["system-message"] = orjson.dumps(in_messages)
+    for name, raw in cases.items():
+        assert raw.count(b"x-anthropic-billing-header") == 1, name
+        out, _ = rewriter.process("POST", "/v1/messages", {}, raw)
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            assert out is raw, name  # not JSON to the full parse either: forwarded as sent
+            continue
+        expected = slow(parsed, settings)
+        assert orjson.loads(out) == expected, name
+        if expected == parsed:
+            assert out is raw, name
+        else:
+            assert out == raw.replace(BILLING.encode(), stable), name
+    assert rewriter.failures == 0
+
+
+def test_claude_codes_request_is_stabilized_without_building_its_whole_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path reads only the system prompt of a Claude Code request (no full parse at all)."""
+    raw = orjson.dumps(cc_request(billing=BILLING))
+    loads = orjson.loads
+
+    def no_full_parse(data: bytes | str) -> Any:
+        assert len(data) < len(raw) // 2, "the whole body was parsed"
+        return loads(data)
+
+    monkeypatch.setattr(orjson, "loads", no_full_parse)
+    out, note = hook(tmp_path, TransformSettings()).process("POST", "/v1/messages?beta=true", {}, raw)
+    monkeypatch.undo()
+    assert out == raw.replace(BILLING.encode(), STABLE_LINE.encode())
+    assert note is not None and note.changed == ("stabilize",)

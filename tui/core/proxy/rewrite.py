@@ -20,6 +20,7 @@ from tui.core.proxy.billing_bytes import (
 )
 from tui.core.proxy.json_splice import splice_body
 from tui.core.proxy.session_hint import session_hint
+from tui.core.proxy.system_view import SystemReader
 from tui.core.transforms.model import TextEdit, TransformReport
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class RequestRewriter:
             not self.settings.stabilizer_patterns
             and set(self.settings.stabilizer_builtins) <= BILLING_PATTERNS
         )
+        self.system_reader = SystemReader()
         self.failures = 0
 
     def enabled_transforms(self) -> tuple[str, ...]:
@@ -169,12 +171,22 @@ class RequestRewriter:
         """The billing stabilizer on the raw JSON of a body holding the marker once; None: parse instead."""
         if self.pipeline is None or has_escaped_ascii(body):
             return None
-        try:  # the tree is only compared, never dumped: the forwarded bytes are the client's
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return body, None
-        if not isinstance(parsed, dict):
-            return None
+        parsed: Any
+        if dialect == "anthropic":
+            # Only the system prompt is built: the one string holding the marker is either in it (the
+            # stabilizer's result on it alone is the whole body's) or elsewhere, where billing_splice
+            # sees a rewrite the stabilizer did not make and gives up (then the body is parsed whole).
+            view = self.system_reader.read(body)
+            if view is None:
+                return None
+            parsed = view.as_body()
+        else:
+            try:  # the tree is only compared, never dumped: the forwarded bytes are the client's
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return body, None
+            if not isinstance(parsed, dict):
+                return None
         expected, reports = self.pipeline.run(parsed, dialect, ("stabilize",))
         out = billing_splice(
             body, parsed, expected, self.settings.stabilizer_builtins, escapes_checked=True
