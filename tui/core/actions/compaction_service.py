@@ -6,9 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from tui.core.actions.compaction import (
     Compaction,
@@ -22,6 +20,9 @@ from tui.core.actions.compaction import (
 )
 from tui.core.actions.compaction_summary import compact_async
 from tui.core.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    import httpx  # imported when a summary is asked for: the proxy process starts without it
 
 MAX_CONVERSATIONS = 8
 

@@ -6,9 +6,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from tui.core.actions.compaction import (
     SYSTEM_ROLES,
@@ -22,6 +20,9 @@ from tui.core.actions.compaction import (
 )
 from tui.core.actions.counting import count_texts
 from tui.core.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    import httpx  # imported when a summary is asked for: the proxy process starts without it
 
 SUMMARY_SYSTEM = (
     "You compress the history of a coding session so that the assistant can continue it without "
@@ -258,6 +259,8 @@ async def compact_async(
         body, dialect, session_id, keep_turns, max_tokens, context_tokens, focus=focus, raw=raw
     )
     url = upstream.rstrip("/") + plan.call.path
+    import httpx
+
     own = client is None
     http = client or httpx.AsyncClient(timeout=timeout)
     try:
