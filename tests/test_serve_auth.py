@@ -71,6 +71,57 @@ def test_beyond_loopback_needs_tls_or_insecure_http(tmp_path: Path) -> None:
     assert out.returncode == 2 and "--tls-cert" in out.stderr and "SSH tunnel" in out.stderr
 
 
+def test_serve_section_of_the_config_gives_the_defaults_and_flags_override_them(tmp_path: Path) -> None:
+    """A `[serve]` section (say, for a service unit) gives listen, TLS and proxy without flags."""
+    cert, key = self_signed(tmp_path)
+    port, proxy_port = free_port(), free_port()
+    config = empty_config(tmp_path)
+    config.write_text(
+        config.read_text()
+        + f'[proxy]\nlisten = "127.0.0.1:{proxy_port}"\n'
+        + f'[serve]\nlisten = "0.0.0.0:{port}"\nproxy = true\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
+    )
+    serve = start_serve(config, tmp_path, listen_flag=False, port=port)
+    try:
+        assert serve.url == f"https://0.0.0.0:{port}"
+        ca = ssl.create_default_context(cafile=str(cert))
+        token = token_path().read_text().strip()
+        info = httpx.get(
+            f"https://127.0.0.1:{port}/_ctxbudget/info",
+            headers={"Authorization": f"Bearer {token}"}, verify=ca, trust_env=False,
+        )  # fmt: skip
+        assert info.status_code == 200
+
+        def proxy_up() -> bool:
+            try:
+                url = f"http://127.0.0.1:{proxy_port}/_ctxbudget/health"
+                return httpx.get(url, trust_env=False).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        eventually_sync(proxy_up, what="the proxy [serve] proxy = true starts", seen=serve.output)
+    finally:
+        serve.stop()
+    # A flag overrides the section: plain loopback HTTP without the proxy.
+    loopback = start_serve(config, tmp_path, "--tls-cert", "", "--tls-key", "")
+    try:
+        assert loopback.url.startswith("http://127.0.0.1:")
+    finally:
+        loopback.stop()
+
+
+def test_a_wrong_serve_section_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    config = empty_config(tmp_path)
+    config.write_text(config.read_text() + f'[serve]\nlisten = "0.0.0.0:{free_port()}"\n')
+    out = run_cli("--config", str(config), "serve")
+    assert out.returncode == 2 and "[serve] tls_cert" in out.stderr and "SSH tunnel" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    config.write_text(config.read_text() + f'tls_cert = "{tmp_path / "missing.pem"}"\n')
+    out = run_cli("--config", str(config), "serve")
+    assert out.returncode == 2 and "[serve] tls_cert" in out.stderr and "missing.pem" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
 def test_tls_and_token_beyond_loopback(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     serve: ServeProcess = start_serve(

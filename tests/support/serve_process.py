@@ -89,11 +89,14 @@ def start_serve(
     port: int | None = None,
     host: str = "127.0.0.1",
     env: dict[str, str] | None = None,
+    listen_flag: bool = True,
 ) -> ServeProcess:
-    """``ctxbudget --config CONFIG serve --listen HOST:PORT EXTRA...``; waits for its listening line."""
+    """``ctxbudget --config CONFIG serve --listen HOST:PORT EXTRA...``; waits for its listening line
+    (without `listen_flag`, serve listens where the config's [serve] listen says)."""
     port = port or free_port()
     output = workdir / f"serve-{port}-{time.monotonic_ns()}.out"
-    args = [*ctxbudget_cmd(), "--config", str(config), "serve", "--listen", f"{host}:{port}", *extra]
+    listen = ["--listen", f"{host}:{port}"] if listen_flag else []
+    args = [*ctxbudget_cmd(), "--config", str(config), "serve", *listen, *extra]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with open(output, "wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=workdir)

@@ -26,11 +26,13 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--listen",
         metavar="HOST:PORT",
-        default=DEFAULT_LISTEN,
-        help=f"serve address (default {DEFAULT_LISTEN})",
+        help=f"serve address (default: [serve] listen, {DEFAULT_LISTEN})",
     )
     parser.add_argument(
-        "--proxy", action="store_true", help="also run the proxy (agents elsewhere point at it)"
+        "--proxy",
+        action="store_true",
+        default=None,
+        help="also run the proxy, so agents elsewhere can point at it (default: [serve] proxy)",
     )
     parser.add_argument(
         "--proxy-listen",
@@ -46,13 +48,18 @@ def register(subparsers: Any, root_parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--show-token", action="store_true", help="print the token (made on first use) and exit"
     )
-    parser.add_argument("--tls-cert", metavar="PATH", help="PEM certificate chain: serve HTTPS")
-    parser.add_argument("--tls-key", metavar="PATH", help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--tls-cert", metavar="PATH", help="PEM certificate chain: serve HTTPS (default: [serve] tls_cert)"
+    )
+    parser.add_argument(
+        "--tls-key", metavar="PATH", help="PEM private key of --tls-cert (default: [serve] tls_key)"
+    )
     parser.add_argument(
         "--insecure-http",
         action="store_true",
+        default=None,
         help="allow plain HTTP beyond loopback (the token and prompts travel unencrypted; prefer TLS or an "
-        "SSH tunnel to a loopback serve)",
+        "SSH tunnel to a loopback serve; default: [serve] insecure_http)",
     )
     parser.set_defaults(func=run_serve)
 
@@ -67,23 +74,32 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         print(token)
         print(f"# stored in {token_path()} (mode 0600)", file=sys.stderr)
         return 0
-    listen = parse_listen(args.listen, allow_remote=True)
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise ConfigError("--tls-cert and --tls-key go together: give both PEM files, or neither")
-    if not listen.is_loopback and not args.tls_cert and not args.insecure_http:
+    serve_settings = settings.serve
+    listen_text = args.listen or serve_settings.listen
+    tls_cert = args.tls_cert if args.tls_cert is not None else serve_settings.tls_cert
+    tls_key = args.tls_key if args.tls_key is not None else serve_settings.tls_key
+    insecure = args.insecure_http if args.insecure_http is not None else serve_settings.insecure_http
+    run_proxy = args.proxy if args.proxy is not None else serve_settings.proxy
+    listen = parse_listen(listen_text, allow_remote=True)
+    if bool(tls_cert) != bool(tls_key):
         raise ConfigError(
-            f"--listen {args.listen} is beyond loopback: give --tls-cert PATH --tls-key PATH (or "
-            "--insecure-http to send the token and prompts unencrypted); or keep serve on loopback and "
-            "reach it through an SSH tunnel"
+            "--tls-cert and --tls-key ([serve] tls_cert and tls_key) go together: give both PEM files, "
+            "or neither"
         )
-    if not listen.is_loopback and not args.tls_cert:
+    if not listen.is_loopback and not tls_cert and not insecure:
+        raise ConfigError(
+            f"serve would listen on {listen_text}, beyond loopback: give --tls-cert PATH --tls-key PATH "
+            "(or [serve] tls_cert and tls_key), or --insecure-http ([serve] insecure_http = true) to send "
+            "the token and prompts unencrypted; or keep serve on loopback and reach it through an SSH tunnel"
+        )
+    if not listen.is_loopback and not tls_cert:
         print(
             "ctxbudget serve: warning: plain HTTP beyond loopback (--insecure-http): the token and prompts "
             "cross the network unencrypted",
             file=sys.stderr,
         )
     settings = with_overrides(settings, "proxy", listen=args.proxy_listen, allow_remote=args.allow_remote)
-    if args.proxy:
+    if run_proxy:
         parse_listen(settings.proxy.listen, allow_remote=settings.proxy.allow_remote)  # refused early
     import asyncio
 
@@ -92,8 +108,8 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     config = ServeConfig(
         listen=listen,
         token=token,
-        proxy=bool(args.proxy),
-        tls_cert=Path(args.tls_cert).expanduser() if args.tls_cert else None,
-        tls_key=Path(args.tls_key).expanduser() if args.tls_key else None,
+        proxy=bool(run_proxy),
+        tls_cert=Path(tls_cert).expanduser() if tls_cert else None,
+        tls_key=Path(tls_key).expanduser() if tls_key else None,
     )
     return asyncio.run(serve(settings, config))

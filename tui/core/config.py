@@ -154,6 +154,17 @@ class OtelSettings:
 
 
 @dataclass(frozen=True)
+class ServeSettings:
+    """`ctxbudget serve` defaults (its flags override each): where it listens, the proxy, TLS."""
+
+    listen: str = "127.0.0.1:8788"
+    proxy: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
+    insecure_http: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings; every field has a default so an empty file is valid."""
 
@@ -169,6 +180,7 @@ class Settings:
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     otel: OtelSettings = field(default_factory=OtelSettings)
     team: TeamSettings = field(default_factory=TeamSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
     keys: dict[str, str] = field(default_factory=dict)
     source: str = "defaults"
 
