@@ -226,3 +226,38 @@ async def test_a_proxy_killed_mid_request_leaves_an_interrupted_row(
         f"the proxy (pid {proxy.proc.pid}) stopped before the response"
     )
     assert JournalReader(proxy.journal_path).count() == 1
+
+
+async def test_with_no_log_an_in_flight_row_tells_what_the_slots_poll_shows(
+    llama_server: StartServer, real_model: Path, tmp_path: Path, free_port: int
+) -> None:
+    """No log followed (a server whose log is elsewhere): /slots still tells that the prompt is being
+    processed, its size and the reused prefix, on which slot; the slot panel gets the same state."""
+    server = llama_server(real_model, ctx_size=4096, extra_args=("-b", "64", "-ub", "64"))
+    settings = live_settings(server, tmp_path, free_port, log_file="")
+    feed = DashboardFeed(LiveDriver(settings))
+    updates: list[FeedUpdate] = []
+    feed.subscribe(updates.append)
+    task = asyncio.create_task(feed.run())
+    proxy_url = f"http://127.0.0.1:{free_port}"
+    try:
+        await eventually(lambda: any(proxy_up(u) for u in updates), timeout=30, what="the proxy")
+        async with httpx.AsyncClient(timeout=300, trust_env=False) as client:
+            response = await client.post(proxy_url + "/v1/chat/completions", json=long_body())
+            assert response.status_code == 200
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    row = [r for r in JournalReader(settings.journal_path()).latest(5) if not r.in_flight][0]
+    seen = [f for f in flights_of(updates) if f.record_id == row.id]
+    assert seen and seen[0].phase in ("waiting", "prompt"), seen
+    prompt = [f for f in seen if f.phase == "prompt"]
+    assert prompt, [(f.phase, f.text()) for f in seen]
+    flight = prompt[-1]
+    assert flight.prompt_tokens == row.usage.prompt_tokens and flight.slot == 0
+    assert flight.text().startswith(f"processing the prompt of {row.usage.prompt_tokens:,} tokens")
+    assert flight.text().split(", ")[0].endswith(" on slot 0"), flight.text()
+    # The slot panel's state came from the same poll: the prompt's size on slot 0.
+    states = [s for u in updates if isinstance(u, SlotsUpdate) for s in u.slots if s.phase == "prompt"]
+    assert states and states[-1].slot == 0 and states[-1].prompt_tokens == row.usage.prompt_tokens

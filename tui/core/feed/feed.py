@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from tui.core.feed.breaks import BreakExplainer
 from tui.core.feed.flights import FlightProgress, FlightTracker
-from tui.core.feed.slot_polls import PolledTasks
+from tui.core.feed.slot_polls import PolledTasks, polled_slot_states
 from tui.core.feed.slot_users import slot_users
 from tui.core.feed.timings import needs_timings, with_timings
 from tui.core.feed.updates import (
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from tui.core.feed.acting import ServerControl
     from tui.core.logs import events as ev
     from tui.core.logs.monitor import LogMonitor
+    from tui.core.logs.state import SlotState
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,7 @@ class DashboardFeed:
         self._user_rows: deque[RequestRecord] = deque(maxlen=64)
         self._slot_users: tuple[tuple[int, str], ...] = ()
         self._breaks = BreakExplainer()
+        self._polled_shown: tuple[SlotState, ...] = ()
         self._polled = PolledTasks()  # /slots polls: explain cache losses with no log
         self._flights = FlightTracker()
         self._flights_shown: tuple[FlightProgress, ...] = ()
@@ -273,9 +276,21 @@ class DashboardFeed:
         if snapshot.models:  # router mode: which port serves which model, for the log's `[port]` lines
             self.monitor.learn_ports((m.id, m.args) for m in snapshot.models)
             self._wake.set()  # rows waiting for speeds may find their model's log now
-        elif self._monitor is None and self._polled.observe(snapshot.slots, snapshot.ts):
-            self._explain_from_polls()
+        elif self._monitor is None:
+            if self._polled.observe(snapshot.slots, snapshot.ts):
+                self._explain_from_polls()
+            self._slots_from_polls(snapshot)
         self._emit(snapshot)
+
+    def _slots_from_polls(self, snapshot: ServerSnapshot) -> None:
+        """With no log followed: slot states and in-flight progress as far as /slots tells."""
+        states = polled_slot_states(snapshot.slots, snapshot.ts)
+        flights = self._flights.observe(states) if self._flights else ()
+        shown = tuple(dataclasses.replace(s, updated_ts=None) for s in states)
+        if shown != self._polled_shown or flights != self._flights_shown:
+            self._polled_shown = shown
+            self._flights_shown = flights
+            self._emit(SlotsUpdate(states, self._slot_users, flights))
 
     def _explain_from_polls(self) -> None:
         """With no log followed: rows whose cache the server lost, explained from what /slots polls saw."""

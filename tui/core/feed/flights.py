@@ -52,6 +52,12 @@ class FlightProgress:
             words = f"processing {self.progress:.0%}"
             if self.prompt_tokens:
                 words += f" of {self.prompt_tokens:,}"
+        elif self.prompt_tokens:  # /slots alone (no log): the size, not how far it got
+            words += f" of {self.prompt_tokens:,} tokens"
+            if self.reused_tokens:
+                words += f" ({self.reused_tokens:,} reused)"
+            if self.slot is not None:
+                words += f" on slot {self.slot}"
         if self.rate:
             words += f" at {self.rate:,.0f} t/s"
         if self.eta_s is not None:

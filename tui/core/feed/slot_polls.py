@@ -6,6 +6,7 @@ import dataclasses
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from tui.core.logs.state import SlotState
 from tui.core.logs.timeline import RequestTimeline
 from tui.core.poll.snapshots import SlotSnapshot
 
@@ -87,3 +88,23 @@ class PolledTasks:
             self._tasks[key] = new
             changed = True
         return changed
+
+
+def polled_slot_states(slots: Sequence[SlotSnapshot], ts: float) -> tuple[SlotState, ...]:
+    """What each slot is doing as /slots shows it, in the log's terms (no prompt progress: b11434 counts
+    the processed prompt tokens only once the prompt is done)."""
+    states = []
+    for s in slots:
+        busy = s.is_processing and s.id_task is not None
+        phase = ("generating" if s.n_decoded else "prompt") if busy else "idle"
+        states.append(
+            SlotState(
+                slot=s.id, n_ctx=s.n_ctx or None, task=s.id_task if busy else None,
+                last_task=None if busy else s.id_task, phase=phase, progress=None,
+                prompt_tokens=s.n_prompt_tokens - s.n_decoded if busy else None,
+                reused_tokens=s.n_prompt_tokens_cache if busy else None,
+                n_tokens=s.n_prompt_tokens if s.id_task is not None else None,
+                n_gen=s.n_decoded if busy else None, truncated=None, checkpoints=(), updated_ts=ts,
+            )  # fmt: skip
+        )
+    return tuple(states)
