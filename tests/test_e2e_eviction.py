@@ -318,7 +318,7 @@ async def test_eviction_is_explained_from_slots_polls_when_no_log_is_followed(
             timeout=60,
             what="the eviction explained",
             seen=lambda: [
-                (r.id, r.session_id, r.usage.prompt_tokens, r.usage.output_tokens, r.cache_break)
+                (r.id, r.session_id, r.usage.prompt_tokens, r.usage.output_tokens, r.usage.cached_tokens)
                 for r in reader.latest(10)
             ],
         )
@@ -341,12 +341,17 @@ async def test_eviction_is_explained_from_slots_polls_when_no_log_is_followed(
     lost = first.usage.prompt_tokens - (second.usage.cached_tokens or 0)
     assert (second.usage.cached_tokens or 0) < first.usage.prompt_tokens // 2
     # beta's task is named with the tokens it left in the slot, as /slots tells (prompt + generated, less the
-    # last sampled ones)
-    beta_named = r"evicted: slot 0 ran session beta's main request \(task \d+, ([\d,]+) tokens\) in between"
+    # last sampled ones), or, when the next turn took the slot before a poll saw it idle, at least what was
+    # in the KV mid-prompt
+    beta_named = (
+        r"evicted: slot 0 ran session beta's main request \(task \d+, (at least )?([\d,]+) tokens\)"
+        " in between"
+    )
     named = re.match(beta_named, cb.description)
     assert named is not None, cb.description
     left = (middle.usage.prompt_tokens or 0) + (middle.usage.output_tokens or 0)
-    assert left - 2 <= int(named[1].replace(",", "")) <= left, (named[1], middle.usage)
+    low = 1 if named[1] else left - 2
+    assert low <= int(named[2].replace(",", "")) <= left, (named[2], middle.usage)
     assert cb.description.endswith(
         "the host prompt cache did not restore it (no server log is followed to tell why):"
         f" {lost:,} tokens of this conversation's cache lost"

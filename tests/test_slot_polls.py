@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from tui.core.feed.breaks import BreakExplainer
-from tui.core.feed.slot_polls import PolledTasks
+from tui.core.feed.flights import FlightTracker
+from tui.core.feed.slot_polls import PolledTasks, polled_slot_states
 from tui.core.poll.snapshots import SlotSnapshot
 from tui.core.records import CacheBreak, RequestRecord, Usage
 
@@ -35,16 +36,38 @@ def row(
 def test_polls_fold_into_one_task_per_slot_run_with_its_prompt_reuse_and_what_it_left() -> None:
     polled = PolledTasks()
     assert polled.observe([SlotSnapshot(0, 4096, False)], 1.0) is False  # a slot never used says nothing
-    assert polled.observe([busy(0, 7, 1831, 24)], 2.0)
-    assert polled.observe([busy(0, 7, 1831, 24, decoded=2)], 2.5) is False  # nothing new about task 7
-    assert polled.observe([idle(0, 7, 1833)], 3.0)
+    assert polled.observe([busy(0, 7, 1408, 0)], 2.0)  # mid-prompt: what is in the KV so far
     (task,) = polled.requests()
-    assert (task.slot, task.task, task.prompt_tokens, task.reused_tokens) == (0, 7, 1831, 24)
-    assert (task.released_tokens, task.done) == (1833, True)
-    assert task.started_ts == 2.0
+    assert (task.prompt_tokens, task.seen_tokens, task.reused_tokens) == (None, 1408, 0)
+    assert polled.observe([busy(0, 7, 1831, 0, decoded=2)], 2.5)  # generating: the prompt's size
+    assert polled.observe([busy(0, 7, 1831, 0, decoded=3)], 2.7) is False  # nothing new about task 7
+    assert polled.observe([idle(0, 7, 1832)], 3.0)
+    (task,) = polled.requests()
+    assert (task.slot, task.task, task.prompt_tokens, task.reused_tokens) == (0, 7, 1831, 0)
+    assert (task.released_tokens, task.done, task.started_ts) == (1832, True, 2.0)
     generation = polled.generation
-    polled.observe([idle(0, 7, 1833)], 5.0)
+    polled.observe([idle(0, 7, 1832)], 5.0)
     assert polled.generation == generation  # the same poll again changes nothing
+
+
+def test_polled_states_tell_the_tokens_in_so_far_and_the_size_once_generating() -> None:
+    prompt, generating, unused = polled_slot_states(
+        [busy(0, 7, 1408, 24), busy(1, 9, 500, 0, decoded=5), SlotSnapshot(2, 4096, False)], 10.0
+    )
+    assert (prompt.phase, prompt.task, prompt.prompt_tokens, prompt.n_tokens, prompt.reused_tokens) == (
+        "prompt", 7, None, 1408, 24,
+    )  # fmt: skip
+    assert (generating.phase, generating.prompt_tokens, generating.n_gen) == ("generating", 500, 5)
+    assert (unused.phase, unused.task, unused.last_task, unused.n_tokens) == ("idle", None, None, None)
+    tracker = FlightTracker()
+    flying = dataclasses.replace(row(1, "alpha", 0, 0), state="in_flight", usage=Usage())
+    tracker.add([flying])
+    (first,) = tracker.observe([prompt], now=100.0)
+    assert first.text(first.started) == "processing the prompt on slot 0: 1,408 tokens in"
+    later = dataclasses.replace(prompt, n_tokens=1536)
+    (second,) = tracker.observe([later], now=101.0)
+    assert second.done_tokens == 1536 and second.rate == 128.0 and second.eta_s is None
+    assert second.text(second.started) == "processing the prompt on slot 0: 1,536 tokens in at 128 t/s"
 
 
 def test_task_ids_starting_again_mean_a_restart() -> None:

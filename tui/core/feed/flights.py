@@ -32,6 +32,7 @@ class FlightProgress:
     rate: float | None = None  # prompt tokens per second while this prompt ran
     eta_s: float | None = None
     silence_limit_s: float | None = None  # the agent's known give-up time, when it is known
+    done_tokens: int | None = None  # prompt tokens in the slot so far, when only /slots tells (no share)
 
     @property
     def short(self) -> str:
@@ -52,12 +53,9 @@ class FlightProgress:
             words = f"processing {self.progress:.0%}"
             if self.prompt_tokens:
                 words += f" of {self.prompt_tokens:,}"
-        elif self.prompt_tokens:  # /slots alone (no log): the size, not how far it got
-            words += f" of {self.prompt_tokens:,} tokens"
-            if self.reused_tokens:
-                words += f" ({self.reused_tokens:,} reused)"
-            if self.slot is not None:
-                words += f" on slot {self.slot}"
+        elif self.done_tokens is not None:  # /slots alone (no log): how far it got, not of how many
+            where = f" on slot {self.slot}" if self.slot is not None else ""
+            words += f"{where}: {self.done_tokens:,} tokens in"
         if self.rate:
             words += f" at {self.rate:,.0f} t/s"
         if self.eta_s is not None:
@@ -183,8 +181,11 @@ class FlightTracker:
         if state is None:
             return FlightProgress(record.id, record.ts, silence_limit_s=limit)
         done = None
+        polled = state.prompt_tokens is None and state.n_tokens is not None  # /slots: tokens in, no total
         if state.progress is not None and state.prompt_tokens:
             done = state.progress * state.prompt_tokens
+        elif state.phase == "prompt" and polled:
+            done = float(state.n_tokens or 0)
         rate = eta = None
         if state.phase == "prompt" and done is not None:
             if flight.first is None:
@@ -192,10 +193,11 @@ class FlightTracker:
             t0, done0 = flight.first
             if clock - t0 >= MIN_RATE_WINDOW_S and done > done0:
                 rate = (done - done0) / (clock - t0)
-                eta = max(0.0, ((state.prompt_tokens or 0) - done) / rate)
+                if state.prompt_tokens:
+                    eta = max(0.0, (state.prompt_tokens - done) / rate)
         return FlightProgress(
             record.id, record.ts, state.slot, state.phase, state.progress, state.prompt_tokens,
-            state.reused_tokens, rate, eta, limit,
+            state.reused_tokens, rate, eta, limit, int(done) if polled and done is not None else None,
         )
 
 

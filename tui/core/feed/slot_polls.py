@@ -28,10 +28,10 @@ class PolledTasks:
     """The tasks each slot ran, as successive /slots polls showed them (a timeline without a log).
 
     An idle slot still reports its last task (`id_task`) and the tokens that task left in the KV
-    (`n_prompt_tokens`: prompt plus generated, less the last sampled token); a busy one its prompt size
-    (`n_prompt_tokens - n_decoded`) and reused prefix (`n_prompt_tokens_cache`). A task that started and
-    ended between two polls on a slot that then ran another is never seen: the poller reads /slots right
-    after every request the proxy saw end, so that takes a third client.
+    (`n_prompt_tokens`: prompt plus generated, less the last one or two sampled); a generating one its
+    prompt size (`n_prompt_tokens - n_decoded`); a busy one its reused prefix (`n_prompt_tokens_cache`).
+    A task that started and ended between two polls on a slot that then ran another is never seen: the
+    poller reads /slots right after every request the proxy saw end, so that takes a third client.
     """
 
     source = "/slots polls"
@@ -76,10 +76,14 @@ class PolledTasks:
         else:
             changed = False
         if s.is_processing:
-            prompt = s.n_prompt_tokens - s.n_decoded if s.n_prompt_tokens else None
+            # While the prompt runs n_prompt_tokens counts what is in the KV so far; once generation
+            # starts it is the prompt plus what was generated.
+            prompt = s.n_prompt_tokens - s.n_decoded if s.n_decoded else None
+            seen = max(old.seen_tokens or 0, s.n_prompt_tokens) if not s.n_decoded else old.seen_tokens
             new = dataclasses.replace(
                 old,
                 prompt_tokens=old.prompt_tokens or prompt,
+                seen_tokens=seen or None,
                 reused_tokens=old.reused_tokens if old.reused_tokens is not None else s.n_prompt_tokens_cache,
             )
         else:
@@ -91,8 +95,8 @@ class PolledTasks:
 
 
 def polled_slot_states(slots: Sequence[SlotSnapshot], ts: float) -> tuple[SlotState, ...]:
-    """What each slot is doing as /slots shows it, in the log's terms (no prompt progress: b11434 counts
-    the processed prompt tokens only once the prompt is done)."""
+    """What each slot is doing as /slots shows it, in the log's terms: while the prompt runs, the tokens in
+    the KV so far (n_tokens) but not the prompt's size, so no share or ETA; the size once it generates."""
     states = []
     for s in slots:
         busy = s.is_processing and s.id_task is not None
@@ -101,7 +105,7 @@ def polled_slot_states(slots: Sequence[SlotSnapshot], ts: float) -> tuple[SlotSt
             SlotState(
                 slot=s.id, n_ctx=s.n_ctx or None, task=s.id_task if busy else None,
                 last_task=None if busy else s.id_task, phase=phase, progress=None,
-                prompt_tokens=s.n_prompt_tokens - s.n_decoded if busy else None,
+                prompt_tokens=s.n_prompt_tokens - s.n_decoded if busy and s.n_decoded else None,
                 reused_tokens=s.n_prompt_tokens_cache if busy else None,
                 n_tokens=s.n_prompt_tokens if s.id_task is not None else None,
                 n_gen=s.n_decoded if busy else None, truncated=None, checkpoints=(), updated_ts=ts,

@@ -69,6 +69,8 @@ class RequestTimeline:
     host_refused: int | None = None
     host_refused_limit_mib: float | None = None
     host_dropped: int = 0
+    # /slots polls only (no log): prompt tokens in the KV when last seen mid-prompt (at most its size).
+    seen_tokens: int | None = None
 
     @property
     def fill(self) -> float | None:
@@ -132,6 +134,7 @@ class _RequestBuilder:
     host_refused: int | None = None
     host_refused_limit_mib: float | None = None
     host_dropped: int = 0
+    seen_tokens: int | None = None  # never from the log (see RequestTimeline)
 
     def snapshot(self) -> RequestTimeline:
         values = {name: getattr(self, name) for name in RequestTimeline.__dataclass_fields__}
