@@ -81,6 +81,11 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     insecure = args.insecure_http if args.insecure_http is not None else serve_settings.insecure_http
     run_proxy = args.proxy if args.proxy is not None else serve_settings.proxy
     listen = parse_listen(listen_text, allow_remote=True)
+    for value, flag, key in ((tls_cert, "--tls-cert", "tls_cert"), (tls_key, "--tls-key", "tls_key")):
+        # Checked here, not when the config loads: other commands on other machines share the file.
+        if value and not Path(value).expanduser().is_file():
+            given = flag if getattr(args, key) is not None else f"[serve] {key} in {settings.source}"
+            raise ConfigError(f"{given}: {value!r} is not a file; give the path of a PEM file")
     if bool(tls_cert) != bool(tls_key):
         raise ConfigError(
             "--tls-cert and --tls-key ([serve] tls_cert and tls_key) go together: give both PEM files, "

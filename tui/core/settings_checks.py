@@ -142,13 +142,6 @@ def journal_path_problem(value: Any, section: Any = None) -> str | None:
     return None
 
 
-def _pem_file(value: Any, section: Any) -> str | None:
-    if not value:
-        return None  # no TLS
-    path = Path(value).expanduser()
-    return None if path.is_file() else f"{str(path)!r} is not a file; give the path of a PEM file"
-
-
 # Imported lazily by config: the valid counter modes live there (COUNTER_MODES).
 def field_checks(counter_modes: tuple[str, ...]) -> dict[tuple[str, str], Check]:
     """Every checked (section, key); keys not listed only need the right type."""
@@ -182,6 +175,4 @@ def field_checks(counter_modes: tuple[str, ...]) -> dict[tuple[str, str], Check]
         ("otel", "service_name"): _nonempty,
         ("otel", "timeout"): positive,
         ("serve", "listen"): _listen,
-        ("serve", "tls_cert"): _pem_file,
-        ("serve", "tls_key"): _pem_file,
     }

@@ -34,7 +34,6 @@ class PolledTasks:
     poller reads /slots right after every request the proxy saw end, so that takes a third client.
     """
 
-    source = "/slots polls"
     host_cache_mib: float | None = None  # only the log tells the host prompt cache's limit
 
     def __init__(self, max_tasks: int = MAX_TASKS) -> None:
