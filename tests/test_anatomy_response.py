@@ -111,3 +111,22 @@ def test_context_overflow_error_still_gives_template_overhead() -> None:
     failed = analyzer.analyze(exchange(cc_request(), response=json.dumps(error).encode(), status=400))
     assert failed.anatomy is not None and failed.anatomy.categories["template_overhead"] == 123
     assert failed.cache_break is None
+
+
+def test_the_model_the_reply_names_is_kept() -> None:
+    from tui.core.anatomy.response import parse_usage
+
+    openai = (
+        b'{"model":"smollm2","choices":[{"finish_reason":"stop"}],'
+        b'"usage":{"prompt_tokens":5,"completion_tokens":1}}'
+    )
+    assert parse_usage(openai).response_model == "smollm2"
+    sse = (
+        b'event: message_start\ndata: {"type":"message_start","message":{"model":"qwen3","usage":'
+        b'{"input_tokens":3,"output_tokens":0}}}\n\n'
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+        b'"usage":{"output_tokens":2}}\n\n'
+    )
+    usage = parse_usage(sse, "text/event-stream")
+    assert (usage.response_model, usage.stop_reason, usage.output_tokens) == ("qwen3", "end_turn", 2)
+    assert parse_usage(b'{"input_tokens": 12}').response_model is None  # count_tokens names none

@@ -152,6 +152,8 @@ def test_spans_with_genai_attributes_arrive_in_phoenix(
         assert attrs["gen_ai.usage.input_tokens"] == row.usage.prompt_tokens
         assert attrs["gen_ai.usage.cache_read.input_tokens"] == row.usage.cached_tokens
         assert attrs["gen_ai.usage.output_tokens"] == row.usage.output_tokens
+        # The model the server's reply names (llama-server: what it serves, whatever was asked for).
+        assert row.usage.response_model and attrs["gen_ai.response.model"] == row.usage.response_model
         assert by_row[row.id]["status_code"] != "ERROR"
     assert ok_rows[1].usage.cached_tokens, "the second turn should reuse the first's prefix"
     edited = ok_rows[2]

@@ -59,6 +59,8 @@ class Usage:
     # Speculative decoding (response timings draft_n / draft_n_accepted, else the log's print_timing line).
     draft_tokens: int | None = None
     draft_accepted: int | None = None
+    # The model the response names (llama-server: its alias or file; a router: the model that answered).
+    response_model: str | None = None
 
     @property
     def draft_acceptance(self) -> float | None:

@@ -23,6 +23,7 @@ class _Acc:
     stop_reason: str | None = None
     timings: dict[str, Any] | None = None
     anthropic: bool = False
+    model: str | None = None
 
     def usage(self) -> Usage:
         prompt, cached = self.prompt_tokens, self.cached_tokens
@@ -54,6 +55,7 @@ class _Acc:
             stop_reason=self.stop_reason,
             draft_tokens=_int(t.get("draft_n")),
             draft_accepted=_int(t.get("draft_n_accepted")),
+            response_model=self.model,
         )
 
 
@@ -97,6 +99,9 @@ def _take_object(acc: _Acc, obj: Any) -> None:
     """Fold one JSON object (a whole response or one SSE event) into the accumulator."""
     if not isinstance(obj, dict):
         return
+    model = obj.get("model")
+    if isinstance(model, str) and model:
+        acc.model = model
     kind = obj.get("type")
     if kind == "message_start" and isinstance(obj.get("message"), dict):
         _take_object(acc, obj["message"])

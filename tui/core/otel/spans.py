@@ -116,6 +116,8 @@ def _usage(record: RequestRecord, attrs: dict[str, AttributeValue]) -> None:
         attrs["gen_ai.usage.output_tokens"] = usage.output_tokens
     if usage.stop_reason:
         attrs["gen_ai.response.finish_reasons"] = [usage.stop_reason]
+    if usage.response_model:
+        attrs["gen_ai.response.model"] = usage.response_model
 
 
 def _anatomy(record: RequestRecord, attrs: dict[str, AttributeValue]) -> None:
