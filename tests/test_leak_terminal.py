@@ -6,6 +6,7 @@ checked on a running app (Rich markup in a model name must show literally).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from textual.app import App, ComposeResult
 
 from tui.commands.proxy_cmd import format_record
 from tui.commands.requests_cmd import table_line
-from tui.core.records import RequestRecord
+from tui.core.records import RequestRecord, Usage
 from tui.core.terminal_text import printable, printable_lines
 from tui.ui.screens.detail import summary_text
 from tui.ui.widgets.requests_table import RequestsTable
@@ -59,6 +60,11 @@ def test_detail_summary_escapes_and_shows_markup_literally() -> None:
     text = summary_text(hostile_record(), 8192, None)
     assert_no_controls(text.plain)
     assert "model [bold red]\\x1b]52" in text.plain
+    # The model the server's reply names is the upstream's text: escaped too.
+    answered = dataclasses.replace(hostile_record(), usage=Usage(response_model="[b]srv\x1b[2J"))
+    text = summary_text(answered, 8192, None)
+    assert_no_controls(text.plain)
+    assert "(answered by [b]srv\\x1b[2J)" in text.plain
 
 
 class TableApp(App[None]):

@@ -31,9 +31,11 @@ def summary_text(record: RequestRecord, window: int, tz: dt.tzinfo | None) -> Te
     text = Text()
     text.append(f"#{record.id} ", style="bold")
     text.append(f"{record.method} {printable(record.path)}  {record.status or '–'}  {clock(record.ts, tz)}\n")
+    answered = usage.response_model
+    by = f" (answered by {printable(answered)})" if answered and answered != record.model else ""
     text.append(
         f"session {printable(record.session_id or '–')}  kind {record.kind}  "
-        f"model {printable(record.model or '–')}  "
+        f"model {printable(record.model or '–')}{by}  "
         f"{record.dialect or '?'}{' stream' if record.stream else ''}\n",
         style="dim",
     )
