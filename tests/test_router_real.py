@@ -131,6 +131,23 @@ async def kv_panel_text(snapshot: ServerSnapshot) -> str:
         return panel.render().plain
 
 
+async def slots_panel_text(snapshot: ServerSnapshot) -> str:
+    from textual.app import App, ComposeResult
+
+    from tui.ui.widgets.slots_panel import SlotsPanel
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield SlotsPanel()
+
+    app = One()
+    async with app.run_test(size=(120, 20)) as pilot:
+        panel = app.query_one(SlotsPanel)
+        panel.show(server=snapshot)
+        await pilot.pause()
+        return panel.render().plain
+
+
 async def test_router_models_states_slots_and_requests(
     router: Router, start_proxy: StartProxy  # noqa: F811 - the imported fixture
 ) -> None:
@@ -170,6 +187,11 @@ async def test_router_models_states_slots_and_requests(
     panel = await kv_panel_text(both)
     first_line = panel.splitlines()[0]
     assert re.match(r"KV  alpha  s0 .*  s1 .*  beta  s0 .*  s1 ", first_line), first_line
+    # And the slot panel (s) lists each model's slots under its name, not only the model in front.
+    lines = (await slots_panel_text(both)).splitlines()
+    expected = ["alpha", "slot 0", "slot 1", "beta", "slot 0", "slot 1"]
+    assert [line.split("  ")[0] for line in lines] == expected, lines
+    assert all("ctx " in line for line in lines if line.startswith("slot ")), lines
 
     # Idle, alpha goes to sleep although the dashboard keeps polling every 0.3 s (no /slots without work:
     # that call resets the idle timer), and polls report it asleep without waking it.

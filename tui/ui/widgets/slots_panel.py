@@ -45,8 +45,9 @@ class SlotsPanel(Widget):
         if server is not None:
             self.server = server
         polled = tuple(
-            (s.id, s.n_ctx, s.n_prompt_tokens, s.is_processing, s.id_task, round(s.decode_rate or 0))
-            for s in (self.server.slots if self.server else ())
+            (model, s.id, s.n_ctx, s.n_prompt_tokens, s.is_processing, s.id_task, round(s.decode_rate or 0))
+            for model, slots in self._polled_groups()
+            for s in slots
         )
         key = (self.states, polled, tuple(self.users.items()))
         if key != self._shown_key:
@@ -56,10 +57,25 @@ class SlotsPanel(Widget):
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"slots--{name}", partial=True)
 
+    def _polled_groups(self) -> list[tuple[str, tuple[SlotSnapshot, ...]]]:
+        """The polled slots, per model on a router with several models loaded (each numbers from 0)."""
+        if self.server is None:
+            return []
+        models = [(m.id, m.slots) for m in self.server.models if m.slots]
+        return models if len(models) > 1 else [("", self.server.slots)]
+
     def render(self) -> Text:
-        """Slot blocks, one after the other."""
+        """Slot blocks, one after the other (under each model's name on a router running several)."""
         width = max(20, self.size.width)
-        polled = {s.id: s for s in self.server.slots} if self.server else {}
+        groups = self._polled_groups()
+        if len(groups) > 1:
+            # The log's slot states cannot be told apart per model here: each model's polled slots alone.
+            parts = []
+            for model, slots in groups:
+                parts.append(Text(printable(model), style="bold underline"))
+                parts.extend(self._block(s.id, None, s, width) for s in slots)
+            return Text("\n").join(parts)
+        polled = {s.id: s for s in groups[0][1]} if groups else {}
         by_id = {s.slot: s for s in self.states}
         ids = sorted(set(polled) | set(by_id))
         if not ids:
