@@ -182,7 +182,8 @@ def test_claude_code_with_the_dashboard_beside_it(
 
         # m + space: the MCP pane, the dialog (Cancel first), Switch off.
         tmux(socket, "send-keys", "-t", "dash", "m")
-        until(lambda: "filesystem" in dash() and "MCP" in dash(), "the MCP pane", dash)
+        # The pane with the proxy's switches read ("this run: ..."), as a user sees it before acting.
+        until(lambda: "filesystem" in dash() and "this run:" in dash(), "the MCP pane", dash)
         tmux(socket, "send-keys", "-t", "dash", "Space")
         until(lambda: "Switch off" in dash(), "the switch-off dialog", dash)
         tmux(socket, "send-keys", "-t", "dash", "Tab", "Enter")

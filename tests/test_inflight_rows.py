@@ -15,7 +15,7 @@ from test_journal import make_exchange, make_result
 
 from tui.core.anatomy.analyze import AnalysisResult
 from tui.core.feed.flights import FlightTracker
-from tui.core.feed.follow import budget_record
+from tui.core.feed.follow import budget_record, mcp_record
 from tui.core.journal.outcome import gave_up_error, outcome_error, upstream_message
 from tui.core.journal.reader import JournalReader
 from tui.core.journal.record_build import build_record
@@ -163,6 +163,20 @@ def test_following_shows_the_newest_main_request_of_the_active_session() -> None
     assert budget_record(rows, other_session) == other_session
     lone = dataclasses.replace(title, session_id="u")
     assert budget_record(rows, lone) == lone
+
+
+def test_the_mcp_pane_follows_the_newest_analysed_main_request() -> None:
+    """A side request or a main one still in flight names no MCP servers: the pane keeps the last that did."""
+    main = dataclasses.replace(final(0), id=1, kind="main", session_id="s")
+    assert main.anatomy is not None
+    title = dataclasses.replace(final(1), id=2, kind="title", session_id="s", anatomy=None)
+    flying = dataclasses.replace(provisional(2), id=3, kind="main", session_id="s")
+    rows = [main, title, flying]
+    assert mcp_record(rows, title) == main
+    assert mcp_record(rows, flying) == main
+    assert budget_record(rows, flying) == flying  # the budget shows the request in flight itself
+    alone = dataclasses.replace(flying, session_id="new")
+    assert mcp_record(rows, alone) == alone  # nothing analysed in its session yet
 
 
 def test_reports_count_rejected_cut_off_and_in_flight_work_apart() -> None:

@@ -18,7 +18,7 @@ from tui.core.config import Settings
 from tui.core.doctor.template_check import dropped_tools_banner
 from tui.core.feed.control import ControlSnapshot
 from tui.core.feed.feed import DashboardFeed
-from tui.core.feed.follow import budget_record
+from tui.core.feed.follow import budget_record, mcp_record
 from tui.core.feed.updates import SourceStatus
 from tui.core.feed.views import RequestHistory, SessionCalls, budget_of, mcp_rows
 from tui.core.logs.state import ServerFacts
@@ -245,6 +245,8 @@ class MainScreen(Screen[None]):
         bar.show(record, budget_of(record, self.window()) if record else None, follow, forecast)
 
     def _refresh_mcp(self, record: RequestRecord | None) -> None:
+        if record is not None and self.query_one(BudgetBar).following:
+            record = mcp_record(self.query_one(RequestsTable).by_id.values(), record)
         calls = self.session_calls.of(record.session_id) if record else {}
         table = self.query_one(McpTable)
         table.toggle_reason = self.reason("toggle_server")
