@@ -9,6 +9,7 @@ sessions get there by the server's own least-recently-used pick."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import subprocess
@@ -73,10 +74,16 @@ HOST_CACHE = {
 
 
 async def start(
-    llama_server: StartServer, model: Path, tmp_path: Path, free_port: int, *extra: str
+    llama_server: StartServer, model: Path, tmp_path: Path, free_port: int, *extra: str,
+    log_file: str | None = None, poll_interval: float | None = None,
 ) -> tuple[Any, Any, DashboardFeed, list[FeedUpdate], asyncio.Task[None]]:
+    """A real server on -np 2 and a live dashboard feed on it, its proxy listening (log_file "": none)."""
     server = llama_server(model, parallel=2, ctx_size=8192, extra_args=extra)
-    settings = live_settings(server, tmp_path, free_port)
+    settings = live_settings(server, tmp_path, free_port, log_file=log_file)
+    if poll_interval is not None:
+        settings = dataclasses.replace(
+            settings, server=dataclasses.replace(settings.server, poll_interval=poll_interval)
+        )
     feed = DashboardFeed(LiveDriver(settings))
     updates: list[FeedUpdate] = []
     feed.subscribe(updates.append)
@@ -291,26 +298,13 @@ async def test_eviction_is_explained_from_slots_polls_when_no_log_is_followed(
     """No log file (a server started by someone else, its log elsewhere): /slots polls alone tell which task
     each slot ran, so the evicting session is still named and the explanation kept in the journal. The poll
     interval is the default 2 s: the dashboard reads /slots as each request ends."""
-    import dataclasses
-
-    server = llama_server(real_model, parallel=2, ctx_size=8192, extra_args=("--cache-ram", "0"))
-    settings = live_settings(server, tmp_path, free_port, log_file="")
-    settings = dataclasses.replace(settings, server=dataclasses.replace(settings.server, poll_interval=2.0))
-    feed = DashboardFeed(LiveDriver(settings))
-    updates: list[FeedUpdate] = []
-    feed.subscribe(updates.append)
-    task = asyncio.create_task(feed.run())
+    _, settings, _, updates, task = await start(
+        llama_server, real_model, tmp_path, free_port, "--cache-ram", "0", log_file="", poll_interval=2.0
+    )
     proxy = f"http://127.0.0.1:{free_port}"
     reader = JournalReader(settings.journal_path())
     alpha, beta = Conversation("alpha", 1), Conversation("beta", 500)
     try:
-        await eventually(
-            lambda: any(
-                isinstance(u, SourceStatus) and u.source == "proxy" and u.health == "ok" for u in updates
-            ),
-            timeout=30,
-            what="the dashboard's proxy",
-        )
         for conversation in (alpha, beta, alpha):
             await conversation.turn(proxy, 0)
         shown = await eventually(

@@ -114,38 +114,32 @@ async def header_text(snapshot: ServerSnapshot) -> str:
         return header.render().plain
 
 
-async def kv_panel_text(snapshot: ServerSnapshot) -> str:
+async def panel_text(snapshot: ServerSnapshot, panel_type: Any, size: tuple[int, int]) -> str:
+    """What a server-fed panel (MemoryPanel, SlotsPanel) shows for one snapshot."""
     from textual.app import App, ComposeResult
-
-    from tui.ui.widgets.memory_panel import MemoryPanel
 
     class One(App[None]):
         def compose(self) -> ComposeResult:
-            yield MemoryPanel()
+            yield panel_type()
 
     app = One()
-    async with app.run_test(size=(200, 6)) as pilot:
-        panel = app.query_one(MemoryPanel)
+    async with app.run_test(size=size) as pilot:
+        panel = app.query_one(panel_type)
         panel.show(server=snapshot)
         await pilot.pause()
-        return panel.render().plain
+        return str(panel.render().plain)
+
+
+async def kv_panel_text(snapshot: ServerSnapshot) -> str:
+    from tui.ui.widgets.memory_panel import MemoryPanel
+
+    return await panel_text(snapshot, MemoryPanel, (200, 6))
 
 
 async def slots_panel_text(snapshot: ServerSnapshot) -> str:
-    from textual.app import App, ComposeResult
-
     from tui.ui.widgets.slots_panel import SlotsPanel
 
-    class One(App[None]):
-        def compose(self) -> ComposeResult:
-            yield SlotsPanel()
-
-    app = One()
-    async with app.run_test(size=(120, 20)) as pilot:
-        panel = app.query_one(SlotsPanel)
-        panel.show(server=snapshot)
-        await pilot.pause()
-        return panel.render().plain
+    return await panel_text(snapshot, SlotsPanel, (120, 20))
 
 
 async def test_router_models_states_slots_and_requests(

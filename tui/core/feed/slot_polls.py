@@ -13,6 +13,12 @@ from tui.core.poll.snapshots import SlotSnapshot
 MAX_TASKS = 256
 
 
+def prompt_size(s: SlotSnapshot) -> int | None:
+    """A busy slot's prompt size, known once it generates: while the prompt runs, n_prompt_tokens counts
+    what is in the KV so far; then it is the prompt plus what was generated."""
+    return s.n_prompt_tokens - s.n_decoded if s.is_processing and s.n_decoded else None
+
+
 def _task(slot: int, task: int, ts: float, run: int) -> RequestTimeline:
     return RequestTimeline(
         slot=slot, task=task, started_ts=ts, ended_ts=None, done=False, selection=None, similarity=None,
@@ -75,9 +81,7 @@ class PolledTasks:
         else:
             changed = False
         if s.is_processing:
-            # While the prompt runs n_prompt_tokens counts what is in the KV so far; once generation
-            # starts it is the prompt plus what was generated.
-            prompt = s.n_prompt_tokens - s.n_decoded if s.n_decoded else None
+            prompt = prompt_size(s)
             seen = max(old.seen_tokens or 0, s.n_prompt_tokens) if not s.n_decoded else old.seen_tokens
             new = dataclasses.replace(
                 old,
@@ -104,7 +108,7 @@ def polled_slot_states(slots: Sequence[SlotSnapshot], ts: float) -> tuple[SlotSt
             SlotState(
                 slot=s.id, n_ctx=s.n_ctx or None, task=s.id_task if busy else None,
                 last_task=None if busy else s.id_task, phase=phase, progress=None,
-                prompt_tokens=s.n_prompt_tokens - s.n_decoded if busy and s.n_decoded else None,
+                prompt_tokens=prompt_size(s) if busy else None,
                 reused_tokens=s.n_prompt_tokens_cache if busy else None,
                 n_tokens=s.n_prompt_tokens if s.id_task is not None else None,
                 n_gen=s.n_decoded if busy else None, truncated=None, checkpoints=(), updated_ts=ts,
