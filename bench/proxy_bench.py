@@ -640,6 +640,11 @@ def run_one(kind: str, args: argparse.Namespace, upstream_port: int, tmp: str) -
             minimal.wait(10)
 
 
+def _ratio_text(ratio: float | None) -> str:
+    """A ratio to the pass-through, or why there is none (it added nothing at that percentile)."""
+    return f"{ratio}x" if ratio is not None else "n/a (the pass-through added nothing)"
+
+
 def print_report(kind: str, result: dict[str, Any]) -> None:
     """Human summary of one implementation."""
     print(f"\n== {kind}: body {result['body_bytes']:,} B, {result['proxied_requests']} proxied requests")
@@ -658,7 +663,7 @@ def print_report(kind: str, result: dict[str, Any]) -> None:
             print(
                 f"{'':<7} minimal pass-through in the same rounds: added ttfb p50 "
                 f"{s['minimal_added_ttfb_p50_ms']:.2f} ms p99 {s['minimal_added_ttfb_p99_ms']:.2f} ms; "
-                f"ratio p50 {s['ratio_ttfb_p50']}x, p99 {s['ratio_ttfb_p99']}x"
+                f"ratio p50 {_ratio_text(s['ratio_ttfb_p50'])}, p99 {_ratio_text(s['ratio_ttfb_p99'])}"
             )
     if result["rss_mb_after_1000"] is None:  # fewer than 1,000 proxied requests in this run
         n_a = f"n/a ({result['proxied_requests']} requests)"

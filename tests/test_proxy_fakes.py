@@ -123,7 +123,7 @@ class FakeUpstream:
 
 
 class StubAnalyzer:
-    """Stands in for B's Analyzer in transport-level tests (real analysis is tested against llama-server)."""
+    """Stands in for the Analyzer in transport-level tests (real analysis is tested against llama-server)."""
 
     def analyze(self, exchange: Exchange) -> AnalysisResult:
         """Mark everything as unparsed with a reason naming the path."""

@@ -65,7 +65,7 @@ def openai_body(stream: bool, max_tokens: int = 16) -> dict[str, Any]:
 async def start_proxy(
     upstream: str, journal: Path, records: list[RequestRecord] | None = None
 ) -> ProxyService:
-    """A ProxyService with the real default analyzer (B's Analyzer, counter "auto")."""
+    """A ProxyService with the real default analyzer (the Analyzer, counter "auto")."""
     settings = Settings(
         proxy=ProxySettings(listen="127.0.0.1:0", upstream=upstream),
         journal=JournalSettings(path=str(journal)),

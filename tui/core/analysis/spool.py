@@ -84,24 +84,22 @@ class Spool:
     def append(self, key: str, payload: bytes) -> None:
         """Write one record (raises OSError, e.g. on a full disk: the capture is then only in memory)."""
         key_bytes = key.encode()
-        record = (
-            RECORD_HEADER.pack(len(key_bytes), len(payload), zlib.crc32(payload, zlib.crc32(key_bytes)))
-            + key_bytes
-            + payload
-        )
+        header = RECORD_HEADER.pack(len(key_bytes), len(payload), zlib.crc32(payload, zlib.crc32(key_bytes)))
+        size = len(header) + len(key_bytes) + len(payload)
         with self._lock:
             segment = self._current
             if segment is None or segment.size >= SEGMENT_BYTES:
                 segment = self._rotate()
             try:
-                written = os.write(segment.fd, record)
-                if written != len(record):
+                # One gathered write: joining the record first would copy the payload with the GIL held.
+                written = os.writev(segment.fd, (header, key_bytes, payload))
+                if written != size:
                     raise OSError(f"short write to the spool {segment.path} (disk full?)")
             except OSError:
                 with contextlib.suppress(OSError):
                     os.ftruncate(segment.fd, segment.size)  # no torn record before later ones
                 raise
-            self._where[key] = (segment, segment.size + len(record) - len(payload), len(payload))
+            self._where[key] = (segment, segment.size + size - len(payload), len(payload))
             segment.size += written
             segment.outstanding += 1
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from tui.core.analysis.sinks import DEFAULT_BACKLOG_BYTES, AnalyzerFactory, RecordCallback
 from tui.core.analysis.spool import Spool, spool_dir
-from tui.core.analysis.worker_process import STOP_MESSAGE, WorkerConfig, capture_message
+from tui.core.analysis.worker_process import STOP_MESSAGE, WorkerConfig, send_capture
 from tui.core.config import Settings
 from tui.core.journal.files import FILE_MODE, private_dir
 from tui.core.journal.writer import ProblemCallback
@@ -283,7 +283,7 @@ class ProcessPipeline:
         worker = self._worker
         if worker is None or not worker.alive():
             raise OSError("analysis worker is not running")
-        worker.to_worker.send_bytes(capture_message(key, payload))
+        send_capture(worker.to_worker, key, payload)
 
     def _restart(self) -> None:
         """Replace a dead worker and queue every unacknowledged capture again (oldest first)."""

@@ -21,14 +21,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WORKER_NICE = 10
-# A capture message is the key, KEY_END, then the pickled capture (as spooled); an empty one says stop.
-KEY_END = b"\n"
+# A capture is two messages, its key and then the pickled capture (as spooled), so the payload is never
+# copied into one message; an empty key says stop.
 STOP_MESSAGE = b""
 
 
-def capture_message(key: str, payload: bytes) -> bytes:
-    """What the proxy sends the worker for one capture (the key readable even if the payload is not)."""
-    return key.encode() + KEY_END + payload
+def send_capture(conn: Connection, key: str, payload: bytes) -> None:
+    """Send one capture to the worker (the key readable even if the payload is not)."""
+    conn.send_bytes(key.encode())
+    conn.send_bytes(payload)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class WorkerConfig:
 
 
 def worker_main(inbox: Connection, outbox: Connection) -> None:
-    """Worker loop: config first, then capture messages; analyze, journal, then acknowledge each.
+    """Worker loop: config first, then captures (key, payload); analyze, journal, then acknowledge each.
 
     Replies are ("begin", key) before each capture, ("ack", key, record or None, committed, error,
     failures) once its row is committed (or has failed for good), ("problem", text or None) while
@@ -75,12 +76,12 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
     try:
         while True:
             try:
-                message = inbox.recv_bytes()
+                key_bytes = inbox.recv_bytes()
+                if key_bytes == STOP_MESSAGE:
+                    break
+                payload = inbox.recv_bytes()
             except EOFError:
                 break
-            if message == STOP_MESSAGE:
-                break
-            key_bytes, _, payload = message.partition(KEY_END)
             key = key_bytes.decode()
             try:
                 capture = pickle.loads(payload)

@@ -70,20 +70,6 @@ class MetricsSnapshot:
         total = self.prompt_tokens_total + self.prompt_tokens_cached_total
         return self.prompt_tokens_cached_total / total if total > 0 else None
 
-    @property
-    def prompt_tokens_per_s_avg(self) -> float | None:
-        """Lifetime average prompt processing speed in tokens/s."""
-        if self.prompt_seconds_total <= 0:
-            return None
-        return self.prompt_tokens_total / self.prompt_seconds_total
-
-    @property
-    def predicted_tokens_per_s_avg(self) -> float | None:
-        """Lifetime average generation speed in tokens/s (counters move only at request end)."""
-        if self.tokens_predicted_seconds_total <= 0:
-            return None
-        return self.tokens_predicted_total / self.tokens_predicted_seconds_total
-
 
 @dataclass(frozen=True)
 class RouterModel:

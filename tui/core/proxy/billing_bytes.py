@@ -102,4 +102,6 @@ def billing_splice(
     new_text = orjson.loads(body[opening:lo] + window)
     if changes != [(old_text, new_text)]:
         return None
-    return body[:lo] + window + body[closing + 1 :]
+    # One join of views: slicing and `+` would allocate and copy the 150 KB body twice (~80 µs).
+    whole = memoryview(body)
+    return b"".join((whole[:lo], window, whole[closing + 1 :]))
