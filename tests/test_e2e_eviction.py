@@ -38,9 +38,10 @@ pytestmark = [pytest.mark.llama, pytest.mark.timeout(180)]
 class Conversation:
     """One session's chat turns, sent through the proxy with its session header."""
 
-    def __init__(self, name: str, seed: int) -> None:
+    def __init__(self, name: str, seed: int, model: str | None = None) -> None:
         self.name = name
         self.seed = seed
+        self.model = model  # a router's model name (the router sends the request to that model's child)
         self.messages: list[dict[str, Any]] = [
             {"role": "system", "content": f"You are agent {name}. " + words(300, seed)}
         ]
@@ -49,7 +50,9 @@ class Conversation:
         self.seed += 1
         self.messages.append({"role": "user", "content": words(40, self.seed)})
         # id_slot pins the slot: on -np 2 the server would otherwise pick the idle one and nothing is evicted
-        body = {"messages": self.messages, "max_tokens": 2, "temperature": 0, "id_slot": slot}
+        body: dict[str, Any] = {"messages": self.messages, "max_tokens": 2, "temperature": 0, "id_slot": slot}
+        if self.model is not None:
+            body["model"] = self.model
         async with httpx.AsyncClient(base_url=proxy, timeout=60, trust_env=False) as client:
             resp = await client.post("/v1/chat/completions", json=body, headers={"x-session-id": self.name})
         assert resp.status_code == 200, resp.text

@@ -15,21 +15,27 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support.eventually import eventually_sync
+from support.eventually import eventually, eventually_sync
 from support.llama import free_port
 from support.tiny_models import write_dense_model
 from test_control_api import Proxy, StartProxy, start_proxy  # noqa: F401 - the fixture is used by name
 from test_doctor import by_check, settings
+from test_e2e_eviction import Conversation, _explained
 
+from tui.core.config import JournalSettings, ProxySettings, ServerSettings, Settings
 from tui.core.doctor import diagnose
 from tui.core.feed.codec import server_from_json, server_to_json
-from tui.core.feed.updates import FeedInfo
+from tui.core.feed.feed import DashboardFeed
+from tui.core.feed.live import LiveDriver
+from tui.core.feed.updates import FeedInfo, FeedUpdate, SourceStatus
+from tui.core.journal.reader import JournalReader
 from tui.core.poll.server_poller import ServerPoller
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.ui.widgets.server_header import ServerHeader
@@ -56,6 +62,14 @@ class Router:
 
 @pytest.fixture
 def router(llama_server_bin: Path, tmp_path: Path) -> Iterator[Router]:
+    args = ("-c", "4096", "-np", "2", "-t", "1", "--metrics", "--sleep-idle-seconds", str(IDLE_S))
+    with running_router(llama_server_bin, tmp_path, *args) as server:
+        yield server
+
+
+@contextmanager
+def running_router(llama_server_bin: Path, tmp_path: Path, *args: str) -> Iterator[Router]:
+    """A router on --models-dir (alpha, beta and a broken file); its children get `args` too."""
     models = tmp_path / "models"
     models.mkdir()
     write_dense_model(models / "alpha.gguf", name="alpha")
@@ -66,8 +80,7 @@ def router(llama_server_bin: Path, tmp_path: Path) -> Iterator[Router]:
     proc = subprocess.Popen(
         [
             str(llama_server_bin), "--models-dir", str(models), "--host", "127.0.0.1", "--port", str(port),
-            "-c", "4096", "-np", "2", "-t", "1", "--metrics", "--sleep-idle-seconds", str(IDLE_S),
-            "--log-file", str(log), "--log-colors", "off",
+            *args, "--log-file", str(log), "--log-colors", "off",
         ],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -292,14 +305,10 @@ def said(notices: Any, start: str) -> bool:
 
 async def test_r_in_router_mode_loads_and_unloads_one_model(router: Router, tmp_path: Path) -> None:
     """The dashboard (--attach, no proxy) on a router: `r` lists the models; load runs, unload asks first."""
-    from support.eventually import eventually
     from support.notices import Notices
     from test_ui_actions import cancel_focused
     from textual.widgets import OptionList
 
-    from tui.core.config import JournalSettings, ProxySettings, ServerSettings, Settings
-    from tui.core.feed.feed import DashboardFeed
-    from tui.core.feed.live import LiveDriver
     from tui.ui.app import make_app
     from tui.ui.screens.dialogs import ConfirmDialog, PickDialog
 
@@ -349,3 +358,84 @@ async def test_r_in_router_mode_loads_and_unloads_one_model(router: Router, tmp_
         shown = lambda: [n.message for n in notices.shown]  # noqa: E731 - what the failure message lists
         await eventually(lambda: said(notices, "beta: unload done"), timeout=60, seen=shown)
         assert router.statuses()["beta"] == "unloaded"
+
+
+@pytest.mark.parametrize("log", [True, False], ids=["router-log", "no-log"])
+async def test_an_eviction_in_router_mode_is_explained_from_the_models_own_child(
+    llama_server_bin: Path, tmp_path: Path, log: bool
+) -> None:
+    """Two sessions on model alpha take turns on its slot 0 (no host cache), with a request to model beta
+    in between: the router's log holds each child's lines under its port, and the explanation comes from
+    alpha's child alone (beta's request ran on beta's slot 0, a slot of another server, and is not named).
+    With no log, from the `/slots?model=alpha` polls alone."""
+    args = ("-c", "8192", "-np", "2", "-t", "1", "--cache-ram", "0")
+    with running_router(llama_server_bin, tmp_path, *args) as router:
+        port = free_port()
+        config = Settings(
+            proxy=ProxySettings(listen=f"127.0.0.1:{port}", upstream=router.url),
+            journal=JournalSettings(path=str(tmp_path / "journal.sqlite3")),
+            server=ServerSettings(url=router.url, log_file=str(router.log) if log else "", poll_interval=0.5),
+        )
+        feed = DashboardFeed(LiveDriver(config))
+        updates: list[FeedUpdate] = []
+        feed.subscribe(updates.append)
+        task = asyncio.create_task(feed.run())
+        proxy = f"http://127.0.0.1:{port}"
+        reader = JournalReader(config.journal_path())
+        one, two = Conversation("one", 1, "alpha"), Conversation("two", 500, "alpha")
+        other = Conversation("other", 900, "beta")
+        try:
+            await eventually(
+                lambda: any(
+                    isinstance(u, SourceStatus) and u.source == "proxy" and u.health == "ok" for u in updates
+                ),
+                timeout=30,
+                what="the dashboard's proxy",
+            )
+            for conversation in (one, other, two, one):
+                await conversation.turn(proxy, 0)
+                # An agent's turns are seconds apart; the tiny model's take milliseconds: let the
+                # dashboard poll /slots between them, as it would between real turns.
+                start = len(updates)
+                await eventually(
+                    lambda: sum(isinstance(u, ServerSnapshot) for u in updates[start:]) >= 2,  # noqa: B023
+                    timeout=15,
+                    what="two server polls after the turn",
+                )
+            shown = await eventually(
+                lambda: _explained(updates),
+                timeout=60,
+                what="the eviction explained",
+                seen=lambda: [(r.id, r.model, r.session_id, r.cache_break) for r in reader.latest(10)],
+            )
+            stored = await eventually(
+                lambda: (row := reader.get(shown.id)) is not None and row.cache_break == shown.cache_break
+                and row,
+                timeout=30,
+                what="the explanation in the journal row",
+            )
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    rows = [r for r in reader.latest(10) if r.status == 200]
+    assert [(r.model, r.session_id) for r in rows] == [
+        ("alpha", "one"), ("beta", "other"), ("alpha", "two"), ("alpha", "one")
+    ], rows
+    first, _, middle, second = rows
+    assert stored.id == second.id and first.usage.prompt_tokens is not None
+    cb = stored.cache_break
+    assert cb is not None and cb.cause == "server" and cb.where == "slot 0"
+    lost = first.usage.prompt_tokens - (second.usage.cached_tokens or 0)
+    assert (second.usage.cached_tokens or 0) < first.usage.prompt_tokens // 2
+    assert cb.description.startswith("evicted: slot 0 ran session two's main request (task "), cb.description
+    host = (  # at the router's default verbosity its children do not log the host cache's settings
+        "the host prompt cache did not restore it (--cache-ram off, or its limits too small for this prompt)"
+        if log
+        else "the host prompt cache did not restore it (no server log is followed to tell why)"
+    )
+    assert cb.description.endswith(
+        f" in between, and {host}: {lost:,} tokens of this conversation's cache lost"
+    ), cb.description
+    assert "other" not in cb.description and middle.session_id == "two"
+    log_ok = any(isinstance(u, SourceStatus) and u.source == "log" and u.health == "ok" for u in updates)
+    assert log_ok == log

@@ -25,7 +25,8 @@ class BreakExplainer:
         self._rows: OrderedDict[int, RequestRecord] = OrderedDict()
         self._explained: dict[int, CacheBreak] = {}
         self._waiting: list[int] = []
-        self._tried_at: tuple[int, int, int] = (0, -1, -1)  # (timeline, generation, rows noted) tried
+        # Per timeline (router mode: one per model's child), the (generation, rows noted) last tried.
+        self._tried_at: dict[int, tuple[int, int]] = {}
         self._noted = 0
 
     def note(self, records: Sequence[RequestRecord]) -> list[RequestRecord]:
@@ -51,20 +52,25 @@ class BreakExplainer:
         return out
 
     def explain(
-        self, timeline: Timeline | PolledTasks, wall_time: WallTime | None = None
+        self, timeline: Timeline | PolledTasks, wall_time: WallTime | None = None, model: str | None = None
     ) -> list[RequestRecord]:
         """Waiting rows the log (or, with no log, the /slots polls) now explains, with their new explanation
         (cheap when nothing changed); `wall_time` is the log's clock, to join same-size requests of two
-        sessions to the right tasks."""
+        sessions to the right tasks. `model` (router mode): the timeline is that model's child's, so only
+        its rows are explained, and only its rows can have taken its slots."""
         done: list[RequestRecord] = []
-        tried = (id(timeline), timeline.generation, self._noted)
-        if not self._waiting or self._tried_at == tried:
+        tried = (timeline.generation, self._noted)
+        if not self._waiting or self._tried_at.get(id(timeline)) == tried:
             return done
-        self._tried_at = tried
+        if len(self._tried_at) > _KEEP:  # timelines of children long gone
+            self._tried_at.clear()
+        self._tried_at[id(timeline)] = tried
         tasks = timeline.requests()
-        rows = list(self._rows.values())
+        rows = [r for r in self._rows.values() if model is None or r.model == model]
         for rid in list(self._waiting):
             record = self._rows[rid]
+            if model is not None and record.model != model:
+                continue
             previous = self._previous(record, rows)
             cb = explain_from_log(
                 record, previous, tasks, rows, timeline.host_cache_mib, wall_time,

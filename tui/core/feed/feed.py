@@ -98,6 +98,7 @@ class DashboardFeed:
         self._breaks = BreakExplainer()
         self._polled_shown: tuple[SlotState, ...] = ()
         self._polled = PolledTasks()  # /slots polls: explain cache losses with no log
+        self._polled_models: dict[str, PolledTasks] = {}  # the same per model of a router (`?model=` polls)
         self._flights = FlightTracker()
         self._flights_shown: tuple[FlightProgress, ...] = ()
         self._flush_interval = flush_interval
@@ -195,7 +196,7 @@ class DashboardFeed:
             self._note_activity()
             self._emit(RecordsUpdate(tuple(self._breaks.note(out)), replaced=True))
             self._wake.set()  # the flights shown change too
-            if self._monitor is None:
+            if not self._log_followed():
                 self._explain_from_polls()
 
     def deliver_backlog(self) -> None:
@@ -276,6 +277,14 @@ class DashboardFeed:
         if snapshot.models:  # router mode: which port serves which model, for the log's `[port]` lines
             self.monitor.learn_ports((m.id, m.args) for m in snapshot.models)
             self._wake.set()  # rows waiting for speeds may find their model's log now
+            if not self._log_followed():
+                seen = [
+                    self._polled_models.setdefault(m.id, PolledTasks()).observe(m.slots, snapshot.ts)
+                    for m in snapshot.models
+                    if m.slots
+                ]
+                if any(seen):
+                    self._explain_from_polls()
         elif self._monitor is None:
             if self._polled.observe(snapshot.slots, snapshot.ts):
                 self._explain_from_polls()
@@ -292,9 +301,27 @@ class DashboardFeed:
             self._flights_shown = flights
             self._emit(SlotsUpdate(states, self._slot_users, flights))
 
+    def _explain_from_log(self, monitor: LogMonitor) -> list[RequestRecord]:
+        """Rows whose cache the server lost, explained from the log; router mode: each model's rows from
+        its own child's lines (each child has its own slots, tasks and clock)."""
+        children = monitor.model_monitors()
+        if not children:
+            return self._breaks.explain(monitor.timeline, monitor.wall_time)
+        explained: list[RequestRecord] = []
+        for model, child in children.items():
+            explained += self._breaks.explain(child.timeline, child.wall_time, model=model)
+        return explained
+
+    def _log_followed(self) -> bool:
+        """Whether server log lines have been read (router mode creates the monitor before any line)."""
+        return self._monitor is not None and self._monitor.lines_seen > 0
+
     def _explain_from_polls(self) -> None:
-        """With no log followed: rows whose cache the server lost, explained from what /slots polls saw."""
+        """With no log followed: rows whose cache the server lost, explained from what /slots polls saw
+        (router mode: each model's rows from its own slots)."""
         explained = self._breaks.explain(self._polled, _same_clock)
+        for model, polled in self._polled_models.items():
+            explained += self._breaks.explain(polled, _same_clock, model=model)
         for record in explained:
             self.driver.store_speeds(record)  # kept with the row, as the log's explanations are
         if explained:
@@ -344,7 +371,7 @@ class DashboardFeed:
         if self._monitor is None:
             return
         filled = self._breaks.note(self._timed_rows())
-        explained = self._breaks.explain(self._monitor.timeline, self._monitor.wall_time)
+        explained = self._explain_from_log(self._monitor)
         for record in explained:
             self.driver.store_speeds(record)  # the explanation is kept with the row (report, findings)
         filled += explained
