@@ -13,6 +13,7 @@ from pathlib import Path
 from tui.core.config import Settings
 from tui.core.feed.proxy_child import server_message, settings_message
 from tui.core.poll.snapshots import ServerSnapshot
+from tui.core.waits import within
 
 STOP_TIMEOUT_S = 10.0  # the child finishes journaling what it captured before it exits
 STDERR_LINES = 20
@@ -127,7 +128,7 @@ class EmbeddedProxy:
         if process.stdin is not None:
             process.stdin.close()
         try:
-            await asyncio.wait_for(self.wait(), STOP_TIMEOUT_S)
+            await within(self.wait(), STOP_TIMEOUT_S)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()

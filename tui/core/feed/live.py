@@ -19,6 +19,7 @@ from tui.core.journal.reader import JournalReader
 from tui.core.poll.snapshots import ServerSnapshot
 from tui.core.records import RequestRecord
 from tui.core.redact import redact_url
+from tui.core.waits import wait_set
 
 if TYPE_CHECKING:
     from tui.core.control.client import ControlClient
@@ -176,8 +177,7 @@ class LiveDriver:
         if not self.attach:
             tasks.append(asyncio.create_task(self._guard("proxy", self._run_proxy, feed), name="feed-proxy"))
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(feed.ui_ready.wait(), SECONDARY_START_MAX_WAIT_S)
+            await wait_set(feed.ui_ready, SECONDARY_START_MAX_WAIT_S)
             secondary: list[tuple[SourceName, Callable[[DashboardFeed], Awaitable[None]]]] = [
                 ("log", self._follow_log),
                 ("server", self._poll_server),
@@ -300,8 +300,7 @@ class LiveDriver:
                     feed.add_records(rows)
                     self._poke_server()  # slot fill right after a request, not up to poll_interval later
                 interval = JOURNAL_POLL_S if self.attach else ANNOUNCED_JOURNAL_POLL_S
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._journal_wake.wait(), interval)
+                await wait_set(self._journal_wake, interval)
                 self._journal_wake.clear()
         finally:
             await asyncio.to_thread(reader.close)

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from tui.core.waits import wait_set
+
 DEFAULT_BACKLOG_LINES = 200
 # How long watchfiles waits for more changes before it reports them; it also checks for a stop request
 # that often (taking the GIL). 10 ms cost 0.53% of a core with an idle log, 30 ms 0.25%, and isolated
@@ -223,8 +225,7 @@ class LogTailer:
                     yield batch
                     continue
                 wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.poll_interval)
+                await wait_set(wake, self.poll_interval)
         finally:
             stop.set()
             if watcher is not None:

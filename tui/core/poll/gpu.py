@@ -12,6 +12,7 @@ from typing import Any
 
 from tui.core.poll.snapshots import BufferSizes, GpuDevice, GpuSnapshot
 from tui.core.procfs import pid_for_url, process_rss
+from tui.core.waits import wait_set
 
 GpuCallback = Callable[[GpuSnapshot], Awaitable[None] | None]
 
@@ -242,10 +243,7 @@ class GpuSampler:
             result = callback(snap)
             if inspect.isawaitable(result):
                 await result
-            try:
-                await asyncio.wait_for(self._stop.wait(), timeout=interval)
-            except TimeoutError:
-                pass
+            await wait_set(self._stop, interval)
 
     def stop(self) -> None:
         """End `run` after the current sample."""

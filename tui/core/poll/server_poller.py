@@ -18,6 +18,7 @@ from tui.core.poll.router import POLLABLE, is_router, parse_router_models
 from tui.core.poll.slots import parse_models, parse_props, parse_slots
 from tui.core.poll.snapshots import MetricsSnapshot, RouterModel, ServerSnapshot, ServerState, SlotSnapshot
 from tui.core.redact import redact_text, redact_url
+from tui.core.waits import wait_set
 
 SnapshotCallback = Callable[[ServerSnapshot], Awaitable[None] | None]
 
@@ -350,10 +351,7 @@ class ServerPoller:
 
     async def _wait(self, delay: float) -> None:
         # A poke that arrived during the last poll or callback counts: clear only after waking.
-        try:
-            await asyncio.wait_for(self._poke.wait(), timeout=delay)
-        except TimeoutError:
-            pass
+        await wait_set(self._poke, delay)
         self._poke.clear()
 
 

@@ -17,6 +17,7 @@ from tui.core.feed.feed import DashboardFeed, FeedDriver
 from tui.core.feed.updates import SourceStatus
 from tui.core.poll.snapshots import GpuSnapshot, ServerSnapshot
 from tui.core.records import RequestRecord
+from tui.core.waits import wait_set
 
 RING_EVENTS = 4096
 
@@ -174,11 +175,7 @@ class EventHub(DashboardFeed):
 
     async def wait_new(self, timeout: float) -> None:
         """Until the next event (or timeout)."""
-        waiter = self._new
-        try:
-            await asyncio.wait_for(waiter.wait(), timeout)
-        except TimeoutError:
-            pass
+        await wait_set(self._new, timeout)
 
 
 def status_to_json(status: SourceStatus) -> dict[str, str]:
