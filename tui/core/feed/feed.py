@@ -278,15 +278,16 @@ class DashboardFeed:
             self.monitor.learn_ports((m.id, m.args) for m in snapshot.models)
             self._wake.set()  # rows waiting for speeds may find their model's log now
             if not self._log_followed():
+                polls = self._polled_models
                 seen = [
-                    self._polled_models.setdefault(m.id, PolledTasks()).observe(m.slots, snapshot.ts)
+                    polls.setdefault(m.id, PolledTasks()).observe(m.slots, m.slots_ts or snapshot.ts)
                     for m in snapshot.models
                     if m.slots
                 ]
                 if any(seen):
                     self._explain_from_polls()
         elif self._monitor is None:
-            if self._polled.observe(snapshot.slots, snapshot.ts):
+            if self._polled.observe(snapshot.slots, snapshot.slots_ts or snapshot.ts):
                 self._explain_from_polls()
             self._slots_from_polls(snapshot)
         self._emit(snapshot)

@@ -193,6 +193,7 @@ class ServerPoller:
             n_ctx_slot=n_ctx_slot,
             n_ctx_train=self._n_ctx_train,
             slots=slots,
+            slots_ts=self._slots_ts,
             metrics=metrics,
             requests_deferred=int(metrics.requests_deferred) if metrics is not None else None,
             notes=tuple(notes),
@@ -250,20 +251,25 @@ class ServerPoller:
         if metrics is not None:
             self._router_metrics[model.id] = metrics
         previous, previous_ts = self._router_slots.get(model.id, ((), None))
-        slots = previous
+        slots, slots_ts = previous, previous_ts
         # As for one server: /slots resets the model's idle timer, so only after work (--sleep-idle-seconds).
         last = self._router_metrics_at_slots.get(model.id)
         if self._slots_enabled and slots_needed(metrics, last, previous, previous_ts):
             response = await self._get("/slots" + query)
             if response.status_code in (404, 501):
                 self._slots_enabled = False
-            slots = parse_slots(_json(response), ts, previous, previous_ts)
-            self._router_slots[model.id] = (slots, ts)
+            slots_ts = time.time()  # when the answer arrived, as for one server
+            slots = parse_slots(_json(response), slots_ts, previous, previous_ts)
+            self._router_slots[model.id] = (slots, slots_ts)
             if metrics is not None:
                 self._router_metrics_at_slots[model.id] = metrics
         n_ctx_slot = int(props.get("n_ctx_slot", 0)) or (slots[0].n_ctx if slots else 0)
         return replace(
-            model, n_slots=int(props.get("n_slots", 0)) or len(slots), n_ctx_slot=n_ctx_slot, slots=slots
+            model,
+            n_slots=int(props.get("n_slots", 0)) or len(slots),
+            n_ctx_slot=n_ctx_slot,
+            slots=slots,
+            slots_ts=slots_ts,
         )
 
     async def _poll_metrics(self, ts: float, notes: list[str], query: str = "") -> MetricsSnapshot | None:
@@ -298,8 +304,9 @@ class ServerPoller:
             return
         if response.status_code != 200:
             return
-        self._slots = parse_slots(_json(response), ts, self._slots, self._slots_ts)
-        self._slots_ts = ts
+        answered = time.time()  # what the answer shows had happened by now (rates run between answers)
+        self._slots = parse_slots(_json(response), answered, self._slots, self._slots_ts)
+        self._slots_ts = answered
 
     def _down(self, ts: float, error: str, state: ServerState = "down") -> ServerSnapshot:
         previous = self.latest

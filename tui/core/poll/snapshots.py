@@ -87,6 +87,7 @@ class RouterModel:
     n_ctx_slot: int = 0
     n_ctx_train: int | None = None
     slots: tuple[SlotSnapshot, ...] = ()
+    slots_ts: float | None = None  # when the /slots answer behind `slots` arrived
     args: tuple[str, ...] = ()  # the command line the router starts it with
     preset: str = ""  # its preset as INI text
 
@@ -119,6 +120,9 @@ class ServerSnapshot:
     n_ctx_slot: int = 0
     n_ctx_train: int | None = None
     slots: tuple[SlotSnapshot, ...] = ()
+    # When the /slots answer behind `slots` arrived: a task it shows had started by then (`ts` is when
+    # the poll began, before the request that task serves may have reached the proxy).
+    slots_ts: float | None = None
     metrics: MetricsSnapshot | None = None
     requests_deferred: int | None = None
     last_ok_ts: float | None = None
