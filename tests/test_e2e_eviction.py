@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from support.llama import StartServer
 from support.serve_process import ctxbudget_cmd
 from test_feed_live import live_settings
 
+from tui.core.config import Settings
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.live import LiveDriver
 from tui.core.feed.updates import FeedUpdate, RecordsUpdate, SourceStatus
@@ -87,6 +89,12 @@ async def start(
         settings = dataclasses.replace(
             settings, server=dataclasses.replace(settings.server, poll_interval=poll_interval)
         )
+    feed, updates, task = await start_feed(settings)
+    return server, settings, feed, updates, task
+
+
+async def start_feed(settings: Settings) -> tuple[DashboardFeed, list[FeedUpdate], asyncio.Task[None]]:
+    """A live dashboard feed on `settings`, running, its proxy listening."""
     feed = DashboardFeed(LiveDriver(settings))
     updates: list[FeedUpdate] = []
     feed.subscribe(updates.append)
@@ -98,7 +106,22 @@ async def start(
         timeout=30,
         what="the dashboard's proxy",
     )
-    return server, settings, feed, updates, task
+    return feed, updates, task
+
+
+async def explained_and_stored(
+    updates: list[FeedUpdate], reader: JournalReader, seen: Callable[[], object]
+) -> tuple[RequestRecord, RequestRecord]:
+    """The row the dashboard showed with an eviction explained, and that row as the journal then holds it."""
+    shown = await eventually(
+        lambda: _explained(updates), timeout=60, what="the eviction explained", seen=seen
+    )
+    stored = await eventually(
+        lambda: (row := reader.get(shown.id)) is not None and row.cache_break == shown.cache_break and row,
+        timeout=30,
+        what="the explanation in the journal row",
+    )
+    return shown, stored
 
 
 async def test_default_host_prompt_cache_gives_an_evicted_conversation_back(
@@ -310,20 +333,13 @@ async def test_eviction_is_explained_from_slots_polls_when_no_log_is_followed(
     try:
         for conversation in (alpha, beta, alpha):
             await conversation.turn(proxy, 0)
-        shown = await eventually(
-            lambda: _explained(updates),
-            timeout=60,
-            what="the eviction explained",
+        _, stored = await explained_and_stored(
+            updates,
+            reader,
             seen=lambda: [
                 (r.id, r.session_id, r.usage.prompt_tokens, r.usage.output_tokens, r.usage.cached_tokens)
                 for r in reader.latest(10)
             ],
-        )
-        stored = await eventually(
-            lambda: (row := reader.get(shown.id)) is not None and row.cache_break == shown.cache_break
-            and row,
-            timeout=30,
-            what="the explanation in the journal row",
         )
     finally:
         task.cancel()

@@ -27,14 +27,14 @@ from support.llama import free_port
 from support.tiny_models import write_dense_model
 from test_control_api import Proxy, StartProxy, start_proxy  # noqa: F401 - the fixture is used by name
 from test_doctor import by_check, settings
-from test_e2e_eviction import Conversation, _explained
+from test_e2e_eviction import Conversation, explained_and_stored, start_feed
 
 from tui.core.config import JournalSettings, ProxySettings, ServerSettings, Settings
 from tui.core.doctor import diagnose
 from tui.core.feed.codec import server_from_json, server_to_json
 from tui.core.feed.feed import DashboardFeed
 from tui.core.feed.live import LiveDriver
-from tui.core.feed.updates import FeedInfo, FeedUpdate, SourceStatus
+from tui.core.feed.updates import FeedInfo, SourceStatus
 from tui.core.journal.reader import JournalReader
 from tui.core.poll.server_poller import ServerPoller
 from tui.core.poll.snapshots import ServerSnapshot
@@ -376,22 +376,12 @@ async def test_an_eviction_in_router_mode_is_explained_from_the_models_own_child
             journal=JournalSettings(path=str(tmp_path / "journal.sqlite3")),
             server=ServerSettings(url=router.url, log_file=str(router.log) if log else "", poll_interval=0.5),
         )
-        feed = DashboardFeed(LiveDriver(config))
-        updates: list[FeedUpdate] = []
-        feed.subscribe(updates.append)
-        task = asyncio.create_task(feed.run())
+        _, updates, task = await start_feed(config)
         proxy = f"http://127.0.0.1:{port}"
         reader = JournalReader(config.journal_path())
         one, two = Conversation("one", 1, "alpha"), Conversation("two", 500, "alpha")
         other = Conversation("other", 900, "beta")
         try:
-            await eventually(
-                lambda: any(
-                    isinstance(u, SourceStatus) and u.source == "proxy" and u.health == "ok" for u in updates
-                ),
-                timeout=30,
-                what="the dashboard's proxy",
-            )
             for conversation in (one, other, two, one):
                 await conversation.turn(proxy, 0)
                 # An agent's turns are seconds apart; the tiny model's take milliseconds: let the
@@ -402,17 +392,10 @@ async def test_an_eviction_in_router_mode_is_explained_from_the_models_own_child
                     timeout=15,
                     what="two server polls after the turn",
                 )
-            shown = await eventually(
-                lambda: _explained(updates),
-                timeout=60,
-                what="the eviction explained",
+            _, stored = await explained_and_stored(
+                updates,
+                reader,
                 seen=lambda: [(r.id, r.model, r.session_id, r.cache_break) for r in reader.latest(10)],
-            )
-            stored = await eventually(
-                lambda: (row := reader.get(shown.id)) is not None and row.cache_break == shown.cache_break
-                and row,
-                timeout=30,
-                what="the explanation in the journal row",
             )
         finally:
             task.cancel()
